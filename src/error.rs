@@ -1,0 +1,86 @@
+//! The library's one error type. Every variant names what is wrong (file, tensor, argument, GPU
+//! label) and, where it applies, what was expected and what was found.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: {message}")]
+    Json { path: PathBuf, message: String },
+
+    #[error("config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+
+    #[error("{file}: tensor {tensor}: {message}")]
+    Tensor {
+        file: PathBuf,
+        tensor: String,
+        message: String,
+    },
+
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+
+    #[error("GPU device request failed on {adapter}: {message}")]
+    RequestDevice { adapter: String, message: String },
+
+    /// A wgpu validation error, attributed to the label of the resource or pipeline involved.
+    #[error("GPU validation error in '{label}': {message}")]
+    GpuValidation { label: String, message: String },
+
+    #[error("GPU out of memory while creating '{label}' ({bytes} bytes requested)")]
+    GpuOutOfMemory { label: String, bytes: u64 },
+
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+
+    #[error("GPU internal error in '{label}': {message}")]
+    GpuInternal { label: String, message: String },
+
+    #[error("'{label}' needs {bytes} bytes in one binding, over this adapter's limit of {limit}")]
+    BindingTooLarge { label: String, bytes: u64, limit: u64 },
+
+    #[error("buffer mapping failed for '{label}': {message}")]
+    Map { label: String, message: String },
+
+    #[error("invalid argument {name}: {message}")]
+    Argument { name: String, message: String },
+
+    #[error("tokenizer {path}: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+
+    #[error("shape mismatch in {what}: expected {expected}, got {actual}")]
+    Shape {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+impl Error {
+    pub fn argument(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Argument {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Labelled GPU buffers: creation within the adapter's limits, upload, and read-back.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// A storage buffer with the label every error and GPU capture names it by.
+pub struct GpuBuffer {
+    pub buffer: wgpu::Buffer,
+    pub label: String,
+    /// Logical size in bytes (the allocation is rounded up to a multiple of 4).
+    pub bytes: u64,
+}
+
+impl GpuBuffer {
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        self.buffer.as_entire_binding()
+    }
+}
+
+fn padded(bytes: u64) -> u64 {
+    bytes.div_ceil(4).max(1) * 4
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_DST)
+    .union(wgpu::BufferUsages::COPY_SRC);
+
+impl Gpu {
+    /// Checks that one binding of `bytes` fits this device; every weight piece passes here.
+    pub fn check_binding(&self, label: &str, bytes: u64) -> Result<()> {
+        let limit = self.max_binding().min(self.max_buffer());
+        if padded(bytes) > limit {
+            return Err(Error::BindingTooLarge {
+                label: label.to_string(),
+                bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// A zero-initialised storage buffer that can be bound whole.
+    pub fn storage(&self, label: &str, bytes: u64) -> Result<GpuBuffer> {
+        self.check_binding(label, bytes)?;
+        let size = padded(bytes);
+        let buffer = self.scoped(label, size, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: STORAGE,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(GpuBuffer {
+            buffer,
+            label: label.to_string(),
+            bytes,
+        })
+    }
+
+    /// A storage buffer holding `data` (zero-padded to a multiple of 4 bytes).
+    pub fn upload(&self, label: &str, data: &[u8]) -> Result<GpuBuffer> {
+        let buf = self.storage(label, data.len() as u64)?;
+        self.write(&buf, 0, data);
+        Ok(buf)
+    }
+
+    pub fn upload_pod<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<GpuBuffer> {
+        self.upload(label, bytemuck::cast_slice(data))
+    }
+
+    /// Writes `data` at byte `offset`; a length that is not a multiple of 4 is zero-padded.
+    pub fn write(&self, buf: &GpuBuffer, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if data.len() % 4 == 0 {
+            self.queue.write_buffer(&buf.buffer, offset, data);
+        } else {
+            let mut v = data.to_vec();
+            v.resize(padded(data.len() as u64) as usize, 0);
+            self.queue.write_buffer(&buf.buffer, offset, &v);
+        }
+    }
+
+    /// A uniform buffer for a kernel's parameter struct.
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> Result<wgpu::Buffer> {
+        let bytes = bytemuck::bytes_of(value);
+        let buffer = self.scoped(label, bytes.len() as u64, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: padded(bytes.len() as u64).max(16),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.queue.write_buffer(&buffer, 0, bytes);
+        Ok(buffer)
+    }
+
+    /// Copies `bytes` bytes of `buf` from `offset` back to the CPU (waits for the queue).
+    pub fn read_range(&self, buf: &GpuBuffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+        let size = padded(bytes);
+        let staging = self.scoped(&format!("{} (read-back)", buf.label), size, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("read-back"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("read-back"),
+            });
+        encoder.copy_buffer_to_buffer(&buf.buffer, offset, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let data = self.map_read(&staging, &buf.label)?;
+        Ok(data[..bytes as usize].to_vec())
+    }
+
+    /// Maps a MAP_READ buffer and returns its contents.
+    pub fn map_read(&self, staging: &wgpu::Buffer, label: &str) -> Result<Vec<u8>> {
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(label)?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Error::Map {
+                    label: label.to_string(),
+                    message: e.to_string(),
+                })
+            }
+            Err(_) => {
+                return Err(Error::Map {
+                    label: label.to_string(),
+                    message: "the map callback never ran".to_string(),
+                })
+            }
+        }
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Map {
+                label: label.to_string(),
+                message: e.to_string(),
+            })?
+            .to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+
+    pub fn read(&self, buf: &GpuBuffer) -> Result<Vec<u8>> {
+        self.read_range(buf, 0, buf.bytes)
+    }
+
+    pub fn read_f32(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read(buf)?))
+    }
+
+    pub fn read_u32(&self, buf: &GpuBuffer) -> Result<Vec<u32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read(buf)?))
+    }
+
+    /// Fills a buffer with a NaN bit pattern so that unwritten outputs show in tests.
+    pub fn poison(&self, buf: &GpuBuffer) {
+        let words = padded(buf.bytes) / 4;
+        let nan = vec![0x7fc0_dead_u32; words as usize];
+        self.queue
+            .write_buffer(&buf.buffer, 0, bytemuck::cast_slice(&nan));
+    }
+}

@@ -1,0 +1,555 @@
+//! Adapter choice, device creation and the features and limits in use.
+//!
+//! Every subcommand goes through [`Gpu::new`]: the backend and adapter switches, the forced
+//! portable path and the lowered binding limit all apply here, so the kernels only ever ask
+//! [`Gpu::features`] and [`Gpu::limits`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Which graphics API to run on. `Auto` tries every compiled backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+impl BackendChoice {
+    pub const NAMES: &'static str = "auto, vulkan, metal, dx12, gl";
+
+    pub fn backends(self) -> wgpu::Backends {
+        match self {
+            BackendChoice::Auto => wgpu::Backends::all(),
+            BackendChoice::Vulkan => wgpu::Backends::VULKAN,
+            BackendChoice::Metal => wgpu::Backends::METAL,
+            BackendChoice::Dx12 => wgpu::Backends::DX12,
+            BackendChoice::Gl => wgpu::Backends::GL,
+        }
+    }
+}
+
+impl FromStr for BackendChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(BackendChoice::Auto),
+            "vulkan" | "vk" => Ok(BackendChoice::Vulkan),
+            "metal" | "mtl" => Ok(BackendChoice::Metal),
+            "dx12" | "d3d12" => Ok(BackendChoice::Dx12),
+            "gl" | "gles" | "opengl" => Ok(BackendChoice::Gl),
+            other => Err(Error::argument(
+                "--backend",
+                format!("unknown backend '{other}'; choose one of {}", Self::NAMES),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Vulkan => "vulkan",
+            BackendChoice::Metal => "metal",
+            BackendChoice::Dx12 => "dx12",
+            BackendChoice::Gl => "gl",
+        };
+        f.write_str(s)
+    }
+}
+
+/// The switches every subcommand shares (CLI flags, or the OSS_WGPU_* environment variables).
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub backend: BackendChoice,
+    /// An index into the adapter list of `oss-wgpu info`, or a case-insensitive name substring.
+    pub adapter: Option<String>,
+    /// No f16, no subgroups, f32 throughout.
+    pub portable: bool,
+    /// Lowers max_storage_buffer_binding_size (and so where tensors are split).
+    pub max_binding_bytes: Option<u64>,
+}
+
+impl GpuOptions {
+    /// Options from OSS_WGPU_BACKEND, OSS_WGPU_ADAPTER, OSS_WGPU_PORTABLE, OSS_WGPU_MAX_BINDING.
+    pub fn from_env() -> Result<Self> {
+        let mut opts = GpuOptions::default();
+        if let Ok(b) = std::env::var("OSS_WGPU_BACKEND") {
+            opts.backend = b.parse()?;
+        }
+        if let Ok(a) = std::env::var("OSS_WGPU_ADAPTER") {
+            if !a.trim().is_empty() {
+                opts.adapter = Some(a);
+            }
+        }
+        if let Ok(p) = std::env::var("OSS_WGPU_PORTABLE") {
+            opts.portable = matches!(p.trim(), "1" | "true" | "yes" | "on");
+        }
+        if let Ok(m) = std::env::var("OSS_WGPU_MAX_BINDING") {
+            opts.max_binding_bytes = Some(parse_bytes(&m).ok_or_else(|| {
+                Error::argument("OSS_WGPU_MAX_BINDING", format!("'{m}' is not a byte count"))
+            })?);
+        }
+        Ok(opts)
+    }
+}
+
+/// Parses "134217728", "128MiB", "128M", "2GiB".
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// The optional features a kernel may use, as granted on this device.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct GpuFeatures {
+    /// f16 storage (KV cache) is used; the adapter has SHADER_F16 and the path is not portable.
+    pub f16: bool,
+    /// Subgroup reductions are used.
+    pub subgroups: bool,
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+    /// Timestamp queries at pass boundaries.
+    pub timestamps: bool,
+}
+
+/// What `oss-wgpu info` prints about one adapter.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterReport {
+    pub index: usize,
+    pub name: String,
+    pub vendor: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub backend: String,
+    pub shader_f16: bool,
+    pub subgroup: bool,
+    pub timestamp_query: bool,
+    pub cooperative_matrix: bool,
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroup_storage_size: u32,
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+    /// The adapter that automatic selection picks.
+    pub auto_selected: bool,
+}
+
+pub fn vendor_name(id: u32) -> &'static str {
+    match id {
+        0x10de => "NVIDIA",
+        0x1002 => "AMD",
+        0x8086 => "Intel",
+        0x106b => "Apple",
+        0x13b5 => "ARM",
+        0x5143 => "Qualcomm",
+        0x1414 => "Microsoft",
+        0x10005 => "Mesa",
+        _ => "unknown",
+    }
+}
+
+fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "CPU",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// Auto-selection preference: discrete, then integrated, then virtual, then CPU.
+fn preference(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+fn new_instance(backend: BackendChoice) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backend.backends();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter of the chosen backend(s), in a stable order (backend, then enumeration order).
+pub fn enumerate_adapters(backend: BackendChoice) -> Vec<wgpu::Adapter> {
+    let instance = new_instance(backend);
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backend.backends()));
+    // Vulkan first: it is the best-tested path; within a backend keep the driver's order.
+    adapters.sort_by_key(|a| backend_order(a.get_info().backend));
+    adapters
+}
+
+fn backend_order(b: wgpu::Backend) -> u32 {
+    match b {
+        wgpu::Backend::Vulkan => 0,
+        wgpu::Backend::Metal => 1,
+        wgpu::Backend::Dx12 => 2,
+        wgpu::Backend::Gl => 3,
+        _ => 4,
+    }
+}
+
+/// The index that automatic selection picks among `adapters`.
+pub fn auto_index(adapters: &[wgpu::Adapter]) -> Option<usize> {
+    (0..adapters.len()).min_by_key(|&i| {
+        let info = adapters[i].get_info();
+        (preference(info.device_type), backend_order(info.backend), i)
+    })
+}
+
+pub fn adapter_report(index: usize, adapter: &wgpu::Adapter, auto: bool) -> AdapterReport {
+    let info = adapter.get_info();
+    let features = adapter.features();
+    let limits = adapter.limits();
+    AdapterReport {
+        index,
+        name: info.name.clone(),
+        vendor: format!("{} (0x{:04x})", vendor_name(info.vendor), info.vendor),
+        device_type: device_type_name(info.device_type).to_string(),
+        driver: info.driver.clone(),
+        driver_info: info.driver_info.clone(),
+        backend: info.backend.to_str().to_string(),
+        shader_f16: features.contains(wgpu::Features::SHADER_F16),
+        subgroup: features.contains(wgpu::Features::SUBGROUP),
+        timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        cooperative_matrix: features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+        max_buffer_size: limits.max_buffer_size,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+        subgroup_min_size: info.subgroup_min_size,
+        subgroup_max_size: info.subgroup_max_size,
+        auto_selected: auto,
+    }
+}
+
+/// Reports for every adapter of the chosen backend(s), the auto-selected one marked.
+pub fn adapter_reports(backend: BackendChoice) -> Vec<AdapterReport> {
+    let adapters = enumerate_adapters(backend);
+    let auto = auto_index(&adapters);
+    adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| adapter_report(i, a, Some(i) == auto))
+        .collect()
+}
+
+fn describe(adapters: &[wgpu::Adapter]) -> String {
+    if adapters.is_empty() {
+        return "none".to_string();
+    }
+    adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let info = a.get_info();
+            format!("[{i}] {} ({})", info.name, info.backend.to_str())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn no_adapter_hint() -> &'static str {
+    "install a GPU driver, or for a CPU Vulkan adapter: apt-get install mesa-vulkan-drivers"
+}
+
+/// Picks the adapter that `opts` names, or the auto choice.
+pub fn select_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
+    let mut adapters = enumerate_adapters(opts.backend);
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter(format!(
+            "no adapter found for backend '{}'; {}",
+            opts.backend,
+            no_adapter_hint()
+        )));
+    }
+    let index = match &opts.adapter {
+        None => auto_index(&adapters).expect("adapters is not empty"),
+        Some(want) => {
+            let want = want.trim();
+            if let Ok(i) = want.parse::<usize>() {
+                if i >= adapters.len() {
+                    return Err(Error::argument(
+                        "--adapter",
+                        format!(
+                            "index {i} is out of range; adapters: {}",
+                            describe(&adapters)
+                        ),
+                    ));
+                }
+                i
+            } else {
+                let lower = want.to_ascii_lowercase();
+                let hits: Vec<usize> = (0..adapters.len())
+                    .filter(|&i| {
+                        adapters[i]
+                            .get_info()
+                            .name
+                            .to_ascii_lowercase()
+                            .contains(&lower)
+                    })
+                    .collect();
+                match hits.as_slice() {
+                    [] => {
+                        return Err(Error::argument(
+                            "--adapter",
+                            format!(
+                                "no adapter name contains '{want}'; adapters: {}",
+                                describe(&adapters)
+                            ),
+                        ))
+                    }
+                    // Several matches (the same card on two backends): the auto order decides.
+                    _ => *hits
+                        .iter()
+                        .min_by_key(|&&i| {
+                            let info = adapters[i].get_info();
+                            (preference(info.device_type), backend_order(info.backend), i)
+                        })
+                        .expect("hits is not empty"),
+                }
+            }
+        }
+    };
+    Ok(adapters.swap_remove(index))
+}
+
+/// Errors wgpu reports outside any scope, kept until the next [`Gpu::check`].
+#[derive(Default)]
+struct ErrorSink {
+    errors: Mutex<Vec<String>>,
+    lost: Mutex<Option<String>>,
+}
+
+/// The device, its queue and what it may use.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    features: GpuFeatures,
+    limits: wgpu::Limits,
+    sink: Arc<ErrorSink>,
+    pub(crate) cache: crate::gpu::PipelineCache,
+    pub options: GpuOptions,
+}
+
+impl Gpu {
+    /// Opens the adapter `opts` selects with the adapter's own limits and the optional features
+    /// it has (none of f16 and subgroups on the portable path).
+    pub fn new(opts: &GpuOptions) -> Result<Self> {
+        let adapter = select_adapter(opts)?;
+        Self::from_adapter(adapter, opts)
+    }
+
+    pub fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Self> {
+        let info = adapter.get_info();
+        let have = adapter.features();
+        let mut want = wgpu::Features::empty();
+        if !opts.portable {
+            want |= have & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
+        }
+        want |= have
+            & (wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+                | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
+
+        let mut limits = adapter.limits();
+        if let Some(max) = opts.max_binding_bytes {
+            if max < 1 << 20 {
+                return Err(Error::argument(
+                    "--max-binding-bytes",
+                    format!("{max} is below the 1 MiB that any kernel needs"),
+                ));
+            }
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(max);
+        }
+
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("oss-wgpu"),
+            required_features: want,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+                Error::RequestDevice {
+                    adapter: format!("{} ({})", info.name, info.backend.to_str()),
+                    message: e.to_string(),
+                }
+            })?;
+
+        let sink = Arc::new(ErrorSink::default());
+        {
+            let sink = sink.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                if let Ok(mut v) = sink.errors.lock() {
+                    v.push(e.to_string());
+                }
+            }));
+        }
+        {
+            let sink = sink.clone();
+            device.set_device_lost_callback(move |reason, message| {
+                if let Ok(mut l) = sink.lost.lock() {
+                    *l = Some(format!("{reason:?}: {message}"));
+                }
+            });
+        }
+
+        let granted = device.features();
+        let features = GpuFeatures {
+            f16: granted.contains(wgpu::Features::SHADER_F16),
+            subgroups: granted.contains(wgpu::Features::SUBGROUP),
+            subgroup_min_size: info.subgroup_min_size,
+            subgroup_max_size: info.subgroup_max_size,
+            timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY),
+        };
+        log::info!(
+            "adapter: {} ({}, {}), f16 {}, subgroups {} (size {}..{}), timestamps {}, max binding {} B",
+            info.name,
+            info.backend.to_str(),
+            info.driver,
+            features.f16,
+            features.subgroups,
+            features.subgroup_min_size,
+            features.subgroup_max_size,
+            features.timestamps,
+            limits.max_storage_buffer_binding_size
+        );
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            features,
+            limits,
+            sink,
+            cache: Default::default(),
+            options: opts.clone(),
+        })
+    }
+
+    pub fn features(&self) -> GpuFeatures {
+        self.features
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The largest storage binding, and so the largest piece a weight tensor is split into.
+    pub fn max_binding(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size
+    }
+
+    pub fn max_buffer(&self) -> u64 {
+        self.limits.max_buffer_size
+    }
+
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({})", self.info.name, self.info.backend.to_str())
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes; an error names `label`.
+    pub fn scoped<T>(&self, label: &str, bytes: u64, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let out = f();
+        let internal = pollster::block_on(internal.pop());
+        let validation = pollster::block_on(validation.pop());
+        let oom = pollster::block_on(oom.pop());
+        if oom.is_some() {
+            return Err(Error::GpuOutOfMemory {
+                label: label.to_string(),
+                bytes,
+            });
+        }
+        if let Some(e) = validation {
+            return Err(Error::GpuValidation {
+                label: label.to_string(),
+                message: error_text(&e),
+            });
+        }
+        if let Some(e) = internal {
+            return Err(Error::GpuInternal {
+                label: label.to_string(),
+                message: error_text(&e),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Surfaces errors that happened outside a scope (in a submit, say) and a lost device.
+    pub fn check(&self, context: &str) -> Result<()> {
+        if let Ok(lost) = self.sink.lost.lock() {
+            if let Some(l) = lost.as_ref() {
+                return Err(Error::DeviceLost(l.clone()));
+            }
+        }
+        if let Ok(mut errors) = self.sink.errors.lock() {
+            if !errors.is_empty() {
+                let message = errors.join("\n");
+                errors.clear();
+                return Err(Error::GpuValidation {
+                    label: context.to_string(),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks until the queue is idle, then reports errors.
+    pub fn wait(&self, context: &str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::GpuInternal {
+                label: context.to_string(),
+                message: e.to_string(),
+            })?;
+        self.check(context)
+    }
+}
+
+/// wgpu's error text with its source chain, which is where the label and the cause are.
+fn error_text(e: &wgpu::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}

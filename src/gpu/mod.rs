@@ -1,0 +1,14 @@
+//! Everything GPU that is not model-specific: adapter and device, buffers, shaders, pipelines.
+
+mod buffer;
+mod context;
+mod pipeline;
+pub mod shader;
+
+pub use buffer::GpuBuffer;
+pub use context::{
+    adapter_report, adapter_reports, auto_index, enumerate_adapters, parse_bytes, select_adapter,
+    vendor_name, AdapterReport, BackendChoice, Gpu, GpuFeatures, GpuOptions,
+};
+pub use pipeline::{Dispatch, Pipeline, PipelineCache};
+pub use shader::ShaderVariant;

@@ -1,0 +1,12 @@
+//! oss-wgpu: OpenAI's gpt-oss models on any GPU through wgpu and WGSL compute shaders.
+//!
+//! Data flow: checkpoint (mmap, layout, validation) -> upload (split to the binding limit) ->
+//! prefill (batched kernels) -> decode loop (one submit per token, state resident on the GPU)
+//! -> sampler. See ARCHITECTURE.md.
+
+pub mod checkpoint;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+
+pub use error::{Error, Result};

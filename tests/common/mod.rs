@@ -1,0 +1,97 @@
+//! Shared test helpers: GPU contexts on both paths, seeded random data, comparisons.
+#![allow(dead_code)]
+
+use oss_wgpu::gpu::{Gpu, GpuOptions};
+
+/// The two paths every GPU test runs: the fast one (f16 storage and subgroups where the adapter
+/// has them) and the forced portable one (f32 throughout, no subgroups).
+pub fn paths() -> Vec<Gpu> {
+    [false, true]
+        .into_iter()
+        .map(|portable| gpu_with(GpuOptions {
+            portable,
+            ..env_options()
+        }))
+        .collect()
+}
+
+pub fn env_options() -> GpuOptions {
+    GpuOptions::from_env().expect("OSS_WGPU_* environment variables")
+}
+
+/// A device on the adapter the environment selects. No adapter is a failure, not a skip.
+pub fn gpu_with(opts: GpuOptions) -> Gpu {
+    match Gpu::new(&opts) {
+        Ok(g) => g,
+        Err(e) => panic!(
+            "GPU tests need an adapter: {e}.\nInstall a GPU driver, or for a CPU Vulkan adapter: \
+             apt-get install mesa-vulkan-drivers"
+        ),
+    }
+}
+
+/// Deterministic xorshift generator; tests print their seed so failures can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+    pub fn byte(&mut self) -> u8 {
+        (self.next_u64() >> 56) as u8
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Uniform in [-a, a).
+    pub fn sym(&mut self, a: f32) -> f32 {
+        (self.unit() * 2.0 - 1.0) * a
+    }
+    pub fn below(&mut self, n: u32) -> u32 {
+        (self.next_u64() % n as u64) as u32
+    }
+    pub fn vec_sym(&mut self, n: usize, a: f32) -> Vec<f32> {
+        (0..n).map(|_| self.sym(a)).collect()
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.byte()).collect()
+    }
+}
+
+/// Largest absolute difference; panics on NaN in either input.
+pub fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let mut worst = 0f32;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(!g.is_nan(), "NaN at index {i} of the GPU output (want {w})");
+        assert!(!w.is_nan(), "NaN at index {i} of the reference");
+        worst = worst.max((g - w).abs());
+    }
+    worst
+}
+
+/// Asserts |got - want| <= atol + rtol * |want| everywhere, naming the first failure.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length mismatch");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(!g.is_nan(), "{what}: NaN at index {i} (want {w})");
+        let tol = atol + rtol * w.abs();
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}: index {i}: got {g}, want {w} (|diff| {} > tol {tol})",
+            (g - w).abs()
+        );
+    }
+}

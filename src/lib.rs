@@ -5,6 +5,7 @@
 //! -> sampler. See ARCHITECTURE.md.
 
 pub mod checkpoint;
+pub mod config;
 pub mod error;
 pub mod gpu;
 pub mod kernels;

@@ -55,3 +55,14 @@ fn mxfp4_value_bits(nibble: u32, s: u32) -> u32 {
     // units of 2^-149; biased >= -1 since exp_fp4 >= -1 and s >= 0.
     return sign | ((2u + mant) << u32(biased + 21));
 }
+
+// Both values of every possible byte (low nibble first) for one block scale of 2^0: matmuls
+// look a whole byte up in workgroup memory instead of decoding nibbles with ALU work.
+var<workgroup> mxfp4_pairs: array<vec2<f32>, 256>;
+
+// Fills mxfp4_pairs; call from every invocation, then barrier before use.
+fn mxfp4_init_pairs(lid: u32, wg_size: u32) {
+    for (var b = lid; b < 256u; b += wg_size) {
+        mxfp4_pairs[b] = vec2<f32>(MXFP4_LUT[b & 15u], MXFP4_LUT[b >> 4u]);
+    }
+}

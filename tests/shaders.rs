@@ -7,15 +7,19 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 use oss_wgpu::gpu::shader::{self, ShaderVariant, SHADERS};
 
 /// Override constants that some modules leave for their including kernel.
-const MODULE_PRELUDE: &str = "override REDUCE_SIZE: u32 = 64u;\n";
+const MODULE_PRELUDE: &str =
+    "override REDUCE_SIZE: u32 = 64u;\nconst K_CACHE_BINDING: u32 = 10u;\nconst V_CACHE_BINDING: u32 = 11u;\n";
 
+/// The portable variant must need nothing beyond core WGSL; the others exactly their feature.
 fn capabilities(variant: ShaderVariant) -> Capabilities {
+    let mut caps = Capabilities::empty();
     if variant.subgroups {
-        Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER
-    } else {
-        // The portable path must need nothing beyond core WGSL.
-        Capabilities::empty()
+        caps |= Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER;
     }
+    if variant.f16_kv {
+        caps |= Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    }
+    caps
 }
 
 fn check(name: &str, source: &str, variant: ShaderVariant) -> Result<(), String> {
@@ -99,6 +103,7 @@ fn every_shader_validates_and_translates() {
             );
             let variant = ShaderVariant {
                 subgroups: name.contains("subgroup"),
+                f16_kv: name.contains("f16"),
             };
             if let Err(e) = check(name, &src, variant) {
                 failures.push(e);

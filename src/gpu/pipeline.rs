@@ -24,10 +24,11 @@ pub struct PipelineCache {
 }
 
 impl Gpu {
-    /// The shader variant this device runs (subgroups or not).
+    /// The shader variant this device runs (subgroups or not, f16 KV cache or not).
     pub fn variant(&self) -> ShaderVariant {
         ShaderVariant {
             subgroups: self.features().subgroups,
+            f16_kv: self.features().f16,
         }
     }
 

@@ -3,7 +3,8 @@
 //! WGSL has no include. A kernel names a shared module on a line of its own,
 //! `//!include mxfp4`, and [`compose`] pastes that module in once. Where a module has variants
 //! by device feature, the name resolves to one of them: `reduce` becomes `reduce_subgroup` when
-//! subgroups are in use and `reduce_workgroup` otherwise. Nothing else is rewritten: kernels are
+//! subgroups are in use and `reduce_workgroup` otherwise; `kv_cache` becomes `kv_cache_f16`
+//! or `kv_cache_f32`. Nothing else is rewritten: kernels are
 //! specialised with WGSL `override` constants.
 
 use std::collections::HashSet;
@@ -23,27 +24,58 @@ shader_table![
     "mxfp4",
     "reduce_subgroup",
     "reduce_workgroup",
+    "kv_cache_f16",
+    "kv_cache_f32",
+    "step",
+    "topk",
     // kernels
     "dequant_f32_mf4w",
+    "embed_f32_bf16w",
+    "rmsnorm_f32",
+    "matvec_f32_bf16w",
+    "rope_kv_append_f32",
+    "attention_decode_f32",
+    "attention_combine_f32",
+    "moe_gate_up_f32_mf4w",
+    "moe_down_f32_mf4w",
+    "sample_f32",
 ];
 
 /// Which variant of a feature-dependent module a kernel gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ShaderVariant {
     pub subgroups: bool,
+    /// KV cache stored as f16 (needs SHADER_F16 on some drivers for pack2x16float).
+    pub f16_kv: bool,
 }
 
 impl ShaderVariant {
-    pub const PORTABLE: ShaderVariant = ShaderVariant { subgroups: false };
-    pub const ALL: [ShaderVariant; 2] = [
-        ShaderVariant { subgroups: false },
-        ShaderVariant { subgroups: true },
+    pub const PORTABLE: ShaderVariant = ShaderVariant {
+        subgroups: false,
+        f16_kv: false,
+    };
+    pub const ALL: [ShaderVariant; 4] = [
+        ShaderVariant::PORTABLE,
+        ShaderVariant {
+            subgroups: true,
+            f16_kv: false,
+        },
+        ShaderVariant {
+            subgroups: false,
+            f16_kv: true,
+        },
+        ShaderVariant {
+            subgroups: true,
+            f16_kv: true,
+        },
     ];
 
     fn resolve<'a>(&self, module: &'a str) -> std::borrow::Cow<'a, str> {
         match module {
             "reduce" if self.subgroups => "reduce_subgroup".into(),
             "reduce" => "reduce_workgroup".into(),
+            "kv_cache" if self.f16_kv => "kv_cache_f16".into(),
+            "kv_cache" => "kv_cache_f32".into(),
             m => m.into(),
         }
     }
@@ -57,7 +89,8 @@ pub fn raw_source(name: &str) -> Option<&'static str> {
 pub fn is_module(name: &str) -> bool {
     matches!(
         name,
-        "bf16" | "mxfp4" | "reduce_subgroup" | "reduce_workgroup"
+        "bf16" | "mxfp4" | "reduce_subgroup" | "reduce_workgroup" | "kv_cache_f16" | "kv_cache_f32"
+            | "step" | "topk"
     )
 }
 

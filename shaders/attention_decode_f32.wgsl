@@ -1,0 +1,148 @@
+// attention_decode_f32: one query position against the KV cache, split-K (flash-decoding).
+// Workgroup (chunk c, KV head): the G query heads that share the KV head (GQA) against CHUNK
+// cached positions. Scores for all G heads go to workgroup memory, then each head's
+// unnormalised softmax partial (max m, sum l, output o) is written for attention_combine_f32,
+// which merges the chunks and the sink. Sliding layers see positions pos-W+1..pos only.
+// Output: partials [chunks, n_heads, D + 2] = (o[0..D], m, l).
+
+//!include step
+//!include kv_cache
+
+const WG: u32 = 256u;
+const MAX_GROUP: u32 = 16u;
+
+override CHUNK: u32 = 128u;    // positions per workgroup
+override GROUP: u32 = 8u;      // query heads per KV head
+override HEAD_DIM: u32 = 64u;
+// Invocations that share one pair of dims in the output phase.
+const LANES_PER_PAIR_MAX: u32 = 64u;
+
+struct Params {
+    n_heads: u32,
+    n_kv_heads: u32,
+    capacity: u32,
+    window: u32,      // 0: full causal attention
+    qkv_stride: u32,
+    scale: f32,       // 1 / sqrt(head_dim)
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<uniform> step: Step;
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;             // [qkv_stride] (q first)
+const K_CACHE_BINDING: u32 = 3u;  // [kv_heads, capacity, D]
+const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
+@group(0) @binding(5) var<storage, read_write> partials: array<f32>;  // [chunks, n_heads, D + 2]
+
+var<workgroup> q_s: array<f32, GROUP * HEAD_DIM>;
+var<workgroup> scores: array<f32, GROUP * CHUNK>;
+var<workgroup> head_max: array<f32, GROUP>;
+// Per position-lane partial outputs: [WG / (D/2)][GROUP][D].
+var<workgroup> o_s: array<f32, WG * 2u * GROUP>;
+
+// The first visible position and the count, for the query at `pos`.
+fn visible(pos: u32) -> vec2<u32> {
+    var lo = 0u;
+    if params.window > 0u && pos + 1u > params.window {
+        lo = pos + 1u - params.window;
+    }
+    return vec2<u32>(lo, pos + 1u - lo);
+}
+
+@compute @workgroup_size(WG)
+fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
+                        @builtin(workgroup_id) wg_id: vec3<u32>) {
+    let chunk = wg_id.x;
+    let kvh = wg_id.y;
+    let pos = step.pos0 + step.n_tokens - 1u;
+    let vis = visible(pos);
+    let start = vis.x + chunk * CHUNK;
+    if chunk * CHUNK >= vis.y {
+        return;
+    }
+    let count = min(CHUNK, vis.y - chunk * CHUNK);
+    let head0 = kvh * GROUP;
+
+    for (var i = lid; i < GROUP * HEAD_DIM; i += WG) {
+        q_s[i] = qkv[head0 * HEAD_DIM + i] * params.scale;
+    }
+    workgroupBarrier();
+
+    // Scores: one invocation per position, all G heads.
+    for (var p = lid; p < count; p += WG) {
+        let slot = (start + p) % params.capacity;
+        let kbase = (kvh * params.capacity + slot) * HEAD_DIM;
+        var s = array<f32, MAX_GROUP>();
+        for (var d = 0u; d < HEAD_DIM; d += 2u) {
+            let k = load_k(kbase + d);
+            for (var g = 0u; g < GROUP; g++) {
+                s[g] += q_s[g * HEAD_DIM + d] * k.x + q_s[g * HEAD_DIM + d + 1u] * k.y;
+            }
+        }
+        for (var g = 0u; g < GROUP; g++) {
+            scores[g * CHUNK + p] = s[g];
+        }
+    }
+    workgroupBarrier();
+
+    if lid < GROUP {
+        var m = scores[lid * CHUNK];
+        for (var p = 1u; p < count; p++) {
+            m = max(m, scores[lid * CHUNK + p]);
+        }
+        head_max[lid] = m;
+    }
+    workgroupBarrier();
+    for (var i = lid; i < GROUP * CHUNK; i += WG) {
+        let p = i % CHUNK;
+        var e = 0.0;
+        if p < count {
+            e = exp(scores[i] - head_max[i / CHUNK]);
+        }
+        scores[i] = e;
+    }
+    workgroupBarrier();
+
+    // Output: invocation (lane, pair) sums positions lane, lane + lanes, ... for dims 2 pair, +1.
+    let pairs = HEAD_DIM / 2u;
+    let lanes = WG / pairs;
+    let pair = lid % pairs;
+    let lane = lid / pairs;
+    var acc = array<vec2<f32>, MAX_GROUP>();
+    for (var p = lane; p < count; p += lanes) {
+        let slot = (start + p) % params.capacity;
+        let v = load_v((kvh * params.capacity + slot) * HEAD_DIM + 2u * pair);
+        for (var g = 0u; g < GROUP; g++) {
+            acc[g] += scores[g * CHUNK + p] * v;
+        }
+    }
+    for (var g = 0u; g < GROUP; g++) {
+        let o = (lane * GROUP + g) * HEAD_DIM + 2u * pair;
+        o_s[o] = acc[g].x;
+        o_s[o + 1u] = acc[g].y;
+    }
+    workgroupBarrier();
+
+    // Fixed-order sums over lanes: one invocation per (head, dim).
+    let stride = HEAD_DIM + 2u;
+    for (var i = lid; i < GROUP * HEAD_DIM; i += WG) {
+        let g = i / HEAD_DIM;
+        let d = i % HEAD_DIM;
+        var o = 0.0;
+        for (var l = 0u; l < lanes; l++) {
+            o += o_s[(l * GROUP + g) * HEAD_DIM + d];
+        }
+        let base = (chunk * params.n_heads + head0 + g) * stride;
+        partials[base + d] = o;
+    }
+    if lid < GROUP {
+        var l = 0.0;
+        for (var p = 0u; p < count; p++) {
+            l += scores[lid * CHUNK + p];
+        }
+        let base = (chunk * params.n_heads + head0 + lid) * stride;
+        partials[base + HEAD_DIM] = head_max[lid];
+        partials[base + HEAD_DIM + 1u] = l;
+    }
+}

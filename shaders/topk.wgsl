@@ -1,0 +1,45 @@
+// Router top-k and softmax over the selected logits, shared by the MoE kernels. The including
+// kernel binds the router logits [tokens, n_experts] at binding 1. Ties go to the lowest expert
+// index; the softmax runs over the k selected logits only (gpt-oss: top-k, then softmax).
+
+@group(0) @binding(1) var<storage, read> router_logits: array<f32>;
+
+const TOPK_MAX: u32 = 32u;
+var<workgroup> topk_ids: array<u32, TOPK_MAX>;
+var<workgroup> topk_weights: array<f32, TOPK_MAX>;
+
+// Selects the top `k` of token `t`'s `n_experts` logits into topk_ids / topk_weights (in
+// descending order). Run by one invocation; barrier before others read the result.
+fn topk_select(t: u32, n_experts: u32, k: u32) {
+    let base = t * n_experts;
+    for (var j = 0u; j < k; j++) {
+        var best = 0u;
+        var best_v = 0.0;
+        var found = false;
+        for (var e = 0u; e < n_experts; e++) {
+            var taken = false;
+            for (var i = 0u; i < j; i++) {
+                taken = taken || topk_ids[i] == e;
+            }
+            let v = router_logits[base + e];
+            if !taken && (!found || v > best_v) {
+                best = e;
+                best_v = v;
+                found = true;
+            }
+        }
+        topk_ids[j] = best;
+        topk_weights[j] = best_v;
+    }
+    // Softmax over the selected logits; the first is the largest.
+    let m = topk_weights[0];
+    var sum = 0.0;
+    for (var j = 0u; j < k; j++) {
+        let e = exp(topk_weights[j] - m);
+        topk_weights[j] = e;
+        sum += e;
+    }
+    for (var j = 0u; j < k; j++) {
+        topk_weights[j] = topk_weights[j] / sum;
+    }
+}

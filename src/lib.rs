@@ -9,5 +9,7 @@ pub mod config;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod model;
+pub mod reference;
 
 pub use error::{Error, Result};

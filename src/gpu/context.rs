@@ -355,6 +355,7 @@ pub struct Gpu {
     limits: wgpu::Limits,
     sink: Arc<ErrorSink>,
     pub(crate) cache: crate::gpu::PipelineCache,
+    dummy: std::sync::OnceLock<crate::gpu::GpuBuffer>,
     pub options: GpuOptions,
 }
 
@@ -452,8 +453,18 @@ impl Gpu {
             limits,
             sink,
             cache: Default::default(),
+            dummy: Default::default(),
             options: opts.clone(),
         })
+    }
+
+    /// A small zeroed buffer for bindings a kernel variant declares but does not read.
+    pub fn dummy(&self) -> Result<&crate::gpu::GpuBuffer> {
+        if let Some(d) = self.dummy.get() {
+            return Ok(d);
+        }
+        let d = self.storage("unused", 256)?;
+        Ok(self.dummy.get_or_init(|| d))
     }
 
     pub fn features(&self) -> GpuFeatures {

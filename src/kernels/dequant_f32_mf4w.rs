@@ -1,5 +1,6 @@
 //! MXFP4 blocks and scales to f32, exactly. The format's reference kernel (tests, inspect).
 
+use super::{build, need};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -22,27 +23,20 @@ pub fn dispatch(
     out: &GpuBuffer,
     n_blocks: u32,
 ) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(SHADER, SHADER, &[])?;
-    let params = gpu.uniform(
-        &format!("{SHADER}.params"),
-        &Params {
-            n_blocks,
-            _pad: [0; 3],
-        },
-    )?;
-    let bind_group = gpu.bind(
-        &pipeline,
+    need(blocks, n_blocks as u64 * 16, SHADER)?;
+    need(scales, n_blocks as u64, SHADER)?;
+    need(out, n_blocks as u64 * 32 * 4, SHADER)?;
+    let params = Params {
+        n_blocks,
+        _pad: [0; 3],
+    };
+    build(
+        gpu,
+        SHADER,
+        &[],
+        &params,
         &out.label,
-        &[
-            params.as_entire_binding(),
-            blocks.binding(),
-            scales.binding(),
-            out.binding(),
-        ],
-    )?;
-    Ok(Dispatch {
-        pipeline,
-        bind_group,
-        workgroups: gpu.grid(n_blocks.div_ceil(WORKGROUP)),
-    })
+        &[blocks.binding(), scales.binding(), out.binding()],
+        gpu.grid(n_blocks.div_ceil(WORKGROUP)),
+    )
 }

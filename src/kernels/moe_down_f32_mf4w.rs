@@ -1,0 +1,64 @@
+//! MoE decode, second half: MXFP4 down projection, routing weights and residual add.
+
+use super::moe_gate_up_f32_mf4w::ExpertPart;
+use super::{build, need};
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+
+pub const SHADER: &str = "moe_down_f32_mf4w";
+const ROWS: u32 = 8;
+pub const MAX_INTER: u32 = 4096;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub hidden: u32,
+    pub inter: u32,
+    pub n_experts: u32,
+    pub k: u32,
+    pub e0: u32,
+    pub n_part: u32,
+    pub _pad: [u32; 2],
+}
+
+/// `x += sum_j w_j (W2_j act_j + b2_j)` over the slots whose expert lies in this part.
+pub fn dispatch(
+    gpu: &Gpu,
+    params: Params,
+    logits: &GpuBuffer,
+    act: &GpuBuffer,
+    part: &ExpertPart<'_>,
+    x: &GpuBuffer,
+) -> Result<Dispatch> {
+    let p = &params;
+    if p.inter > MAX_INTER || p.inter % 32 != 0 || p.hidden % 32 != 0 {
+        return Err(Error::Shape {
+            what: format!("{SHADER}: intermediate size"),
+            expected: format!("a multiple of 32 up to {MAX_INTER}"),
+            actual: p.inter.to_string(),
+        });
+    }
+    let rows = p.n_part as u64 * p.hidden as u64;
+    need(part.blocks, rows * p.inter as u64 / 2, SHADER)?;
+    need(part.scales, rows * p.inter as u64 / 32, SHADER)?;
+    need(part.bias, rows * 4, SHADER)?;
+    need(logits, p.n_experts as u64 * 4, SHADER)?;
+    need(act, p.k as u64 * p.inter as u64 * 4, SHADER)?;
+    need(x, p.hidden as u64 * 4, SHADER)?;
+    build(
+        gpu,
+        SHADER,
+        &[],
+        &params,
+        &part.blocks.label,
+        &[
+            logits.binding(),
+            act.binding(),
+            part.blocks.binding(),
+            part.scales.binding(),
+            part.bias.binding(),
+            x.binding(),
+        ],
+        [p.hidden.div_ceil(ROWS), 1, 1],
+    )
+}

@@ -5,12 +5,15 @@
 @group(0) @binding(1) var<storage, read> router_logits: array<f32>;
 
 const TOPK_MAX: u32 = 32u;
-var<workgroup> topk_ids: array<u32, TOPK_MAX>;
-var<workgroup> topk_weights: array<f32, TOPK_MAX>;
 
-// Selects the top `k` of token `t`'s `n_experts` logits into topk_ids / topk_weights (in
-// descending order). Run by one invocation; barrier before others read the result.
-fn topk_select(t: u32, n_experts: u32, k: u32) {
+struct TopK {
+    ids: array<u32, TOPK_MAX>,
+    weights: array<f32, TOPK_MAX>,
+}
+
+// The top `k` of token `t`'s `n_experts` logits, in descending order, with softmax weights.
+fn router_topk(t: u32, n_experts: u32, k: u32) -> TopK {
+    var r: TopK;
     let base = t * n_experts;
     for (var j = 0u; j < k; j++) {
         var best = 0u;
@@ -19,7 +22,7 @@ fn topk_select(t: u32, n_experts: u32, k: u32) {
         for (var e = 0u; e < n_experts; e++) {
             var taken = false;
             for (var i = 0u; i < j; i++) {
-                taken = taken || topk_ids[i] == e;
+                taken = taken || r.ids[i] == e;
             }
             let v = router_logits[base + e];
             if !taken && (!found || v > best_v) {
@@ -28,18 +31,32 @@ fn topk_select(t: u32, n_experts: u32, k: u32) {
                 found = true;
             }
         }
-        topk_ids[j] = best;
-        topk_weights[j] = best_v;
+        r.ids[j] = best;
+        r.weights[j] = best_v;
     }
     // Softmax over the selected logits; the first is the largest.
-    let m = topk_weights[0];
+    let m = r.weights[0];
     var sum = 0.0;
     for (var j = 0u; j < k; j++) {
-        let e = exp(topk_weights[j] - m);
-        topk_weights[j] = e;
+        let e = exp(r.weights[j] - m);
+        r.weights[j] = e;
         sum += e;
     }
     for (var j = 0u; j < k; j++) {
-        topk_weights[j] = topk_weights[j] / sum;
+        r.weights[j] = r.weights[j] / sum;
+    }
+    return r;
+}
+
+// Single-token kernels share one selection through workgroup memory.
+var<workgroup> topk_ids: array<u32, TOPK_MAX>;
+var<workgroup> topk_weights: array<f32, TOPK_MAX>;
+
+// Run by one invocation; barrier before others read topk_ids / topk_weights.
+fn topk_select(t: u32, n_experts: u32, k: u32) {
+    let r = router_topk(t, n_experts, k);
+    for (var j = 0u; j < k; j++) {
+        topk_ids[j] = r.ids[j];
+        topk_weights[j] = r.weights[j];
     }
 }

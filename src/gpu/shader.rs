@@ -39,6 +39,12 @@ shader_table![
     "moe_gate_up_f32_mf4w",
     "moe_down_f32_mf4w",
     "sample_f32",
+    "matmul_f32_bf16w",
+    "attention_prefill_f32",
+    "moe_route_prefill",
+    "moe_gate_up_prefill_f32_mf4w",
+    "moe_down_prefill_f32_mf4w",
+    "moe_combine_prefill_f32",
 ];
 
 /// Which variant of a feature-dependent module a kernel gets.

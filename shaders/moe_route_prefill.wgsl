@@ -1,0 +1,80 @@
+// moe_route_prefill: groups a prefill step's tokens by expert for the grouped expert matmuls.
+// Per token: top-k and softmax weights (entry t*k + j is token t's j-th choice). Then, in a
+// fixed order (one invocation per expert scanning entries in order: deterministic, no atomics):
+// per-expert counts, offsets (exclusive prefix sum), `sorted` (entries grouped by expert, in
+// entry order within an expert), `slot_pos` (where each entry landed), and the list of row
+// tiles (expert, first sorted row) that the grouped matmuls run over. One workgroup.
+
+//!include topk
+
+const WG: u32 = 256u;
+
+struct Params {
+    n_tokens: u32,
+    n_experts: u32,
+    k: u32,
+    tile_m: u32,     // rows per tile of the grouped matmuls
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// binding 1: router_logits [n_tokens, n_experts] (topk.wgsl)
+@group(0) @binding(2) var<storage, read_write> weights: array<f32>;      // [n_tokens * k]
+@group(0) @binding(3) var<storage, read_write> experts: array<u32>;      // [n_tokens * k]
+@group(0) @binding(4) var<storage, read_write> offsets: array<u32>;      // [n_experts + 1]
+@group(0) @binding(5) var<storage, read_write> sorted: array<u32>;       // [n_tokens * k]
+@group(0) @binding(6) var<storage, read_write> slot_pos: array<u32>;     // [n_tokens * k]
+@group(0) @binding(7) var<storage, read_write> tiles: array<vec2<u32>>;  // [max tiles]
+@group(0) @binding(8) var<storage, read_write> tile_count: array<u32>;   // [1]
+
+var<workgroup> counts: array<u32, WG>;
+var<workgroup> starts: array<u32, WG>;
+
+@compute @workgroup_size(WG)
+fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
+    let k = params.k;
+    for (var t = lid; t < params.n_tokens; t += WG) {
+        let r = router_topk(t, params.n_experts, k);
+        for (var j = 0u; j < k; j++) {
+            experts[t * k + j] = r.ids[j];
+            weights[t * k + j] = r.weights[j];
+        }
+    }
+    storageBarrier();
+    workgroupBarrier();
+
+    let n_entries = params.n_tokens * k;
+    var count = 0u;
+    if lid < params.n_experts {
+        for (var i = 0u; i < n_entries; i++) {
+            count += select(0u, 1u, experts[i] == lid);
+        }
+    }
+    counts[lid] = count;
+    workgroupBarrier();
+    if lid == 0u {
+        var acc = 0u;
+        var n_tiles = 0u;
+        for (var e = 0u; e < params.n_experts; e++) {
+            starts[e] = acc;
+            offsets[e] = acc;
+            for (var s = 0u; s < counts[e]; s += params.tile_m) {
+                tiles[n_tiles] = vec2<u32>(e, acc + s);
+                n_tiles++;
+            }
+            acc += counts[e];
+        }
+        offsets[params.n_experts] = acc;
+        tile_count[0] = n_tiles;
+    }
+    workgroupBarrier();
+    if lid < params.n_experts {
+        var at = starts[lid];
+        for (var i = 0u; i < n_entries; i++) {
+            if experts[i] == lid {
+                sorted[at] = i;
+                slot_pos[i] = at;
+                at++;
+            }
+        }
+    }
+}

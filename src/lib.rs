@@ -8,6 +8,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod gpu;
+pub mod harmony;
 pub mod kernels;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

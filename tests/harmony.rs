@@ -240,3 +240,81 @@ fn parser_keeps_characters_whole_on_real_ids() {
     let (messages, _) = parse_real(&format!("<|channel|>final<|message|>{content}<|return|>"));
     assert_eq!(messages, vec![(Channel::Final, content.to_string())]);
 }
+
+/// Seeded random strings over a pool that exercises every branch of the o200k split pattern
+/// (letter cases, marks, digits, apostrophe suffixes, whitespace runs, newlines, symbols).
+#[test]
+fn tokenizer_json_path_matches_tiktoken_on_random_text() {
+    const SEED: u64 = 0x0200_6ba5;
+    const STRINGS: usize = 400;
+    let pool: Vec<&str> = vec![
+        "a",
+        "Z",
+        "é",
+        "É",
+        "ß",
+        "ǅ",
+        "ʰ",
+        "中",
+        "ー",
+        "\u{301}",
+        "\u{94d}",
+        "0",
+        "7",
+        "٣",
+        "Ⅻ",
+        "'",
+        "'s",
+        "'T",
+        "'re",
+        "'LL",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\u{a0}",
+        "\u{3000}",
+        ".",
+        ",",
+        "!",
+        "/",
+        "-",
+        "_",
+        "€",
+        "🦀",
+        "👩‍💻",
+        "<|",
+        "|>",
+        "<|start|>",
+        "<|end|>",
+        "word",
+        " Word",
+        "WORD",
+        "camelCase",
+        "12345",
+        "\\",
+        "\"",
+        "(",
+        ")",
+    ];
+    let mut state = SEED;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..STRINGS {
+        let len = 1 + (next() % 12) as usize;
+        let text: String = (0..len)
+            .map(|_| pool[(next() % pool.len() as u64) as usize])
+            .collect();
+        let expected = tiktoken().encode_with_special_tokens(&text);
+        assert_eq!(
+            hf().encode(&text).unwrap(),
+            expected,
+            "seed {SEED:#x}, {text:?}"
+        );
+    }
+}

@@ -242,8 +242,8 @@ impl Header {
             }
         }
         Header {
-            // The prompt ends with `<|start|>assistant`, so a header the model writes from there
-            // on may carry no role of its own.
+            // Only a header written without `<|start|>{role}` (after an `<|end|>`) lacks a role,
+            // and only the assistant writes here.
             role: role.unwrap_or_else(|| "assistant".to_owned()),
             channel: channel.unwrap_or(Channel::Final),
             recipient,
@@ -271,7 +271,8 @@ pub enum Event {
         channel: Channel,
         text: String,
     },
-    /// `<|end|>`, `<|return|>` or `<|call|>` closed a message.
+    /// The message is closed: by `<|end|>`, by a stop token, or by a `<|start|>` that came
+    /// without an `<|end|>`.
     MessageEnd,
     Stop(StopKind),
 }
@@ -347,29 +348,34 @@ impl HarmonyParser {
 
         match &mut self.state {
             State::Header { text, ids } => {
-                if id == t.channel || id == t.constrain || id == t.message {
-                    if !ids.is_empty() {
-                        text.push_str(&self.tokenizer.decode(ids)?);
-                        ids.clear();
+                let structural = id == t.channel || id == t.constrain || id == t.message;
+                if !structural {
+                    if self.tokenizer.is_special(id) {
+                        log::debug!("harmony: special id {id} ignored in a header");
+                    } else {
+                        ids.push(id);
                     }
+                    return Ok(events);
+                }
+                // Header text is decoded a run at a time, so a run is never cut inside a
+                // character.
+                if !ids.is_empty() {
+                    text.push_str(&self.tokenizer.decode(ids)?);
+                    ids.clear();
                 }
                 if id == t.channel {
                     text.push_str(CHANNEL);
                 } else if id == t.constrain {
-                    // Spaced so `<|constrain|>json` stays one word apart from the channel name.
+                    // Spaced so `<|constrain|>json` stays a word apart from the channel name.
                     text.push(' ');
                     text.push_str(CONSTRAIN);
-                } else if id == t.message {
+                } else {
                     let header = Header::parse(text);
                     self.state = State::Content {
                         channel: header.channel.clone(),
                         stream: self.tokenizer.decode_stream(),
                     };
                     events.push(Event::MessageStart(header));
-                } else if self.tokenizer.is_special(id) {
-                    log::debug!("harmony: special id {id} ignored in a header");
-                } else {
-                    ids.push(id);
                 }
             }
             State::Content { channel, stream } => {

@@ -49,10 +49,9 @@ impl Tokenizer {
         check_added_token_ids(&inner, &json).map_err(error)?;
         // A tokenizer.json may carry truncation or padding for training; either would silently
         // change a prompt's ids.
-        inner.with_truncation(None).map_err(|e| Error::Tokenizer {
-            path: path.to_path_buf(),
-            message: format!("disabling truncation: {e}"),
-        })?;
+        inner
+            .with_truncation(None)
+            .map_err(|e| error(format!("disabling truncation: {e}")))?;
         inner.with_padding(None);
         // Special tokens written in the text must be matched as specials, never BPE'd as text.
         inner.set_encode_special_tokens(false);

@@ -8,8 +8,10 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod gpu;
+pub mod harmony;
 pub mod kernels;
 pub mod model;
 pub mod reference;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -1,0 +1,320 @@
+//! Harmony and the tokenizer on the real o200k_harmony vocabulary, built from the o200k_base
+//! ranks that tiktoken-rs embeds (no download). tiktoken is the reference: openai/harmony
+//! encodes with it. Our `Tokenizer` reads a tokenizer.json, so the test converts the ranks into
+//! one (byte-level BPE) and checks both paths give the same ids.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use oss_wgpu::harmony::{render_prompt, stop_ids, Channel, ChatRequest, Event, HarmonyParser};
+use oss_wgpu::harmony::{Reasoning, StopKind};
+use oss_wgpu::tokenizer::Tokenizer;
+use tiktoken_rs::CoreBPE;
+
+/// o200k_harmony's ordinary tokens are ids 0..199998; specials run to 201087 (spec §5.1).
+const ORDINARY: u32 = 199_998;
+const VOCAB: usize = 201_088;
+
+fn tiktoken() -> &'static CoreBPE {
+    tiktoken_rs::o200k_harmony_singleton()
+}
+
+fn hf() -> &'static Tokenizer {
+    static T: OnceLock<Tokenizer> = OnceLock::new();
+    T.get_or_init(build_tokenizer_json)
+}
+
+/// GPT-2's byte -> printable char map, the alphabet byte-level BPE vocabularies are written in.
+fn byte_char(b: u8) -> char {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
+    if printable(b) {
+        return b as char;
+    }
+    let n = (0..b).filter(|&x| !printable(x)).count() as u32;
+    char::from_u32(256 + n).unwrap()
+}
+
+fn byte_level(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| byte_char(b)).collect()
+}
+
+/// tiktoken merges the adjacent pair whose concatenation has the lowest rank. A BPE merge list
+/// reproduces that when it lists, for every token in rank order, each split of it into two
+/// tokens (the same conversion transformers' TikTokenConverter does).
+fn build_tokenizer_json() -> Tokenizer {
+    let bpe = tiktoken();
+    let tokens: Vec<Vec<u8>> = (0..ORDINARY)
+        .map(|r| bpe.decode_bytes(&[r]).expect("every ordinary rank decodes"))
+        .collect();
+    let rank: HashMap<&[u8], u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(r, t)| (t.as_slice(), r as u32))
+        .collect();
+    let mut merges = Vec::new();
+    for token in &tokens {
+        let mut splits: Vec<(u32, u32, usize)> = (1..token.len())
+            .filter_map(|i| Some((*rank.get(&token[..i])?, *rank.get(&token[i..])?, i)))
+            .collect();
+        splits.sort_unstable();
+        merges.extend(
+            splits.into_iter().map(|(_, _, i)| {
+                format!("{} {}", byte_level(&token[..i]), byte_level(&token[i..]))
+            }),
+        );
+    }
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(r, t)| (byte_level(t), r.into()))
+        .collect();
+    let mut specials: Vec<(u32, &str)> = bpe
+        .special_tokens()
+        .into_iter()
+        .map(|s| (bpe.encode_with_special_tokens(s)[0], s))
+        .collect();
+    specials.sort_unstable();
+    let added: Vec<_> = specials
+        .iter()
+        .map(|(id, s)| {
+            serde_json::json!({"id": id, "content": s, "single_word": false, "lstrip": false,
+                               "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": tiktoken_rs::O200K_BASE_PAT_STR},
+             "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+             "use_regex": false}]},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                    "use_regex": false},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": true,
+                  "vocab": vocab, "merges": merges}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, json.to_string()).unwrap();
+    Tokenizer::from_file(&path).expect("o200k_harmony tokenizer.json loads")
+}
+
+fn spec_request() -> ChatRequest {
+    ChatRequest::new("What is 2 + 2?")
+}
+
+#[test]
+fn spec_prompt_ids_on_the_real_vocabulary() {
+    let ids = tiktoken().encode_with_special_tokens(&render_prompt(&spec_request()));
+    // Spec §5.3: <|start|> system <|message|> ... <|end|> <|start|> assistant.
+    assert_eq!(&ids[..3], &[200006, 17360, 200008]);
+    assert_eq!(&ids[ids.len() - 3..], &[200007, 200006, 173781]);
+    // <|end|><|start|>user<|message|> in the middle.
+    assert!(ids.windows(4).any(|w| w == [200007, 200006, 1428, 200008]));
+    assert_eq!(tiktoken().encode_ordinary("hello world"), vec![24912, 2375]);
+}
+
+#[test]
+fn tokenizer_json_path_matches_tiktoken() {
+    let t = hf();
+    let dated = ChatRequest {
+        current_date: Some("2025-08-05".into()),
+        reasoning: Reasoning::High,
+        developer_instructions: Some("Talk like a pirate.\n\n- Be brief.".into()),
+        system_identity: Some("You are a test.".into()),
+        user: "Déjà vu? 2+2=4; naïve café 日本語テキスト 🦀🧬 \r\n\ttabs   and   spaces\n\n\n"
+            .into(),
+    };
+    let texts = [
+        "hello world".to_string(),
+        render_prompt(&spec_request()),
+        render_prompt(&dated),
+        "I'M DONE, you're right: they'll see it's 12345678 o'clock!!!  ".into(),
+        "<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>final<|message|>y<|return|>".into(),
+        "fn main() {\n    println!(\"{}\", 1_000_000 / 7);\n}\n".into(),
+        "Ελληνικά, русский, العربية, עברית, हिन्दी, 한국어, ไทย".into(),
+        "   leading and trailing   ".into(),
+    ];
+    for text in &texts {
+        let expected = tiktoken().encode_with_special_tokens(text);
+        let ids = t.encode(text).unwrap();
+        assert_eq!(ids, expected, "encoding {text:?}");
+        assert_eq!(&t.decode(&ids).unwrap(), text);
+    }
+    assert_eq!(t.encode("hello world").unwrap(), vec![24912, 2375]);
+    assert_eq!(t.vocab_size(), VOCAB);
+    for (s, id) in [
+        ("<|startoftext|>", 199998),
+        ("<|endoftext|>", 199999),
+        ("<|return|>", 200002),
+        ("<|constrain|>", 200003),
+        ("<|channel|>", 200005),
+        ("<|start|>", 200006),
+        ("<|end|>", 200007),
+        ("<|message|>", 200008),
+        ("<|call|>", 200012),
+    ] {
+        assert_eq!(t.token_id(s), Some(id), "{s}");
+        assert!(t.is_special(id));
+    }
+}
+
+#[test]
+fn stop_ids_on_the_real_vocabulary() {
+    // The HF generation_config's eos_token_id list (spec §5.4).
+    assert_eq!(
+        stop_ids(hf(), &[200002, 199999, 200012]),
+        vec![200002, 200012, 199999]
+    );
+    assert!(!stop_ids(hf(), &[200007]).contains(&200007));
+}
+
+/// Runs `text`, encoded by tiktoken, through the parser; returns (channel, text) per message.
+fn parse_real(text: &str) -> (Vec<(Channel, String)>, Vec<Event>) {
+    let ids = tiktoken().encode_with_special_tokens(text);
+    let mut parser = HarmonyParser::new(hf()).unwrap();
+    let mut events = Vec::new();
+    for id in ids {
+        events.extend(parser.push(id).unwrap());
+    }
+    events.extend(parser.finish().unwrap());
+    let mut messages: Vec<(Channel, String)> = Vec::new();
+    for e in &events {
+        match e {
+            Event::MessageStart(h) => messages.push((h.channel.clone(), String::new())),
+            Event::Text { text, .. } => {
+                assert!(!text.contains('\u{FFFD}'), "split character in {events:?}");
+                messages.last_mut().unwrap().1.push_str(text);
+            }
+            _ => {}
+        }
+    }
+    (messages, events)
+}
+
+#[test]
+fn parser_on_real_ids() {
+    let output = "<|channel|>analysis<|message|>User asks: \"What is 2 + 2?\" Simple arithmetic. \
+                  Provide answer.<|end|><|start|>assistant<|channel|>final<|message|>2 + 2 = 4.\
+                  <|return|>";
+    let ids = tiktoken().encode_with_special_tokens(output);
+    // Spec §5.3: the channel names are single tokens.
+    assert_eq!(&ids[..3], &[200005, 35644, 200008]);
+    assert!(ids.windows(3).any(|w| w == [200005, 17196, 200008]));
+    let (messages, events) = parse_real(output);
+    assert_eq!(
+        messages,
+        vec![
+            (
+                Channel::Analysis,
+                "User asks: \"What is 2 + 2?\" Simple arithmetic. Provide answer.".into()
+            ),
+            (Channel::Final, "2 + 2 = 4.".into()),
+        ]
+    );
+    assert_eq!(events.last(), Some(&Event::Stop(StopKind::Return)));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Stop(_)))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn parser_keeps_characters_whole_on_real_ids() {
+    let content = "Crab 🦀, DNA 🧬, hieroglyph 𓀀, rare 䶵 and ꙮ.";
+    let ids = tiktoken().encode_ordinary(content);
+    // Precondition: some token of this text is not valid UTF-8 on its own.
+    assert!(
+        ids.iter()
+            .any(|&id| String::from_utf8(tiktoken().decode_bytes(&[id]).unwrap()).is_err()),
+        "no split character in {ids:?}; pick rarer characters"
+    );
+    let (messages, _) = parse_real(&format!("<|channel|>final<|message|>{content}<|return|>"));
+    assert_eq!(messages, vec![(Channel::Final, content.to_string())]);
+}
+
+/// Seeded random strings over a pool that exercises every branch of the o200k split pattern
+/// (letter cases, marks, digits, apostrophe suffixes, whitespace runs, newlines, symbols).
+#[test]
+fn tokenizer_json_path_matches_tiktoken_on_random_text() {
+    const SEED: u64 = 0x0200_6ba5;
+    const STRINGS: usize = 400;
+    let pool: Vec<&str> = vec![
+        "a",
+        "Z",
+        "é",
+        "É",
+        "ß",
+        "ǅ",
+        "ʰ",
+        "中",
+        "ー",
+        "\u{301}",
+        "\u{94d}",
+        "0",
+        "7",
+        "٣",
+        "Ⅻ",
+        "'",
+        "'s",
+        "'T",
+        "'re",
+        "'LL",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\u{a0}",
+        "\u{3000}",
+        ".",
+        ",",
+        "!",
+        "/",
+        "-",
+        "_",
+        "€",
+        "🦀",
+        "👩‍💻",
+        "<|",
+        "|>",
+        "<|start|>",
+        "<|end|>",
+        "word",
+        " Word",
+        "WORD",
+        "camelCase",
+        "12345",
+        "\\",
+        "\"",
+        "(",
+        ")",
+    ];
+    let mut state = SEED;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..STRINGS {
+        let len = 1 + (next() % 12) as usize;
+        let text: String = (0..len)
+            .map(|_| pool[(next() % pool.len() as u64) as usize])
+            .collect();
+        let expected = tiktoken().encode_with_special_tokens(&text);
+        assert_eq!(
+            hf().encode(&text).unwrap(),
+            expected,
+            "seed {SEED:#x}, {text:?}"
+        );
+    }
+}

@@ -3,12 +3,15 @@
 //! file, entry point and CPU reference (src/reference) share the kernel's name.
 
 pub mod attention_combine_f32;
+pub mod attention_prefill_f32;
 pub mod attention_decode_f32;
 pub mod dequant_f32_mf4w;
 pub mod embed_f32_bf16w;
+pub mod matmul_f32_bf16w;
 pub mod matvec_f32_bf16w;
 pub mod moe_down_f32_mf4w;
 pub mod moe_gate_up_f32_mf4w;
+pub mod moe_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod sample_f32;
@@ -57,6 +60,12 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     (moe_gate_up_f32_mf4w::SHADER, size_of::<moe_gate_up_f32_mf4w::Params>()),
     (moe_down_f32_mf4w::SHADER, size_of::<moe_down_f32_mf4w::Params>()),
     (sample_f32::SHADER, size_of::<sample_f32::Params>()),
+    (matmul_f32_bf16w::SHADER, size_of::<matmul_f32_bf16w::Params>()),
+    (attention_prefill_f32::SHADER, size_of::<attention_prefill_f32::Params>()),
+    (moe_prefill::ROUTE, size_of::<moe_prefill::RouteParams>()),
+    (moe_prefill::GATE_UP, size_of::<moe_prefill::GateUpParams>()),
+    (moe_prefill::DOWN, size_of::<moe_prefill::DownParams>()),
+    (moe_prefill::COMBINE, size_of::<moe_prefill::CombineParams>()),
 ];
 
 /// Every shader that uses the Step uniform, with its size (checked against shaders/step.wgsl).

@@ -1,0 +1,310 @@
+//! Prefill kernels (batched over tokens) against the CPU references: the tiled matmul, tiled
+//! attention over the cache, and the grouped MoE path with its named edge cases (uneven loads,
+//! experts with no tokens, a single token, every token on one expert, experts split over
+//! buffers). Both paths; outputs poisoned first.
+
+mod common;
+
+use common::{assert_close, paths, Rng};
+use oss_wgpu::gpu::{Gpu, GpuBuffer};
+use oss_wgpu::kernels::moe_gate_up_f32_mf4w::ExpertPart;
+use oss_wgpu::kernels::*;
+use oss_wgpu::reference::{self as r, f32_to_bf16, AttentionShape, ExpertsRef};
+
+/// f32 sums against f64 references (see tests/kernels.rs).
+const F32_RTOL: f32 = 1e-4;
+const F32_ATOL: f32 = 1e-5;
+
+fn up(gpu: &Gpu, label: &str, v: &[f32]) -> GpuBuffer {
+    gpu.upload_pod(label, v).unwrap()
+}
+
+fn out(gpu: &Gpu, label: &str, floats: usize) -> GpuBuffer {
+    let b = gpu.storage(label, floats as u64 * 4).unwrap();
+    gpu.poison(&b);
+    b
+}
+
+#[test]
+fn matmul_matches_per_token_matvec() {
+    let mut rng = Rng::new(11);
+    // 70 tokens and 100 rows: partial tiles both ways; K = 96.
+    let (t, rows, k) = (70usize, 100usize, 96usize);
+    let w = f32_to_bf16(&rng.vec_sym(rows * k, 0.5));
+    let x = rng.vec_sym(t * k, 2.0);
+    let bias = rng.vec_sym(rows, 1.0);
+    let resid = rng.vec_sym(t * rows, 3.0);
+    let mut want = Vec::new();
+    for tok in 0..t {
+        want.extend(r::matvec_f32_bf16w(
+            &w,
+            &x[tok * k..(tok + 1) * k],
+            None,
+            Some(&bias),
+            Some(&resid[tok * rows..(tok + 1) * rows]),
+        ));
+    }
+    for gpu in paths() {
+        let xb = up(&gpu, "x", &x);
+        let bb = up(&gpu, "bias", &bias);
+        let o = up(&gpu, "resid", &resid);
+        // Two row parts writing their columns of one output.
+        let parts = [(0usize, 64usize), (64, 36)];
+        let bufs: Vec<GpuBuffer> = parts
+            .iter()
+            .map(|&(r0, n)| gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2]).unwrap())
+            .collect();
+        let ds: Vec<_> = parts
+            .iter()
+            .zip(&bufs)
+            .map(|(&(r0, n), wb)| {
+                matmul_f32_bf16w::dispatch(
+                    &gpu,
+                    &matmul_f32_bf16w::Matmul {
+                        w: wb,
+                        rows: n as u32,
+                        k: k as u32,
+                        n_tokens: t as u32,
+                        x: &xb,
+                        bias: Some(&bb),
+                        residual: true,
+                        out: &o,
+                        out_offset: r0 as u32,
+                        out_stride: rows as u32,
+                    },
+                )
+                .unwrap()
+            })
+            .collect();
+        gpu.run("matmul", &ds.iter().collect::<Vec<_>>()).unwrap();
+        assert_close("matmul", &gpu.read_f32(&o).unwrap(), &want, F32_ATOL, F32_RTOL);
+    }
+}
+
+struct PrefillAttn {
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    window: usize,
+    /// Tokens per prefill step (the ring must hold window + step tokens).
+    step_tokens: usize,
+    total: usize,
+}
+
+fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let (h, kvh, d) = (c.n_heads, c.n_kv_heads, c.head_dim);
+    let stride = (h + 2 * kvh) * d;
+    let n = c.total;
+    // Already-rotated q and k: this test is about attention (RoPE is tested in kernels.rs), so
+    // the rope table is the identity (cos 1, sin 0).
+    let qkv = rng.vec_sym(n * stride, 2.0);
+    let sinks = rng.vec_sym(h, 2.0);
+    let table: Vec<[f32; 2]> = vec![[1.0, 0.0]; n * d / 2];
+    let capacity = if c.window > 0 { c.window + c.step_tokens } else { n };
+
+    let mut q_all = Vec::new();
+    let mut k_all = Vec::new();
+    let mut v_all = Vec::new();
+    for t in 0..n {
+        let row = &qkv[t * stride..(t + 1) * stride];
+        q_all.extend_from_slice(&row[..h * d]);
+        k_all.extend_from_slice(&row[h * d..(h + kvh) * d]);
+        v_all.extend_from_slice(&row[(h + kvh) * d..]);
+    }
+    let positions: Vec<usize> = (0..n).collect();
+    let shape = AttentionShape { n_heads: h, n_kv_heads: kvh, head_dim: d, window: c.window };
+    let want = r::attention_f32(shape, &q_all, &positions, &k_all, &v_all, &sinks);
+
+    let step = StepBuffer::new(gpu, "step").unwrap();
+    let qkv_buf = gpu.storage("qkv", (c.step_tokens * stride * 4) as u64).unwrap();
+    let flat: Vec<f32> = table.iter().flatten().copied().collect();
+    let rope_buf = up(gpu, "rope", &flat);
+    let kv_bytes = (kvh * capacity * d) as u64 * kv_element_bytes(gpu);
+    let kc = gpu.storage("k_cache", kv_bytes).unwrap();
+    let vc = gpu.storage("v_cache", kv_bytes).unwrap();
+    let sinks_buf = up(gpu, "sinks", &sinks);
+    let o = out(gpu, "attn", c.step_tokens * h * d);
+    let rp = rope_kv_append_f32::Params {
+        n_heads: h as u32,
+        n_kv_heads: kvh as u32,
+        head_dim: d as u32,
+        capacity: capacity as u32,
+        qkv_stride: stride as u32,
+        _pad: [0; 3],
+    };
+    let ap = attention_prefill_f32::Params {
+        n_heads: h as u32,
+        n_kv_heads: kvh as u32,
+        capacity: capacity as u32,
+        window: c.window as u32,
+        qkv_stride: stride as u32,
+        scale: 1.0 / (d as f32).sqrt(),
+        _pad: [0; 2],
+    };
+    let mut got = Vec::new();
+    let mut t0 = 0;
+    while t0 < n {
+        let tn = c.step_tokens.min(n - t0);
+        gpu.write(&qkv_buf, 0, bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]));
+        step.set(gpu, Step { pos0: t0 as u32, n_tokens: tn as u32, sample_index: 0, _pad: 0 });
+        let mut rd = rope_kv_append_f32::dispatch(gpu, rp, &step, c.step_tokens as u32, &qkv_buf, &rope_buf, &kc, &vc).unwrap();
+        rd.workgroups = rp.workgroups(gpu, tn as u32);
+        let mut ad = attention_prefill_f32::dispatch(
+            gpu, ap, d as u32, c.step_tokens as u32, &step, &qkv_buf, &kc, &vc, &sinks_buf, &o,
+        )
+        .unwrap();
+        ad.workgroups = attention_prefill_f32::grid(&ap, tn as u32);
+        gpu.poison(&o);
+        gpu.run("prefill attention", &[&rd, &ad]).unwrap();
+        let part = gpu.read_range(&o, 0, (tn * h * d * 4) as u64).unwrap();
+        got.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&part));
+        t0 += tn;
+    }
+    let (atol, rtol) = if gpu.features().f16 { (3e-3, 3e-3) } else { (2e-5, 1e-4) };
+    let what = format!("prefill attention window={} steps of {} over {n}", c.window, c.step_tokens);
+    assert_close(&what, &got, &want, atol, rtol);
+}
+
+#[test]
+fn prefill_attention_causal_window_and_chunked_steps() {
+    let cases = [
+        // One token.
+        PrefillAttn { n_heads: 4, n_kv_heads: 2, head_dim: 16, window: 0, step_tokens: 1, total: 1 },
+        // Full causal over several key blocks in one step; gpt-oss head shapes.
+        PrefillAttn { n_heads: 16, n_kv_heads: 2, head_dim: 64, window: 0, step_tokens: 80, total: 80 },
+        // Sliding window shorter than the prompt, in one step and in steps with ring wrap.
+        PrefillAttn { n_heads: 4, n_kv_heads: 1, head_dim: 16, window: 8, step_tokens: 40, total: 40 },
+        PrefillAttn { n_heads: 4, n_kv_heads: 2, head_dim: 16, window: 8, step_tokens: 5, total: 37 },
+        // Full attention across steps (the cache holds earlier steps' keys).
+        PrefillAttn { n_heads: 8, n_kv_heads: 2, head_dim: 32, window: 0, step_tokens: 17, total: 50 },
+    ];
+    for gpu in paths() {
+        for (i, c) in cases.iter().enumerate() {
+            check_prefill_attention(&gpu, c, 300 + i as u64);
+        }
+    }
+}
+
+struct MoePrefill {
+    tokens: usize,
+    hidden: usize,
+    inter: usize,
+    experts: usize,
+    k: usize,
+    parts: Vec<(usize, usize)>,
+    /// Router logits per token; None = random.
+    logits: Option<Vec<f32>>,
+}
+
+fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let (t, h, i, e, k) = (c.tokens, c.hidden, c.inter, c.experts, c.k);
+    let scales: Vec<u8> = (117..=124).collect();
+    let nb_gu = e * 2 * i * h / 32;
+    let nb_dn = e * h * i / 32;
+    let gu_b = rng.bytes(nb_gu * 16);
+    let gu_s: Vec<u8> = (0..nb_gu).map(|_| scales[rng.below(8) as usize]).collect();
+    let dn_b = rng.bytes(nb_dn * 16);
+    let dn_s: Vec<u8> = (0..nb_dn).map(|_| scales[rng.below(8) as usize]).collect();
+    let gu_bias = rng.vec_sym(e * 2 * i, 1.0);
+    let dn_bias = rng.vec_sym(e * h, 1.0);
+    let x = rng.vec_sym(t * h, 3.0);
+    let gain = rng.vec_sym(h, 1.0);
+    let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(t * e, 3.0));
+    let experts = ExpertsRef {
+        hidden: h,
+        inter: i,
+        gate_up_blocks: &gu_b,
+        gate_up_scales: &gu_s,
+        gate_up_bias: &gu_bias,
+        down_blocks: &dn_b,
+        down_scales: &dn_s,
+        down_bias: &dn_bias,
+    };
+    let mut want = Vec::new();
+    for tok in 0..t {
+        want.extend(r::moe_f32_mf4w(
+            &x[tok * h..(tok + 1) * h],
+            &gain,
+            1e-5,
+            &logits[tok * e..(tok + 1) * e],
+            k,
+            7.0,
+            &experts,
+        ));
+    }
+
+    let xb = up(gpu, "x", &x);
+    let gb = up(gpu, "gain", &gain);
+    let lb = up(gpu, "logits", &logits);
+    let xn = out(gpu, "xn", t * h);
+    let act = out(gpu, "act", t * k * i);
+    let y = out(gpu, "y", t * k * h);
+    let routing = moe_prefill::Routing::new(gpu, t as u32, k as u32, e as u32).unwrap();
+    let norm = rmsnorm_f32::dispatch(gpu, &xb, &gb, &xn, t as u32, h as u32, 1e-5).unwrap();
+    let route = moe_prefill::route(
+        gpu,
+        moe_prefill::RouteParams { n_tokens: t as u32, n_experts: e as u32, k: k as u32, tile_m: moe_prefill::TILE_M },
+        &lb,
+        &routing,
+    )
+    .unwrap();
+    let mut ds = vec![norm, route];
+    let mut keep = Vec::new();
+    for &(e0, n) in &c.parts {
+        keep.push((
+            gpu.upload("gate_up.blocks", &gu_b[e0 * 2 * i * h / 2..(e0 + n) * 2 * i * h / 2]).unwrap(),
+            gpu.upload("gate_up.scales", &gu_s[e0 * 2 * i * h / 32..(e0 + n) * 2 * i * h / 32]).unwrap(),
+            up(gpu, "gate_up.bias", &gu_bias[e0 * 2 * i..(e0 + n) * 2 * i]),
+            gpu.upload("down.blocks", &dn_b[e0 * h * i / 2..(e0 + n) * h * i / 2]).unwrap(),
+            gpu.upload("down.scales", &dn_s[e0 * h * i / 32..(e0 + n) * h * i / 32]).unwrap(),
+            up(gpu, "down.bias", &dn_bias[e0 * h..(e0 + n) * h]),
+        ));
+    }
+    for (&(e0, n), b) in c.parts.iter().zip(&keep) {
+        let gp = moe_prefill::GateUpParams {
+            hidden: h as u32,
+            inter: i as u32,
+            k: k as u32,
+            e0: e0 as u32,
+            n_part: n as u32,
+            limit: 7.0,
+            n_experts: e as u32,
+            _pad: 0,
+        };
+        let part = ExpertPart { blocks: &b.0, scales: &b.1, bias: &b.2 };
+        ds.push(moe_prefill::gate_up(gpu, gp, t as u32, &xn, &routing, &part, &act).unwrap());
+    }
+    for (&(e0, n), b) in c.parts.iter().zip(&keep) {
+        let dp = moe_prefill::DownParams { hidden: h as u32, inter: i as u32, e0: e0 as u32, n_part: n as u32 };
+        let part = ExpertPart { blocks: &b.3, scales: &b.4, bias: &b.5 };
+        ds.push(moe_prefill::down(gpu, dp, t as u32, k as u32, e as u32, &act, &routing, &part, &y).unwrap());
+    }
+    let cp = moe_prefill::CombineParams { n_tokens: t as u32, hidden: h as u32, k: k as u32, _pad: 0 };
+    ds.push(moe_prefill::combine(gpu, cp, &y, &routing, &xb).unwrap());
+    gpu.run("moe prefill", &ds.iter().collect::<Vec<_>>()).unwrap();
+    let what = format!("moe prefill T={t} E={e} k={k} parts={:?}", c.parts);
+    assert_close(&what, &gpu.read_f32(&xb).unwrap(), &want, F32_ATOL, F32_RTOL);
+}
+
+#[test]
+fn grouped_moe_prefill_matches_per_token_reference() {
+    // Every token prefers expert 2, then 0: every token on the same k experts, the rest idle.
+    let one_expert: Vec<f32> = (0..70).flat_map(|_| [1.0, -2.0, 5.0, -1.0, 0.0]).collect();
+    // Token loads skewed towards low experts; experts 5..7 get no tokens.
+    let skewed: Vec<f32> = (0..33)
+        .flat_map(|t| (0..8).map(move |e| if e >= 5 { -10.0 } else { ((t * 7 + e * 3) % 5) as f32 - e as f32 * 0.3 }))
+        .collect();
+    let cases = [
+        MoePrefill { tokens: 1, hidden: 64, inter: 64, experts: 4, k: 2, parts: vec![(0, 4)], logits: None },
+        MoePrefill { tokens: 70, hidden: 64, inter: 96, experts: 5, k: 2, parts: vec![(0, 5)], logits: Some(one_expert) },
+        MoePrefill { tokens: 33, hidden: 96, inter: 64, experts: 8, k: 3, parts: vec![(0, 8)], logits: Some(skewed) },
+        MoePrefill { tokens: 45, hidden: 64, inter: 64, experts: 6, k: 4, parts: vec![(0, 2), (2, 3), (5, 1)], logits: None },
+    ];
+    for gpu in paths() {
+        for (n, c) in cases.iter().enumerate() {
+            check_moe_prefill(&gpu, c, 400 + n as u64);
+        }
+    }
+}

@@ -1,0 +1,794 @@
+//! The forward pass on the GPU, in the order of gpt-oss's model.py: embedding, then per layer
+//! attention (norm, qkv, RoPE + cache append, attention with sinks, o_proj + residual) and MoE
+//! (norm, router, experts, residual), then the final norm, lm_head and the sampler.
+//!
+//! Decode (one token) is recorded once: its dispatches read the token id that the sampler left
+//! on the GPU and the position from the step uniform, so a step is one write of the step
+//! uniform and one submit; only the attention grid depends on the position. Prefill runs the
+//! prompt in steps of up to `chunk` tokens through the batched kernels (tiled matmuls, tiled
+//! attention over the cache, grouped MoE).
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::kernels::moe_gate_up_f32_mf4w::ExpertPart;
+use crate::kernels::*;
+use crate::model::kv_cache::{self, LayerCache};
+use crate::model::rope;
+use crate::model::weights::{Bf16Matrix, ExpertWeights, LayerWeights, Weights};
+
+/// Sampling settings for the GPU sampler.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SamplingParams {
+    /// 0: greedy.
+    pub temperature: f32,
+    /// 0: off.
+    pub top_k: u32,
+    /// 1: off.
+    pub top_p: f32,
+    pub seed: u32,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Tokens per prefill step unless the caller asks otherwise.
+pub const DEFAULT_CHUNK: usize = 512;
+
+/// Per-token activations of the decode path.
+struct DecodeBuffers {
+    x: GpuBuffer,
+    qkv: GpuBuffer,
+    attn: GpuBuffer,
+    partials: GpuBuffer,
+    router_logits: GpuBuffer,
+    act: GpuBuffer,
+    logits: GpuBuffer,
+}
+
+/// Activations of one prefill step, [chunk, ...].
+struct PrefillBuffers {
+    ids: GpuBuffer,
+    x: GpuBuffer,
+    xn: GpuBuffer,
+    qkv: GpuBuffer,
+    attn: GpuBuffer,
+    router_logits: GpuBuffer,
+    act: GpuBuffer,
+    y: GpuBuffer,
+    routing: moe_prefill::Routing,
+}
+
+/// One decode dispatch; attention's grid is set per step.
+struct DecodeOp {
+    dispatch: Dispatch,
+    attention: Option<attention_decode_f32::Params>,
+}
+
+pub struct Forward {
+    pub config: ModelConfig,
+    /// Context length: positions 0..ctx.
+    pub ctx: usize,
+    /// Largest prefill step.
+    pub chunk: usize,
+    step: StepBuffer,
+    rope: GpuBuffer,
+    kv: Vec<LayerCache>,
+    dec: DecodeBuffers,
+    pre: PrefillBuffers,
+    /// The sampler's output: tokens[0] feeds the next embedding.
+    pub tokens: GpuBuffer,
+    /// Every sampled id, by sample index, for read-back.
+    pub history: GpuBuffer,
+    pub max_samples: usize,
+    decode_ops: Vec<DecodeOp>,
+    /// lm_head (with the final norm) over `dec.x`, then the sampler.
+    head_ops: Vec<Dispatch>,
+    sampling: SamplingParams,
+    /// Read-back buffers for sampled ids, used in turn.
+    staging: Vec<wgpu::Buffer>,
+}
+
+/// A sampled id on its way back to the CPU.
+pub struct PendingSample {
+    staging: wgpu::Buffer,
+    submission: wgpu::SubmissionIndex,
+    rx: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+impl PendingSample {
+    /// Waits for the copy (not for work submitted after it) and returns the id.
+    pub fn wait(self, gpu: &Gpu) -> Result<u32> {
+        gpu.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(self.submission),
+                timeout: None,
+            })
+            .map_err(|e| Error::GpuInternal {
+                label: "sample read-back".into(),
+                message: e.to_string(),
+            })?;
+        gpu.check("decode")?;
+        match self.rx.recv() {
+            Ok(Ok(())) => {}
+            _ => {
+                return Err(Error::Map {
+                    label: "sample read-back".into(),
+                    message: "mapping failed".into(),
+                })
+            }
+        }
+        let id = {
+            let view = self.staging.slice(..).get_mapped_range().map_err(|e| Error::Map {
+                label: "sample read-back".into(),
+                message: e.to_string(),
+            })?;
+            u32::from_le_bytes([view[0], view[1], view[2], view[3]])
+        };
+        self.staging.unmap();
+        Ok(id)
+    }
+}
+
+fn qkv_stride(c: &ModelConfig) -> usize {
+    c.q_dim() + 2 * c.kv_dim()
+}
+
+impl Forward {
+    /// Allocates the KV cache and activations for `ctx` positions and builds the decode
+    /// dispatches. `max_samples` bounds how many tokens one generation may sample.
+    pub fn new(
+        gpu: &Gpu,
+        weights: &Weights,
+        config: &ModelConfig,
+        ctx: usize,
+        chunk: usize,
+        max_samples: usize,
+    ) -> Result<Self> {
+        let c = config.clone();
+        if ctx == 0 || ctx > c.max_position_embeddings {
+            return Err(Error::argument(
+                "--ctx",
+                format!("{ctx} is outside 1..={}", c.max_position_embeddings),
+            ));
+        }
+        let chunk = chunk.clamp(1, ctx);
+        let (h, e, k) = (c.hidden_size, c.num_experts, c.experts_per_token);
+        let f = |n: usize| n as u64 * 4;
+        let table: Vec<f32> = rope::table(&c, ctx).into_iter().flatten().collect();
+        let rope = gpu.upload_pod("rope.table", &table)?;
+        let kv = kv_cache::allocate(gpu, &c, ctx, chunk)?;
+        let dec = DecodeBuffers {
+            x: gpu.storage("decode.x", f(h))?,
+            qkv: gpu.storage("decode.qkv", f(qkv_stride(&c)))?,
+            attn: gpu.storage("decode.attn", f(c.q_dim()))?,
+            partials: gpu.storage(
+                "decode.attn_partials",
+                4 * attention_decode_f32::partials_len(
+                    c.num_attention_heads as u32,
+                    c.head_dim as u32,
+                    ctx as u32,
+                ),
+            )?,
+            router_logits: gpu.storage("decode.router_logits", f(e))?,
+            act: gpu.storage("decode.act", f(k * c.intermediate_size))?,
+            logits: gpu.storage("decode.logits", f(c.vocab_size))?,
+        };
+        let pre = PrefillBuffers {
+            ids: gpu.storage("prefill.ids", f(chunk))?,
+            x: gpu.storage("prefill.x", f(chunk * h))?,
+            xn: gpu.storage("prefill.xn", f(chunk * h))?,
+            qkv: gpu.storage("prefill.qkv", f(chunk * qkv_stride(&c)))?,
+            attn: gpu.storage("prefill.attn", f(chunk * c.q_dim()))?,
+            router_logits: gpu.storage("prefill.router_logits", f(chunk * e))?,
+            act: gpu.storage("prefill.act", f(chunk * k * c.intermediate_size))?,
+            y: gpu.storage("prefill.moe_out", f(chunk * k * h))?,
+            routing: moe_prefill::Routing::new(gpu, chunk as u32, k as u32, e as u32)?,
+        };
+        let mut fwd = Forward {
+            step: StepBuffer::new(gpu, "step")?,
+            tokens: gpu.storage("sampler.tokens", 4)?,
+            history: gpu.storage("sampler.history", f(max_samples.max(1)))?,
+            max_samples: max_samples.max(1),
+            config: c,
+            ctx,
+            chunk,
+            rope,
+            kv,
+            dec,
+            pre,
+            decode_ops: Vec::new(),
+            head_ops: Vec::new(),
+            sampling: SamplingParams::default(),
+            staging: (0..2)
+                .map(|i| {
+                    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(&format!("sample read-back {i}")),
+                        size: 4,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                })
+                .collect(),
+        };
+        fwd.decode_ops = fwd.build_decode(gpu, weights)?;
+        fwd.head_ops = fwd.build_head(gpu, weights)?;
+        Ok(fwd)
+    }
+
+    /// GPU bytes of the KV cache and activations for `ctx` positions (weights excluded).
+    pub fn kv_cache_bytes(config: &ModelConfig, ctx: usize, chunk: usize, element_bytes: u64) -> u64 {
+        kv_cache::bytes(config, ctx, chunk.clamp(1, ctx.max(1)), element_bytes)
+    }
+
+    pub fn set_sampling(&mut self, gpu: &Gpu, weights: &Weights, s: SamplingParams) -> Result<()> {
+        if s != self.sampling {
+            self.sampling = s;
+            self.head_ops = self.build_head(gpu, weights)?;
+        }
+        Ok(())
+    }
+
+    fn matvec_parts(
+        &self,
+        gpu: &Gpu,
+        m: &Bf16Matrix,
+        x: &GpuBuffer,
+        norm: Option<(&GpuBuffer, f32)>,
+        bias: Option<&GpuBuffer>,
+        residual: bool,
+        out: &GpuBuffer,
+    ) -> Result<Vec<Dispatch>> {
+        m.parts
+            .iter()
+            .map(|p| {
+                matvec_f32_bf16w::dispatch(
+                    gpu,
+                    &matvec_f32_bf16w::Matvec {
+                        w: &p.buffer,
+                        rows: p.rows as u32,
+                        k: m.cols as u32,
+                        out_offset: p.first_row as u32,
+                        x,
+                        norm,
+                        bias,
+                        residual,
+                        out,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_parts(
+        &self,
+        gpu: &Gpu,
+        m: &Bf16Matrix,
+        n_tokens: usize,
+        x: &GpuBuffer,
+        bias: Option<&GpuBuffer>,
+        residual: bool,
+        out: &GpuBuffer,
+    ) -> Result<Vec<Dispatch>> {
+        m.parts
+            .iter()
+            .map(|p| {
+                matmul_f32_bf16w::dispatch(
+                    gpu,
+                    &matmul_f32_bf16w::Matmul {
+                        w: &p.buffer,
+                        rows: p.rows as u32,
+                        k: m.cols as u32,
+                        n_tokens: n_tokens as u32,
+                        x,
+                        bias,
+                        residual,
+                        out,
+                        out_offset: p.first_row as u32,
+                        out_stride: m.rows as u32,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// (part, e0, n) for each expert part of a layer's expert tensor.
+    fn expert_parts(w: &ExpertWeights) -> Vec<(ExpertPart<'_>, u32, u32)> {
+        w.blocks
+            .parts
+            .iter()
+            .zip(&w.scales.parts)
+            .zip(&w.bias.parts)
+            .map(|((b, s), bias)| {
+                (
+                    ExpertPart {
+                        blocks: &b.buffer,
+                        scales: &s.buffer,
+                        bias: &bias.buffer,
+                    },
+                    b.first_expert as u32,
+                    b.n_experts as u32,
+                )
+            })
+            .collect()
+    }
+
+    fn rope_params(&self, l: usize) -> rope_kv_append_f32::Params {
+        let c = &self.config;
+        rope_kv_append_f32::Params {
+            n_heads: c.num_attention_heads as u32,
+            n_kv_heads: c.num_key_value_heads as u32,
+            head_dim: c.head_dim as u32,
+            capacity: self.kv[l].capacity,
+            qkv_stride: qkv_stride(c) as u32,
+            _pad: [0; 3],
+        }
+    }
+
+    fn build_decode(&self, gpu: &Gpu, w: &Weights) -> Result<Vec<DecodeOp>> {
+        let c = &self.config;
+        let d = &self.dec;
+        let eps = c.rms_norm_eps;
+        let mut ops = Vec::new();
+        let mut push = |v: Vec<Dispatch>| {
+            ops.extend(v.into_iter().map(|dispatch| DecodeOp {
+                dispatch,
+                attention: None,
+            }))
+        };
+        push(
+            w.embedding
+                .parts
+                .iter()
+                .map(|p| {
+                    embed_f32_bf16w::dispatch(
+                        gpu,
+                        &p.buffer,
+                        p.first_row as u32,
+                        p.rows as u32,
+                        c.hidden_size as u32,
+                        &self.tokens,
+                        1,
+                        &d.x,
+                    )
+                })
+                .collect::<Result<_>>()?,
+        );
+        for (l, lw) in w.layers.iter().enumerate() {
+            let LayerWeights { .. } = lw;
+            push(self.matvec_parts(
+                gpu,
+                &lw.qkv,
+                &d.x,
+                Some((&lw.attn_norm.buffer, eps)),
+                Some(&lw.qkv_bias.buffer),
+                false,
+                &d.qkv,
+            )?);
+            let kv = &self.kv[l];
+            push(vec![rope_kv_append_f32::dispatch(
+                gpu,
+                self.rope_params(l),
+                &self.step,
+                1,
+                &d.qkv,
+                &self.rope,
+                &kv.k,
+                &kv.v,
+            )?]);
+            let ap = attention_decode_f32::Params {
+                n_heads: c.num_attention_heads as u32,
+                n_kv_heads: c.num_key_value_heads as u32,
+                capacity: kv.capacity,
+                window: kv.window,
+                qkv_stride: qkv_stride(c) as u32,
+                scale: 1.0 / (c.head_dim as f32).sqrt(),
+                _pad: [0; 2],
+            };
+            let attn = attention_decode_f32::dispatch(
+                gpu,
+                ap,
+                c.head_dim as u32,
+                &self.step,
+                &d.qkv,
+                &kv.k,
+                &kv.v,
+                &d.partials,
+            )?;
+            ops.push(DecodeOp {
+                dispatch: attn,
+                attention: Some(ap),
+            });
+            let mut push = |v: Vec<Dispatch>| {
+                ops.extend(v.into_iter().map(|dispatch| DecodeOp {
+                    dispatch,
+                    attention: None,
+                }))
+            };
+            push(vec![attention_combine_f32::dispatch(
+                gpu,
+                c.num_attention_heads as u32,
+                c.head_dim as u32,
+                kv.window,
+                &self.step,
+                &d.partials,
+                &lw.sinks.buffer,
+                &d.attn,
+            )?]);
+            push(self.matvec_parts(gpu, &lw.o, &d.attn, None, Some(&lw.o_bias.buffer), true, &d.x)?);
+            push(self.matvec_parts(
+                gpu,
+                &lw.router,
+                &d.x,
+                Some((&lw.mlp_norm.buffer, eps)),
+                Some(&lw.router_bias.buffer),
+                false,
+                &d.router_logits,
+            )?);
+            let mut experts = Vec::new();
+            for (part, e0, n) in Self::expert_parts(&lw.gate_up) {
+                let p = moe_gate_up_f32_mf4w::Params {
+                    hidden: c.hidden_size as u32,
+                    inter: c.intermediate_size as u32,
+                    n_experts: c.num_experts as u32,
+                    k: c.experts_per_token as u32,
+                    e0,
+                    n_part: n,
+                    eps,
+                    limit: c.swiglu_limit,
+                };
+                experts.push(moe_gate_up_f32_mf4w::dispatch(
+                    gpu,
+                    p,
+                    &d.router_logits,
+                    &d.x,
+                    &lw.mlp_norm.buffer,
+                    &part,
+                    &d.act,
+                )?);
+            }
+            for (part, e0, n) in Self::expert_parts(&lw.down) {
+                let p = moe_down_f32_mf4w::Params {
+                    hidden: c.hidden_size as u32,
+                    inter: c.intermediate_size as u32,
+                    n_experts: c.num_experts as u32,
+                    k: c.experts_per_token as u32,
+                    e0,
+                    n_part: n,
+                    _pad: [0; 2],
+                };
+                experts.push(moe_down_f32_mf4w::dispatch(
+                    gpu,
+                    p,
+                    &d.router_logits,
+                    &d.act,
+                    &part,
+                    &d.x,
+                )?);
+            }
+            push(experts);
+        }
+        Ok(ops)
+    }
+
+    fn build_head(&self, gpu: &Gpu, w: &Weights) -> Result<Vec<Dispatch>> {
+        let c = &self.config;
+        let mut ops = self.matvec_parts(
+            gpu,
+            &w.lm_head,
+            &self.dec.x,
+            Some((&w.final_norm.buffer, c.rms_norm_eps)),
+            None,
+            false,
+            &self.dec.logits,
+        )?;
+        let s = self.sampling;
+        ops.push(sample_f32::dispatch(
+            gpu,
+            sample_f32::Params {
+                vocab: c.vocab_size as u32,
+                top_k: s.top_k,
+                temperature: s.temperature,
+                top_p: s.top_p,
+                seed: s.seed,
+                _pad: [0; 3],
+            },
+            &self.step,
+            &self.dec.logits,
+            &self.tokens,
+            &self.history,
+        )?);
+        Ok(ops)
+    }
+
+    /// Dispatches of one prefill step of `n` tokens at `pos0` (ids already in `pre.ids`),
+    /// leaving the residual stream in `pre.x`.
+    fn build_prefill(&self, gpu: &Gpu, w: &Weights, n: usize, pos0: usize) -> Result<Vec<Dispatch>> {
+        let c = &self.config;
+        let p = &self.pre;
+        let (h, e, k, inter) = (c.hidden_size, c.num_experts, c.experts_per_token, c.intermediate_size);
+        let eps = c.rms_norm_eps;
+        let mut ops = Vec::new();
+        for part in &w.embedding.parts {
+            ops.push(embed_f32_bf16w::dispatch(
+                gpu,
+                &part.buffer,
+                part.first_row as u32,
+                part.rows as u32,
+                h as u32,
+                &p.ids,
+                n as u32,
+                &p.x,
+            )?);
+        }
+        for (l, lw) in w.layers.iter().enumerate() {
+            ops.push(rmsnorm_f32::dispatch(gpu, &p.x, &lw.attn_norm.buffer, &p.xn, n as u32, h as u32, eps)?);
+            ops.extend(self.matmul_parts(gpu, &lw.qkv, n, &p.xn, Some(&lw.qkv_bias.buffer), false, &p.qkv)?);
+            let kv = &self.kv[l];
+            let rp = self.rope_params(l);
+            let mut rope_d = rope_kv_append_f32::dispatch(gpu, rp, &self.step, self.chunk as u32, &p.qkv, &self.rope, &kv.k, &kv.v)?;
+            rope_d.workgroups = rp.workgroups(gpu, n as u32);
+            ops.push(rope_d);
+            let ap = attention_prefill_f32::Params {
+                n_heads: c.num_attention_heads as u32,
+                n_kv_heads: c.num_key_value_heads as u32,
+                capacity: kv.capacity,
+                window: kv.window,
+                qkv_stride: qkv_stride(c) as u32,
+                scale: 1.0 / (c.head_dim as f32).sqrt(),
+                _pad: [0; 2],
+            };
+            let mut attn = attention_prefill_f32::dispatch(
+                gpu,
+                ap,
+                c.head_dim as u32,
+                self.chunk as u32,
+                &self.step,
+                &p.qkv,
+                &kv.k,
+                &kv.v,
+                &lw.sinks.buffer,
+                &p.attn,
+            )?;
+            attn.workgroups = attention_prefill_f32::grid(&ap, n as u32);
+            ops.push(attn);
+            ops.extend(self.matmul_parts(gpu, &lw.o, n, &p.attn, Some(&lw.o_bias.buffer), true, &p.x)?);
+            ops.push(rmsnorm_f32::dispatch(gpu, &p.x, &lw.mlp_norm.buffer, &p.xn, n as u32, h as u32, eps)?);
+            ops.extend(self.matmul_parts(gpu, &lw.router, n, &p.xn, Some(&lw.router_bias.buffer), false, &p.router_logits)?);
+            ops.push(moe_prefill::route(
+                gpu,
+                moe_prefill::RouteParams {
+                    n_tokens: n as u32,
+                    n_experts: e as u32,
+                    k: k as u32,
+                    tile_m: moe_prefill::TILE_M,
+                },
+                &p.router_logits,
+                &p.routing,
+            )?);
+            for (part, e0, np) in Self::expert_parts(&lw.gate_up) {
+                let gp = moe_prefill::GateUpParams {
+                    hidden: h as u32,
+                    inter: inter as u32,
+                    k: k as u32,
+                    e0,
+                    n_part: np,
+                    limit: c.swiglu_limit,
+                    n_experts: e as u32,
+                    _pad: 0,
+                };
+                ops.push(moe_prefill::gate_up(gpu, gp, n as u32, &p.xn, &p.routing, &part, &p.act)?);
+            }
+            for (part, e0, np) in Self::expert_parts(&lw.down) {
+                let dp = moe_prefill::DownParams {
+                    hidden: h as u32,
+                    inter: inter as u32,
+                    e0,
+                    n_part: np,
+                };
+                ops.push(moe_prefill::down(gpu, dp, n as u32, k as u32, e as u32, &p.act, &p.routing, &part, &p.y)?);
+            }
+            ops.push(moe_prefill::combine(
+                gpu,
+                moe_prefill::CombineParams {
+                    n_tokens: n as u32,
+                    hidden: h as u32,
+                    k: k as u32,
+                    _pad: 0,
+                },
+                &p.y,
+                &p.routing,
+                &p.x,
+            )?);
+        }
+        let _ = pos0;
+        Ok(ops)
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.config.vocab_size) {
+            return Err(Error::argument(
+                "prompt",
+                format!("token id {bad} is outside the vocabulary (size {})", self.config.vocab_size),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the prompt `ids` at positions pos0.. through the model in prefill steps, then the
+    /// head on the last position and the sampler (sample index 0). With `logits_out`, also
+    /// returns the logits at every prompt position, [ids.len(), vocab].
+    pub fn prefill(
+        &mut self,
+        gpu: &Gpu,
+        w: &Weights,
+        ids: &[u32],
+        pos0: usize,
+        want_logits: bool,
+    ) -> Result<Option<Vec<f32>>> {
+        self.check_ids(ids)?;
+        if ids.is_empty() {
+            return Err(Error::argument("prompt", "the prompt has no tokens"));
+        }
+        if pos0 + ids.len() > self.ctx {
+            return Err(Error::argument(
+                "prompt",
+                format!("{} prompt tokens at position {pos0} exceed the context of {}", ids.len(), self.ctx),
+            ));
+        }
+        let c = self.config.clone();
+        let h = c.hidden_size;
+        // Logits of a whole step must fit one binding: smaller steps when they are wanted.
+        let step_tokens = if want_logits {
+            let per = (c.vocab_size * 4) as u64;
+            (gpu.max_binding() / per).clamp(1, self.chunk as u64) as usize
+        } else {
+            self.chunk
+        };
+        let logits_buf = if want_logits {
+            Some(gpu.storage("prefill.logits", (step_tokens * c.vocab_size * 4) as u64)?)
+        } else {
+            None
+        };
+        let mut all_logits = want_logits.then(Vec::new);
+        let mut t0 = 0;
+        while t0 < ids.len() {
+            let n = step_tokens.min(ids.len() - t0);
+            gpu.write(&self.pre.ids, 0, bytemuck::cast_slice(&ids[t0..t0 + n]));
+            self.step.set(
+                gpu,
+                Step {
+                    pos0: (pos0 + t0) as u32,
+                    n_tokens: n as u32,
+                    sample_index: 0,
+                    _pad: 0,
+                },
+            );
+            let mut ops = self.build_prefill(gpu, w, n, pos0 + t0)?;
+            if let Some(lb) = &logits_buf {
+                ops.push(rmsnorm_f32::dispatch(gpu, &self.pre.x, &w.final_norm.buffer, &self.pre.xn, n as u32, h as u32, c.rms_norm_eps)?);
+                ops.extend(self.matmul_parts(gpu, &w.lm_head, n, &self.pre.xn, None, false, lb)?);
+            }
+            let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("prefill"),
+            });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("prefill"),
+                    timestamp_writes: None,
+                });
+                for op in &ops {
+                    op.record(&mut pass);
+                }
+            }
+            let last = t0 + n == ids.len();
+            if last {
+                // The last position's residual stream feeds the decode-side head and sampler.
+                encoder.copy_buffer_to_buffer(&self.pre.x.buffer, ((n - 1) * h * 4) as u64, &self.dec.x.buffer, 0, (h * 4) as u64);
+            }
+            gpu.queue.submit([encoder.finish()]);
+            if let (Some(lb), Some(out)) = (&logits_buf, all_logits.as_mut()) {
+                let bytes = gpu.read_range(lb, 0, (n * c.vocab_size * 4) as u64)?;
+                out.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes));
+            }
+            gpu.check("prefill")?;
+            t0 += n;
+        }
+        let last_pos = pos0 + ids.len() - 1;
+        self.step.set(
+            gpu,
+            Step {
+                pos0: last_pos as u32,
+                n_tokens: 1,
+                sample_index: 0,
+                _pad: 0,
+            },
+        );
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("prefill head"),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("prefill head"),
+                timestamp_writes: None,
+            });
+            for op in &self.head_ops {
+                op.record(&mut pass);
+            }
+        }
+        gpu.queue.submit([encoder.finish()]);
+        Ok(all_logits)
+    }
+
+    /// Starts reading sample `index` back: a copy into a staging buffer, submitted now (so it
+    /// lands behind the step that produced the sample) and mapped asynchronously. The GPU can
+    /// run the next step while the CPU waits for this one.
+    pub fn request_sample(&self, gpu: &Gpu, index: usize) -> Result<PendingSample> {
+        let staging = &self.staging[index % self.staging.len()];
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("sample read-back"),
+        });
+        encoder.copy_buffer_to_buffer(&self.history.buffer, (index * 4) as u64, staging, 0, 4);
+        let submission = gpu.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        Ok(PendingSample {
+            staging: staging.clone(),
+            submission,
+            rx,
+        })
+    }
+
+    /// Records and submits one decode step: the token at tokens[0] at position `pos`, sampling
+    /// draw `sample_index`. Returns the submission index.
+    pub fn decode_step(&self, gpu: &Gpu, pos: usize, sample_index: usize) -> Result<wgpu::SubmissionIndex> {
+        if pos >= self.ctx {
+            return Err(Error::argument("--max-tokens", format!("position {pos} is past the context of {}", self.ctx)));
+        }
+        if sample_index >= self.max_samples {
+            return Err(Error::argument("--max-tokens", format!("sample {sample_index} is past the {} planned", self.max_samples)));
+        }
+        self.step.set(
+            gpu,
+            Step {
+                pos0: pos as u32,
+                n_tokens: 1,
+                sample_index: sample_index as u32,
+                _pad: 0,
+            },
+        );
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("decode"),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("decode"),
+                timestamp_writes: None,
+            });
+            for op in &self.decode_ops {
+                pass.set_pipeline(&op.dispatch.pipeline.pipeline);
+                pass.set_bind_group(0, &op.dispatch.bind_group, &[]);
+                let [x, y, z] = match &op.attention {
+                    Some(ap) => attention_decode_f32::grid(ap, pos as u32),
+                    None => op.dispatch.workgroups,
+                };
+                pass.dispatch_workgroups(x, y, z);
+            }
+            for op in &self.head_ops {
+                op.record(&mut pass);
+            }
+        }
+        Ok(gpu.queue.submit([encoder.finish()]))
+    }
+}

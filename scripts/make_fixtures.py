@@ -22,8 +22,8 @@ BF16 rounding and MXFP4 packing are done here in numpy; the safetensors files ar
 small writer, so their bytes depend on nothing but this script. The references are computed with
 transformers in float32 on the CPU, one thread.
 
-Besides transformers, the script runs its own float64 forward pass written from the fact sheet
-(docs: shared spec gpt-oss.md §4) and asserts that it agrees with transformers; with that reference it
+Besides transformers, the script runs its own float64 forward pass written from the project's gpt-oss
+fact sheet (forward pass, §4) and asserts that it agrees with transformers; with that reference it
 also measures how much each classic porting bug (rounded YaRN ramp, no sinks, no sliding window,
 gate/up split as halves, no clamp) would change the logits, so a test built on these fixtures is known
 to catch them.
@@ -127,11 +127,15 @@ def build_tokenizer():
 # ----------------------------------------------------------------------------------------------
 
 # Everything that differs between the two tiny models. Shared values are in make_config().
-#   scale_range: the E8M0 scale bytes of the expert weights are drawn uniformly from this range
-#                (inclusive); 2^(s-127) = 1/256 .. 1/8.
+#   gate_up_scales, down_scales: the E8M0 scale bytes of the expert weights are drawn uniformly from
+#                these ranges (inclusive): large gate/up weights so that the SwiGLU clamp at 7 bites,
+#                small down weights so that the residual stream stays O(1).
+#   swiglu_limit is 7.0, the real models' value: transformers 5.17 ignores config.swiglu_limit and
+#                hard-codes 7.0 (5.24 reads it), so any other value would make the goldens depend on
+#                the transformers version.
 MODELS = {
     "tiny-a": dict(
-        seed=1031,
+        seed=1038,
         num_hidden_layers=3,  # odd
         intermediate_size=64,
         num_attention_heads=4,
@@ -142,8 +146,9 @@ MODELS = {
         layer_types=["sliding_attention", "full_attention", "sliding_attention"],
         rope_theta=100.0,
         rope_scaling=dict(factor=16.0, beta_fast=1.0, beta_slow=0.125, original_max_position_embeddings=16),
-        swiglu_limit=1.5,
-        scale_range=(119, 124),
+        swiglu_limit=7.0,
+        gate_up_scales=(123, 126),
+        down_scales=(117, 121),
     ),
     "tiny-b": dict(
         seed=2005,
@@ -157,8 +162,9 @@ MODELS = {
         layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
         rope_theta=500.0,
         rope_scaling=dict(factor=32.0, beta_fast=2.0, beta_slow=0.0625, original_max_position_embeddings=16),
-        swiglu_limit=2.0,
-        scale_range=(119, 124),
+        swiglu_limit=7.0,
+        gate_up_scales=(123, 126),
+        down_scales=(117, 121),
     ),
 }
 
@@ -336,9 +342,9 @@ def make_weights(spec, cfg, tok_size):
         tensors.append((name, "BF16", tuple(shape), bits.astype("<u2").tobytes()))
         dense[name] = bf16_bits_to_f32(bits)
 
-    def mxfp4(prefix, rows, k, out_first_shape):
+    def mxfp4(prefix, rows, k, out_first_shape, scale_range):
         rs = rng_for(seed, prefix)
-        blocks, scales, deq = make_mxfp4(rs, rows, k, spec["scale_range"])
+        blocks, scales, deq = make_mxfp4(rs, rows, k, scale_range)
         tensors.append((prefix + "_blocks", "U8", blocks.shape, blocks.tobytes()))
         tensors.append((prefix + "_scales", "U8", scales.shape, scales.tobytes()))
         assert deq.shape == out_first_shape
@@ -361,9 +367,9 @@ def make_weights(spec, cfg, tok_size):
         bf16(p + "mlp.router.weight", (E, H), 0.3)
         bf16(p + "mlp.router.bias", (E,), 0.5)
         # gate_up rows interleave gate (even) and up (odd); blocks along the hidden (input) dim.
-        mxfp4(p + "mlp.experts.gate_up_proj", (E, 2 * I), H, (E, 2 * I, H))
+        mxfp4(p + "mlp.experts.gate_up_proj", (E, 2 * I), H, (E, 2 * I, H), spec["gate_up_scales"])
         bf16(p + "mlp.experts.gate_up_proj_bias", (E, 2 * I), 0.2)
-        mxfp4(p + "mlp.experts.down_proj", (E, H), I, (E, H, I))
+        mxfp4(p + "mlp.experts.down_proj", (E, H), I, (E, H, I), spec["down_scales"])
         bf16(p + "mlp.experts.down_proj_bias", (E, H), 0.1)
     bf16("model.norm.weight", (H,), 0.5, mean=1.0, kind="uniform")
     bf16("lm_head.weight", (V, H), 0.25)
@@ -558,6 +564,14 @@ def load_hf(d, experts="eager"):
         attn_implementation="eager",
         **extra,
     )
+    # transformers 5.17 dequantizes the experts to bfloat16 whatever torch_dtype says, and then runs
+    # the expert matmuls in bfloat16 (grouped_mm casts the activations to the weight dtype; the eager
+    # loop fails on the dtype mismatch). MXFP4 values are exact in bfloat16, so casting the model to
+    # float32 changes no weight and makes every version compute in float32. A no-op in 5.24.
+    dequant_dtypes = sorted({str(p.dtype).replace("torch.", "") for n, p in model.named_parameters()
+                             if n.endswith(("experts.gate_up_proj", "experts.down_proj"))})
+    model = model.float()
+    model.fixture_dequant_dtypes = dequant_dtypes
     model.eval()
     return model
 
@@ -715,6 +729,7 @@ def generate_all(out, log=print):
         write_checkpoint(out / name, tensors, cfg, make_generation_config(tok), tok)
         model = load_hf(out / name)
         check_loaded(model, dense, cfg)
+        experts_dtype = model.fixture_dequant_dtypes
         # Our f64 YaRN must agree with the f32 one transformers computed.
         facts = rope_facts(model)
         mine, mscale = yarn_inv_freq_f64(cfg)
@@ -730,6 +745,7 @@ def generate_all(out, log=print):
             "eos_token_ids": make_generation_config(tok)["eos_token_id"],
             "rope": facts,
             "bytes": size,
+            "experts_dtype_after_dequantize": experts_dtype,
         }
         models[name], denses[name], cfgs[name] = model, dense, cfg
         default_models[name] = load_hf(out / name, experts=None)  # for a recorded comparison only
@@ -842,7 +858,7 @@ def check(fixtures):
         for name in MODELS:
             a_files = sorted(os.listdir(fixtures / name))
             b_files = sorted(os.listdir(tmp / name))
-            result(a_files == b_files, f"{name}: same file list {a_files}")
+            result(a_files == b_files, f"{name}: same file list {a_files}" + ("" if a_files == b_files else f" (now {b_files})"))
             for f in a_files:
                 if f not in b_files:
                     continue
@@ -874,15 +890,20 @@ def check(fixtures):
             c = ccases.get(case["name"])
             if c is None:
                 continue
-            result(c["prompt_ids"] == case["prompt_ids"], f"{case['name']}: prompt ids identical ({len(c['prompt_ids'])})")
+            same = c["prompt_ids"] == case["prompt_ids"]
+            result(same, f"{case['name']}: prompt ids identical ({len(c['prompt_ids'])})"
+                         + ("" if same else f" (now {case['prompt_ids']})"))
             la = np.load(fixtures / c["logits_npy"])
             lb = np.load(tmp / case["logits_npy"])
             ok = la.shape == lb.shape
             diff = float(np.abs(la - lb).max()) if ok else math.inf
             result(ok and diff <= 1e-5, f"{case['name']}: logits {list(la.shape)} max abs diff {diff:.3e} (<= 1e-5)")
-            result(c["greedy_ids"] == case["greedy_ids"], f"{case['name']}: greedy ids identical {case['greedy_ids']}")
-            result(c["greedy_ids_until_eos"] == case["greedy_ids_until_eos"],
-                   f"{case['name']}: greedy ids until eos identical ({len(case['greedy_ids_until_eos'])} tokens)")
+            same = c["greedy_ids"] == case["greedy_ids"]
+            result(same, f"{case['name']}: greedy ids identical {case['greedy_ids']}"
+                         + ("" if same else f" (committed {c['greedy_ids']})"))
+            same = c["greedy_ids_until_eos"] == case["greedy_ids_until_eos"]
+            result(same, f"{case['name']}: greedy ids until eos identical ({len(case['greedy_ids_until_eos'])} tokens)"
+                         + ("" if same else f" (committed {c['greedy_ids_until_eos']})"))
             gm = case["notes"]["generate_matches_loop"]
             lines.append(f"info  {case['name']}: generate() {'matches' if gm else 'DIFFERS FROM'} the plain loop "
                          f"in this version")

@@ -1,0 +1,142 @@
+//! Generation: prefill the prompt, then the decode loop with the sampled ids streamed back.
+//!
+//! The loop keeps one step in flight: step i+1 is submitted before sample i is read back, so
+//! the GPU runs while the CPU handles a token. A stop token is therefore seen one step late;
+//! the extra step only writes the KV cache past the end of the answer.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::forward::{Forward, SamplingParams, DEFAULT_CHUNK};
+use crate::model::Model;
+
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation ends after one of these ids (it is reported, then the loop stops).
+    pub stop_ids: Vec<u32>,
+    /// Also return the logits at every prompt position.
+    pub prompt_logits: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct GenerateStats {
+    pub prompt_tokens: usize,
+    /// From submitting the prompt to having the first sampled id on the CPU.
+    pub prefill_time: Duration,
+    pub generated: usize,
+    /// From the first sampled id to the last.
+    pub decode_time: Duration,
+    /// [prompt_tokens, vocab] when asked for.
+    pub prompt_logits: Option<Vec<f32>>,
+}
+
+impl GenerateStats {
+    pub fn prefill_tok_s(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prefill_time.as_secs_f64().max(1e-9)
+    }
+
+    /// Decode rate over the tokens after the first (the first comes from prefill).
+    pub fn decode_tok_s(&self) -> f64 {
+        if self.generated < 2 {
+            return 0.0;
+        }
+        (self.generated - 1) as f64 / self.decode_time.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A model with a KV cache of `ctx` positions, ready to generate.
+pub struct Generator<'a> {
+    gpu: &'a Gpu,
+    model: &'a Model,
+    forward: Forward,
+}
+
+impl<'a> Generator<'a> {
+    /// `max_tokens` is the most any one call to [`generate`](Self::generate) may produce.
+    pub fn new(gpu: &'a Gpu, model: &'a Model, ctx: usize, max_tokens: usize) -> Result<Self> {
+        let forward = Forward::new(gpu, &model.weights, &model.config, ctx, DEFAULT_CHUNK, max_tokens)?;
+        Ok(Generator { gpu, model, forward })
+    }
+
+    pub fn ctx(&self) -> usize {
+        self.forward.ctx
+    }
+
+    /// Checks that the prompt and the answer fit the context, before any work.
+    pub fn check_fits(&self, prompt_tokens: usize, max_tokens: usize) -> Result<()> {
+        if prompt_tokens == 0 {
+            return Err(Error::argument("prompt", "the prompt has no tokens"));
+        }
+        if prompt_tokens + max_tokens > self.forward.ctx {
+            return Err(Error::argument(
+                "--max-tokens",
+                format!(
+                    "the prompt ({prompt_tokens} tokens) plus --max-tokens {max_tokens} exceeds the context of {} (raise --ctx up to {}, or lower --max-tokens)",
+                    self.forward.ctx, self.model.config.max_position_embeddings
+                ),
+            ));
+        }
+        if max_tokens > self.forward.max_samples {
+            return Err(Error::argument(
+                "--max-tokens",
+                format!("{max_tokens} is more than the {} this generator was built for", self.forward.max_samples),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Generates from `prompt` (token ids), calling `on_token` with each sampled id as it
+    /// arrives; `on_token` returns false to stop early. Positions start at 0.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        mut on_token: impl FnMut(u32) -> Result<bool>,
+    ) -> Result<GenerateStats> {
+        self.check_fits(prompt.len(), opts.max_tokens)?;
+        let gpu = self.gpu;
+        let w = &self.model.weights;
+        self.forward.set_sampling(gpu, w, opts.sampling)?;
+        let mut stats = GenerateStats {
+            prompt_tokens: prompt.len(),
+            ..Default::default()
+        };
+        if opts.max_tokens == 0 {
+            let start = Instant::now();
+            stats.prompt_logits = self.forward.prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
+            gpu.wait("prefill")?;
+            stats.prefill_time = start.elapsed();
+            return Ok(stats);
+        }
+
+        let start = Instant::now();
+        stats.prompt_logits = self.forward.prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
+        let mut pending = self.forward.request_sample(gpu, 0)?;
+        let mut first_at = None;
+        for i in 0..opts.max_tokens {
+            // Sample i is the token at position prompt.len() + i.
+            if i + 1 < opts.max_tokens {
+                self.forward.decode_step(gpu, prompt.len() + i, i + 1)?;
+            }
+            let id = pending.wait(gpu)?;
+            let now = Instant::now();
+            if first_at.is_none() {
+                stats.prefill_time = now - start;
+                first_at = Some(now);
+            }
+            stats.generated = i + 1;
+            stats.decode_time = now - first_at.unwrap_or(now);
+            let go_on = on_token(id)?;
+            if !go_on || opts.stop_ids.contains(&id) || i + 1 == opts.max_tokens {
+                break;
+            }
+            pending = self.forward.request_sample(gpu, i + 1)?;
+        }
+        // Leave the queue idle (a step may still be in flight after a stop).
+        gpu.wait("decode")?;
+        Ok(stats)
+    }
+}

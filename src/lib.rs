@@ -9,5 +9,6 @@ pub mod config;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod model;
 
 pub use error::{Error, Result};

@@ -4,7 +4,16 @@
 
 use std::path::Path;
 
+use serde_json::{Map, Value};
+
 use crate::error::{Error, Result};
+
+pub const CONFIG: &str = "config.json";
+pub const GENERATION_CONFIG: &str = "generation_config.json";
+
+/// rms_norm_eps where the config has none: the original config never has one, and OpenAI's
+/// RMSNorm hard-codes 1e-5.
+pub const DEFAULT_RMS_NORM_EPS: f32 = 1e-5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum LayerType {
@@ -50,12 +59,133 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// Reads `dir/config.json` (either naming) and, when present, `dir/generation_config.json`
+    /// for the stop tokens.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let _ = dir;
-        Err(Error::Config {
-            path: dir.join("config.json"),
-            message: "not implemented yet".into(),
-        })
+        let gen = dir.join(GENERATION_CONFIG);
+        Self::from_files(&dir.join(CONFIG), gen.is_file().then_some(gen.as_path()))
+    }
+
+    /// Reads `config` and, if given, the generation config that overrides its stop tokens.
+    pub fn from_files(config: &Path, generation_config: Option<&Path>) -> Result<Self> {
+        let text = read_text(config)?;
+        let mut cfg = Self::from_json_str(&text, config)?;
+        if let Some(gen) = generation_config {
+            let text = read_text(gen)?;
+            if let Some(ids) = generation_eos(&text, gen)? {
+                cfg.eos_token_ids = ids;
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses and validates a config.json in either naming; `path` only names it in errors.
+    /// Stop tokens come from its `eos_token_id` (empty when absent).
+    pub fn from_json_str(json: &str, path: &Path) -> Result<Self> {
+        let value: Value = serde_json::from_str(json).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let obj = value.as_object().ok_or_else(|| Error::Config {
+            path: path.to_path_buf(),
+            message: format!("expected a JSON object, found {}", kind(&value)),
+        })?;
+        let cfg = Fields { obj, path }.parse()?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks the invariants the loader and the kernels rely on.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let err = |message: String| {
+            Err(Error::Config {
+                path: path.to_path_buf(),
+                message,
+            })
+        };
+        let sizes = [
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_experts", self.num_experts),
+            ("experts_per_token", self.experts_per_token),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("head_dim", self.head_dim),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("vocab_size", self.vocab_size),
+            ("sliding_window", self.sliding_window),
+            ("max_position_embeddings", self.max_position_embeddings),
+            (
+                "original_max_position_embeddings",
+                self.rope_scaling.original_max_position_embeddings,
+            ),
+        ];
+        for (name, v) in sizes {
+            if v == 0 {
+                return err(format!("{name}: expected a positive integer, got 0"));
+            }
+        }
+        // MXFP4 blocks run along the input dimension of both expert matrices.
+        for (name, v) in [
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+        ] {
+            if v % crate::checkpoint::mxfp4::BLOCK != 0 {
+                return err(format!(
+                    "{name}: expected a multiple of {} (one MXFP4 block), got {v}",
+                    crate::checkpoint::mxfp4::BLOCK
+                ));
+            }
+        }
+        if self.head_dim % 2 != 0 {
+            return err(format!(
+                "head_dim: expected an even number (RoPE rotates pairs), got {}",
+                self.head_dim
+            ));
+        }
+        if self.num_attention_heads % self.num_key_value_heads != 0 {
+            return err(format!(
+                "num_attention_heads: expected a multiple of num_key_value_heads ({}), got {}",
+                self.num_key_value_heads, self.num_attention_heads
+            ));
+        }
+        if self.experts_per_token > self.num_experts {
+            return err(format!(
+                "experts_per_token: expected at most num_experts ({}), got {}",
+                self.num_experts, self.experts_per_token
+            ));
+        }
+        if self.layer_types.len() != self.num_hidden_layers {
+            return err(format!(
+                "layer_types: expected {} entries (num_hidden_layers), got {}",
+                self.num_hidden_layers,
+                self.layer_types.len()
+            ));
+        }
+        // Token ids are u32 on the GPU.
+        if self.vocab_size > u32::MAX as usize {
+            return err(format!(
+                "vocab_size: expected at most {}, got {}",
+                u32::MAX,
+                self.vocab_size
+            ));
+        }
+        let positive = [
+            ("rms_norm_eps", self.rms_norm_eps as f64),
+            ("swiglu_limit", self.swiglu_limit as f64),
+            ("rope_theta", self.rope_theta),
+            ("rope_scaling.factor", self.rope_scaling.factor),
+            ("rope_scaling.beta_fast", self.rope_scaling.beta_fast),
+            ("rope_scaling.beta_slow", self.rope_scaling.beta_slow),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return err(format!(
+                    "{name}: expected a positive finite number, got {v}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Width of q (heads x head_dim); not hidden_size in gpt-oss.
@@ -69,5 +199,521 @@ impl ModelConfig {
 
     pub fn is_sliding(&self, layer: usize) -> bool {
         self.layer_types[layer] == LayerType::Sliding
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `eos_token_id` as an int or a list of ints; `None` when absent or null.
+fn eos_ids(v: Option<&Value>, field: &str, path: &Path) -> Result<Option<Vec<u32>>> {
+    let bad = |v: &Value| Error::Config {
+        path: path.to_path_buf(),
+        message: format!("{field}: expected a token id or a list of token ids, got {v}"),
+    };
+    let id = |v: &Value| {
+        v.as_u64()
+            .and_then(|x| u32::try_from(x).ok())
+            .ok_or_else(|| bad(v))
+    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(a.iter().map(id).collect::<Result<_>>()?)),
+        Some(v) => Ok(Some(vec![id(v)?])),
+    }
+}
+
+fn generation_eos(json: &str, path: &Path) -> Result<Option<Vec<u32>>> {
+    let value: Value = serde_json::from_str(json).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    eos_ids(value.get("eos_token_id"), "eos_token_id", path)
+}
+
+/// Typed access to config.json fields, with errors that name the field.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    path: &'a Path,
+}
+
+impl Fields<'_> {
+    fn err(&self, message: String) -> Error {
+        Error::Config {
+            path: self.path.to_path_buf(),
+            message,
+        }
+    }
+
+    /// The first of `names` that is present and not null.
+    fn find<'v>(&self, obj: &'v Map<String, Value>, names: &[&str]) -> Option<(String, &'v Value)> {
+        names.iter().find_map(|n| {
+            obj.get(*n)
+                .filter(|v| !v.is_null())
+                .map(|v| (n.to_string(), v))
+        })
+    }
+
+    fn usize_in(
+        &self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        names: &[&str],
+    ) -> Result<Option<usize>> {
+        let Some((name, v)) = self.find(obj, names) else {
+            return Ok(None);
+        };
+        // Some exporters write integral floats ("4096.0").
+        let n = v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .and_then(|x| usize::try_from(x).ok())
+            .ok_or_else(|| {
+                self.err(format!(
+                    "{prefix}{name}: expected a non-negative integer, got {v}"
+                ))
+            })?;
+        Ok(Some(n))
+    }
+
+    fn f64_in(
+        &self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        names: &[&str],
+    ) -> Result<Option<f64>> {
+        let Some((name, v)) = self.find(obj, names) else {
+            return Ok(None);
+        };
+        v.as_f64()
+            .map(Some)
+            .ok_or_else(|| self.err(format!("{prefix}{name}: expected a number, got {v}")))
+    }
+
+    fn bool_in(
+        &self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        names: &[&str],
+    ) -> Result<Option<bool>> {
+        let Some((name, v)) = self.find(obj, names) else {
+            return Ok(None);
+        };
+        v.as_bool()
+            .map(Some)
+            .ok_or_else(|| self.err(format!("{prefix}{name}: expected true or false, got {v}")))
+    }
+
+    fn required(&self, names: &[&str]) -> Result<usize> {
+        self.usize_in(self.obj, "", names)?.ok_or_else(|| {
+            self.err(format!(
+                "{}: required field is missing{}",
+                names[0],
+                if names.len() > 1 {
+                    format!(" (also looked for {})", names[1..].join(", "))
+                } else {
+                    String::new()
+                }
+            ))
+        })
+    }
+
+    fn parse(&self) -> Result<ModelConfig> {
+        let obj = self.obj;
+        let num_hidden_layers = self.required(&["num_hidden_layers"])?;
+        // HF's attribute_map accepts num_experts too; the original names it so.
+        let num_experts = self.required(&["num_local_experts", "num_experts"])?;
+        let experts_per_token = self.required(&["num_experts_per_tok", "experts_per_token"])?;
+        let hidden_size = self.required(&["hidden_size"])?;
+        let intermediate_size = self.required(&["intermediate_size"])?;
+        let head_dim = self.required(&["head_dim"])?;
+        let num_attention_heads = self.required(&["num_attention_heads"])?;
+        let num_key_value_heads = self.required(&["num_key_value_heads"])?;
+        let vocab_size = self.required(&["vocab_size"])?;
+        // The remaining defaults are those of both reference config classes (spec 1.2, 1.3).
+        let sliding_window = self.usize_in(obj, "", &["sliding_window"])?.unwrap_or(128);
+        let rms_norm_eps = self
+            .f64_in(obj, "", &["rms_norm_eps"])?
+            .map_or(DEFAULT_RMS_NORM_EPS, |v| v as f32);
+        let swiglu_limit = self.f64_in(obj, "", &["swiglu_limit"])?.unwrap_or(7.0) as f32;
+
+        let (rope_theta, rope_scaling, max_position_embeddings) = self.rope()?;
+        let layer_types = self.layer_types(num_hidden_layers)?;
+        let eos_token_ids =
+            eos_ids(obj.get("eos_token_id"), "eos_token_id", self.path)?.unwrap_or_default();
+
+        Ok(ModelConfig {
+            num_hidden_layers,
+            num_experts,
+            experts_per_token,
+            hidden_size,
+            intermediate_size,
+            head_dim,
+            num_attention_heads,
+            num_key_value_heads,
+            vocab_size,
+            sliding_window,
+            layer_types,
+            rms_norm_eps,
+            swiglu_limit,
+            rope_theta,
+            rope_scaling,
+            max_position_embeddings,
+            eos_token_ids,
+        })
+    }
+
+    /// (rope_theta, YaRN parameters, max_position_embeddings) from `rope_scaling` (transformers
+    /// v4), `rope_parameters` (v5, where rope_theta may sit inside) or the original's flat
+    /// `rope_*` fields.
+    fn rope(&self) -> Result<(f64, RopeScaling, usize)> {
+        let obj = self.obj;
+        let top_theta = self.f64_in(obj, "", &["rope_theta"])?;
+        let initial = self.usize_in(obj, "", &["initial_context_length"])?;
+        let nested = self.find(obj, &["rope_parameters", "rope_scaling"]);
+        match nested {
+            Some((name, v)) => {
+                let r = v.as_object().ok_or_else(|| {
+                    self.err(format!("{name}: expected an object, got {}", kind(v)))
+                })?;
+                let prefix = format!("{name}.");
+                let rope_type = match self.find(r, &["rope_type", "type"]) {
+                    None => "yarn".to_string(),
+                    Some((field, v)) => v.as_str().map(str::to_string).ok_or_else(|| {
+                        self.err(format!("{prefix}{field}: expected a string, got {v}"))
+                    })?,
+                };
+                let theta = self
+                    .f64_in(r, &prefix, &["rope_theta"])?
+                    .or(top_theta)
+                    .unwrap_or(150000.0);
+                let original_max = self
+                    .usize_in(r, &prefix, &["original_max_position_embeddings"])?
+                    .or(initial)
+                    .unwrap_or(4096);
+                let scaling = match rope_type.as_str() {
+                    "yarn" => RopeScaling {
+                        factor: self.f64_in(r, &prefix, &["factor"])?.unwrap_or(32.0),
+                        beta_fast: self.f64_in(r, &prefix, &["beta_fast"])?.unwrap_or(32.0),
+                        beta_slow: self.f64_in(r, &prefix, &["beta_slow"])?.unwrap_or(1.0),
+                        original_max_position_embeddings: original_max,
+                        truncate: self.bool_in(r, &prefix, &["truncate"])?.unwrap_or(false),
+                    },
+                    // YaRN with factor 1 is plain RoPE: the ramp blends two equal frequencies
+                    // and the attention factor is 0.1 ln 1 + 1 = 1.
+                    "default" => RopeScaling {
+                        factor: 1.0,
+                        beta_fast: 32.0,
+                        beta_slow: 1.0,
+                        original_max_position_embeddings: original_max,
+                        truncate: false,
+                    },
+                    other => {
+                        return Err(self.err(format!(
+                            "{prefix}rope_type: expected \"yarn\" (or \"default\"), got \"{other}\""
+                        )))
+                    }
+                };
+                let max_pos = self
+                    .usize_in(obj, "", &["max_position_embeddings"])?
+                    .unwrap_or(131072);
+                Ok((theta, scaling, max_pos))
+            }
+            None => {
+                // The original naming (spec 1.2), mapped as the HF converter maps it.
+                let factor = self
+                    .f64_in(obj, "", &["rope_scaling_factor"])?
+                    .unwrap_or(32.0);
+                let original_max = initial.unwrap_or(4096);
+                let scaling = RopeScaling {
+                    factor,
+                    beta_fast: self.f64_in(obj, "", &["rope_ntk_beta"])?.unwrap_or(32.0),
+                    beta_slow: self.f64_in(obj, "", &["rope_ntk_alpha"])?.unwrap_or(1.0),
+                    original_max_position_embeddings: original_max,
+                    truncate: false,
+                };
+                let max_pos = match self.usize_in(obj, "", &["max_position_embeddings"])? {
+                    Some(m) => m,
+                    None => {
+                        let m = original_max as f64 * factor;
+                        if !(m.is_finite() && m >= 1.0 && m <= usize::MAX as f64) {
+                            return Err(self.err(format!(
+                                "initial_context_length x rope_scaling_factor: expected a \
+                                 positive position count, got {original_max} x {factor}"
+                            )));
+                        }
+                        m as usize
+                    }
+                };
+                Ok((top_theta.unwrap_or(150000.0), scaling, max_pos))
+            }
+        }
+    }
+
+    fn layer_types(&self, layers: usize) -> Result<Vec<LayerType>> {
+        let Some((_, v)) = self.find(self.obj, &["layer_types"]) else {
+            // Both reference configs: even layer index slides, odd attends to everything.
+            return Ok((0..layers)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        LayerType::Sliding
+                    } else {
+                        LayerType::Full
+                    }
+                })
+                .collect());
+        };
+        let list = v
+            .as_array()
+            .ok_or_else(|| self.err(format!("layer_types: expected a list, got {}", kind(v))))?;
+        list.iter()
+            .enumerate()
+            .map(|(i, t)| match t.as_str() {
+                Some("sliding_attention") => Ok(LayerType::Sliding),
+                Some("full_attention") => Ok(LayerType::Full),
+                _ => Err(self.err(format!(
+                    "layer_types[{i}]: expected \"sliding_attention\" or \"full_attention\", got {t}"
+                ))),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hf() -> Value {
+        json!({
+            "num_hidden_layers": 4, "num_local_experts": 8, "num_experts_per_tok": 2,
+            "hidden_size": 64, "intermediate_size": 96, "head_dim": 16,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300,
+            "sliding_window": 8, "rms_norm_eps": 1e-6, "swiglu_limit": 5.0,
+            "rope_theta": 10000.0,
+            "rope_scaling": {"rope_type": "yarn", "factor": 8.0, "beta_fast": 16.0,
+                "beta_slow": 2.0, "original_max_position_embeddings": 512, "truncate": false},
+            "max_position_embeddings": 4096, "eos_token_id": 7,
+            "layer_types": ["full_attention", "sliding_attention", "full_attention",
+                "sliding_attention"]
+        })
+    }
+
+    fn parse(v: &Value) -> Result<ModelConfig> {
+        ModelConfig::from_json_str(&v.to_string(), Path::new("x/config.json"))
+    }
+
+    fn message(v: &Value) -> String {
+        match parse(v) {
+            Err(Error::Config { message, .. }) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hf_naming() {
+        let c = parse(&hf()).unwrap();
+        assert_eq!(c.num_experts, 8);
+        assert_eq!(c.experts_per_token, 2);
+        assert_eq!(c.intermediate_size, 96);
+        assert_eq!(c.rms_norm_eps, 1e-6);
+        assert_eq!(c.swiglu_limit, 5.0);
+        assert_eq!(c.rope_theta, 10000.0);
+        assert_eq!(
+            c.rope_scaling,
+            RopeScaling {
+                factor: 8.0,
+                beta_fast: 16.0,
+                beta_slow: 2.0,
+                original_max_position_embeddings: 512,
+                truncate: false
+            }
+        );
+        assert_eq!(c.max_position_embeddings, 4096);
+        assert_eq!(c.eos_token_ids, vec![7]);
+        // layer_types as given, not the default alternation.
+        assert!(!c.is_sliding(0) && c.is_sliding(1));
+    }
+
+    #[test]
+    fn hf_v5_rope_parameters_with_theta_inside() {
+        let mut v = hf();
+        let o = v.as_object_mut().unwrap();
+        o.remove("rope_scaling");
+        o.remove("rope_theta");
+        o.insert(
+            "rope_parameters".into(),
+            json!({"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0,
+                   "beta_fast": 32.0, "beta_slow": 1.0, "truncate": true,
+                   "original_max_position_embeddings": 4096}),
+        );
+        o.insert("experts_per_token".into(), json!(2));
+        o.remove("num_experts_per_tok");
+        let c = parse(&v).unwrap();
+        assert_eq!(c.rope_theta, 150000.0);
+        assert_eq!(c.rope_scaling.factor, 32.0);
+        assert!(c.rope_scaling.truncate);
+        assert_eq!(c.experts_per_token, 2);
+    }
+
+    #[test]
+    fn original_naming() {
+        let v = json!({
+            "num_hidden_layers": 24, "num_experts": 32, "experts_per_token": 4,
+            "vocab_size": 201088, "hidden_size": 2880, "intermediate_size": 2880,
+            "swiglu_limit": 7.0, "head_dim": 64, "num_attention_heads": 64,
+            "num_key_value_heads": 8, "sliding_window": 128, "initial_context_length": 4096,
+            "rope_theta": 150000.0, "rope_scaling_factor": 32.0, "rope_ntk_alpha": 1.0,
+            "rope_ntk_beta": 32.0
+        });
+        let c = parse(&v).unwrap();
+        assert_eq!(c.num_experts, 32);
+        assert_eq!(c.rope_scaling.beta_fast, 32.0);
+        assert_eq!(c.rope_scaling.beta_slow, 1.0);
+        assert_eq!(c.rope_scaling.original_max_position_embeddings, 4096);
+        assert_eq!(c.max_position_embeddings, 131072);
+        assert_eq!(c.rms_norm_eps, 1e-5);
+        assert!(c.eos_token_ids.is_empty());
+        // No layer_types: even layers slide.
+        assert_eq!(c.layer_types.len(), 24);
+        assert!(c.is_sliding(0) && !c.is_sliding(1) && c.is_sliding(22) && !c.is_sliding(23));
+
+        // ntk_alpha and ntk_beta are beta_slow and beta_fast, not the other way round.
+        let mut v = v;
+        v["rope_ntk_alpha"] = json!(2.0);
+        v["rope_ntk_beta"] = json!(16.0);
+        v["initial_context_length"] = json!(1000);
+        v["rope_scaling_factor"] = json!(4.0);
+        let c = parse(&v).unwrap();
+        assert_eq!(
+            (c.rope_scaling.beta_slow, c.rope_scaling.beta_fast),
+            (2.0, 16.0)
+        );
+        assert_eq!(c.max_position_embeddings, 4000);
+    }
+
+    #[test]
+    fn stop_tokens_prefer_the_generation_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = hf();
+        v["eos_token_id"] = json!([5, 6]);
+        std::fs::write(dir.path().join(CONFIG), v.to_string()).unwrap();
+        assert_eq!(
+            ModelConfig::from_dir(dir.path()).unwrap().eos_token_ids,
+            vec![5, 6]
+        );
+        std::fs::write(
+            dir.path().join(GENERATION_CONFIG),
+            r#"{"eos_token_id": [200002, 199999, 200012], "do_sample": true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ModelConfig::from_dir(dir.path()).unwrap().eos_token_ids,
+            vec![200002, 199999, 200012]
+        );
+        std::fs::write(dir.path().join(GENERATION_CONFIG), r#"{"eos_token_id": 3}"#).unwrap();
+        assert_eq!(
+            ModelConfig::from_dir(dir.path()).unwrap().eos_token_ids,
+            vec![3]
+        );
+        // No eos anywhere: no stop tokens.
+        std::fs::write(dir.path().join(GENERATION_CONFIG), "{}").unwrap();
+        v.as_object_mut().unwrap().remove("eos_token_id");
+        std::fs::write(dir.path().join(CONFIG), v.to_string()).unwrap();
+        assert!(ModelConfig::from_dir(dir.path())
+            .unwrap()
+            .eos_token_ids
+            .is_empty());
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let cases: Vec<(&str, Value, &str)> = vec![
+            (
+                "hidden_size",
+                json!(48),
+                "hidden_size: expected a multiple of 32",
+            ),
+            (
+                "intermediate_size",
+                json!(100),
+                "intermediate_size: expected a multiple of 32 (one MXFP4 block), got 100",
+            ),
+            ("head_dim", json!(15), "head_dim: expected an even number"),
+            (
+                "num_key_value_heads",
+                json!(3),
+                "num_attention_heads: expected a multiple of num_key_value_heads (3), got 4",
+            ),
+            (
+                "num_experts_per_tok",
+                json!(9),
+                "experts_per_token: expected at most num_experts (8), got 9",
+            ),
+            (
+                "layer_types",
+                json!(["full_attention"]),
+                "layer_types: expected 4 entries (num_hidden_layers), got 1",
+            ),
+            (
+                "layer_types",
+                json!(["full_attention", "x", "full_attention", "full_attention"]),
+                "layer_types[1]",
+            ),
+            (
+                "vocab_size",
+                json!(0),
+                "vocab_size: expected a positive integer, got 0",
+            ),
+            (
+                "vocab_size",
+                json!("big"),
+                "vocab_size: expected a non-negative integer",
+            ),
+            (
+                "rms_norm_eps",
+                json!(-1.0),
+                "rms_norm_eps: expected a positive",
+            ),
+            (
+                "rope_scaling",
+                json!({"rope_type": "linear"}),
+                "rope_scaling.rope_type",
+            ),
+            ("eos_token_id", json!("x"), "eos_token_id"),
+        ];
+        for (field, value, want) in cases {
+            let mut v = hf();
+            v[field] = value;
+            let got = message(&v);
+            assert!(got.contains(want), "{field}: {got:?} lacks {want:?}");
+        }
+        let mut v = hf();
+        v.as_object_mut().unwrap().remove("head_dim");
+        assert!(message(&v).contains("head_dim: required field is missing"));
+        assert!(matches!(
+            ModelConfig::from_json_str("[1]", Path::new("c.json")),
+            Err(Error::Config { .. })
+        ));
+        assert!(matches!(
+            ModelConfig::from_json_str("{", Path::new("c.json")),
+            Err(Error::Json { .. })
+        ));
     }
 }

@@ -30,6 +30,67 @@ pub enum Error {
         message: String,
     },
 
+    /// A tensor the config implies is in no file of the checkpoint.
+    #[error("{dir}: tensor {tensor} is missing ({layout} layout{detail})")]
+    MissingTensor {
+        dir: PathBuf,
+        tensor: String,
+        layout: String,
+        /// ", needed for <canonical name>" where the stored name differs, else empty.
+        detail: String,
+    },
+
+    #[error("{file}: tensor {tensor}: expected shape {expected}, got {actual}")]
+    TensorShape {
+        file: PathBuf,
+        tensor: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{file}: tensor {tensor}: expected dtype {expected}, got {actual}")]
+    TensorDType {
+        file: PathBuf,
+        tensor: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The file is shorter than its header says: usually an interrupted download.
+    #[error(
+        "{file}: truncated: the header needs {expected_bytes} bytes, the file has {actual_bytes}; \
+         tensor {tensor} is the first that ends past the end of the file (incomplete download?)"
+    )]
+    Truncated {
+        file: PathBuf,
+        tensor: String,
+        expected_bytes: u64,
+        actual_bytes: u64,
+    },
+
+    #[error("{file}: not a valid safetensors file: {message}")]
+    BadHeader { file: PathBuf, message: String },
+
+    #[error("tensor {tensor} is in two files: {first} and {second}")]
+    DuplicateTensor {
+        tensor: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+
+    /// E8M0 scale byte 0xFF is NaN (OCP MX); no real checkpoint has one.
+    #[error(
+        "{file}: tensor {tensor}: scale byte 0xFF (NaN in E8M0) at block {block} ({position})"
+    )]
+    NanScale {
+        file: PathBuf,
+        tensor: String,
+        /// Flat index into the scales tensor.
+        block: usize,
+        /// "expert e, row r, block b".
+        position: String,
+    },
+
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),
 
@@ -50,7 +111,11 @@ pub enum Error {
     GpuInternal { label: String, message: String },
 
     #[error("'{label}' needs {bytes} bytes in one binding, over this adapter's limit of {limit}")]
-    BindingTooLarge { label: String, bytes: u64, limit: u64 },
+    BindingTooLarge {
+        label: String,
+        bytes: u64,
+        limit: u64,
+    },
 
     #[error("buffer mapping failed for '{label}': {message}")]
     Map { label: String, message: String },

@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod harmony;
 pub mod kernels;
 pub mod model;
+pub mod npy;
 pub mod reference;
 pub mod tokenizer;
 

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use std::path::PathBuf;
+
+use oss_wgpu::checkpoint::inspect::{self, InspectReport};
+use oss_wgpu::config::LayerType;
 use oss_wgpu::gpu::{self, BackendChoice, GpuOptions};
 
 #[derive(Parser)]
@@ -34,14 +38,21 @@ struct GpuArgs {
 }
 
 impl GpuArgs {
-    fn options(&self) -> Result<GpuOptions> {
-        let backend: BackendChoice = self.backend.parse()?;
-        let max_binding_bytes = match &self.max_binding_bytes {
+    fn max_binding(&self) -> Result<Option<u64>> {
+        Ok(match &self.max_binding_bytes {
             None => None,
             Some(s) => Some(gpu::parse_bytes(s).ok_or_else(|| {
-                oss_wgpu::Error::argument("--max-binding-bytes", format!("'{s}' is not a byte count"))
+                oss_wgpu::Error::argument(
+                    "--max-binding-bytes",
+                    format!("'{s}' is not a byte count"),
+                )
             })?),
-        };
+        })
+    }
+
+    fn options(&self) -> Result<GpuOptions> {
+        let backend: BackendChoice = self.backend.parse()?;
+        let max_binding_bytes = self.max_binding()?;
         Ok(GpuOptions {
             backend,
             adapter: self.adapter.clone(),
@@ -58,6 +69,18 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// Check a checkpoint folder without a GPU: layout, tensors, parameter counts, memory.
+    /// Exits 0 only if the checkpoint would load.
+    Inspect {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Context length for the KV cache estimate.
+        #[arg(long, default_value_t = 8192)]
+        ctx: usize,
+        /// The checkpoint folder (a hub snapshot, its original/ folder, or a converted export).
+        dir: PathBuf,
     },
 }
 
@@ -77,7 +100,198 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let opts = cli.gpu.options()?;
     match cli.command {
         Command::Info { json } => info(&opts, json),
+        Command::Inspect { json, ctx, dir } => {
+            let max_binding = cli
+                .gpu
+                .max_binding()?
+                .unwrap_or(inspect::DEFAULT_MAX_BINDING);
+            run_inspect(&dir, ctx, max_binding, json)
+        }
     }
+}
+
+fn run_inspect(
+    dir: &std::path::Path,
+    ctx: usize,
+    max_binding: u64,
+    json: bool,
+) -> Result<ExitCode> {
+    let report = match inspect::inspect(dir, ctx, max_binding) {
+        Ok(r) => r,
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({ "valid": false, "error": e.to_string() });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                eprintln!("error: {e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &InspectReport) {
+    let c = &r.config;
+    println!("checkpoint   {}", r.dir.display());
+    if r.root != r.dir {
+        println!("weights from {}", r.root.display());
+    }
+    println!("layout       {}", r.layout_description);
+    let keys: Vec<String> = r
+        .key_prefixes
+        .iter()
+        .map(|k| {
+            let unused = if k.used { "" } else { ", ignored" };
+            format!("{}* ({}{unused})", k.prefix, k.tensors)
+        })
+        .collect();
+    println!("keys         {}", keys.join(", "));
+    println!("qkv          {}", r.qkv);
+    println!("experts      {}", r.experts);
+    for (i, f) in r.files.iter().enumerate() {
+        let head = if i == 0 { "files" } else { "" };
+        println!(
+            "{head:<12} {} ({}, {} tensors)",
+            f.path.display(),
+            bytes(f.bytes),
+            f.tensors
+        );
+    }
+    let dtypes: Vec<String> = r
+        .dtypes
+        .iter()
+        .map(|d| format!("{} {} tensors {}", d.dtype, d.tensors, bytes(d.bytes)))
+        .collect();
+    println!("dtypes       {}", dtypes.join("; "));
+    let sliding = c
+        .layer_types
+        .iter()
+        .filter(|&&t| t == LayerType::Sliding)
+        .count();
+    println!(
+        "config       {} layers ({sliding} sliding, window {}), hidden {}, intermediate {}, \
+         heads {} q / {} kv x {}, experts {} (top {}), vocab {}",
+        c.num_hidden_layers,
+        c.sliding_window,
+        c.hidden_size,
+        c.intermediate_size,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.head_dim,
+        c.num_experts,
+        c.experts_per_token,
+        c.vocab_size
+    );
+    let rs = &c.rope_scaling;
+    println!(
+        "             rope theta {} yarn x{} (beta_fast {}, beta_slow {}, original {}, truncate \
+         {}), max positions {}, rms eps {:e}, swiglu limit {}",
+        c.rope_theta,
+        rs.factor,
+        rs.beta_fast,
+        rs.beta_slow,
+        rs.original_max_position_embeddings,
+        rs.truncate,
+        c.max_position_embeddings,
+        c.rms_norm_eps,
+        c.swiglu_limit
+    );
+    println!("stop tokens  {:?}", c.eos_token_ids);
+    println!(
+        "tokenizer    {}",
+        r.tokenizer
+            .as_ref()
+            .map_or_else(|| "none found".to_string(), |p| p.display().to_string())
+    );
+    println!("tensors");
+    let width = r.tensors.iter().map(|g| g.name.len()).max().unwrap_or(0);
+    for g in &r.tensors {
+        let count = if g.count > 1 {
+            format!(" x{}", g.count)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<width$} {:<16} <- {} {} {:?}{count}",
+            g.name,
+            format!("{:?}", g.shape),
+            g.stored,
+            g.stored_dtype,
+            g.stored_shape,
+        );
+    }
+    println!(
+        "parameters   {} total, {} active per token (embedding {}, experts {})",
+        thousands(r.params.total),
+        thousands(r.params.active),
+        thousands(r.params.embedding),
+        thousands(r.params.experts)
+    );
+    let d = &r.decode_bytes;
+    println!(
+        "decode reads {} per token: attention {}, router {}, norms {}, experts {}, lm_head {}, \
+         embedding row {}",
+        bytes(d.total),
+        bytes(d.attention),
+        bytes(d.router),
+        bytes(d.norms),
+        bytes(d.experts),
+        bytes(d.lm_head),
+        bytes(d.embedding_row)
+    );
+    let g = &r.gpu;
+    let split = if g.split_tensors.is_empty() {
+        "none split".to_string()
+    } else {
+        format!("{} tensors split", g.split_tensors.len())
+    };
+    println!(
+        "GPU memory   weights {} (binding limit {}, {split}), KV cache {} at ctx {} ({} positions \
+         on full layers, {} on sliding), total {}",
+        bytes(g.weights),
+        bytes(g.max_binding),
+        bytes(g.kv_cache),
+        g.ctx,
+        g.kv_positions_full,
+        g.kv_positions_sliding,
+        bytes(g.total)
+    );
+    for n in &r.notes {
+        println!("note         {n}");
+    }
+    println!("valid        yes: every tensor present, with the dtype and shape the config implies");
+}
+
+/// Decimal units, as disk and memory sizes are usually quoted for models.
+fn bytes(b: u64) -> String {
+    let f = b as f64;
+    if f >= 1e9 {
+        format!("{:.2} GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.2} MB", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.1} kB", f / 1e3)
+    } else {
+        format!("{b} B")
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 fn info(opts: &GpuOptions, json: bool) -> Result<ExitCode> {
@@ -97,7 +311,10 @@ fn info(opts: &GpuOptions, json: bool) -> Result<ExitCode> {
     for r in &reports {
         let mark = if r.auto_selected { "  <- auto" } else { "" };
         println!("[{}] {} ({}){mark}", r.index, r.name, r.backend);
-        println!("    vendor {}, {}, driver {} {}", r.vendor, r.device_type, r.driver, r.driver_info);
+        println!(
+            "    vendor {}, {}, driver {} {}",
+            r.vendor, r.device_type, r.driver, r.driver_info
+        );
         println!(
             "    shader-f16 {}, subgroup {} (size {}..{}), timestamp-query {}, cooperative-matrix {}",
             yes(r.shader_f16),
@@ -109,7 +326,9 @@ fn info(opts: &GpuOptions, json: bool) -> Result<ExitCode> {
         );
         println!(
             "    max buffer {} B, max storage binding {} B, workgroup storage {} B",
-            r.max_buffer_size, r.max_storage_buffer_binding_size, r.max_compute_workgroup_storage_size
+            r.max_buffer_size,
+            r.max_storage_buffer_binding_size,
+            r.max_compute_workgroup_storage_size
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -41,9 +41,18 @@ fn every_nibble_and_scale_is_exact() {
                     let g = f32::from_bits(got[32 * b + k]);
                     assert!(!g.is_nan(), "NaN for nibble {nibble} scale {s}");
                     if exact.abs() > f32::MAX as f64 {
-                        assert_eq!(g, exact.signum() as f32 * f32::INFINITY, "nibble {nibble} scale {s}");
+                        assert_eq!(
+                            g,
+                            exact.signum() as f32 * f32::INFINITY,
+                            "nibble {nibble} scale {s}"
+                        );
                     } else {
-                        assert_eq!(g as f64, exact, "nibble {nibble} scale {s} on {}", gpu.adapter_name());
+                        assert_eq!(
+                            g as f64,
+                            exact,
+                            "nibble {nibble} scale {s} on {}",
+                            gpu.adapter_name()
+                        );
                         assert_eq!(g.is_sign_negative(), nibble >= 8, "sign of nibble {nibble}");
                     }
                 }
@@ -98,7 +107,10 @@ fn random_tensors_in_the_real_layout() {
         assert_eq!(got.len(), want.len());
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
             let g = f32::from_bits(g);
-            assert!(g == w || (g.is_infinite() && g == w), "index {i}: got {g}, want {w}");
+            assert!(
+                g == w || (g.is_infinite() && g == w),
+                "index {i}: got {g}, want {w}"
+            );
             assert!(!g.is_nan());
         }
     }

@@ -132,7 +132,8 @@ fn shader_table_matches_the_directory() {
         .unwrap()
         .filter_map(|e| {
             let p = e.ok()?.path();
-            (p.extension()? == "wgsl").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+            (p.extension()? == "wgsl")
+                .then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
         })
         .collect();
     on_disk.sort();

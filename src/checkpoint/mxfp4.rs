@@ -29,7 +29,11 @@ pub fn value_f32(nibble: u8, scale: u8) -> f32 {
 /// Decodes `blocks` ([rows, K/32, 16] bytes) with `scales` ([rows, K/32] bytes) into f32
 /// [rows, K]. Leading dimensions may be flattened into rows.
 pub fn decode(blocks: &[u8], scales: &[u8]) -> Vec<f32> {
-    assert_eq!(blocks.len(), scales.len() * BLOCK_BYTES, "blocks and scales disagree");
+    assert_eq!(
+        blocks.len(),
+        scales.len() * BLOCK_BYTES,
+        "blocks and scales disagree"
+    );
     let mut out = Vec::with_capacity(scales.len() * BLOCK);
     for (block, &s) in blocks.chunks_exact(BLOCK_BYTES).zip(scales) {
         for &byte in block {
@@ -42,7 +46,11 @@ pub fn decode(blocks: &[u8], scales: &[u8]) -> Vec<f32> {
 
 /// Like [`decode`] but in f64, for references that accumulate in f64.
 pub fn decode_f64(blocks: &[u8], scales: &[u8]) -> Vec<f64> {
-    assert_eq!(blocks.len(), scales.len() * BLOCK_BYTES, "blocks and scales disagree");
+    assert_eq!(
+        blocks.len(),
+        scales.len() * BLOCK_BYTES,
+        "blocks and scales disagree"
+    );
     let mut out = Vec::with_capacity(scales.len() * BLOCK);
     for (block, &s) in blocks.chunks_exact(BLOCK_BYTES).zip(scales) {
         for &byte in block {

@@ -399,13 +399,12 @@ impl Gpu {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-                Error::RequestDevice {
-                    adapter: format!("{} ({})", info.name, info.backend.to_str()),
-                    message: e.to_string(),
-                }
-            })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::RequestDevice {
+                adapter: format!("{} ({})", info.name, info.backend.to_str()),
+                message: e.to_string(),
+            }
+        })?;
 
         let sink = Arc::new(ErrorSink::default());
         {

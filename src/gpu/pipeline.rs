@@ -37,12 +37,11 @@ impl Gpu {
         if let Some(m) = modules.get(name) {
             return Ok(m.clone());
         }
-        let source = shader::compose(name, self.variant()).map_err(|message| {
-            Error::GpuValidation {
+        let source =
+            shader::compose(name, self.variant()).map_err(|message| Error::GpuValidation {
                 label: format!("{name}.wgsl"),
                 message,
-            }
-        })?;
+            })?;
         let module = self.scoped(&format!("{name}.wgsl"), 0, || {
             self.device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -56,7 +55,12 @@ impl Gpu {
     }
 
     /// The pipeline for entry point `entry` of `shader` with `constants` as override values.
-    pub fn pipeline(&self, shader: &str, entry: &str, constants: &[(&str, f64)]) -> Result<Pipeline> {
+    pub fn pipeline(
+        &self,
+        shader: &str,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Pipeline> {
         let key: Key = (
             shader.to_string(),
             entry.to_string(),

@@ -15,7 +15,7 @@ use crate::kernels::moe_gate_up_f32_mf4w::ExpertPart;
 use crate::kernels::*;
 use crate::model::kv_cache::{self, LayerCache};
 use crate::model::rope;
-use crate::model::weights::{Bf16Matrix, ExpertWeights, LayerWeights, Weights};
+use crate::model::weights::{Bf16Matrix, ExpertWeights, Weights};
 
 /// Sampling settings for the GPU sampler.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -338,14 +338,15 @@ impl Forward {
         let c = &self.config;
         let d = &self.dec;
         let eps = c.rms_norm_eps;
-        let mut ops = Vec::new();
-        let mut push = |v: Vec<Dispatch>| {
+        let mut ops: Vec<DecodeOp> = Vec::new();
+        let push = |ops: &mut Vec<DecodeOp>, v: Vec<Dispatch>| {
             ops.extend(v.into_iter().map(|dispatch| DecodeOp {
                 dispatch,
                 attention: None,
             }))
         };
         push(
+            &mut ops,
             w.embedding
                 .parts
                 .iter()
@@ -364,8 +365,7 @@ impl Forward {
                 .collect::<Result<_>>()?,
         );
         for (l, lw) in w.layers.iter().enumerate() {
-            let LayerWeights { .. } = lw;
-            push(self.matvec_parts(
+            push(&mut ops, self.matvec_parts(
                 gpu,
                 &lw.qkv,
                 &d.x,
@@ -375,7 +375,7 @@ impl Forward {
                 &d.qkv,
             )?);
             let kv = &self.kv[l];
-            push(vec![rope_kv_append_f32::dispatch(
+            push(&mut ops, vec![rope_kv_append_f32::dispatch(
                 gpu,
                 self.rope_params(l),
                 &self.step,
@@ -408,13 +408,7 @@ impl Forward {
                 dispatch: attn,
                 attention: Some(ap),
             });
-            let mut push = |v: Vec<Dispatch>| {
-                ops.extend(v.into_iter().map(|dispatch| DecodeOp {
-                    dispatch,
-                    attention: None,
-                }))
-            };
-            push(vec![attention_combine_f32::dispatch(
+            push(&mut ops, vec![attention_combine_f32::dispatch(
                 gpu,
                 c.num_attention_heads as u32,
                 c.head_dim as u32,
@@ -424,8 +418,8 @@ impl Forward {
                 &lw.sinks.buffer,
                 &d.attn,
             )?]);
-            push(self.matvec_parts(gpu, &lw.o, &d.attn, None, Some(&lw.o_bias.buffer), true, &d.x)?);
-            push(self.matvec_parts(
+            push(&mut ops, self.matvec_parts(gpu, &lw.o, &d.attn, None, Some(&lw.o_bias.buffer), true, &d.x)?);
+            push(&mut ops, self.matvec_parts(
                 gpu,
                 &lw.router,
                 &d.x,
@@ -475,7 +469,7 @@ impl Forward {
                     &d.x,
                 )?);
             }
-            push(experts);
+            push(&mut ops, experts);
         }
         Ok(ops)
     }

@@ -12,6 +12,12 @@ use crate::model::rope;
 
 /// Logits [ids.len(), vocab] at every position of `ids`.
 pub fn forward(src: &dyn WeightSource, ids: &[u32]) -> Result<Vec<f32>> {
+    forward_with(src, ids, false)
+}
+
+/// Like [`forward`]; with `kv_f16`, cached keys (after RoPE) and values are rounded to f16 as
+/// the GPU's f16 KV cache stores them: the measure of what that rounding alone changes.
+pub fn forward_with(src: &dyn WeightSource, ids: &[u32], kv_f16: bool) -> Result<Vec<f32>> {
     let c = src.config().clone();
     let (h, t_len) = (c.hidden_size, ids.len());
     let d = c.head_dim;
@@ -46,6 +52,11 @@ pub fn forward(src: &dyn WeightSource, ids: &[u32]) -> Result<Vec<f32>> {
             q.extend(qt);
             k.extend(kt);
             v.extend(matvec_f32_bf16w(&wv.data, xt, norm, Some(&bv), None));
+        }
+        if kv_f16 {
+            for e in k.iter_mut().chain(v.iter_mut()) {
+                *e = half::f16::from_f32(*e).to_f32();
+            }
         }
         let shape = AttentionShape {
             n_heads: c.num_attention_heads,

@@ -8,10 +8,12 @@ use oss_wgpu::gpu::{Gpu, GpuOptions};
 pub fn paths() -> Vec<Gpu> {
     [false, true]
         .into_iter()
-        .map(|portable| gpu_with(GpuOptions {
-            portable,
-            ..env_options()
-        }))
+        .map(|portable| {
+            gpu_with(GpuOptions {
+                portable,
+                ..env_options()
+            })
+        })
         .collect()
 }
 

@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 use std::path::PathBuf;
 
+mod cli;
+
 use oss_wgpu::checkpoint::inspect::{self, InspectReport};
 use oss_wgpu::config::LayerType;
 use oss_wgpu::gpu::{self, BackendChoice, GpuOptions};
@@ -64,6 +66,9 @@ impl GpuArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate text: harmony chat by default (the final answer streams to stdout), or raw
+    /// completion with --raw.
+    Generate(cli::generate::GenerateArgs),
     /// List every adapter of every compiled backend and what it offers.
     Info {
         /// Machine-readable output.
@@ -100,6 +105,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let opts = cli.gpu.options()?;
     match cli.command {
         Command::Info { json } => info(&opts, json),
+        Command::Generate(args) => cli::generate::run(&opts, args),
         Command::Inspect { json, ctx, dir } => {
             let max_binding = cli
                 .gpu

@@ -4,6 +4,7 @@
 pub mod forward;
 pub mod generate;
 pub mod kv_cache;
+pub mod locate;
 pub mod rope;
 pub mod weights;
 
@@ -30,10 +31,14 @@ impl Model {
     /// Opens and validates the checkpoint in `dir`, then uploads it (progress bar on stderr
     /// when `progress`).
     pub fn load(gpu: &Gpu, dir: &Path, progress: bool) -> Result<Model> {
-        let ckpt = Checkpoint::open(dir)?;
-        let weights = Weights::upload(gpu, &ckpt, progress)?;
+        Self::upload(gpu, &Checkpoint::open(dir)?, dir, progress)
+    }
+
+    /// Uploads an opened checkpoint.
+    pub fn upload(gpu: &Gpu, ckpt: &Checkpoint, dir: &Path, progress: bool) -> Result<Model> {
+        let weights = Weights::upload(gpu, ckpt, progress)?;
         Ok(Model {
-            config: crate::checkpoint::WeightSource::config(&ckpt).clone(),
+            config: crate::checkpoint::WeightSource::config(ckpt).clone(),
             weights,
             dir: dir.to_path_buf(),
             tokenizer_path: ckpt.tokenizer_path(),

@@ -1,0 +1,3 @@
+//! The binary's subcommands (not part of the library).
+
+pub mod generate;

@@ -45,6 +45,8 @@ shader_table![
     "moe_gate_up_prefill_f32_mf4w",
     "moe_down_prefill_f32_mf4w",
     "moe_combine_prefill_f32",
+    "fill_random",
+    "bandwidth_read",
 ];
 
 /// Which variant of a feature-dependent module a kernel gets.

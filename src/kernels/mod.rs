@@ -4,9 +4,11 @@
 
 pub mod attention_combine_f32;
 pub mod attention_prefill_f32;
+pub mod bandwidth_read;
 pub mod attention_decode_f32;
 pub mod dequant_f32_mf4w;
 pub mod embed_f32_bf16w;
+pub mod fill_random;
 pub mod matmul_f32_bf16w;
 pub mod matvec_f32_bf16w;
 pub mod moe_down_f32_mf4w;
@@ -66,6 +68,8 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     (moe_prefill::GATE_UP, size_of::<moe_prefill::GateUpParams>()),
     (moe_prefill::DOWN, size_of::<moe_prefill::DownParams>()),
     (moe_prefill::COMBINE, size_of::<moe_prefill::CombineParams>()),
+    (fill_random::SHADER, size_of::<fill_random::Params>()),
+    (bandwidth_read::SHADER, size_of::<bandwidth_read::Params>()),
 ];
 
 /// Every shader that uses the Step uniform, with its size (checked against shaders/step.wgsl).

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod locate;
 pub mod rope;
+pub mod synthetic;
 pub mod weights;
 
 pub use forward::{Forward, SamplingParams};
@@ -32,6 +33,16 @@ impl Model {
     /// when `progress`).
     pub fn load(gpu: &Gpu, dir: &Path, progress: bool) -> Result<Model> {
         Self::upload(gpu, &Checkpoint::open(dir)?, dir, progress)
+    }
+
+    /// Random weights of `config`'s shapes, generated on the GPU (benchmarks).
+    pub fn synthetic(gpu: &Gpu, config: &ModelConfig, seed: u32) -> Result<Model> {
+        Ok(Model {
+            config: config.clone(),
+            weights: Weights::synthetic(gpu, config, seed)?,
+            dir: PathBuf::new(),
+            tokenizer_path: None,
+        })
     }
 
     /// Uploads an opened checkpoint.

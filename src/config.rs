@@ -162,6 +162,43 @@ impl ModelConfig {
                 self.layer_types.len()
             ));
         }
+        // The largest tensors' byte counts must be computable: shapes are multiplied out
+        // everywhere without overflow checks past this point.
+        let products: [(&str, &[usize]); 4] = [
+            (
+                "vocab_size x hidden_size",
+                &[self.vocab_size, self.hidden_size, 4],
+            ),
+            (
+                "num_experts x 2 intermediate_size x hidden_size",
+                &[
+                    self.num_experts,
+                    2,
+                    self.intermediate_size,
+                    self.hidden_size,
+                    4,
+                ],
+            ),
+            (
+                "num_attention_heads x head_dim x hidden_size",
+                &[self.num_attention_heads, self.head_dim, self.hidden_size, 4],
+            ),
+            (
+                "num_hidden_layers x num_experts",
+                &[self.num_hidden_layers, self.num_experts, 4],
+            ),
+        ];
+        for (what, dims) in products {
+            if dims
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+                .is_none_or(|b| b > isize::MAX as u64)
+            {
+                return err(format!(
+                    "{what}: the tensor this implies is too large to address"
+                ));
+            }
+        }
         // Token ids are u32 on the GPU.
         if self.vocab_size > u32::MAX as usize {
             return err(format!(

@@ -357,8 +357,23 @@ impl Fields<'_> {
             .ok_or_else(|| self.err(format!("{prefix}{name}: expected true or false, got {v}")))
     }
 
+    /// The first of `names` present; every other alias present must agree with it (the hub
+    /// config carries both num_experts_per_tok and experts_per_token).
     fn required(&self, names: &[&str]) -> Result<usize> {
-        self.usize_in(self.obj, "", names)?.ok_or_else(|| {
+        let value = self.usize_in(self.obj, "", names)?;
+        if let Some(v) = value {
+            for alias in names {
+                if let Some(other) = self.usize_in(self.obj, "", &[alias])? {
+                    if other != v {
+                        return Err(self.err(format!(
+                            "{alias}: expected {v} (the value of {}), got {other}",
+                            names[0]
+                        )));
+                    }
+                }
+            }
+        }
+        value.ok_or_else(|| {
             self.err(format!(
                 "{}: required field is missing{}",
                 names[0],
@@ -734,6 +749,11 @@ mod tests {
                 "rope_scaling.rope_type",
             ),
             ("eos_token_id", json!("x"), "eos_token_id"),
+            (
+                "experts_per_token",
+                json!(3),
+                "experts_per_token: expected 2 (the value of num_experts_per_tok), got 3",
+            ),
         ];
         for (field, value, want) in cases {
             let mut v = hf();

@@ -162,6 +162,43 @@ impl ModelConfig {
                 self.layer_types.len()
             ));
         }
+        // The largest tensors' byte counts must be computable: shapes are multiplied out
+        // everywhere without overflow checks past this point.
+        let products: [(&str, &[usize]); 4] = [
+            (
+                "vocab_size x hidden_size",
+                &[self.vocab_size, self.hidden_size, 4],
+            ),
+            (
+                "num_experts x 2 intermediate_size x hidden_size",
+                &[
+                    self.num_experts,
+                    2,
+                    self.intermediate_size,
+                    self.hidden_size,
+                    4,
+                ],
+            ),
+            (
+                "num_attention_heads x head_dim x hidden_size",
+                &[self.num_attention_heads, self.head_dim, self.hidden_size, 4],
+            ),
+            (
+                "num_hidden_layers x num_experts",
+                &[self.num_hidden_layers, self.num_experts, 4],
+            ),
+        ];
+        for (what, dims) in products {
+            if dims
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+                .is_none_or(|b| b > isize::MAX as u64)
+            {
+                return err(format!(
+                    "{what}: the tensor this implies is too large to address"
+                ));
+            }
+        }
         // Token ids are u32 on the GPU.
         if self.vocab_size > u32::MAX as usize {
             return err(format!(
@@ -320,8 +357,23 @@ impl Fields<'_> {
             .ok_or_else(|| self.err(format!("{prefix}{name}: expected true or false, got {v}")))
     }
 
+    /// The first of `names` present; every other alias present must agree with it (the hub
+    /// config carries both num_experts_per_tok and experts_per_token).
     fn required(&self, names: &[&str]) -> Result<usize> {
-        self.usize_in(self.obj, "", names)?.ok_or_else(|| {
+        let value = self.usize_in(self.obj, "", names)?;
+        if let Some(v) = value {
+            for alias in names {
+                if let Some(other) = self.usize_in(self.obj, "", &[alias])? {
+                    if other != v {
+                        return Err(self.err(format!(
+                            "{alias}: expected {v} (the value of {}), got {other}",
+                            names[0]
+                        )));
+                    }
+                }
+            }
+        }
+        value.ok_or_else(|| {
             self.err(format!(
                 "{}: required field is missing{}",
                 names[0],
@@ -697,6 +749,11 @@ mod tests {
                 "rope_scaling.rope_type",
             ),
             ("eos_token_id", json!("x"), "eos_token_id"),
+            (
+                "experts_per_token",
+                json!(3),
+                "experts_per_token: expected 2 (the value of num_experts_per_tok), got 3",
+            ),
         ];
         for (field, value, want) in cases {
             let mut v = hf();

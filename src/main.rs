@@ -127,28 +127,33 @@ fn run_inspect(
         Err(e) => {
             if json {
                 let v = serde_json::json!({ "valid": false, "error": e.to_string() });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                out(&(serde_json::to_string_pretty(&v)? + "\n"))?;
             } else {
                 eprintln!("error: {e}");
             }
             return Ok(ExitCode::FAILURE);
         }
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        print_report(&report);
-    }
+        render_report(&report)
+    };
+    out(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(r: &InspectReport) {
+/// The human-readable report. Built as one string so that a closed pipe (`| head`) ends the
+/// output quietly instead of failing half-way through.
+fn render_report(r: &InspectReport) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
     let c = &r.config;
-    println!("checkpoint   {}", r.dir.display());
+    let _ = writeln!(o, "checkpoint   {}", r.dir.display());
     if r.root != r.dir {
-        println!("weights from {}", r.root.display());
+        let _ = writeln!(o, "weights from {}", r.root.display());
     }
-    println!("layout       {}", r.layout_description);
+    let _ = writeln!(o, "layout       {}", r.layout_description);
     let keys: Vec<String> = r
         .key_prefixes
         .iter()
@@ -157,12 +162,13 @@ fn print_report(r: &InspectReport) {
             format!("{}* ({}{unused})", k.prefix, k.tensors)
         })
         .collect();
-    println!("keys         {}", keys.join(", "));
-    println!("qkv          {}", r.qkv);
-    println!("experts      {}", r.experts);
+    let _ = writeln!(o, "keys         {}", keys.join(", "));
+    let _ = writeln!(o, "qkv          {}", r.qkv);
+    let _ = writeln!(o, "experts      {}", r.experts);
     for (i, f) in r.files.iter().enumerate() {
         let head = if i == 0 { "files" } else { "" };
-        println!(
+        let _ = writeln!(
+            o,
             "{head:<12} {} ({}, {} tensors)",
             f.path.display(),
             bytes(f.bytes),
@@ -174,13 +180,14 @@ fn print_report(r: &InspectReport) {
         .iter()
         .map(|d| format!("{} {} tensors {}", d.dtype, d.tensors, bytes(d.bytes)))
         .collect();
-    println!("dtypes       {}", dtypes.join("; "));
+    let _ = writeln!(o, "dtypes       {}", dtypes.join("; "));
     let sliding = c
         .layer_types
         .iter()
         .filter(|&&t| t == LayerType::Sliding)
         .count();
-    println!(
+    let _ = writeln!(
+        o,
         "config       {} layers ({sliding} sliding, window {}), hidden {}, intermediate {}, \
          heads {} q / {} kv x {}, experts {} (top {}), vocab {}",
         c.num_hidden_layers,
@@ -195,7 +202,8 @@ fn print_report(r: &InspectReport) {
         c.vocab_size
     );
     let rs = &c.rope_scaling;
-    println!(
+    let _ =
+        writeln!(o,
         "             rope theta {} yarn x{} (beta_fast {}, beta_slow {}, original {}, truncate \
          {}), max positions {}, rms eps {:e}, swiglu limit {}",
         c.rope_theta,
@@ -208,14 +216,15 @@ fn print_report(r: &InspectReport) {
         c.rms_norm_eps,
         c.swiglu_limit
     );
-    println!("stop tokens  {:?}", c.eos_token_ids);
-    println!(
+    let _ = writeln!(o, "stop tokens  {:?}", c.eos_token_ids);
+    let _ = writeln!(
+        o,
         "tokenizer    {}",
         r.tokenizer
             .as_ref()
             .map_or_else(|| "none found".to_string(), |p| p.display().to_string())
     );
-    println!("tensors");
+    let _ = writeln!(o, "tensors");
     let width = r.tensors.iter().map(|g| g.name.len()).max().unwrap_or(0);
     for g in &r.tensors {
         let count = if g.count > 1 {
@@ -223,7 +232,8 @@ fn print_report(r: &InspectReport) {
         } else {
             String::new()
         };
-        println!(
+        let _ = writeln!(
+            o,
             "  {:<width$} {:<16} <- {} {} {:?}{count}",
             g.name,
             format!("{:?}", g.shape),
@@ -232,7 +242,8 @@ fn print_report(r: &InspectReport) {
             g.stored_shape,
         );
     }
-    println!(
+    let _ = writeln!(
+        o,
         "parameters   {} total, {} active per token (embedding {}, experts {})",
         thousands(r.params.total),
         thousands(r.params.active),
@@ -240,7 +251,8 @@ fn print_report(r: &InspectReport) {
         thousands(r.params.experts)
     );
     let d = &r.decode_bytes;
-    println!(
+    let _ =
+        writeln!(o,
         "decode reads {} per token: attention {}, router {}, norms {}, experts {}, lm_head {}, \
          embedding row {}",
         bytes(d.total),
@@ -257,7 +269,8 @@ fn print_report(r: &InspectReport) {
     } else {
         format!("{} tensors split", g.split_tensors.len())
     };
-    println!(
+    let _ =
+        writeln!(o,
         "GPU memory   weights {} (binding limit {}, {split}), KV cache {} at ctx {} ({} positions \
          on full layers, {} on sliding), total {}",
         bytes(g.weights),
@@ -269,9 +282,22 @@ fn print_report(r: &InspectReport) {
         bytes(g.total)
     );
     for n in &r.notes {
-        println!("note         {n}");
+        let _ = writeln!(o, "note         {n}");
     }
-    println!("valid        yes: every tensor present, with the dtype and shape the config implies");
+    let _ = writeln!(
+        o,
+        "valid        yes: every tensor present, with the dtype and shape the config implies"
+    );
+    o
+}
+
+/// Writes to stdout; a reader that went away is not an error.
+fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Decimal units, as disk and memory sizes are usually quoted for models.

@@ -289,7 +289,8 @@ fn diagnose(path: &Path, bytes: &[u8], e: SafeTensorError) -> Error {
         .map_or(0, u64::from_le_bytes);
     match e {
         SafeTensorError::MetadataIncompleteBuffer => {
-            let header = bytes.get(N_LEN..N_LEN + n as usize).unwrap_or(&[]);
+            let end = usize::try_from(n).ok().and_then(|n| n.checked_add(N_LEN));
+            let header = end.and_then(|end| bytes.get(N_LEN..end)).unwrap_or(&[]);
             let meta: safetensors::tensor::Metadata = match serde_json::from_slice(header) {
                 Ok(m) => m,
                 Err(e) => return bad(format!("header: {e}")),

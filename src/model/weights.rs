@@ -119,8 +119,8 @@ pub struct Weights {
 /// How one tensor is laid out on the GPU.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TensorPlan {
-    pub id: String,
-    /// The buffer label (".partN" added per part when there are several).
+    /// The tensor's Hugging Face name, which labels its buffers (plus ".partN" when there
+    /// are several).
     pub label: String,
     /// Rows (matrices), experts (expert tensors) or 1 (vectors).
     pub units: usize,
@@ -238,7 +238,6 @@ pub fn plan(c: &ModelConfig, limit: u64) -> Result<Vec<TensorPlan>> {
             }
         };
         out.push(TensorPlan {
-            id: label.clone(),
             label,
             units,
             unit_bytes: unit,
@@ -294,7 +293,7 @@ impl Weights {
         let mut up = Uploader {
             gpu,
             src,
-            plans: plans.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            plans: plans.into_iter().map(|p| (p.label.clone(), p)).collect(),
             bar,
             since_flush: 0,
         };

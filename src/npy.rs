@@ -46,8 +46,12 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         ),
         _ => return Err(bad("unknown version")),
     };
-    let header = std::str::from_utf8(bytes.get(start..start + hlen).ok_or_else(|| bad("short header"))?)
-        .map_err(|_| bad("header is not text"))?;
+    let header = std::str::from_utf8(
+        bytes
+            .get(start..start + hlen)
+            .ok_or_else(|| bad("short header"))?,
+    )
+    .map_err(|_| bad("header is not text"))?;
     if !header.contains("'<f4'") || header.contains("'fortran_order': True") {
         return Err(bad("dtype or order"));
     }
@@ -64,7 +68,9 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         .map(|s| s.parse().map_err(|_| bad("shape")))
         .collect::<Result<_>>()?;
     let n: usize = shape.iter().product();
-    let data = bytes.get(start + hlen..start + hlen + n * 4).ok_or_else(|| bad("short data"))?;
+    let data = bytes
+        .get(start + hlen..start + hlen + n * 4)
+        .ok_or_else(|| bad("short data"))?;
     Ok((shape, bytemuck::pod_collect_to_vec(data)))
 }
 
@@ -77,7 +83,11 @@ mod tests {
         let data: Vec<f32> = (0..6).map(|i| i as f32 * 0.5 - 1.0).collect();
         super::write_f32(&p, &[2, 3], &data).unwrap();
         let bytes = std::fs::read(&p).unwrap();
-        assert_eq!((bytes.len() - 6 * 4) % 64, 0, "data must start 64-byte aligned");
+        assert_eq!(
+            (bytes.len() - 6 * 4) % 64,
+            0,
+            "data must start 64-byte aligned"
+        );
         assert_eq!(super::read_f32(&p).unwrap(), (vec![2, 3], data));
     }
 }

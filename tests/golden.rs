@@ -47,10 +47,15 @@ fn cases() -> Vec<Case> {
         .iter()
         .map(|c| {
             let ids = |k: &str| -> Vec<u32> {
-                c[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+                c[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap() as u32)
+                    .collect()
             };
             let (shape, logits) =
-                oss_wgpu::npy::read_f32(&fixtures().join(c["logits_npy"].as_str().unwrap())).unwrap();
+                oss_wgpu::npy::read_f32(&fixtures().join(c["logits_npy"].as_str().unwrap()))
+                    .unwrap();
             Case {
                 name: c["name"].as_str().unwrap().to_string(),
                 model: c["model"].as_str().unwrap().to_string(),
@@ -114,7 +119,11 @@ fn generation_matches_transformers_on_both_paths() {
                     gpu.adapter_name(),
                     gpu.features().f16
                 );
-                assert!(diff <= atol, "{}: logits differ by {diff} > {atol}", case.name);
+                assert!(
+                    diff <= atol,
+                    "{}: logits differ by {diff} > {atol}",
+                    case.name
+                );
                 assert_eq!(ids, case.greedy_ids, "{}: greedy ids", case.name);
             }
         }
@@ -135,9 +144,17 @@ fn gpu_forward_matches_cpu_reference() {
         let diff = max_abs_diff(&got, &want);
         eprintln!("{}: max |GPU - CPU reference| = {diff:.2e}", case.name);
         // Both compute the same function; the GPU in f32, the reference in f64.
-        assert!(diff <= 2e-4, "{}: GPU vs CPU reference differ by {diff}", case.name);
+        assert!(
+            diff <= 2e-4,
+            "{}: GPU vs CPU reference differ by {diff}",
+            case.name
+        );
         // And the reference itself agrees with transformers.
         let diff_hf = max_abs_diff(&want, &case.logits);
-        assert!(diff_hf <= PORTABLE_ATOL, "{}: CPU reference vs transformers {diff_hf}", case.name);
+        assert!(
+            diff_hf <= PORTABLE_ATOL,
+            "{}: CPU reference vs transformers {diff_hf}",
+            case.name
+        );
     }
 }

@@ -38,12 +38,18 @@ fn embed_gathers_rows_from_split_tables() {
     let want = r::embed_f32_bf16w(&table, hidden, &ids);
     for gpu in paths() {
         // Two parts split at row 30, as a lowered binding limit would split the table.
-        let part0 = gpu.upload("embed.part0", &table[..30 * hidden * 2]).unwrap();
-        let part1 = gpu.upload("embed.part1", &table[30 * hidden * 2..]).unwrap();
+        let part0 = gpu
+            .upload("embed.part0", &table[..30 * hidden * 2])
+            .unwrap();
+        let part1 = gpu
+            .upload("embed.part1", &table[30 * hidden * 2..])
+            .unwrap();
         let idb = gpu.upload_pod("ids", &ids).unwrap();
         let o = out(&gpu, "x", ids.len() * hidden);
-        let d0 = embed_f32_bf16w::dispatch(&gpu, &part0, 0, 30, hidden as u32, &idb, 6, &o).unwrap();
-        let d1 = embed_f32_bf16w::dispatch(&gpu, &part1, 30, 20, hidden as u32, &idb, 6, &o).unwrap();
+        let d0 =
+            embed_f32_bf16w::dispatch(&gpu, &part0, 0, 30, hidden as u32, &idb, 6, &o).unwrap();
+        let d1 =
+            embed_f32_bf16w::dispatch(&gpu, &part1, 30, 20, hidden as u32, &idb, 6, &o).unwrap();
         gpu.run("embed", &[&d0, &d1]).unwrap();
         assert_eq!(gpu.read_f32(&o).unwrap(), want);
     }
@@ -58,10 +64,20 @@ fn rmsnorm_matches_reference() {
     let gain = rng.vec_sym(h, 2.0);
     let want = r::rmsnorm_f32(&x, &gain, 1e-5);
     for gpu in paths() {
-        let (xb, gb, o) = (up(&gpu, "x", &x), up(&gpu, "gain", &gain), out(&gpu, "out", t * h));
+        let (xb, gb, o) = (
+            up(&gpu, "x", &x),
+            up(&gpu, "gain", &gain),
+            out(&gpu, "out", t * h),
+        );
         let d = rmsnorm_f32::dispatch(&gpu, &xb, &gb, &o, t as u32, h as u32, 1e-5).unwrap();
         gpu.run("rmsnorm", &[&d]).unwrap();
-        assert_close("rmsnorm", &gpu.read_f32(&o).unwrap(), &want, F32_ATOL, F32_RTOL);
+        assert_close(
+            "rmsnorm",
+            &gpu.read_f32(&o).unwrap(),
+            &want,
+            F32_ATOL,
+            F32_RTOL,
+        );
     }
 }
 
@@ -76,9 +92,17 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
     let bias = rng.vec_sym(rows, 1.0);
     let resid = rng.vec_sym(rows, 4.0);
     for gpu in paths() {
-        let (xb, gb, bb) = (up(&gpu, "x", &x), up(&gpu, "gain", &gain), up(&gpu, "bias", &bias));
+        let (xb, gb, bb) = (
+            up(&gpu, "x", &x),
+            up(&gpu, "gain", &gain),
+            up(&gpu, "bias", &bias),
+        );
         // Plain, then fused norm + bias, then residual add into `resid`.
-        for (norm, with_bias, residual) in [(false, false, false), (true, true, false), (false, true, true)] {
+        for (norm, with_bias, residual) in [
+            (false, false, false),
+            (true, true, false),
+            (false, true, true),
+        ] {
             let want = r::matvec_f32_bf16w(
                 &w,
                 &x,
@@ -86,12 +110,19 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
                 with_bias.then_some(bias.as_slice()),
                 residual.then_some(resid.as_slice()),
             );
-            let o = if residual { up(&gpu, "resid", &resid) } else { out(&gpu, "y", rows) };
+            let o = if residual {
+                up(&gpu, "resid", &resid)
+            } else {
+                out(&gpu, "y", rows)
+            };
             // Rows split in two parts at row 20, each with its own buffer and offset.
             let parts = [(0usize, 20usize), (20, 17)];
             let bufs: Vec<GpuBuffer> = parts
                 .iter()
-                .map(|&(r0, n)| gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2]).unwrap())
+                .map(|&(r0, n)| {
+                    gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2])
+                        .unwrap()
+                })
                 .collect();
             let ds: Vec<_> = parts
                 .iter()
@@ -163,8 +194,20 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         k_all.extend(k);
         v_all.extend_from_slice(&row[(h + kvh) * d..]);
     }
-    let shape = AttentionShape { n_heads: h, n_kv_heads: kvh, head_dim: d, window: c.window };
-    let want = r::attention_f32(shape, &q_all[(n - 1) * h * d..], &[n - 1], &k_all, &v_all, &sinks);
+    let shape = AttentionShape {
+        n_heads: h,
+        n_kv_heads: kvh,
+        head_dim: d,
+        window: c.window,
+    };
+    let want = r::attention_f32(
+        shape,
+        &q_all[(n - 1) * h * d..],
+        &[n - 1],
+        &k_all,
+        &v_all,
+        &sinks,
+    );
 
     let step = StepBuffer::new(gpu, "step").unwrap();
     let qkv_buf = gpu.storage("qkv", (chunk * stride * 4) as u64).unwrap();
@@ -181,24 +224,52 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         qkv_stride: stride as u32,
         _pad: [0; 3],
     };
-    let rope_d = rope_kv_append_f32::dispatch(gpu, rp, &step, chunk as u32, &qkv_buf, &rope_buf, &kc, &vc).unwrap();
+    let rope_d =
+        rope_kv_append_f32::dispatch(gpu, rp, &step, chunk as u32, &qkv_buf, &rope_buf, &kc, &vc)
+            .unwrap();
     let mut t0 = 0;
     while t0 < n {
         let tn = chunk.min(n - t0);
-        gpu.write(&qkv_buf, 0, bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]));
-        step.set(gpu, Step { pos0: t0 as u32, n_tokens: tn as u32, sample_index: 0, _pad: 0 });
+        gpu.write(
+            &qkv_buf,
+            0,
+            bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]),
+        );
+        step.set(
+            gpu,
+            Step {
+                pos0: t0 as u32,
+                n_tokens: tn as u32,
+                sample_index: 0,
+                _pad: 0,
+            },
+        );
         gpu.run("rope", &[&rope_d]).unwrap();
         t0 += tn;
     }
     // q of the last token came back rotated in place: check it against the reference too.
     let last = tn_last(n, chunk);
-    let q_gpu = gpu.read_range(&qkv_buf, ((last - 1) * stride * 4) as u64, (h * d * 4) as u64).unwrap();
+    let q_gpu = gpu
+        .read_range(
+            &qkv_buf,
+            ((last - 1) * stride * 4) as u64,
+            (h * d * 4) as u64,
+        )
+        .unwrap();
     let q_gpu: Vec<f32> = bytemuck::pod_collect_to_vec(&q_gpu);
     assert_close("rope q", &q_gpu, &q_all[(n - 1) * h * d..], 1e-5, 1e-5);
 
     // Decode attention for the last position, reading q from the start of a qkv buffer.
     let q_last = up(gpu, "q", &q_gpu);
-    step.set(gpu, Step { pos0: (n - 1) as u32, n_tokens: 1, sample_index: 0, _pad: 0 });
+    step.set(
+        gpu,
+        Step {
+            pos0: (n - 1) as u32,
+            n_tokens: 1,
+            sample_index: 0,
+            _pad: 0,
+        },
+    );
     let ap = attention_decode_f32::Params {
         n_heads: h as u32,
         n_kv_heads: kvh as u32,
@@ -208,26 +279,52 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         scale: 1.0 / (d as f32).sqrt(),
         _pad: [0; 2],
     };
-    let partials = out(gpu, "partials", attention_decode_f32::partials_len(h as u32, d as u32, n as u32) as usize);
-    let mut dec = attention_decode_f32::dispatch(gpu, ap, d as u32, &step, &q_last, &kc, &vc, &partials).unwrap();
+    let partials = out(
+        gpu,
+        "partials",
+        attention_decode_f32::partials_len(h as u32, d as u32, n as u32) as usize,
+    );
+    let mut dec =
+        attention_decode_f32::dispatch(gpu, ap, d as u32, &step, &q_last, &kc, &vc, &partials)
+            .unwrap();
     dec.workgroups = attention_decode_f32::grid(&ap, (n - 1) as u32);
     let sinks_buf = up(gpu, "sinks", &sinks);
     let o = out(gpu, "attn", h * d);
-    let comb = attention_combine_f32::dispatch(gpu, h as u32, d as u32, c.window as u32, &step, &partials, &sinks_buf, &o).unwrap();
+    let comb = attention_combine_f32::dispatch(
+        gpu,
+        h as u32,
+        d as u32,
+        c.window as u32,
+        &step,
+        &partials,
+        &sinks_buf,
+        &o,
+    )
+    .unwrap();
     gpu.run("attention", &[&dec, &comb]).unwrap();
     // f16 cache: k and v rounded to 11 significant bits (relative 2^-11 each); with |q|, |k|
     // and |v| of O(1) over 16-64 dims that moves outputs by well under 3e-3.
-    let (atol, rtol) = if gpu.features().f16 { (3e-3, 3e-3) } else { (2e-5, 1e-4) };
+    let (atol, rtol) = if gpu.features().f16 {
+        (3e-3, 3e-3)
+    } else {
+        (2e-5, 1e-4)
+    };
     let what = format!(
         "attention window={} positions={} heads={h}/{kvh} d={d} f16={}",
-        c.window, n, gpu.features().f16
+        c.window,
+        n,
+        gpu.features().f16
     );
     assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, atol, rtol);
 }
 
 fn tn_last(n: usize, chunk: usize) -> usize {
     let r = n % chunk;
-    if r == 0 { chunk } else { r }
+    if r == 0 {
+        chunk
+    } else {
+        r
+    }
 }
 
 /// A config with gpt-oss's YaRN settings scaled to a small head.
@@ -264,16 +361,65 @@ fn tiny_rope_config(head_dim: usize) -> oss_wgpu::config::ModelConfig {
 fn attention_decode_full_and_sliding_with_sinks() {
     let cases = [
         // A single position (the query sees only itself).
-        AttnCase { n_heads: 4, n_kv_heads: 2, head_dim: 16, window: 0, positions: 1, sink_scale: 1.0 },
+        AttnCase {
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 16,
+            window: 0,
+            positions: 1,
+            sink_scale: 1.0,
+        },
         // gpt-oss's group of 8 query heads per KV head and head_dim 64, over several chunks.
-        AttnCase { n_heads: 16, n_kv_heads: 2, head_dim: 64, window: 0, positions: 300, sink_scale: 1.0 },
+        AttnCase {
+            n_heads: 16,
+            n_kv_heads: 2,
+            head_dim: 64,
+            window: 0,
+            positions: 300,
+            sink_scale: 1.0,
+        },
         // Sliding window: shorter than the window, exactly the window, past it (ring wraps).
-        AttnCase { n_heads: 4, n_kv_heads: 1, head_dim: 16, window: 8, positions: 5, sink_scale: 1.0 },
-        AttnCase { n_heads: 4, n_kv_heads: 1, head_dim: 16, window: 8, positions: 8, sink_scale: 1.0 },
-        AttnCase { n_heads: 4, n_kv_heads: 1, head_dim: 16, window: 8, positions: 9, sink_scale: 1.0 },
-        AttnCase { n_heads: 8, n_kv_heads: 2, head_dim: 32, window: 20, positions: 61, sink_scale: 1.0 },
+        AttnCase {
+            n_heads: 4,
+            n_kv_heads: 1,
+            head_dim: 16,
+            window: 8,
+            positions: 5,
+            sink_scale: 1.0,
+        },
+        AttnCase {
+            n_heads: 4,
+            n_kv_heads: 1,
+            head_dim: 16,
+            window: 8,
+            positions: 8,
+            sink_scale: 1.0,
+        },
+        AttnCase {
+            n_heads: 4,
+            n_kv_heads: 1,
+            head_dim: 16,
+            window: 8,
+            positions: 9,
+            sink_scale: 1.0,
+        },
+        AttnCase {
+            n_heads: 8,
+            n_kv_heads: 2,
+            head_dim: 32,
+            window: 20,
+            positions: 61,
+            sink_scale: 1.0,
+        },
         // Dominant sinks: most of the mass goes nowhere.
-        AttnCase { n_heads: 4, n_kv_heads: 2, head_dim: 16, window: 0, positions: 40, sink_scale: 30.0 },
+        AttnCase {
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 16,
+            window: 0,
+            positions: 40,
+            sink_scale: 30.0,
+        },
     ];
     for gpu in paths() {
         for (i, c) in cases.iter().enumerate() {
@@ -283,10 +429,18 @@ fn attention_decode_full_and_sliding_with_sinks() {
 }
 
 /// Random MXFP4 expert weights, canonical blocks, with the given scale bytes.
-fn random_experts(rng: &mut Rng, e: usize, rows: usize, k: usize, scales: &[u8]) -> (Vec<u8>, Vec<u8>) {
+fn random_experts(
+    rng: &mut Rng,
+    e: usize,
+    rows: usize,
+    k: usize,
+    scales: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
     let nb = e * rows * k / 32;
     let blocks = rng.bytes(nb * 16);
-    let s: Vec<u8> = (0..nb).map(|i| scales[rng.below(scales.len() as u32) as usize] ^ (i as u8 & 0)).collect();
+    let s: Vec<u8> = (0..nb)
+        .map(|i| scales[rng.below(scales.len() as u32) as usize] ^ (i as u8 & 0))
+        .collect();
     (blocks, s)
 }
 
@@ -335,13 +489,23 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let mut keep = Vec::new();
     for &(e0, n) in &c.parts {
         let gu = (
-            gpu.upload("gate_up.blocks", &gu_b[e0 * 2 * i * h / 2..(e0 + n) * 2 * i * h / 2]).unwrap(),
-            gpu.upload("gate_up.scales", &gu_s[e0 * 2 * i * h / 32..(e0 + n) * 2 * i * h / 32]).unwrap(),
+            gpu.upload(
+                "gate_up.blocks",
+                &gu_b[e0 * 2 * i * h / 2..(e0 + n) * 2 * i * h / 2],
+            )
+            .unwrap(),
+            gpu.upload(
+                "gate_up.scales",
+                &gu_s[e0 * 2 * i * h / 32..(e0 + n) * 2 * i * h / 32],
+            )
+            .unwrap(),
             up(gpu, "gate_up.bias", &gu_bias[e0 * 2 * i..(e0 + n) * 2 * i]),
         );
         let dn = (
-            gpu.upload("down.blocks", &dn_b[e0 * h * i / 2..(e0 + n) * h * i / 2]).unwrap(),
-            gpu.upload("down.scales", &dn_s[e0 * h * i / 32..(e0 + n) * h * i / 32]).unwrap(),
+            gpu.upload("down.blocks", &dn_b[e0 * h * i / 2..(e0 + n) * h * i / 2])
+                .unwrap(),
+            gpu.upload("down.scales", &dn_s[e0 * h * i / 32..(e0 + n) * h * i / 32])
+                .unwrap(),
             up(gpu, "down.bias", &dn_bias[e0 * h..(e0 + n) * h]),
         );
         let gp = moe_gate_up_f32_mf4w::Params {
@@ -354,7 +518,11 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
             eps: 1e-5,
             limit: c.limit,
         };
-        let part = ExpertPart { blocks: &gu.0, scales: &gu.1, bias: &gu.2 };
+        let part = ExpertPart {
+            blocks: &gu.0,
+            scales: &gu.1,
+            bias: &gu.2,
+        };
         gate_up.push(moe_gate_up_f32_mf4w::dispatch(gpu, gp, &lb, &xb, &gb, &part, &act).unwrap());
         let dp = moe_down_f32_mf4w::Params {
             hidden: h as u32,
@@ -365,15 +533,31 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
             n_part: n as u32,
             _pad: [0; 2],
         };
-        let part = ExpertPart { blocks: &dn.0, scales: &dn.1, bias: &dn.2 };
+        let part = ExpertPart {
+            blocks: &dn.0,
+            scales: &dn.1,
+            bias: &dn.2,
+        };
         down.push(moe_down_f32_mf4w::dispatch(gpu, dp, &lb, &act, &part, &xb).unwrap());
         keep.push((gu, dn));
     }
     let all: Vec<_> = gate_up.iter().chain(down.iter()).collect();
     gpu.run("moe", &all).unwrap();
     let what = format!("moe E={e} k={k} parts={:?}", c.parts);
-    assert_close(&format!("{what} act"), &gpu.read_f32(&act).unwrap(), &want_act, F32_ATOL, F32_RTOL);
-    assert_close(&format!("{what} x"), &gpu.read_f32(&xb).unwrap(), &want_x, F32_ATOL, F32_RTOL);
+    assert_close(
+        &format!("{what} act"),
+        &gpu.read_f32(&act).unwrap(),
+        &want_act,
+        F32_ATOL,
+        F32_RTOL,
+    );
+    assert_close(
+        &format!("{what} x"),
+        &gpu.read_f32(&xb).unwrap(),
+        &want_x,
+        F32_ATOL,
+        F32_RTOL,
+    );
 }
 
 #[test]
@@ -382,14 +566,59 @@ fn moe_decode_matches_reference() {
     // Near zero (subnormal weights) and at or above 129: large values must not overflow.
     let adversarial: Vec<u8> = vec![0, 1, 2, 3, 127, 129, 131, 134, 137, 140];
     let cases = [
-        MoeCase { hidden: 64, inter: 96, experts: 5, k: 3, limit: 7.0, scales: realistic.clone(), parts: vec![(0, 5)], logits: None },
+        MoeCase {
+            hidden: 64,
+            inter: 96,
+            experts: 5,
+            k: 3,
+            limit: 7.0,
+            scales: realistic.clone(),
+            parts: vec![(0, 5)],
+            logits: None,
+        },
         // A small limit so the clamp triggers on most values.
-        MoeCase { hidden: 96, inter: 64, experts: 8, k: 4, limit: 0.5, scales: realistic.clone(), parts: vec![(0, 8)], logits: None },
+        MoeCase {
+            hidden: 96,
+            inter: 64,
+            experts: 8,
+            k: 4,
+            limit: 0.5,
+            scales: realistic.clone(),
+            parts: vec![(0, 8)],
+            logits: None,
+        },
         // Experts split over three buffers.
-        MoeCase { hidden: 64, inter: 64, experts: 6, k: 4, limit: 7.0, scales: realistic.clone(), parts: vec![(0, 2), (2, 3), (5, 1)], logits: None },
-        MoeCase { hidden: 64, inter: 64, experts: 4, k: 2, limit: 1e30, scales: adversarial, parts: vec![(0, 4)], logits: None },
+        MoeCase {
+            hidden: 64,
+            inter: 64,
+            experts: 6,
+            k: 4,
+            limit: 7.0,
+            scales: realistic.clone(),
+            parts: vec![(0, 2), (2, 3), (5, 1)],
+            logits: None,
+        },
+        MoeCase {
+            hidden: 64,
+            inter: 64,
+            experts: 4,
+            k: 2,
+            limit: 1e30,
+            scales: adversarial,
+            parts: vec![(0, 4)],
+            logits: None,
+        },
         // Ties: the lowest index wins.
-        MoeCase { hidden: 64, inter: 32, experts: 6, k: 2, limit: 7.0, scales: realistic, parts: vec![(0, 6)], logits: Some(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]) },
+        MoeCase {
+            hidden: 64,
+            inter: 32,
+            experts: 6,
+            k: 2,
+            limit: 7.0,
+            scales: realistic,
+            parts: vec![(0, 6)],
+            logits: Some(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]),
+        },
     ];
     for gpu in paths() {
         for (n, c) in cases.iter().enumerate() {
@@ -414,10 +643,30 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
                 logits[700] = 10.0;
             }
             let s = match trial % 4 {
-                0 => Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 },
-                1 => Sampling { temperature: 0.8, top_k: 0, top_p: 1.0, seed: 42 + trial },
-                2 => Sampling { temperature: 1.0, top_k: 20, top_p: 1.0, seed: 7 * trial },
-                _ => Sampling { temperature: 0.7, top_k: 50, top_p: 0.9, seed: trial },
+                0 => Sampling {
+                    temperature: 0.0,
+                    top_k: 0,
+                    top_p: 1.0,
+                    seed: 0,
+                },
+                1 => Sampling {
+                    temperature: 0.8,
+                    top_k: 0,
+                    top_p: 1.0,
+                    seed: 42 + trial,
+                },
+                2 => Sampling {
+                    temperature: 1.0,
+                    top_k: 20,
+                    top_p: 1.0,
+                    seed: 7 * trial,
+                },
+                _ => Sampling {
+                    temperature: 0.7,
+                    top_k: 50,
+                    top_p: 0.9,
+                    seed: trial,
+                },
             };
             let lb = up(&gpu, "logits", &logits);
             let p = sample_f32::Params {
@@ -429,7 +678,15 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
                 _pad: [0; 3],
             };
             let d = sample_f32::dispatch(&gpu, p, &step, &lb, &tokens, &history).unwrap();
-            step.set(&gpu, Step { pos0: 0, n_tokens: 1, sample_index: trial, _pad: 0 });
+            step.set(
+                &gpu,
+                Step {
+                    pos0: 0,
+                    n_tokens: 1,
+                    sample_index: trial,
+                    _pad: 0,
+                },
+            );
             gpu.run("sample", &[&d]).unwrap();
             let got = gpu.read_u32(&tokens).unwrap()[0];
             let hist = gpu.read_u32(&history).unwrap()[trial as usize];
@@ -449,8 +706,14 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
                     acc += w;
                     near |= (acc - target).abs() < 1e-5 * total;
                 }
-                assert!(near, "trial {trial}: GPU chose {got}, reference {want} ({s:?})");
-                assert!(cands.iter().any(|c| c.0 as u32 == got), "GPU chose a token outside the candidates");
+                assert!(
+                    near,
+                    "trial {trial}: GPU chose {got}, reference {want} ({s:?})"
+                );
+                assert!(
+                    cands.iter().any(|c| c.0 as u32 == got),
+                    "GPU chose a token outside the candidates"
+                );
             }
         }
     }

@@ -52,7 +52,10 @@ fn matmul_matches_per_token_matvec() {
         let parts = [(0usize, 64usize), (64, 36)];
         let bufs: Vec<GpuBuffer> = parts
             .iter()
-            .map(|&(r0, n)| gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2]).unwrap())
+            .map(|&(r0, n)| {
+                gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2])
+                    .unwrap()
+            })
             .collect();
         let ds: Vec<_> = parts
             .iter()
@@ -77,7 +80,13 @@ fn matmul_matches_per_token_matvec() {
             })
             .collect();
         gpu.run("matmul", &ds.iter().collect::<Vec<_>>()).unwrap();
-        assert_close("matmul", &gpu.read_f32(&o).unwrap(), &want, F32_ATOL, F32_RTOL);
+        assert_close(
+            "matmul",
+            &gpu.read_f32(&o).unwrap(),
+            &want,
+            F32_ATOL,
+            F32_RTOL,
+        );
     }
 }
 
@@ -101,7 +110,11 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let qkv = rng.vec_sym(n * stride, 2.0);
     let sinks = rng.vec_sym(h, 2.0);
     let table: Vec<[f32; 2]> = vec![[1.0, 0.0]; n * d / 2];
-    let capacity = if c.window > 0 { c.window + c.step_tokens } else { n };
+    let capacity = if c.window > 0 {
+        c.window + c.step_tokens
+    } else {
+        n
+    };
 
     let mut q_all = Vec::new();
     let mut k_all = Vec::new();
@@ -113,11 +126,18 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
         v_all.extend_from_slice(&row[(h + kvh) * d..]);
     }
     let positions: Vec<usize> = (0..n).collect();
-    let shape = AttentionShape { n_heads: h, n_kv_heads: kvh, head_dim: d, window: c.window };
+    let shape = AttentionShape {
+        n_heads: h,
+        n_kv_heads: kvh,
+        head_dim: d,
+        window: c.window,
+    };
     let want = r::attention_f32(shape, &q_all, &positions, &k_all, &v_all, &sinks);
 
     let step = StepBuffer::new(gpu, "step").unwrap();
-    let qkv_buf = gpu.storage("qkv", (c.step_tokens * stride * 4) as u64).unwrap();
+    let qkv_buf = gpu
+        .storage("qkv", (c.step_tokens * stride * 4) as u64)
+        .unwrap();
     let flat: Vec<f32> = table.iter().flatten().copied().collect();
     let rope_buf = up(gpu, "rope", &flat);
     let kv_bytes = (kvh * capacity * d) as u64 * kv_element_bytes(gpu);
@@ -146,12 +166,43 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let mut t0 = 0;
     while t0 < n {
         let tn = c.step_tokens.min(n - t0);
-        gpu.write(&qkv_buf, 0, bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]));
-        step.set(gpu, Step { pos0: t0 as u32, n_tokens: tn as u32, sample_index: 0, _pad: 0 });
-        let mut rd = rope_kv_append_f32::dispatch(gpu, rp, &step, c.step_tokens as u32, &qkv_buf, &rope_buf, &kc, &vc).unwrap();
+        gpu.write(
+            &qkv_buf,
+            0,
+            bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]),
+        );
+        step.set(
+            gpu,
+            Step {
+                pos0: t0 as u32,
+                n_tokens: tn as u32,
+                sample_index: 0,
+                _pad: 0,
+            },
+        );
+        let mut rd = rope_kv_append_f32::dispatch(
+            gpu,
+            rp,
+            &step,
+            c.step_tokens as u32,
+            &qkv_buf,
+            &rope_buf,
+            &kc,
+            &vc,
+        )
+        .unwrap();
         rd.workgroups = rp.workgroups(gpu, tn as u32);
         let mut ad = attention_prefill_f32::dispatch(
-            gpu, ap, d as u32, c.step_tokens as u32, &step, &qkv_buf, &kc, &vc, &sinks_buf, &o,
+            gpu,
+            ap,
+            d as u32,
+            c.step_tokens as u32,
+            &step,
+            &qkv_buf,
+            &kc,
+            &vc,
+            &sinks_buf,
+            &o,
         )
         .unwrap();
         ad.workgroups = attention_prefill_f32::grid(&ap, tn as u32);
@@ -161,8 +212,15 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
         got.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&part));
         t0 += tn;
     }
-    let (atol, rtol) = if gpu.features().f16 { (3e-3, 3e-3) } else { (2e-5, 1e-4) };
-    let what = format!("prefill attention window={} steps of {} over {n}", c.window, c.step_tokens);
+    let (atol, rtol) = if gpu.features().f16 {
+        (3e-3, 3e-3)
+    } else {
+        (2e-5, 1e-4)
+    };
+    let what = format!(
+        "prefill attention window={} steps of {} over {n}",
+        c.window, c.step_tokens
+    );
     assert_close(&what, &got, &want, atol, rtol);
 }
 
@@ -170,14 +228,49 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
 fn prefill_attention_causal_window_and_chunked_steps() {
     let cases = [
         // One token.
-        PrefillAttn { n_heads: 4, n_kv_heads: 2, head_dim: 16, window: 0, step_tokens: 1, total: 1 },
+        PrefillAttn {
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 16,
+            window: 0,
+            step_tokens: 1,
+            total: 1,
+        },
         // Full causal over several key blocks in one step; gpt-oss head shapes.
-        PrefillAttn { n_heads: 16, n_kv_heads: 2, head_dim: 64, window: 0, step_tokens: 80, total: 80 },
+        PrefillAttn {
+            n_heads: 16,
+            n_kv_heads: 2,
+            head_dim: 64,
+            window: 0,
+            step_tokens: 80,
+            total: 80,
+        },
         // Sliding window shorter than the prompt, in one step and in steps with ring wrap.
-        PrefillAttn { n_heads: 4, n_kv_heads: 1, head_dim: 16, window: 8, step_tokens: 40, total: 40 },
-        PrefillAttn { n_heads: 4, n_kv_heads: 2, head_dim: 16, window: 8, step_tokens: 5, total: 37 },
+        PrefillAttn {
+            n_heads: 4,
+            n_kv_heads: 1,
+            head_dim: 16,
+            window: 8,
+            step_tokens: 40,
+            total: 40,
+        },
+        PrefillAttn {
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 16,
+            window: 8,
+            step_tokens: 5,
+            total: 37,
+        },
         // Full attention across steps (the cache holds earlier steps' keys).
-        PrefillAttn { n_heads: 8, n_kv_heads: 2, head_dim: 32, window: 0, step_tokens: 17, total: 50 },
+        PrefillAttn {
+            n_heads: 8,
+            n_kv_heads: 2,
+            head_dim: 32,
+            window: 0,
+            step_tokens: 17,
+            total: 50,
+        },
     ];
     for gpu in paths() {
         for (i, c) in cases.iter().enumerate() {
@@ -245,7 +338,12 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
     let norm = rmsnorm_f32::dispatch(gpu, &xb, &gb, &xn, t as u32, h as u32, 1e-5).unwrap();
     let route = moe_prefill::route(
         gpu,
-        moe_prefill::RouteParams { n_tokens: t as u32, n_experts: e as u32, k: k as u32, tile_m: moe_prefill::TILE_M },
+        moe_prefill::RouteParams {
+            n_tokens: t as u32,
+            n_experts: e as u32,
+            k: k as u32,
+            tile_m: moe_prefill::TILE_M,
+        },
         &lb,
         &routing,
     )
@@ -254,11 +352,21 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
     let mut keep = Vec::new();
     for &(e0, n) in &c.parts {
         keep.push((
-            gpu.upload("gate_up.blocks", &gu_b[e0 * 2 * i * h / 2..(e0 + n) * 2 * i * h / 2]).unwrap(),
-            gpu.upload("gate_up.scales", &gu_s[e0 * 2 * i * h / 32..(e0 + n) * 2 * i * h / 32]).unwrap(),
+            gpu.upload(
+                "gate_up.blocks",
+                &gu_b[e0 * 2 * i * h / 2..(e0 + n) * 2 * i * h / 2],
+            )
+            .unwrap(),
+            gpu.upload(
+                "gate_up.scales",
+                &gu_s[e0 * 2 * i * h / 32..(e0 + n) * 2 * i * h / 32],
+            )
+            .unwrap(),
             up(gpu, "gate_up.bias", &gu_bias[e0 * 2 * i..(e0 + n) * 2 * i]),
-            gpu.upload("down.blocks", &dn_b[e0 * h * i / 2..(e0 + n) * h * i / 2]).unwrap(),
-            gpu.upload("down.scales", &dn_s[e0 * h * i / 32..(e0 + n) * h * i / 32]).unwrap(),
+            gpu.upload("down.blocks", &dn_b[e0 * h * i / 2..(e0 + n) * h * i / 2])
+                .unwrap(),
+            gpu.upload("down.scales", &dn_s[e0 * h * i / 32..(e0 + n) * h * i / 32])
+                .unwrap(),
             up(gpu, "down.bias", &dn_bias[e0 * h..(e0 + n) * h]),
         ));
     }
@@ -273,19 +381,49 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
             n_experts: e as u32,
             _pad: 0,
         };
-        let part = ExpertPart { blocks: &b.0, scales: &b.1, bias: &b.2 };
+        let part = ExpertPart {
+            blocks: &b.0,
+            scales: &b.1,
+            bias: &b.2,
+        };
         ds.push(moe_prefill::gate_up(gpu, gp, t as u32, &xn, &routing, &part, &act).unwrap());
     }
     for (&(e0, n), b) in c.parts.iter().zip(&keep) {
-        let dp = moe_prefill::DownParams { hidden: h as u32, inter: i as u32, e0: e0 as u32, n_part: n as u32 };
-        let part = ExpertPart { blocks: &b.3, scales: &b.4, bias: &b.5 };
-        ds.push(moe_prefill::down(gpu, dp, t as u32, k as u32, e as u32, &act, &routing, &part, &y).unwrap());
+        let dp = moe_prefill::DownParams {
+            hidden: h as u32,
+            inter: i as u32,
+            e0: e0 as u32,
+            n_part: n as u32,
+        };
+        let part = ExpertPart {
+            blocks: &b.3,
+            scales: &b.4,
+            bias: &b.5,
+        };
+        ds.push(
+            moe_prefill::down(
+                gpu, dp, t as u32, k as u32, e as u32, &act, &routing, &part, &y,
+            )
+            .unwrap(),
+        );
     }
-    let cp = moe_prefill::CombineParams { n_tokens: t as u32, hidden: h as u32, k: k as u32, _pad: 0 };
+    let cp = moe_prefill::CombineParams {
+        n_tokens: t as u32,
+        hidden: h as u32,
+        k: k as u32,
+        _pad: 0,
+    };
     ds.push(moe_prefill::combine(gpu, cp, &y, &routing, &xb).unwrap());
-    gpu.run("moe prefill", &ds.iter().collect::<Vec<_>>()).unwrap();
+    gpu.run("moe prefill", &ds.iter().collect::<Vec<_>>())
+        .unwrap();
     let what = format!("moe prefill T={t} E={e} k={k} parts={:?}", c.parts);
-    assert_close(&what, &gpu.read_f32(&xb).unwrap(), &want, F32_ATOL, F32_RTOL);
+    assert_close(
+        &what,
+        &gpu.read_f32(&xb).unwrap(),
+        &want,
+        F32_ATOL,
+        F32_RTOL,
+    );
 }
 
 #[test]
@@ -294,13 +432,53 @@ fn grouped_moe_prefill_matches_per_token_reference() {
     let one_expert: Vec<f32> = (0..70).flat_map(|_| [1.0, -2.0, 5.0, -1.0, 0.0]).collect();
     // Token loads skewed towards low experts; experts 5..7 get no tokens.
     let skewed: Vec<f32> = (0..33)
-        .flat_map(|t| (0..8).map(move |e| if e >= 5 { -10.0 } else { ((t * 7 + e * 3) % 5) as f32 - e as f32 * 0.3 }))
+        .flat_map(|t| {
+            (0..8).map(move |e| {
+                if e >= 5 {
+                    -10.0
+                } else {
+                    ((t * 7 + e * 3) % 5) as f32 - e as f32 * 0.3
+                }
+            })
+        })
         .collect();
     let cases = [
-        MoePrefill { tokens: 1, hidden: 64, inter: 64, experts: 4, k: 2, parts: vec![(0, 4)], logits: None },
-        MoePrefill { tokens: 70, hidden: 64, inter: 96, experts: 5, k: 2, parts: vec![(0, 5)], logits: Some(one_expert) },
-        MoePrefill { tokens: 33, hidden: 96, inter: 64, experts: 8, k: 3, parts: vec![(0, 8)], logits: Some(skewed) },
-        MoePrefill { tokens: 45, hidden: 64, inter: 64, experts: 6, k: 4, parts: vec![(0, 2), (2, 3), (5, 1)], logits: None },
+        MoePrefill {
+            tokens: 1,
+            hidden: 64,
+            inter: 64,
+            experts: 4,
+            k: 2,
+            parts: vec![(0, 4)],
+            logits: None,
+        },
+        MoePrefill {
+            tokens: 70,
+            hidden: 64,
+            inter: 96,
+            experts: 5,
+            k: 2,
+            parts: vec![(0, 5)],
+            logits: Some(one_expert),
+        },
+        MoePrefill {
+            tokens: 33,
+            hidden: 96,
+            inter: 64,
+            experts: 8,
+            k: 3,
+            parts: vec![(0, 8)],
+            logits: Some(skewed),
+        },
+        MoePrefill {
+            tokens: 45,
+            hidden: 64,
+            inter: 64,
+            experts: 6,
+            k: 4,
+            parts: vec![(0, 2), (2, 3), (5, 1)],
+            logits: None,
+        },
     ];
     for gpu in paths() {
         for (n, c) in cases.iter().enumerate() {

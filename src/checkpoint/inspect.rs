@@ -13,9 +13,9 @@ use crate::checkpoint::names::{name_pattern, ExpertMatrix, LayerTensor, TensorId
 use crate::checkpoint::tensor::{canonical_shape, element_count, WeightSource};
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::model::weights::{plan, Weights};
 use crate::model::forward::DEFAULT_CHUNK;
 use crate::model::kv_cache;
+use crate::model::weights::{plan, Weights};
 
 /// Bytes per cached K or V element in the report: f16, as on adapters with SHADER_F16.
 const KV_ELEMENT_BYTES: u64 = 2;
@@ -432,6 +432,9 @@ mod tests {
         let want = (12 * 8192 + 12 * 640) as u64 * 512 * 2 * 2;
         assert_eq!(kv_cache::bytes(&c, 8192, DEFAULT_CHUNK, 2), want);
         // A context shorter than the ring needs no more than the context.
-        assert_eq!(kv_cache::bytes(&c, 100, DEFAULT_CHUNK, 2), 24 * 100 * 512 * 4);
+        assert_eq!(
+            kv_cache::bytes(&c, 100, DEFAULT_CHUNK, 2),
+            24 * 100 * 512 * 4
+        );
     }
 }

@@ -9,9 +9,11 @@ use clap::{Args, ValueEnum};
 
 use oss_wgpu::checkpoint::{Checkpoint, WeightSource};
 use oss_wgpu::gpu::{Gpu, GpuOptions};
-use oss_wgpu::harmony::{self, ChatRequest, Channel, Event, HarmonyParser, Reasoning};
+use oss_wgpu::harmony::{self, Channel, ChatRequest, Event, HarmonyParser, Reasoning};
 use oss_wgpu::model::forward::DEFAULT_CHUNK;
-use oss_wgpu::model::{kv_cache, locate, GenerateOptions, Generator, Model, SamplingParams, Weights};
+use oss_wgpu::model::{
+    kv_cache, locate, GenerateOptions, Generator, Model, SamplingParams, Weights,
+};
 use oss_wgpu::tokenizer::Tokenizer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -102,8 +104,9 @@ fn parse_ids(s: &str) -> Result<Vec<u32>> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(|t| {
-            t.parse::<u32>()
-                .map_err(|_| oss_wgpu::Error::argument("--prompt-ids", format!("'{t}' is not a token id")).into())
+            t.parse::<u32>().map_err(|_| {
+                oss_wgpu::Error::argument("--prompt-ids", format!("'{t}' is not a token id")).into()
+            })
         })
         .collect()
 }
@@ -137,7 +140,11 @@ impl Sink {
             if channel == Channel::Final {
                 self.answer(&text)?;
             } else if self.show_reasoning {
-                let t = if self.dim { format!("{DIM}{text}{RESET}") } else { text };
+                let t = if self.dim {
+                    format!("{DIM}{text}{RESET}")
+                } else {
+                    text
+                };
                 emit(&mut self.err, &t)?;
             }
         }
@@ -153,7 +160,10 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         Some(c) if c > config.max_position_embeddings => {
             return Err(oss_wgpu::Error::argument(
                 "--ctx",
-                format!("{c} is above the model's maximum of {}", config.max_position_embeddings),
+                format!(
+                    "{c} is above the model's maximum of {}",
+                    config.max_position_embeddings
+                ),
             )
             .into())
         }
@@ -167,12 +177,12 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         None => None,
     };
     let need_tokenizer = || {
-        tokenizer.as_ref().ok_or_else(|| {
-            oss_wgpu::Error::Checkpoint {
+        tokenizer
+            .as_ref()
+            .ok_or_else(|| oss_wgpu::Error::Checkpoint {
                 path: dir.clone(),
                 message: "no tokenizer.json here or in the parent folder".into(),
-            }
-        })
+            })
     };
     let prompt_ids = if let Some(s) = &a.prompt_ids {
         parse_ids(s)?
@@ -181,7 +191,9 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
             Some(p) => p.clone(),
             None => {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("reading the prompt from stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the prompt from stdin")?;
                 s
             }
         };
@@ -199,10 +211,16 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         };
         need_tokenizer()?.encode(&text)?
     };
-    if let Some(&bad) = prompt_ids.iter().find(|&&id| id as usize >= config.vocab_size) {
+    if let Some(&bad) = prompt_ids
+        .iter()
+        .find(|&&id| id as usize >= config.vocab_size)
+    {
         return Err(oss_wgpu::Error::argument(
             "--prompt-ids",
-            format!("token id {bad} is outside the vocabulary (size {})", config.vocab_size),
+            format!(
+                "token id {bad} is outside the vocabulary (size {})",
+                config.vocab_size
+            ),
         )
         .into());
     }
@@ -229,7 +247,12 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
 
     let gpu = Gpu::new(gpu_opts)?;
     let weights_bytes = Weights::gpu_bytes(&config, gpu.max_binding().min(gpu.max_buffer()))?;
-    let kv_bytes = kv_cache::bytes(&config, ctx, DEFAULT_CHUNK, oss_wgpu::kernels::kv_element_bytes(&gpu));
+    let kv_bytes = kv_cache::bytes(
+        &config,
+        ctx,
+        DEFAULT_CHUNK,
+        oss_wgpu::kernels::kv_element_bytes(&gpu),
+    );
     eprintln!(
         "{} on {}: weights {:.2} GB, KV cache {:.2} GB at --ctx {ctx}",
         dir.display(),

@@ -97,8 +97,14 @@ pub fn raw_source(name: &str) -> Option<&'static str> {
 pub fn is_module(name: &str) -> bool {
     matches!(
         name,
-        "bf16" | "mxfp4" | "reduce_subgroup" | "reduce_workgroup" | "kv_cache_f16" | "kv_cache_f32"
-            | "step" | "topk"
+        "bf16"
+            | "mxfp4"
+            | "reduce_subgroup"
+            | "reduce_workgroup"
+            | "kv_cache_f16"
+            | "kv_cache_f32"
+            | "step"
+            | "topk"
     )
 }
 

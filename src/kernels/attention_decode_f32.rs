@@ -25,7 +25,11 @@ pub struct Params {
 
 /// Chunks (workgroups per KV head) that a query at `pos` needs.
 pub fn chunks(pos: u32, window: u32) -> u32 {
-    let visible = if window > 0 { (pos + 1).min(window) } else { pos + 1 };
+    let visible = if window > 0 {
+        (pos + 1).min(window)
+    } else {
+        pos + 1
+    };
     visible.div_ceil(CHUNK)
 }
 
@@ -66,7 +70,11 @@ pub fn dispatch(
     let kv = params.n_kv_heads as u64 * params.capacity as u64 * head_dim as u64;
     need(k_cache, kv * super::kv_element_bytes(gpu), SHADER)?;
     need(v_cache, kv * super::kv_element_bytes(gpu), SHADER)?;
-    need(partials, params.n_heads as u64 * (head_dim as u64 + 2) * 4, SHADER)?;
+    need(
+        partials,
+        params.n_heads as u64 * (head_dim as u64 + 2) * 4,
+        SHADER,
+    )?;
     let constants = [
         ("CHUNK", CHUNK as f64),
         ("GROUP", group as f64),

@@ -42,12 +42,20 @@ pub fn dispatch(
             actual: format!("{head_dim} / {} / {}", params.n_heads, params.n_kv_heads),
         });
     }
-    need(qkv, max_tokens as u64 * params.qkv_stride as u64 * 4, SHADER)?;
+    need(
+        qkv,
+        max_tokens as u64 * params.qkv_stride as u64 * 4,
+        SHADER,
+    )?;
     let kv = params.n_kv_heads as u64 * params.capacity as u64 * head_dim as u64;
     need(k_cache, kv * super::kv_element_bytes(gpu), SHADER)?;
     need(v_cache, kv * super::kv_element_bytes(gpu), SHADER)?;
     need(sinks, params.n_heads as u64 * 4, SHADER)?;
-    need(out, max_tokens as u64 * params.n_heads as u64 * head_dim as u64 * 4, SHADER)?;
+    need(
+        out,
+        max_tokens as u64 * params.n_heads as u64 * head_dim as u64 * 4,
+        SHADER,
+    )?;
     build(
         gpu,
         SHADER,

@@ -16,7 +16,12 @@ pub struct Params {
 }
 
 /// Reads all of `data` (a multiple of 16 bytes) with `workgroups` workgroups.
-pub fn dispatch(gpu: &Gpu, data: &GpuBuffer, sink: &GpuBuffer, workgroups: u32) -> Result<Dispatch> {
+pub fn dispatch(
+    gpu: &Gpu,
+    data: &GpuBuffer,
+    sink: &GpuBuffer,
+    workgroups: u32,
+) -> Result<Dispatch> {
     need(sink, 256 * 4, SHADER)?;
     let params = Params {
         n_vec4: (data.bytes / 16) as u32,

@@ -74,7 +74,12 @@ pub fn dispatch(gpu: &Gpu, m: &Matmul<'_>) -> Result<Dispatch> {
         &constants,
         &params,
         &m.w.label,
-        &[m.w.binding(), m.x.binding(), bias.binding(), m.out.binding()],
+        &[
+            m.w.binding(),
+            m.x.binding(),
+            bias.binding(),
+            m.out.binding(),
+        ],
         [m.rows.div_ceil(TN), m.n_tokens.div_ceil(TM), 1],
     )
 }

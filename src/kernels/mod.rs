@@ -3,9 +3,9 @@
 //! file, entry point and CPU reference (src/reference) share the kernel's name.
 
 pub mod attention_combine_f32;
+pub mod attention_decode_f32;
 pub mod attention_prefill_f32;
 pub mod bandwidth_read;
-pub mod attention_decode_f32;
 pub mod dequant_f32_mf4w;
 pub mod embed_f32_bf16w;
 pub mod fill_random;
@@ -52,22 +52,55 @@ impl StepBuffer {
 /// (shader, size of the Rust parameter struct) for every kernel with a `Params` uniform; a test
 /// checks each against the size naga computes for the WGSL struct.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
-    (dequant_f32_mf4w::SHADER, size_of::<dequant_f32_mf4w::Params>()),
-    (embed_f32_bf16w::SHADER, size_of::<embed_f32_bf16w::Params>()),
+    (
+        dequant_f32_mf4w::SHADER,
+        size_of::<dequant_f32_mf4w::Params>(),
+    ),
+    (
+        embed_f32_bf16w::SHADER,
+        size_of::<embed_f32_bf16w::Params>(),
+    ),
     (rmsnorm_f32::SHADER, size_of::<rmsnorm_f32::Params>()),
-    (matvec_f32_bf16w::SHADER, size_of::<matvec_f32_bf16w::Params>()),
-    (rope_kv_append_f32::SHADER, size_of::<rope_kv_append_f32::Params>()),
-    (attention_decode_f32::SHADER, size_of::<attention_decode_f32::Params>()),
-    (attention_combine_f32::SHADER, size_of::<attention_combine_f32::Params>()),
-    (moe_gate_up_f32_mf4w::SHADER, size_of::<moe_gate_up_f32_mf4w::Params>()),
-    (moe_down_f32_mf4w::SHADER, size_of::<moe_down_f32_mf4w::Params>()),
+    (
+        matvec_f32_bf16w::SHADER,
+        size_of::<matvec_f32_bf16w::Params>(),
+    ),
+    (
+        rope_kv_append_f32::SHADER,
+        size_of::<rope_kv_append_f32::Params>(),
+    ),
+    (
+        attention_decode_f32::SHADER,
+        size_of::<attention_decode_f32::Params>(),
+    ),
+    (
+        attention_combine_f32::SHADER,
+        size_of::<attention_combine_f32::Params>(),
+    ),
+    (
+        moe_gate_up_f32_mf4w::SHADER,
+        size_of::<moe_gate_up_f32_mf4w::Params>(),
+    ),
+    (
+        moe_down_f32_mf4w::SHADER,
+        size_of::<moe_down_f32_mf4w::Params>(),
+    ),
     (sample_f32::SHADER, size_of::<sample_f32::Params>()),
-    (matmul_f32_bf16w::SHADER, size_of::<matmul_f32_bf16w::Params>()),
-    (attention_prefill_f32::SHADER, size_of::<attention_prefill_f32::Params>()),
+    (
+        matmul_f32_bf16w::SHADER,
+        size_of::<matmul_f32_bf16w::Params>(),
+    ),
+    (
+        attention_prefill_f32::SHADER,
+        size_of::<attention_prefill_f32::Params>(),
+    ),
     (moe_prefill::ROUTE, size_of::<moe_prefill::RouteParams>()),
     (moe_prefill::GATE_UP, size_of::<moe_prefill::GateUpParams>()),
     (moe_prefill::DOWN, size_of::<moe_prefill::DownParams>()),
-    (moe_prefill::COMBINE, size_of::<moe_prefill::CombineParams>()),
+    (
+        moe_prefill::COMBINE,
+        size_of::<moe_prefill::CombineParams>(),
+    ),
     (fill_random::SHADER, size_of::<fill_random::Params>()),
     (bandwidth_read::SHADER, size_of::<bandwidth_read::Params>()),
 ];

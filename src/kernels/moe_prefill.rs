@@ -92,14 +92,24 @@ impl Routing {
 }
 
 pub fn route(gpu: &Gpu, params: RouteParams, logits: &GpuBuffer, r: &Routing) -> Result<Dispatch> {
-    if params.n_experts > MAX_EXPERTS || params.k == 0 || params.k > 32 || params.k > params.n_experts {
+    if params.n_experts > MAX_EXPERTS
+        || params.k == 0
+        || params.k > 32
+        || params.k > params.n_experts
+    {
         return Err(Error::Shape {
             what: format!("{ROUTE}: experts / experts per token"),
-            expected: format!("at most {MAX_EXPERTS} experts, 1..=32 per token, no more than experts"),
+            expected: format!(
+                "at most {MAX_EXPERTS} experts, 1..=32 per token, no more than experts"
+            ),
             actual: format!("{} / {}", params.n_experts, params.k),
         });
     }
-    need(logits, params.n_tokens as u64 * params.n_experts as u64 * 4, ROUTE)?;
+    need(
+        logits,
+        params.n_tokens as u64 * params.n_experts as u64 * 4,
+        ROUTE,
+    )?;
     build(
         gpu,
         ROUTE,
@@ -136,7 +146,11 @@ pub fn gate_up(
     need(part.scales, rows * p.hidden as u64 / 32, GATE_UP)?;
     need(part.bias, rows * 4, GATE_UP)?;
     need(xn, max_tokens as u64 * p.hidden as u64 * 4, GATE_UP)?;
-    need(act, max_tokens as u64 * p.k as u64 * p.inter as u64 * 4, GATE_UP)?;
+    need(
+        act,
+        max_tokens as u64 * p.k as u64 * p.inter as u64 * 4,
+        GATE_UP,
+    )?;
     build(
         gpu,
         GATE_UP,
@@ -197,7 +211,11 @@ pub fn down(
             part.bias.binding(),
             y.binding(),
         ],
-        [p.hidden.div_ceil(TILE_N), max_tiles(max_tokens, k, n_experts), 1],
+        [
+            p.hidden.div_ceil(TILE_N),
+            max_tiles(max_tokens, k, n_experts),
+            1,
+        ],
     )
 }
 
@@ -209,14 +227,23 @@ pub fn combine(
     r: &Routing,
     x: &GpuBuffer,
 ) -> Result<Dispatch> {
-    need(x, params.n_tokens as u64 * params.hidden as u64 * 4, COMBINE)?;
+    need(
+        x,
+        params.n_tokens as u64 * params.hidden as u64 * 4,
+        COMBINE,
+    )?;
     build(
         gpu,
         COMBINE,
         &[],
         &params,
         "moe.combine",
-        &[y.binding(), r.weights.binding(), r.slot_pos.binding(), x.binding()],
+        &[
+            y.binding(),
+            r.weights.binding(),
+            r.slot_pos.binding(),
+            x.binding(),
+        ],
         gpu.grid((params.n_tokens * params.hidden).div_ceil(256)),
     )
 }

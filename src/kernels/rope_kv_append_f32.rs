@@ -39,7 +39,11 @@ pub fn dispatch(
     k_cache: &GpuBuffer,
     v_cache: &GpuBuffer,
 ) -> Result<Dispatch> {
-    need(qkv, max_tokens as u64 * params.qkv_stride as u64 * 4, SHADER)?;
+    need(
+        qkv,
+        max_tokens as u64 * params.qkv_stride as u64 * 4,
+        SHADER,
+    )?;
     let kv_words = params.n_kv_heads as u64 * params.capacity as u64 * params.head_dim as u64;
     let kv_bytes = kv_words * super::kv_element_bytes(gpu);
     need(k_cache, kv_bytes, SHADER)?;

@@ -127,10 +127,14 @@ impl PendingSample {
             }
         }
         let id = {
-            let view = self.staging.slice(..).get_mapped_range().map_err(|e| Error::Map {
-                label: "sample read-back".into(),
-                message: e.to_string(),
-            })?;
+            let view = self
+                .staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Map {
+                    label: "sample read-back".into(),
+                    message: e.to_string(),
+                })?;
             u32::from_le_bytes([view[0], view[1], view[2], view[3]])
         };
         self.staging.unmap();
@@ -225,7 +229,12 @@ impl Forward {
     }
 
     /// GPU bytes of the KV cache and activations for `ctx` positions (weights excluded).
-    pub fn kv_cache_bytes(config: &ModelConfig, ctx: usize, chunk: usize, element_bytes: u64) -> u64 {
+    pub fn kv_cache_bytes(
+        config: &ModelConfig,
+        ctx: usize,
+        chunk: usize,
+        element_bytes: u64,
+    ) -> u64 {
         kv_cache::bytes(config, ctx, chunk.clamp(1, ctx.max(1)), element_bytes)
     }
 
@@ -365,26 +374,32 @@ impl Forward {
                 .collect::<Result<_>>()?,
         );
         for (l, lw) in w.layers.iter().enumerate() {
-            push(&mut ops, self.matvec_parts(
-                gpu,
-                &lw.qkv,
-                &d.x,
-                Some((&lw.attn_norm.buffer, eps)),
-                Some(&lw.qkv_bias.buffer),
-                false,
-                &d.qkv,
-            )?);
+            push(
+                &mut ops,
+                self.matvec_parts(
+                    gpu,
+                    &lw.qkv,
+                    &d.x,
+                    Some((&lw.attn_norm.buffer, eps)),
+                    Some(&lw.qkv_bias.buffer),
+                    false,
+                    &d.qkv,
+                )?,
+            );
             let kv = &self.kv[l];
-            push(&mut ops, vec![rope_kv_append_f32::dispatch(
-                gpu,
-                self.rope_params(l),
-                &self.step,
-                1,
-                &d.qkv,
-                &self.rope,
-                &kv.k,
-                &kv.v,
-            )?]);
+            push(
+                &mut ops,
+                vec![rope_kv_append_f32::dispatch(
+                    gpu,
+                    self.rope_params(l),
+                    &self.step,
+                    1,
+                    &d.qkv,
+                    &self.rope,
+                    &kv.k,
+                    &kv.v,
+                )?],
+            );
             let ap = attention_decode_f32::Params {
                 n_heads: c.num_attention_heads as u32,
                 n_kv_heads: c.num_key_value_heads as u32,
@@ -408,26 +423,43 @@ impl Forward {
                 dispatch: attn,
                 attention: Some(ap),
             });
-            push(&mut ops, vec![attention_combine_f32::dispatch(
-                gpu,
-                c.num_attention_heads as u32,
-                c.head_dim as u32,
-                kv.window,
-                &self.step,
-                &d.partials,
-                &lw.sinks.buffer,
-                &d.attn,
-            )?]);
-            push(&mut ops, self.matvec_parts(gpu, &lw.o, &d.attn, None, Some(&lw.o_bias.buffer), true, &d.x)?);
-            push(&mut ops, self.matvec_parts(
-                gpu,
-                &lw.router,
-                &d.x,
-                Some((&lw.mlp_norm.buffer, eps)),
-                Some(&lw.router_bias.buffer),
-                false,
-                &d.router_logits,
-            )?);
+            push(
+                &mut ops,
+                vec![attention_combine_f32::dispatch(
+                    gpu,
+                    c.num_attention_heads as u32,
+                    c.head_dim as u32,
+                    kv.window,
+                    &self.step,
+                    &d.partials,
+                    &lw.sinks.buffer,
+                    &d.attn,
+                )?],
+            );
+            push(
+                &mut ops,
+                self.matvec_parts(
+                    gpu,
+                    &lw.o,
+                    &d.attn,
+                    None,
+                    Some(&lw.o_bias.buffer),
+                    true,
+                    &d.x,
+                )?,
+            );
+            push(
+                &mut ops,
+                self.matvec_parts(
+                    gpu,
+                    &lw.router,
+                    &d.x,
+                    Some((&lw.mlp_norm.buffer, eps)),
+                    Some(&lw.router_bias.buffer),
+                    false,
+                    &d.router_logits,
+                )?,
+            );
             let mut experts = Vec::new();
             for (part, e0, n) in Self::expert_parts(&lw.gate_up) {
                 let p = moe_gate_up_f32_mf4w::Params {
@@ -506,10 +538,21 @@ impl Forward {
 
     /// Dispatches of one prefill step of `n` tokens at `pos0` (ids already in `pre.ids`),
     /// leaving the residual stream in `pre.x`.
-    fn build_prefill(&self, gpu: &Gpu, w: &Weights, n: usize, pos0: usize) -> Result<Vec<Dispatch>> {
+    fn build_prefill(
+        &self,
+        gpu: &Gpu,
+        w: &Weights,
+        n: usize,
+        pos0: usize,
+    ) -> Result<Vec<Dispatch>> {
         let c = &self.config;
         let p = &self.pre;
-        let (h, e, k, inter) = (c.hidden_size, c.num_experts, c.experts_per_token, c.intermediate_size);
+        let (h, e, k, inter) = (
+            c.hidden_size,
+            c.num_experts,
+            c.experts_per_token,
+            c.intermediate_size,
+        );
         let eps = c.rms_norm_eps;
         let mut ops = Vec::new();
         for part in &w.embedding.parts {
@@ -525,11 +568,36 @@ impl Forward {
             )?);
         }
         for (l, lw) in w.layers.iter().enumerate() {
-            ops.push(rmsnorm_f32::dispatch(gpu, &p.x, &lw.attn_norm.buffer, &p.xn, n as u32, h as u32, eps)?);
-            ops.extend(self.matmul_parts(gpu, &lw.qkv, n, &p.xn, Some(&lw.qkv_bias.buffer), false, &p.qkv)?);
+            ops.push(rmsnorm_f32::dispatch(
+                gpu,
+                &p.x,
+                &lw.attn_norm.buffer,
+                &p.xn,
+                n as u32,
+                h as u32,
+                eps,
+            )?);
+            ops.extend(self.matmul_parts(
+                gpu,
+                &lw.qkv,
+                n,
+                &p.xn,
+                Some(&lw.qkv_bias.buffer),
+                false,
+                &p.qkv,
+            )?);
             let kv = &self.kv[l];
             let rp = self.rope_params(l);
-            let mut rope_d = rope_kv_append_f32::dispatch(gpu, rp, &self.step, self.chunk as u32, &p.qkv, &self.rope, &kv.k, &kv.v)?;
+            let mut rope_d = rope_kv_append_f32::dispatch(
+                gpu,
+                rp,
+                &self.step,
+                self.chunk as u32,
+                &p.qkv,
+                &self.rope,
+                &kv.k,
+                &kv.v,
+            )?;
             rope_d.workgroups = rp.workgroups(gpu, n as u32);
             ops.push(rope_d);
             let ap = attention_prefill_f32::Params {
@@ -555,9 +623,33 @@ impl Forward {
             )?;
             attn.workgroups = attention_prefill_f32::grid(&ap, n as u32);
             ops.push(attn);
-            ops.extend(self.matmul_parts(gpu, &lw.o, n, &p.attn, Some(&lw.o_bias.buffer), true, &p.x)?);
-            ops.push(rmsnorm_f32::dispatch(gpu, &p.x, &lw.mlp_norm.buffer, &p.xn, n as u32, h as u32, eps)?);
-            ops.extend(self.matmul_parts(gpu, &lw.router, n, &p.xn, Some(&lw.router_bias.buffer), false, &p.router_logits)?);
+            ops.extend(self.matmul_parts(
+                gpu,
+                &lw.o,
+                n,
+                &p.attn,
+                Some(&lw.o_bias.buffer),
+                true,
+                &p.x,
+            )?);
+            ops.push(rmsnorm_f32::dispatch(
+                gpu,
+                &p.x,
+                &lw.mlp_norm.buffer,
+                &p.xn,
+                n as u32,
+                h as u32,
+                eps,
+            )?);
+            ops.extend(self.matmul_parts(
+                gpu,
+                &lw.router,
+                n,
+                &p.xn,
+                Some(&lw.router_bias.buffer),
+                false,
+                &p.router_logits,
+            )?);
             ops.push(moe_prefill::route(
                 gpu,
                 moe_prefill::RouteParams {
@@ -580,7 +672,9 @@ impl Forward {
                     n_experts: e as u32,
                     _pad: 0,
                 };
-                ops.push(moe_prefill::gate_up(gpu, gp, n as u32, &p.xn, &p.routing, &part, &p.act)?);
+                ops.push(moe_prefill::gate_up(
+                    gpu, gp, n as u32, &p.xn, &p.routing, &part, &p.act,
+                )?);
             }
             for (part, e0, np) in Self::expert_parts(&lw.down) {
                 let dp = moe_prefill::DownParams {
@@ -589,7 +683,9 @@ impl Forward {
                     e0,
                     n_part: np,
                 };
-                ops.push(moe_prefill::down(gpu, dp, n as u32, k as u32, e as u32, &p.act, &p.routing, &part, &p.y)?);
+                ops.push(moe_prefill::down(
+                    gpu, dp, n as u32, k as u32, e as u32, &p.act, &p.routing, &part, &p.y,
+                )?);
             }
             ops.push(moe_prefill::combine(
                 gpu,
@@ -609,10 +705,16 @@ impl Forward {
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
-        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.config.vocab_size) {
+        if let Some(&bad) = ids
+            .iter()
+            .find(|&&id| id as usize >= self.config.vocab_size)
+        {
             return Err(Error::argument(
                 "prompt",
-                format!("token id {bad} is outside the vocabulary (size {})", self.config.vocab_size),
+                format!(
+                    "token id {bad} is outside the vocabulary (size {})",
+                    self.config.vocab_size
+                ),
             ));
         }
         Ok(())
@@ -636,7 +738,11 @@ impl Forward {
         if pos0 + ids.len() > self.ctx {
             return Err(Error::argument(
                 "prompt",
-                format!("{} prompt tokens at position {pos0} exceed the context of {}", ids.len(), self.ctx),
+                format!(
+                    "{} prompt tokens at position {pos0} exceed the context of {}",
+                    ids.len(),
+                    self.ctx
+                ),
             ));
         }
         let c = self.config.clone();
@@ -669,12 +775,22 @@ impl Forward {
             );
             let mut ops = self.build_prefill(gpu, w, n, pos0 + t0)?;
             if let Some(lb) = &logits_buf {
-                ops.push(rmsnorm_f32::dispatch(gpu, &self.pre.x, &w.final_norm.buffer, &self.pre.xn, n as u32, h as u32, c.rms_norm_eps)?);
+                ops.push(rmsnorm_f32::dispatch(
+                    gpu,
+                    &self.pre.x,
+                    &w.final_norm.buffer,
+                    &self.pre.xn,
+                    n as u32,
+                    h as u32,
+                    c.rms_norm_eps,
+                )?);
                 ops.extend(self.matmul_parts(gpu, &w.lm_head, n, &self.pre.xn, None, false, lb)?);
             }
-            let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("prefill"),
-            });
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("prefill"),
+                });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("prefill"),
@@ -687,7 +803,13 @@ impl Forward {
             let last = t0 + n == ids.len();
             if last {
                 // The last position's residual stream feeds the decode-side head and sampler.
-                encoder.copy_buffer_to_buffer(&self.pre.x.buffer, ((n - 1) * h * 4) as u64, &self.dec.x.buffer, 0, (h * 4) as u64);
+                encoder.copy_buffer_to_buffer(
+                    &self.pre.x.buffer,
+                    ((n - 1) * h * 4) as u64,
+                    &self.dec.x.buffer,
+                    0,
+                    (h * 4) as u64,
+                );
             }
             gpu.queue.submit([encoder.finish()]);
             if let (Some(lb), Some(out)) = (&logits_buf, all_logits.as_mut()) {
@@ -707,9 +829,11 @@ impl Forward {
                 _pad: 0,
             },
         );
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("prefill head"),
-        });
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("prefill head"),
+            });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("prefill head"),
@@ -728,9 +852,11 @@ impl Forward {
     /// run the next step while the CPU waits for this one.
     pub fn request_sample(&self, gpu: &Gpu, index: usize) -> Result<PendingSample> {
         let staging = &self.staging[index % self.staging.len()];
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("sample read-back"),
-        });
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("sample read-back"),
+            });
         encoder.copy_buffer_to_buffer(&self.history.buffer, (index * 4) as u64, staging, 0, 4);
         let submission = gpu.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -746,12 +872,26 @@ impl Forward {
 
     /// Records and submits one decode step: the token at tokens[0] at position `pos`, sampling
     /// draw `sample_index`. Returns the submission index.
-    pub fn decode_step(&self, gpu: &Gpu, pos: usize, sample_index: usize) -> Result<wgpu::SubmissionIndex> {
+    pub fn decode_step(
+        &self,
+        gpu: &Gpu,
+        pos: usize,
+        sample_index: usize,
+    ) -> Result<wgpu::SubmissionIndex> {
         if pos >= self.ctx {
-            return Err(Error::argument("--max-tokens", format!("position {pos} is past the context of {}", self.ctx)));
+            return Err(Error::argument(
+                "--max-tokens",
+                format!("position {pos} is past the context of {}", self.ctx),
+            ));
         }
         if sample_index >= self.max_samples {
-            return Err(Error::argument("--max-tokens", format!("sample {sample_index} is past the {} planned", self.max_samples)));
+            return Err(Error::argument(
+                "--max-tokens",
+                format!(
+                    "sample {sample_index} is past the {} planned",
+                    self.max_samples
+                ),
+            ));
         }
         self.step.set(
             gpu,
@@ -762,9 +902,11 @@ impl Forward {
                 _pad: 0,
             },
         );
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("decode"),
-        });
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("decode"),
+            });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("decode"),

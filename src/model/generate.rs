@@ -57,8 +57,19 @@ pub struct Generator<'a> {
 impl<'a> Generator<'a> {
     /// `max_tokens` is the most any one call to [`generate`](Self::generate) may produce.
     pub fn new(gpu: &'a Gpu, model: &'a Model, ctx: usize, max_tokens: usize) -> Result<Self> {
-        let forward = Forward::new(gpu, &model.weights, &model.config, ctx, DEFAULT_CHUNK, max_tokens)?;
-        Ok(Generator { gpu, model, forward })
+        let forward = Forward::new(
+            gpu,
+            &model.weights,
+            &model.config,
+            ctx,
+            DEFAULT_CHUNK,
+            max_tokens,
+        )?;
+        Ok(Generator {
+            gpu,
+            model,
+            forward,
+        })
     }
 
     pub fn ctx(&self) -> usize {
@@ -82,7 +93,10 @@ impl<'a> Generator<'a> {
         if max_tokens > self.forward.max_samples {
             return Err(Error::argument(
                 "--max-tokens",
-                format!("{max_tokens} is more than the {} this generator was built for", self.forward.max_samples),
+                format!(
+                    "{max_tokens} is more than the {} this generator was built for",
+                    self.forward.max_samples
+                ),
             ));
         }
         Ok(())
@@ -106,14 +120,18 @@ impl<'a> Generator<'a> {
         };
         if opts.max_tokens == 0 {
             let start = Instant::now();
-            stats.prompt_logits = self.forward.prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
+            stats.prompt_logits = self
+                .forward
+                .prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
             gpu.wait("prefill")?;
             stats.prefill_time = start.elapsed();
             return Ok(stats);
         }
 
         let start = Instant::now();
-        stats.prompt_logits = self.forward.prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
+        stats.prompt_logits = self
+            .forward
+            .prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
         let mut pending = self.forward.request_sample(gpu, 0)?;
         let mut first_at = None;
         for i in 0..opts.max_tokens {

@@ -32,7 +32,12 @@ pub fn bytes(config: &ModelConfig, ctx: usize, chunk: usize, element_bytes: u64)
         .sum()
 }
 
-pub fn allocate(gpu: &Gpu, config: &ModelConfig, ctx: usize, chunk: usize) -> Result<Vec<LayerCache>> {
+pub fn allocate(
+    gpu: &Gpu,
+    config: &ModelConfig,
+    ctx: usize,
+    chunk: usize,
+) -> Result<Vec<LayerCache>> {
     let element = crate::kernels::kv_element_bytes(gpu);
     (0..config.num_hidden_layers)
         .map(|l| {

@@ -19,7 +19,10 @@ pub fn inv_freq(config: &ModelConfig) -> Vec<f32> {
 
     // Dimension at which a wavelength makes `rotations` turns over the original context.
     let correction_dim = |rotations: f64| {
-        dim as f64 * (rs.original_max_position_embeddings as f64 / (rotations * 2.0 * std::f64::consts::PI)).ln()
+        dim as f64
+            * (rs.original_max_position_embeddings as f64
+                / (rotations * 2.0 * std::f64::consts::PI))
+                .ln()
             / (2.0 * base.ln())
     };
     let mut low = correction_dim(rs.beta_fast);

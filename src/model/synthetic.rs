@@ -38,7 +38,13 @@ pub fn preset(name: &str) -> Result<ModelConfig> {
         vocab_size: if tiny { 4096 } else { 201088 },
         sliding_window: 128,
         layer_types: (0..layers)
-            .map(|l| if l % 2 == 0 { LayerType::Sliding } else { LayerType::Full })
+            .map(|l| {
+                if l % 2 == 0 {
+                    LayerType::Sliding
+                } else {
+                    LayerType::Full
+                }
+            })
             .collect(),
         rms_norm_eps: 1e-5,
         swiglu_limit: 7.0,
@@ -113,16 +119,25 @@ impl Filler<'_> {
     fn matrix(&mut self, label: &str, rows: usize, cols: usize, a: f32) -> Result<Bf16Matrix> {
         let limit = self.gpu.max_binding().min(self.gpu.max_buffer());
         let row_bytes = cols as u64 * 2;
-        let split = plan_row_split(rows, row_bytes, limit).ok_or_else(|| Error::BindingTooLarge {
-            label: label.into(),
-            bytes: row_bytes,
-            limit,
-        })?;
+        let split =
+            plan_row_split(rows, row_bytes, limit).ok_or_else(|| Error::BindingTooLarge {
+                label: label.into(),
+                bytes: row_bytes,
+                limit,
+            })?;
         let mut parts = Vec::new();
         for (i, &(first, n)) in split.iter().enumerate() {
-            let l = if split.len() > 1 { format!("{label}.part{i}") } else { label.into() };
+            let l = if split.len() > 1 {
+                format!("{label}.part{i}")
+            } else {
+                label.into()
+            };
             let buffer = self.buffer(&l, n as u64 * row_bytes, Fill::Bf16(a))?;
-            parts.push(MatrixPart { buffer, first_row: first, rows: n });
+            parts.push(MatrixPart {
+                buffer,
+                first_row: first,
+                rows: n,
+            });
         }
         Ok(Bf16Matrix { rows, cols, parts })
     }
@@ -134,11 +149,22 @@ impl Filler<'_> {
         })
     }
 
-    fn experts(&mut self, c: &ModelConfig, label: &str, rows: usize, cols: usize, ranges: &[(usize, usize)]) -> Result<ExpertWeights> {
+    fn experts(
+        &mut self,
+        c: &ModelConfig,
+        label: &str,
+        rows: usize,
+        cols: usize,
+        ranges: &[(usize, usize)],
+    ) -> Result<ExpertWeights> {
         let mut t = |suffix: &str, per_expert: u64, fill: fn() -> Fill| -> Result<ExpertTensor> {
             let mut parts = Vec::new();
             for (i, &(first, n)) in ranges.iter().enumerate() {
-                let l = if ranges.len() > 1 { format!("{label}_{suffix}.part{i}") } else { format!("{label}_{suffix}") };
+                let l = if ranges.len() > 1 {
+                    format!("{label}_{suffix}.part{i}")
+                } else {
+                    format!("{label}_{suffix}")
+                };
                 parts.push(ExpertPart {
                     buffer: self.buffer(&l, n as u64 * per_expert, fill())?,
                     first_expert: first,
@@ -164,23 +190,33 @@ impl Weights {
     /// checkpoint.
     pub fn synthetic(gpu: &Gpu, c: &ModelConfig, seed: u32) -> Result<Weights> {
         let limit = gpu.max_binding().min(gpu.max_buffer());
-        let mut f = Filler { gpu, seed, pending: Vec::new() };
+        let mut f = Filler {
+            gpu,
+            seed,
+            pending: Vec::new(),
+        };
         let (h, i, e) = (c.hidden_size, c.intermediate_size, c.num_experts);
         let a = 0.03;
         let embedding = f.matrix("synthetic.embed_tokens", c.vocab_size, h, 1.0)?;
         let per_expert = [2 * i as u64 * h as u64 / 2, h as u64 * i as u64 / 2];
-        let ranges = plan_expert_split(e, &per_expert, limit).ok_or_else(|| Error::BindingTooLarge {
-            label: "synthetic experts".into(),
-            bytes: per_expert[0],
-            limit,
-        })?;
+        let ranges =
+            plan_expert_split(e, &per_expert, limit).ok_or_else(|| Error::BindingTooLarge {
+                label: "synthetic experts".into(),
+                bytes: per_expert[0],
+                limit,
+            })?;
         let mut layers = Vec::new();
         for l in 0..c.num_hidden_layers {
             let p = format!("synthetic.layers.{l}");
             layers.push(LayerWeights {
                 attn_norm: f.vector(&format!("{p}.input_layernorm"), h, 0.9, 1.1)?,
                 qkv: f.matrix(&format!("{p}.qkv_proj"), c.q_dim() + 2 * c.kv_dim(), h, a)?,
-                qkv_bias: f.vector(&format!("{p}.qkv_proj.bias"), c.q_dim() + 2 * c.kv_dim(), -0.01, 0.01)?,
+                qkv_bias: f.vector(
+                    &format!("{p}.qkv_proj.bias"),
+                    c.q_dim() + 2 * c.kv_dim(),
+                    -0.01,
+                    0.01,
+                )?,
                 o: f.matrix(&format!("{p}.o_proj"), h, c.q_dim(), a)?,
                 o_bias: f.vector(&format!("{p}.o_proj.bias"), h, -0.01, 0.01)?,
                 sinks: f.vector(&format!("{p}.sinks"), c.num_attention_heads, -1.0, 1.0)?,
@@ -195,6 +231,11 @@ impl Weights {
         let final_norm = f.vector("synthetic.norm", h, 0.9, 1.1)?;
         let lm_head = f.matrix("synthetic.lm_head", c.vocab_size, h, a)?;
         f.flush()?;
-        Ok(Weights { embedding, layers, final_norm, lm_head })
+        Ok(Weights {
+            embedding,
+            layers,
+            final_norm,
+            lm_head,
+        })
     }
 }

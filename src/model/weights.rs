@@ -455,15 +455,21 @@ impl Uploader<'_> {
     fn upload_rows(&mut self, label: &str, data: &[u8], row_bytes: u64) -> Result<Vec<MatrixPart>> {
         let limit = self.gpu.max_binding().min(self.gpu.max_buffer());
         let rows = (data.len() as u64 / row_bytes.max(1)) as usize;
-        let split = plan_row_split(rows, row_bytes, limit).ok_or_else(|| Error::BindingTooLarge {
-            label: label.to_string(),
-            bytes: row_bytes,
-            limit,
-        })?;
+        let split =
+            plan_row_split(rows, row_bytes, limit).ok_or_else(|| Error::BindingTooLarge {
+                label: label.to_string(),
+                bytes: row_bytes,
+                limit,
+            })?;
         let mut parts = Vec::with_capacity(split.len());
         for (i, &(first, n)) in split.iter().enumerate() {
-            let part_label = if split.len() > 1 { format!("{label}.part{i}") } else { label.to_string() };
-            let bytes = &data[(first as u64 * row_bytes) as usize..((first + n) as u64 * row_bytes) as usize];
+            let part_label = if split.len() > 1 {
+                format!("{label}.part{i}")
+            } else {
+                label.to_string()
+            };
+            let bytes = &data
+                [(first as u64 * row_bytes) as usize..((first + n) as u64 * row_bytes) as usize];
             self.bar.set_message(part_label.clone());
             let buffer = self.gpu.storage(&part_label, bytes.len() as u64)?;
             for (j, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
@@ -474,7 +480,11 @@ impl Uploader<'_> {
                     self.flush(&part_label)?;
                 }
             }
-            parts.push(MatrixPart { buffer, first_row: first, rows: n });
+            parts.push(MatrixPart {
+                buffer,
+                first_row: first,
+                rows: n,
+            });
         }
         Ok(parts)
     }
@@ -504,7 +514,10 @@ impl Uploader<'_> {
         self.bar.set_message(label.clone());
         let buffer = self.gpu.upload(&label, &data)?;
         self.bar.inc(padded(data.len() as u64));
-        Ok(F32Vector { len: data.len() / 4, buffer })
+        Ok(F32Vector {
+            len: data.len() / 4,
+            buffer,
+        })
     }
 
     fn vector(&mut self, id: TensorId) -> Result<F32Vector> {

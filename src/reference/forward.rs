@@ -31,8 +31,18 @@ pub fn forward_with(src: &dyn WeightSource, ids: &[u32], kv_f16: bool) -> Result
         let get = |t: L| src.tensor(TensorId::Layer(l, t));
         let f32v = |t: L| get(t).map(|v| v.to_f32());
         let attn_norm = f32v(L::AttnNorm)?;
-        let (wq, wk, wv, wo) = (get(L::QWeight)?, get(L::KWeight)?, get(L::VWeight)?, get(L::OWeight)?);
-        let (bq, bk, bv, bo) = (f32v(L::QBias)?, f32v(L::KBias)?, f32v(L::VBias)?, f32v(L::OBias)?);
+        let (wq, wk, wv, wo) = (
+            get(L::QWeight)?,
+            get(L::KWeight)?,
+            get(L::VWeight)?,
+            get(L::OWeight)?,
+        );
+        let (bq, bk, bv, bo) = (
+            f32v(L::QBias)?,
+            f32v(L::KBias)?,
+            f32v(L::VBias)?,
+            f32v(L::OBias)?,
+        );
         let sinks = f32v(L::Sinks)?;
 
         let mut q = Vec::with_capacity(t_len * c.q_dim());

@@ -63,7 +63,11 @@ pub fn matvec_f32_bf16w(
     (0..rows)
         .map(|r| {
             let row = bf16_to_f32(&w[r * k * 2..(r + 1) * k * 2]);
-            let mut y: f64 = row.iter().zip(&xs).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let mut y: f64 = row
+                .iter()
+                .zip(&xs)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
             if let Some(b) = bias {
                 y += b[r] as f64;
             }
@@ -118,14 +122,22 @@ pub fn attention_f32(
     let scale = 1.0 / (d as f64).sqrt();
     let mut out = vec![0f32; q_pos.len() * n_heads * d];
     for (t, &pos) in q_pos.iter().enumerate() {
-        let lo = if window > 0 { (pos + 1).saturating_sub(window) } else { 0 };
+        let lo = if window > 0 {
+            (pos + 1).saturating_sub(window)
+        } else {
+            0
+        };
         for h in 0..n_heads {
             let kvh = h / group;
             let qv = &q[(t * n_heads + h) * d..(t * n_heads + h + 1) * d];
             let logits: Vec<f64> = (lo..=pos)
                 .map(|j| {
                     let kv = &keys[(j * n_kv_heads + kvh) * d..(j * n_kv_heads + kvh + 1) * d];
-                    qv.iter().zip(kv).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() * scale
+                    qv.iter()
+                        .zip(kv)
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum::<f64>()
+                        * scale
                 })
                 .collect();
             let sink = sinks[h] as f64;
@@ -148,7 +160,11 @@ pub fn attention_f32(
 pub fn router_topk(logits: &[f32], k: usize) -> (Vec<usize>, Vec<f32>) {
     let mut order: Vec<usize> = (0..logits.len()).collect();
     // Stable sort by descending logit keeps the lowest index first among equals.
-    order.sort_by(|&a, &b| logits[b].partial_cmp(&logits[a]).unwrap_or(std::cmp::Ordering::Equal));
+    order.sort_by(|&a, &b| {
+        logits[b]
+            .partial_cmp(&logits[a])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let ids: Vec<usize> = order[..k].to_vec();
     let m = logits[ids[0]] as f64;
     let e: Vec<f64> = ids.iter().map(|&i| (logits[i] as f64 - m).exp()).collect();

@@ -4,6 +4,7 @@
 //! prefill (batched kernels) -> decode loop (one submit per token, state resident on the GPU)
 //! -> sampler. See ARCHITECTURE.md.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

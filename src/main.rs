@@ -69,6 +69,8 @@ enum Command {
     /// Generate text: harmony chat by default (the final answer streams to stdout), or raw
     /// completion with --raw.
     Generate(cli::generate::GenerateArgs),
+    /// Prefill and decode throughput against the bandwidth roofline, per-kernel GPU time.
+    Bench(cli::bench::BenchArgs),
     /// List every adapter of every compiled backend and what it offers.
     Info {
         /// Machine-readable output.
@@ -106,6 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Info { json } => info(&opts, json),
         Command::Generate(args) => cli::generate::run(&opts, args),
+        Command::Bench(args) => cli::bench::run(&opts, args),
         Command::Inspect { json, ctx, dir } => {
             let max_binding = cli
                 .gpu

@@ -106,12 +106,13 @@ fn random_tensors_in_the_real_layout() {
         let got = gpu_decode(&gpu, &blocks, &scales);
         assert_eq!(got.len(), want.len());
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-            let g = f32::from_bits(g);
-            assert!(
-                g == w || (g.is_infinite() && g == w),
-                "index {i}: got {g}, want {w}"
+            // Bit-exact, signed zeros included.
+            assert_eq!(
+                g,
+                w.to_bits(),
+                "index {i}: got {}, want {w}",
+                f32::from_bits(g)
             );
-            assert!(!g.is_nan());
         }
     }
 }

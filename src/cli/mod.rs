@@ -1,3 +1,4 @@
 //! The binary's subcommands (not part of the library).
 
+pub mod bench;
 pub mod generate;

@@ -51,6 +51,8 @@ impl Gpu {
                 mapped_at_creation: false,
             })
         })?;
+        self.allocated
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
         Ok(GpuBuffer {
             buffer,
             label: label.to_string(),

@@ -356,6 +356,9 @@ pub struct Gpu {
     sink: Arc<ErrorSink>,
     pub(crate) cache: crate::gpu::PipelineCache,
     dummy: std::sync::OnceLock<crate::gpu::GpuBuffer>,
+    /// Bytes of storage buffers created so far (buffers are never freed while a model runs,
+    /// so this is also the peak).
+    pub(crate) allocated: std::sync::atomic::AtomicU64,
     pub options: GpuOptions,
 }
 
@@ -453,6 +456,7 @@ impl Gpu {
             sink,
             cache: Default::default(),
             dummy: Default::default(),
+            allocated: Default::default(),
             options: opts.clone(),
         })
     }
@@ -464,6 +468,11 @@ impl Gpu {
         }
         let d = self.storage("unused", 256)?;
         Ok(self.dummy.get_or_init(|| d))
+    }
+
+    /// Bytes of storage buffers this device has allocated (weights, KV cache, activations).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn features(&self) -> GpuFeatures {

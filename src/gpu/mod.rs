@@ -3,6 +3,7 @@
 mod buffer;
 mod context;
 mod pipeline;
+pub mod profiler;
 pub mod shader;
 
 pub use buffer::GpuBuffer;
@@ -11,4 +12,5 @@ pub use context::{
     vendor_name, AdapterReport, BackendChoice, Gpu, GpuFeatures, GpuOptions,
 };
 pub use pipeline::{Dispatch, Pipeline, PipelineCache};
+pub use profiler::Profiler;
 pub use shader::ShaderVariant;

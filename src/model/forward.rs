@@ -870,6 +870,73 @@ impl Forward {
         })
     }
 
+    /// Runs one decode step (token tokens[0] at `pos`) with every dispatch in its own timed
+    /// pass, and returns (kernel name, GPU nanoseconds) per dispatch, in order.
+    pub fn profile_decode_step(
+        &self,
+        gpu: &Gpu,
+        pos: usize,
+        profiler: &crate::gpu::Profiler,
+    ) -> Result<Vec<(String, f64)>> {
+        self.step.set(
+            gpu,
+            Step {
+                pos0: pos as u32,
+                n_tokens: 1,
+                sample_index: 0,
+                _pad: 0,
+            },
+        );
+        let n = self.decode_ops.len() + self.head_ops.len();
+        if n as u32 > profiler.capacity() {
+            return Err(Error::argument(
+                "profile",
+                format!("{n} dispatches, room for {}", profiler.capacity()),
+            ));
+        }
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("decode profile"),
+            });
+        let mut names = Vec::with_capacity(n);
+        let all = self
+            .decode_ops
+            .iter()
+            .map(|op| (&op.dispatch, op.attention))
+            .chain(self.head_ops.iter().map(|d| (d, None)));
+        for (i, (d, attention)) in all.enumerate() {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&d.pipeline.label),
+                timestamp_writes: Some(profiler.pass(i as u32)),
+            });
+            pass.set_pipeline(&d.pipeline.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            let [x, y, z] = match attention {
+                Some(ap) => attention_decode_f32::grid(&ap, pos as u32),
+                None => d.workgroups,
+            };
+            pass.dispatch_workgroups(x, y, z);
+            names.push(
+                d.pipeline
+                    .label
+                    .split("::")
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        profiler.resolve(&mut encoder, n as u32);
+        gpu.queue.submit([encoder.finish()]);
+        let times = profiler.read(gpu, n as u32)?;
+        Ok(names.into_iter().zip(times).collect())
+    }
+
+    /// Dispatches in one decode step (for the design target of at most 8 per layer).
+    pub fn decode_dispatches(&self) -> usize {
+        self.decode_ops.len() + self.head_ops.len()
+    }
+
     /// Records and submits one decode step: the token at tokens[0] at position `pos`, sampling
     /// draw `sample_index`. Returns the submission index.
     pub fn decode_step(

@@ -1,0 +1,293 @@
+//! `oss-wgpu bench`: prefill and decode throughput, the adapter's measured bandwidth, and how
+//! close decode comes to the bandwidth roofline (bytes read per token / bandwidth), with a
+//! per-kernel breakdown from GPU timestamps where the adapter has them.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::checkpoint::inspect::decode_bytes;
+use crate::error::Result;
+use crate::gpu::{Gpu, Profiler};
+use crate::kernels::{bandwidth_read, build, fill_random};
+use crate::model::forward::{Forward, DEFAULT_CHUNK};
+use crate::model::{GenerateOptions, Generator, Model, SamplingParams};
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Prompt lengths to time prefill at.
+    pub prefill: Vec<usize>,
+    /// Context depths to time decode at.
+    pub depths: Vec<usize>,
+    /// Tokens generated per decode measurement.
+    pub tg: usize,
+    /// Timed repetitions (after one warm-up).
+    pub reps: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stat {
+    fn of(mut v: Vec<f64>) -> Stat {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let n = v.len();
+        let median = if n == 0 {
+            0.0
+        } else if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Stat {
+            median,
+            min: v.first().copied().unwrap_or(0.0),
+            max: v.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PrefillResult {
+    pub tokens: usize,
+    /// Tokens per second (median, min and max over repetitions).
+    pub tok_s: Stat,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DecodeResult {
+    pub depth: usize,
+    pub tokens: usize,
+    pub tok_s: Stat,
+    pub ms_per_token: f64,
+    /// Bytes read per token times tokens per second (median).
+    pub effective_gb_s: f64,
+    /// effective_gb_s over the measured bandwidth.
+    pub roofline_fraction: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelTime {
+    pub kernel: String,
+    pub dispatches: usize,
+    /// Summed GPU time per decode token, microseconds.
+    pub us: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub adapter: String,
+    pub backend: String,
+    pub driver: String,
+    pub model: String,
+    pub f16_kv: bool,
+    pub subgroups: bool,
+    /// Measured with bandwidth_read over `bandwidth_bytes`.
+    pub bandwidth_gb_s: f64,
+    pub bandwidth_bytes: u64,
+    pub bytes_per_token: u64,
+    pub prefill: Vec<PrefillResult>,
+    pub decode: Vec<DecodeResult>,
+    /// Per-kernel GPU time of one decode step at the first depth (timestamps).
+    pub decode_kernels: Vec<KernelTime>,
+    pub decode_dispatches: usize,
+    pub peak_gpu_bytes: u64,
+}
+
+/// Reads a large buffer with 16-byte loads and returns (GB/s, bytes read per pass).
+pub fn measure_bandwidth(gpu: &Gpu, reps: usize) -> Result<(f64, u64)> {
+    let bytes = (1u64 << 30).min(gpu.max_binding() / 16 * 16);
+    let data = gpu.storage("bandwidth.data", bytes)?;
+    let sink = gpu.storage("bandwidth.sink", 1024)?;
+    let words = (bytes / 4) as u32;
+    let fill = build(
+        gpu,
+        fill_random::SHADER,
+        &[],
+        &fill_random::Params {
+            n_words: words,
+            mode: 1,
+            seed: 7,
+            _pad: 0,
+            lo: 0.0,
+            hi: 0.0,
+            _pad1: [0; 2],
+        },
+        "bandwidth.fill",
+        &[data.binding()],
+        gpu.grid(words.div_ceil(256)),
+    )?;
+    gpu.run("bandwidth fill", &[&fill])?;
+    // Enough workgroups to fill any GPU; each streams its share with a grid stride.
+    let read = bandwidth_read::dispatch(gpu, &data, &sink, 8192)?;
+    let profiler = Profiler::new(gpu, 1);
+    let mut secs = Vec::new();
+    for i in 0..reps + 1 {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("bandwidth"),
+                timestamp_writes: profiler.as_ref().map(|p| p.pass(0)),
+            });
+            read.record(&mut pass);
+        }
+        if let Some(p) = &profiler {
+            p.resolve(&mut encoder, 1);
+        }
+        let start = Instant::now();
+        gpu.queue.submit([encoder.finish()]);
+        let t = match &profiler {
+            Some(p) => p.read(gpu, 1)?[0] * 1e-9,
+            None => {
+                gpu.wait("bandwidth")?;
+                start.elapsed().as_secs_f64()
+            }
+        };
+        if i > 0 {
+            secs.push(t);
+        }
+    }
+    let s = Stat::of(secs);
+    Ok((bytes as f64 / s.median / 1e9, bytes))
+}
+
+fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % vocab as u64) as u32
+        })
+        .collect()
+}
+
+pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<BenchReport> {
+    let c = &model.config;
+    let (bandwidth, bw_bytes) = measure_bandwidth(gpu, o.reps.max(3))?;
+    let bytes_per_token = decode_bytes(c).total;
+    let max_prompt = o
+        .prefill
+        .iter()
+        .chain(&o.depths)
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let ctx = (max_prompt + o.tg + 2).min(c.max_position_embeddings);
+    let mut generator = Generator::new(gpu, model, ctx, o.tg + 1)?;
+    let greedy = GenerateOptions {
+        max_tokens: 1,
+        sampling: SamplingParams::default(),
+        stop_ids: vec![],
+        prompt_logits: false,
+    };
+
+    let mut prefill = Vec::new();
+    for &n in &o.prefill {
+        let ids = random_ids(n, c.vocab_size, n as u64);
+        let mut rates = Vec::new();
+        for rep in 0..o.reps + 1 {
+            let stats = generator.generate(&ids, &greedy, |_| Ok(true))?;
+            if rep > 0 {
+                rates.push(stats.prefill_tok_s());
+            }
+        }
+        prefill.push(PrefillResult {
+            tokens: n,
+            tok_s: Stat::of(rates),
+        });
+    }
+
+    let mut decode = Vec::new();
+    let gen = GenerateOptions {
+        max_tokens: o.tg + 1,
+        ..greedy.clone()
+    };
+    for &depth in &o.depths {
+        let ids = random_ids(depth.max(1), c.vocab_size, 1000 + depth as u64);
+        let mut rates = Vec::new();
+        for rep in 0..o.reps + 1 {
+            let stats = generator.generate(&ids, &gen, |_| Ok(true))?;
+            if rep > 0 {
+                rates.push(stats.decode_tok_s());
+            }
+        }
+        let tok_s = Stat::of(rates);
+        let eff = tok_s.median * bytes_per_token as f64 / 1e9;
+        decode.push(DecodeResult {
+            depth,
+            tokens: o.tg,
+            ms_per_token: 1e3 / tok_s.median.max(1e-9),
+            effective_gb_s: eff,
+            roofline_fraction: eff / bandwidth,
+            tok_s,
+        });
+    }
+    drop(generator);
+
+    // Per-kernel profile of one decode step at the first depth.
+    let mut decode_kernels = Vec::new();
+    let depth = o.depths.first().copied().unwrap_or(0).max(1);
+    let mut fwd = Forward::new(
+        gpu,
+        &model.weights,
+        c,
+        (depth + 2).min(c.max_position_embeddings),
+        DEFAULT_CHUNK,
+        2,
+    )?;
+    fwd.prefill(
+        gpu,
+        &model.weights,
+        &random_ids(depth, c.vocab_size, 5),
+        0,
+        false,
+    )?;
+    gpu.wait("profile prefill")?;
+    let dispatches = fwd.decode_dispatches();
+    if let Some(p) = Profiler::new(gpu, dispatches as u32) {
+        // Warm up once, then keep the second run.
+        fwd.profile_decode_step(gpu, depth, &p)?;
+        let times = fwd.profile_decode_step(gpu, depth, &p)?;
+        for (name, ns) in times {
+            match decode_kernels
+                .iter_mut()
+                .find(|k: &&mut KernelTime| k.kernel == name)
+            {
+                Some(k) => {
+                    k.dispatches += 1;
+                    k.us += ns / 1e3;
+                }
+                None => decode_kernels.push(KernelTime {
+                    kernel: name,
+                    dispatches: 1,
+                    us: ns / 1e3,
+                }),
+            }
+        }
+    }
+
+    let f = gpu.features();
+    Ok(BenchReport {
+        adapter: gpu.info.name.clone(),
+        backend: gpu.info.backend.to_str().to_string(),
+        driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info),
+        model: name.to_string(),
+        f16_kv: f.f16,
+        subgroups: f.subgroups,
+        bandwidth_gb_s: bandwidth,
+        bandwidth_bytes: bw_bytes,
+        bytes_per_token,
+        prefill,
+        decode,
+        decode_kernels,
+        decode_dispatches: dispatches,
+        peak_gpu_bytes: gpu.allocated_bytes(),
+    })
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::{max_abs_diff, paths};
 use oss_wgpu::checkpoint::Checkpoint;
@@ -26,7 +26,7 @@ const PORTABLE_ATOL: f32 = 1e-3;
 const F16_KV_FACTOR: f32 = 2.0;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    common::repo_path("tests/fixtures")
 }
 
 struct Case {

@@ -3,6 +3,8 @@
 //! in every variant (portable and subgroup); shared modules through every kernel that includes
 //! them and on their own. A failure prints the source location.
 
+mod common;
+
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use oss_wgpu::gpu::shader::{self, ShaderVariant, SHADERS};
 
@@ -127,7 +129,7 @@ fn every_shader_validates_and_translates() {
 /// Every .wgsl file in shaders/ is embedded (so none escapes validation), and vice versa.
 #[test]
 fn shader_table_matches_the_directory() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let dir = common::repo_path("shaders");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| {

@@ -97,3 +97,14 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         );
     }
 }
+
+/// A path in the repository: under the build-time checkout when it exists, else relative to
+/// the working directory (test binaries copied to another machine run from the repo root).
+pub fn repo_path(rel: &str) -> std::path::PathBuf {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    if built.exists() {
+        built
+    } else {
+        std::path::PathBuf::from(rel)
+    }
+}

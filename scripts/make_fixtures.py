@@ -171,6 +171,8 @@ MODELS = {
 HIDDEN = 64
 HEAD_DIM = 16
 RMS_EPS = 1e-5
+# --check: largest logit difference accepted between the committed goldens and a fresh run.
+CHECK_ATOL = 1e-4
 SWIGLU_ALPHA = 1.702  # fixed in every implementation; not written to config.json (the hub has none)
 MODULES_TO_NOT_CONVERT = ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
 
@@ -897,7 +899,9 @@ def check(fixtures):
             lb = np.load(tmp / case["logits_npy"])
             ok = la.shape == lb.shape
             diff = float(np.abs(la - lb).max()) if ok else math.inf
-            result(ok and diff <= 1e-5, f"{case['name']}: logits {list(la.shape)} max abs diff {diff:.3e} (<= 1e-5)")
+            # Different torch builds sum f32 matmuls in different orders: 1.5e-5 was seen between
+            # torch 2.15 and 2.11 on these fixtures; 1e-4 is still 10x under the Rust tests' 1e-3.
+            result(ok and diff <= CHECK_ATOL, f"{case['name']}: logits {list(la.shape)} max abs diff {diff:.3e} (<= {CHECK_ATOL:g})")
             same = c["greedy_ids"] == case["greedy_ids"]
             result(same, f"{case['name']}: greedy ids identical {case['greedy_ids']}"
                          + ("" if same else f" (committed {c['greedy_ids']})"))

@@ -1,8 +1,11 @@
-// attention_decode_f32: one query position against the KV cache, split-K (flash-decoding).
-// Workgroup (chunk c, KV head): the G query heads that share the KV head (GQA) against CHUNK
-// cached positions. Scores for all G heads go to workgroup memory, then each head's
-// unnormalised softmax partial (max m, sum l, output o) is written for attention_combine_f32,
-// which merges the chunks and the sink. Sliding layers see positions pos-W+1..pos only.
+// attention_decode_f32: one query position against the KV cache, split-K (flash-decoding),
+// with the step's RoPE and cache append folded in. Workgroup (chunk c, KV head): the G query
+// heads that share the KV head (GQA) against CHUNK positions. q is rotated on load; the
+// current position's k (rotated) and v come from qkv, and the workgroup whose chunk holds the
+// current position also appends them to the cache (no other workgroup reads that slot).
+// Scores for all G heads go to workgroup memory, then each head's unnormalised softmax partial
+// (max m, sum l, output o) is written for attention_combine_f32, which merges the chunks and
+// the sink. Sliding layers see positions pos-W+1..pos only.
 // Output: partials [chunks, n_heads, D + 2] = (o[0..D], m, l).
 
 //!include step
@@ -34,8 +37,11 @@ struct Params {
 const K_CACHE_BINDING: u32 = 3u;  // [kv_heads, capacity, D]
 const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;  // [chunks, n_heads, D + 2]
+@group(0) @binding(6) var<storage, read> rope: array<vec2<f32>>;      // [positions, D/2] (cos, sin)
 
 var<workgroup> q_s: array<f32, GROUP * HEAD_DIM>;
+var<workgroup> k_now: array<f32, HEAD_DIM>;
+var<workgroup> v_now: array<f32, HEAD_DIM>;
 var<workgroup> scores: array<f32, GROUP * CHUNK>;
 var<workgroup> head_max: array<f32, GROUP>;
 // Per position-lane partial outputs: [WG / (D/2)][GROUP][D].
@@ -64,18 +70,53 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
     let count = min(CHUNK, vis.y - chunk * CHUNK);
     let head0 = kvh * GROUP;
 
-    for (var i = lid; i < GROUP * HEAD_DIM; i += WG) {
-        q_s[i] = qkv[head0 * HEAD_DIM + i] * params.scale;
+    // RoPE (half-split pairs d, d + D/2) on q and on the current k; v copied.
+    let half = HEAD_DIM / 2u;
+    let kbase_now = params.n_heads * HEAD_DIM + kvh * HEAD_DIM;
+    let vbase_now = kbase_now + params.n_kv_heads * HEAD_DIM;
+    for (var i = lid; i < (GROUP + 1u) * half; i += WG) {
+        let h = i / half;
+        let d = i % half;
+        let cs = rope[pos * half + d];
+        var base = (head0 + h) * HEAD_DIM;
+        if h == GROUP {
+            base = kbase_now;
+        }
+        let x1 = qkv[base + d];
+        let x2 = qkv[base + d + half];
+        let r1 = x1 * cs.x - x2 * cs.y;
+        let r2 = x2 * cs.x + x1 * cs.y;
+        if h < GROUP {
+            q_s[h * HEAD_DIM + d] = r1 * params.scale;
+            q_s[h * HEAD_DIM + d + half] = r2 * params.scale;
+        } else {
+            k_now[d] = r1;
+            k_now[d + half] = r2;
+            v_now[d] = qkv[vbase_now + d];
+            v_now[d + half] = qkv[vbase_now + d + half];
+        }
     }
     workgroupBarrier();
+    let holds_pos = pos < start + count;
+    if holds_pos {
+        let cbase = (kvh * params.capacity + pos % params.capacity) * HEAD_DIM;
+        for (var d = 2u * lid; d < HEAD_DIM; d += 2u * WG) {
+            store_k(cbase + d, vec2<f32>(k_now[d], k_now[d + 1u]));
+            store_v(cbase + d, vec2<f32>(v_now[d], v_now[d + 1u]));
+        }
+    }
 
     // Scores: one invocation per position, all G heads.
     for (var p = lid; p < count; p += WG) {
         let slot = (start + p) % params.capacity;
         let kbase = (kvh * params.capacity + slot) * HEAD_DIM;
         var s = array<f32, MAX_GROUP>();
+        let is_now = start + p == pos;
         for (var d = 0u; d < HEAD_DIM; d += 2u) {
-            let k = load_k(kbase + d);
+            var k = vec2<f32>(k_now[d], k_now[d + 1u]);
+            if !is_now {
+                k = load_k(kbase + d);
+            }
             for (var g = 0u; g < GROUP; g++) {
                 s[g] += q_s[g * HEAD_DIM + d] * k.x + q_s[g * HEAD_DIM + d + 1u] * k.y;
             }
@@ -112,7 +153,10 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
     var acc = array<vec2<f32>, MAX_GROUP>();
     for (var p = lane; p < count; p += lanes) {
         let slot = (start + p) % params.capacity;
-        let v = load_v((kvh * params.capacity + slot) * HEAD_DIM + 2u * pair);
+        var v = vec2<f32>(v_now[2u * pair], v_now[2u * pair + 1u]);
+        if start + p != pos {
+            v = load_v((kvh * params.capacity + slot) * HEAD_DIM + 2u * pair);
+        }
         for (var g = 0u; g < GROUP; g++) {
             acc[g] += scores[g * CHUNK + p] * v;
         }

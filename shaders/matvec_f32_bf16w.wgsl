@@ -1,38 +1,54 @@
 // matvec_f32_bf16w: out = W x (+ bias) (+ out) for one token, W a bf16 [rows, K] matrix (or one
 // row-range part of a split one). With NORM, x is RMS-normalised on the fly:
 //   out = rsqrt(mean(x^2) + eps) * W (x * gain) + bias,
-// which is RMSNorm fused into its consumer (each workgroup recomputes the norm from the same x
-// loads it needs anyway). Work split: one workgroup per ROWS output rows; thread t reads 8-element
-// chunks t, t+WG, ... of x and of each row (16-byte loads), keeps ROWS partial sums, and the
-// workgroup reduces them. Used for q/k/v (one fused matrix), o_proj (+ residual), router, lm_head.
+// i.e. RMSNorm fused into its consumer; each group recomputes the norm from the x chunks it
+// loads anyway. Work split: a workgroup owns ROWS_PER_WG rows; each group (a subgroup, or 32
+// invocations on the portable path) takes R rows at a time, its lanes striding over 8-element
+// chunks of K with 16-byte loads, so every x chunk is loaded once for R rows. One group sum
+// per row, no workgroup barrier on the subgroup path.
+// Options: NORMED_OUT (workgroup 0 also writes x * rsqrt * gain, the MoE's input), ARGMAX
+// (each workgroup writes the largest of its outputs and its row, for the greedy sampler).
 
 //!include bf16
 //!include reduce
 
-const WG: u32 = 256u;
+const WG: u32 = 128u;
 const REDUCE_SIZE: u32 = WG;
-const ROWS: u32 = 4u;
+const R: u32 = 4u;
+const NEG_HUGE: f32 = -3.0e38;
 
+override ROWS_PER_WG: u32 = 16u;
 override NORM: bool = false;
 override BIAS: bool = true;
 // Accumulate into out (the residual stream) instead of overwriting it.
 override RESIDUAL: bool = false;
+override NORMED_OUT: bool = false;
+override ARGMAX: bool = false;
 
 struct Params {
-    rows: u32,        // rows in this part
-    k8: u32,          // K / 8
-    out_offset: u32,  // index of this part's first row in out and bias
+    rows: u32,           // rows in this part
+    k8: u32,             // K / 8
+    out_offset: u32,     // index of this part's first row in out and bias
     eps: f32,
+    argmax_offset: u32,  // index of this part's first workgroup in argmax
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;     // [rows, K/8] bf16 x 8
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;     // [K/4]
-@group(0) @binding(3) var<storage, read> gain: array<vec4<f32>>;  // [K/4] (NORM only)
-@group(0) @binding(4) var<storage, read> bias: array<f32>;        // [out_offset + rows] (BIAS only)
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;   // [out_offset + rows]
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;       // [rows, K/8] bf16 x 8
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;       // [K/4]
+@group(0) @binding(3) var<storage, read> gain: array<vec4<f32>>;    // [K/4] (NORM)
+@group(0) @binding(4) var<storage, read> bias: array<f32>;          // [out_offset + rows] (BIAS)
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;     // [out_offset + rows]
+@group(0) @binding(6) var<storage, read_write> normed: array<vec4<f32>>;  // [K/4] (NORMED_OUT)
+@group(0) @binding(7) var<storage, read_write> argmax: array<vec2<u32>>;  // [workgroups] (ARGMAX)
 
-fn bf16x4_lo(v: vec2<u32>) -> vec4<f32> {
+var<workgroup> best_v: array<f32, WG>;
+var<workgroup> best_i: array<u32, WG>;
+
+fn bf16x4(v: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
 }
 
@@ -40,43 +56,94 @@ fn bf16x4_lo(v: vec2<u32>) -> vec4<f32> {
 fn matvec_f32_bf16w(ids: ReduceIds,
                     @builtin(workgroup_id) wg_id: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row0 = (wg_id.x + wg_id.y * nwg.x) * ROWS;
+    let wg = wg_id.x + wg_id.y * nwg.x;
+    let row0 = wg * ROWS_PER_WG;
     if row0 >= params.rows {
         return;
     }
-    let n = min(ROWS, params.rows - row0);
-    var acc = array<f32, ROWS>();
-    var ss = 0.0;
-    for (var c = ids.lid; c < params.k8; c += WG) {
-        var xa = x[2u * c];
-        var xb = x[2u * c + 1u];
-        if NORM {
-            ss += dot(xa, xa) + dot(xb, xb);
-            xa *= gain[2u * c];
-            xb *= gain[2u * c + 1u];
-        }
-        for (var r = 0u; r < n; r++) {
-            let q = w[(row0 + r) * params.k8 + c];
-            acc[r] += dot(xa, bf16x4_lo(q.xy)) + dot(xb, bf16x4_lo(q.zw));
-        }
-    }
+    let row_end = min(row0 + ROWS_PER_WG, params.rows);
+    let g = group_id(ids);
+    let lane = group_lane(ids);
+    let lanes = group_lanes(ids);
+    let ng = n_groups(ids);
+
     var scale = 1.0;
     if NORM {
-        let total = workgroup_sum(ss, ids);
-        scale = inverseSqrt(total / f32(params.k8 * 8u) + params.eps);
+        var ss = 0.0;
+        for (var c = lane; c < params.k8; c += lanes) {
+            let xa = x[2u * c];
+            let xb = x[2u * c + 1u];
+            ss += dot(xa, xa) + dot(xb, xb);
+        }
+        scale = inverseSqrt(group_sum(ss, ids) / f32(params.k8 * 8u) + params.eps);
+        if NORMED_OUT && wg == 0u && g == 0u {
+            for (var c = lane; c < params.k8; c += lanes) {
+                normed[2u * c] = x[2u * c] * gain[2u * c] * scale;
+                normed[2u * c + 1u] = x[2u * c + 1u] * gain[2u * c + 1u] * scale;
+            }
+        }
     }
-    for (var r = 0u; r < ROWS; r++) {
-        let total = workgroup_sum(acc[r], ids);
-        if ids.lid == r && r < n {
-            let i = params.out_offset + row0 + r;
-            var y = total * scale;
-            if BIAS {
-                y += bias[i];
+
+    var my_best = NEG_HUGE;
+    var my_best_i = 0xffffffffu;
+    let passes = (ROWS_PER_WG + ng * R - 1u) / (ng * R);
+    for (var step_i = 0u; step_i < passes; step_i++) {
+        let rbase = row0 + (step_i * ng + g) * R;
+        var acc = array<f32, R>();
+        for (var c = lane; c < params.k8; c += lanes) {
+            var xa = x[2u * c];
+            var xb = x[2u * c + 1u];
+            if NORM {
+                xa *= gain[2u * c];
+                xb *= gain[2u * c + 1u];
             }
-            if RESIDUAL {
-                y += out[i];
+            for (var r = 0u; r < R; r++) {
+                let row = rbase + r;
+                if row < row_end {
+                    let q = w[row * params.k8 + c];
+                    acc[r] += dot(xa, bf16x4(q.xy)) + dot(xb, bf16x4(q.zw));
+                }
             }
-            out[i] = y;
+        }
+        for (var r = 0u; r < R; r++) {
+            let total = group_sum(acc[r], ids);
+            let row = rbase + r;
+            if lane == 0u && row < row_end {
+                let i = params.out_offset + row;
+                var y = total * scale;
+                if BIAS {
+                    y += bias[i];
+                }
+                if RESIDUAL {
+                    y += out[i];
+                }
+                out[i] = y;
+                if y > my_best {
+                    my_best = y;
+                    my_best_i = i;
+                }
+            }
+        }
+    }
+
+    if ARGMAX {
+        // Rows are visited in increasing order per group, so the first maximum is the lowest.
+        if lane == 0u {
+            best_v[g] = my_best;
+            best_i[g] = my_best_i;
+        }
+        workgroupBarrier();
+        if ids.lid == 0u {
+            var v = NEG_HUGE;
+            var i = 0xffffffffu;
+            for (var j = 0u; j < ng; j++) {
+                if best_i[j] != 0xffffffffu && (i == 0xffffffffu || best_v[j] > v
+                    || (best_v[j] == v && best_i[j] < i)) {
+                    v = best_v[j];
+                    i = best_i[j];
+                }
+            }
+            argmax[params.argmax_offset + wg] = vec2<u32>(bitcast<u32>(v), i);
         }
     }
 }

@@ -16,7 +16,7 @@ struct Params {
     temperature: f32,   // 0: greedy
     top_p: f32,         // 1: no top-p
     seed: u32,
-    _pad0: u32,
+    n_partials: u32,    // greedy: per-workgroup maxima left by the lm_head matvec (0: none)
     _pad1: u32,
     _pad2: u32,
 }
@@ -26,6 +26,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> logits: array<f32>;          // [vocab]
 @group(0) @binding(3) var<storage, read_write> tokens: array<u32>;    // [1]
 @group(0) @binding(4) var<storage, read_write> history: array<u32>;   // [max samples]
+@group(0) @binding(5) var<storage, read> partials: array<vec2<u32>>;  // [n_partials] (max bits, id)
 
 var<workgroup> red_v: array<f32, WG>;
 var<workgroup> red_i: array<u32, WG>;
@@ -93,14 +94,26 @@ fn mass_above(t: u32, m: f32, lid: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn sample_f32(@builtin(local_invocation_index) lid: u32) {
     let r = range_of(lid);
-    // Argmax with the lowest id among equals.
+    // Argmax with the lowest id among equals: over the lm_head's per-workgroup maxima when
+    // greedy, else over the logits (sampling needs the maximum anyway).
     var best_v = -3.0e38;
     var best_i = 0xffffffffu;
-    for (var i = r.x; i < r.y; i++) {
-        let l = logits[i];
-        if l > best_v || best_i == 0xffffffffu {
-            best_v = l;
-            best_i = i;
+    if params.temperature <= 0.0 && params.n_partials > 0u {
+        for (var j = lid; j < params.n_partials; j += WG) {
+            let p = partials[j];
+            let l = bitcast<f32>(p.x);
+            if p.y != 0xffffffffu && (best_i == 0xffffffffu || l > best_v || (l == best_v && p.y < best_i)) {
+                best_v = l;
+                best_i = p.y;
+            }
+        }
+    } else {
+        for (var i = r.x; i < r.y; i++) {
+            let l = logits[i];
+            if l > best_v || best_i == 0xffffffffu {
+                best_v = l;
+                best_i = i;
+            }
         }
     }
     red_v[lid] = best_v;

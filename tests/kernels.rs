@@ -97,6 +97,12 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             up(&gpu, "gain", &gain),
             up(&gpu, "bias", &bias),
         );
+        const ROWS: usize = matvec_f32_bf16w::ROWS_PER_WG as usize;
+        let wg0 = 20usize.div_ceil(ROWS) as u32;
+        let argmax = gpu
+            .storage("argmax", 8 * (wg0 as u64 + 17u64.div_ceil(ROWS as u64)))
+            .unwrap();
+        let normed = out(&gpu, "normed", k);
         // Plain, then fused norm + bias, then residual add into `resid`.
         for (norm, with_bias, residual) in [
             (false, false, false),
@@ -140,6 +146,8 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
                             bias: with_bias.then_some(&bb),
                             residual,
                             out: &o,
+                            normed_out: norm.then_some(&normed),
+                            argmax: Some((&argmax, if r0 == 0 { 0 } else { wg0 })),
                         },
                     )
                     .unwrap()
@@ -147,7 +155,37 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
                 .collect();
             gpu.run("matvec", &ds.iter().collect::<Vec<_>>()).unwrap();
             let what = format!("matvec norm={norm} bias={with_bias} residual={residual}");
-            assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, F32_ATOL, F32_RTOL);
+            let got = gpu.read_f32(&o).unwrap();
+            assert_close(&what, &got, &want, F32_ATOL, F32_RTOL);
+            if norm {
+                let want_normed = r::rmsnorm_f32(&x, &gain, 1e-5);
+                assert_close(
+                    "normed x",
+                    &gpu.read_f32(&normed).unwrap(),
+                    &want_normed,
+                    F32_ATOL,
+                    F32_RTOL,
+                );
+            }
+            // Each workgroup's (max, row) over its rows of the GPU output.
+            let pairs = gpu.read_u32(&argmax).unwrap();
+            let wg_rows: Vec<(usize, usize)> = parts
+                .iter()
+                .flat_map(|&(r0, n)| {
+                    (0..n.div_ceil(ROWS))
+                        .map(move |w| (r0 + w * ROWS, (r0 + n).min(r0 + (w + 1) * ROWS)))
+                })
+                .collect();
+            for (wi, &(a, b)) in wg_rows.iter().enumerate() {
+                let mut best = a;
+                for i in a..b {
+                    if got[i] > got[best] {
+                        best = i;
+                    }
+                }
+                assert_eq!(pairs[2 * wi + 1] as usize, best, "argmax of workgroup {wi}");
+                assert_eq!(f32::from_bits(pairs[2 * wi]), got[best]);
+            }
         }
     }
 }
@@ -227,9 +265,10 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let rope_d =
         rope_kv_append_f32::dispatch(gpu, rp, &step, chunk as u32, &qkv_buf, &rope_buf, &kc, &vc)
             .unwrap();
+    // Every position but the last through the prefill-side RoPE + append, in steps.
     let mut t0 = 0;
-    while t0 < n {
-        let tn = chunk.min(n - t0);
+    while t0 + 1 < n {
+        let tn = chunk.min(n - 1 - t0);
         gpu.write(
             &qkv_buf,
             0,
@@ -247,20 +286,9 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         gpu.run("rope", &[&rope_d]).unwrap();
         t0 += tn;
     }
-    // q of the last token came back rotated in place: check it against the reference too.
-    let last = tn_last(n, chunk);
-    let q_gpu = gpu
-        .read_range(
-            &qkv_buf,
-            ((last - 1) * stride * 4) as u64,
-            (h * d * 4) as u64,
-        )
-        .unwrap();
-    let q_gpu: Vec<f32> = bytemuck::pod_collect_to_vec(&q_gpu);
-    assert_close("rope q", &q_gpu, &q_all[(n - 1) * h * d..], 1e-5, 1e-5);
-
-    // Decode attention for the last position, reading q from the start of a qkv buffer.
-    let q_last = up(gpu, "q", &q_gpu);
+    // Decode attention for the last position: q, k, v unrotated in a qkv row; the kernel
+    // rotates them, appends k and v to the cache and attends.
+    let q_last = up(gpu, "qkv.last", &qkv[(n - 1) * stride..n * stride]);
     step.set(
         gpu,
         Step {
@@ -284,9 +312,10 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         "partials",
         attention_decode_f32::partials_len(h as u32, d as u32, n as u32) as usize,
     );
-    let mut dec =
-        attention_decode_f32::dispatch(gpu, ap, d as u32, &step, &q_last, &kc, &vc, &partials)
-            .unwrap();
+    let mut dec = attention_decode_f32::dispatch(
+        gpu, ap, d as u32, &step, &q_last, &kc, &vc, &partials, &rope_buf,
+    )
+    .unwrap();
     dec.workgroups = attention_decode_f32::grid(&ap, (n - 1) as u32);
     let sinks_buf = up(gpu, "sinks", &sinks);
     let o = out(gpu, "attn", h * d);
@@ -316,14 +345,24 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         gpu.features().f16
     );
     assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, atol, rtol);
-}
 
-fn tn_last(n: usize, chunk: usize) -> usize {
-    let r = n % chunk;
-    if r == 0 {
-        chunk
-    } else {
-        r
+    // The appended key of the last position, read back from its cache slot.
+    let slot = (n - 1) % capacity;
+    let elem = kv_element_bytes(gpu) as usize;
+    for head in 0..kvh {
+        let off = ((head * capacity + slot) * d * elem) as u64;
+        let raw = gpu.read_range(&kc, off, (d * elem) as u64).unwrap();
+        let k_gpu: Vec<f32> = if elem == 2 {
+            raw.chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect()
+        } else {
+            bytemuck::pod_collect_to_vec(&raw)
+        };
+        let k_want = &k_all[((n - 1) * kvh + head) * d..((n - 1) * kvh + head + 1) * d];
+        // f16: rounding to 11 significant bits, relative 4.9e-4.
+        let rtol = if elem == 2 { 1e-3 } else { 1e-5 };
+        assert_close("appended k", &k_gpu, k_want, 1e-5, rtol);
     }
 }
 
@@ -480,11 +519,35 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let want_act = r::moe_gate_up_f32_mf4w(&x, &gain, 1e-5, &logits, k, c.limit, &experts);
     let want_x = r::moe_down_f32_mf4w(&x, &logits, k, &want_act, &experts);
 
-    let lb = up(gpu, "logits", &logits);
+    // The decode chain: the router matvec (all-zero weights, so the logits are its bias)
+    // writes the logits and the normalised x; router_topk picks; then gate_up and down.
+    let zero_router = gpu.upload("router.weight", &vec![0u8; e * h * 2]).unwrap();
+    let lb = up(gpu, "router.bias", &logits);
+    let logits_out = out(gpu, "logits", e);
     let xb = up(gpu, "x", &x);
     let gb = up(gpu, "gain", &gain);
+    let xn = out(gpu, "xn", h);
+    let route = gpu.storage("route", (2 * k * 4) as u64).unwrap();
     let act = out(gpu, "act", k * i);
-    let mut gate_up = Vec::new();
+    let router = matvec_f32_bf16w::dispatch(
+        gpu,
+        &matvec_f32_bf16w::Matvec {
+            w: &zero_router,
+            rows: e as u32,
+            k: h as u32,
+            out_offset: 0,
+            x: &xb,
+            norm: Some((&gb, 1e-5)),
+            bias: Some(&lb),
+            residual: false,
+            out: &logits_out,
+            normed_out: Some(&xn),
+            argmax: None,
+        },
+    )
+    .unwrap();
+    let topk = router_topk_f32::dispatch(gpu, e as u32, k as u32, &logits_out, &route).unwrap();
+    let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
     let mut keep = Vec::new();
     for &(e0, n) in &c.parts {
@@ -511,39 +574,49 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
         let gp = moe_gate_up_f32_mf4w::Params {
             hidden: h as u32,
             inter: i as u32,
-            n_experts: e as u32,
             k: k as u32,
             e0: e0 as u32,
             n_part: n as u32,
-            eps: 1e-5,
             limit: c.limit,
+            _pad: [0; 2],
         };
         let part = ExpertPart {
             blocks: &gu.0,
             scales: &gu.1,
             bias: &gu.2,
         };
-        gate_up.push(moe_gate_up_f32_mf4w::dispatch(gpu, gp, &lb, &xb, &gb, &part, &act).unwrap());
+        gate_up.push(moe_gate_up_f32_mf4w::dispatch(gpu, gp, &route, &xn, &part, &act).unwrap());
         let dp = moe_down_f32_mf4w::Params {
             hidden: h as u32,
             inter: i as u32,
-            n_experts: e as u32,
             k: k as u32,
             e0: e0 as u32,
             n_part: n as u32,
-            _pad: [0; 2],
+            _pad: [0; 3],
         };
         let part = ExpertPart {
             blocks: &dn.0,
             scales: &dn.1,
             bias: &dn.2,
         };
-        down.push(moe_down_f32_mf4w::dispatch(gpu, dp, &lb, &act, &part, &xb).unwrap());
+        down.push(moe_down_f32_mf4w::dispatch(gpu, dp, &route, &act, &part, &xb).unwrap());
         keep.push((gu, dn));
     }
     let all: Vec<_> = gate_up.iter().chain(down.iter()).collect();
     gpu.run("moe", &all).unwrap();
     let what = format!("moe E={e} k={k} parts={:?}", c.parts);
+    let (want_ids, want_w) = r::router_topk(&logits, k);
+    let got_route = gpu.read_u32(&route).unwrap();
+    let got_ids: Vec<usize> = got_route[..k].iter().map(|&v| v as usize).collect();
+    assert_eq!(got_ids, want_ids, "{what}: router top-k");
+    let got_w: Vec<f32> = got_route[k..].iter().map(|&b| f32::from_bits(b)).collect();
+    assert_close(
+        &format!("{what} routing weights"),
+        &got_w,
+        &want_w,
+        1e-6,
+        1e-5,
+    );
     assert_close(
         &format!("{what} act"),
         &gpu.read_f32(&act).unwrap(),
@@ -669,15 +742,38 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
                 },
             };
             let lb = up(&gpu, "logits", &logits);
+            // Greedy draws alternate between the lm_head's per-workgroup maxima (chunks of 16
+            // ids here, lowest id first among equals) and a scan of all logits.
+            let use_partials = trial % 8 == 0;
+            let partials: Vec<u32> = logits
+                .chunks(16)
+                .enumerate()
+                .flat_map(|(ci, ch)| {
+                    let mut b = 0;
+                    for (j, &v) in ch.iter().enumerate() {
+                        if v > ch[b] {
+                            b = j;
+                        }
+                    }
+                    [ch[b].to_bits(), (ci * 16 + b) as u32]
+                })
+                .collect();
+            let pb = gpu.upload_pod("partials", &partials).unwrap();
             let p = sample_f32::Params {
                 vocab: vocab as u32,
                 top_k: s.top_k as u32,
                 temperature: s.temperature,
                 top_p: s.top_p,
                 seed: s.seed,
-                _pad: [0; 3],
+                n_partials: if use_partials {
+                    (partials.len() / 2) as u32
+                } else {
+                    0
+                },
+                _pad: [0; 2],
             };
-            let d = sample_f32::dispatch(&gpu, p, &step, &lb, &tokens, &history).unwrap();
+            let d =
+                sample_f32::dispatch(&gpu, p, &step, &lb, &tokens, &history, Some(&pb)).unwrap();
             step.set(
                 &gpu,
                 Step {

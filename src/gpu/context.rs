@@ -355,7 +355,7 @@ pub struct Gpu {
     limits: wgpu::Limits,
     sink: Arc<ErrorSink>,
     pub(crate) cache: crate::gpu::PipelineCache,
-    dummy: std::sync::OnceLock<crate::gpu::GpuBuffer>,
+    dummies: [std::sync::OnceLock<crate::gpu::GpuBuffer>; 4],
     /// Bytes of storage buffers created so far (buffers are never freed while a model runs,
     /// so this is also the peak).
     pub(crate) allocated: std::sync::atomic::AtomicU64,
@@ -455,19 +455,22 @@ impl Gpu {
             limits,
             sink,
             cache: Default::default(),
-            dummy: Default::default(),
+            dummies: Default::default(),
             allocated: Default::default(),
             options: opts.clone(),
         })
     }
 
-    /// A small zeroed buffer for bindings a kernel variant declares but does not read.
-    pub fn dummy(&self) -> Result<&crate::gpu::GpuBuffer> {
-        if let Some(d) = self.dummy.get() {
+    /// A small zeroed buffer for bindings a kernel variant declares but does not use. Slot 0
+    /// serves any number of read-only bindings; each writable binding of one dispatch needs a
+    /// slot of its own (1 to 3), since a buffer may not be bound writable twice.
+    pub fn dummy(&self, slot: usize) -> Result<&crate::gpu::GpuBuffer> {
+        let cell = &self.dummies[slot.min(self.dummies.len() - 1)];
+        if let Some(d) = cell.get() {
             return Ok(d);
         }
-        let d = self.storage("unused", 256)?;
-        Ok(self.dummy.get_or_init(|| d))
+        let d = self.storage(&format!("unused.{slot}"), 256)?;
+        Ok(cell.get_or_init(|| d))
     }
 
     /// Bytes of storage buffers this device has allocated (weights, KV cache, activations).

@@ -1,4 +1,5 @@
-//! Split-K attention for one query position (flash-decoding): per-chunk softmax partials.
+//! Split-K attention for one query position (flash-decoding): per-chunk softmax partials,
+//! with the step's RoPE and KV-cache append folded in (q, k and v come unrotated in `qkv`).
 
 use super::{build, need, StepBuffer};
 use crate::error::{Error, Result};
@@ -49,6 +50,7 @@ pub fn dispatch(
     k_cache: &GpuBuffer,
     v_cache: &GpuBuffer,
     partials: &GpuBuffer,
+    rope: &GpuBuffer,
 ) -> Result<Dispatch> {
     let group = params.n_heads / params.n_kv_heads.max(1);
     if group == 0
@@ -66,7 +68,7 @@ pub fn dispatch(
             actual: format!("{} / {} / {head_dim}", params.n_heads, params.n_kv_heads),
         });
     }
-    need(qkv, params.n_heads as u64 * head_dim as u64 * 4, SHADER)?;
+    need(qkv, params.qkv_stride as u64 * 4, SHADER)?;
     let kv = params.n_kv_heads as u64 * params.capacity as u64 * head_dim as u64;
     need(k_cache, kv * super::kv_element_bytes(gpu), SHADER)?;
     need(v_cache, kv * super::kv_element_bytes(gpu), SHADER)?;
@@ -92,6 +94,7 @@ pub fn dispatch(
             k_cache.binding(),
             v_cache.binding(),
             partials.binding(),
+            rope.binding(),
         ],
         [1, params.n_kv_heads, 1],
     )

@@ -54,7 +54,7 @@ pub fn dispatch(gpu: &Gpu, m: &Matmul<'_>) -> Result<Dispatch> {
             need(b, (m.out_offset + m.rows) as u64 * 4, SHADER)?;
             b
         }
-        None => gpu.dummy()?,
+        None => gpu.dummy(0)?,
     };
     let params = Params {
         n_tokens: m.n_tokens,

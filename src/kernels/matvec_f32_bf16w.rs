@@ -1,12 +1,14 @@
-//! bf16-weight matrix times one f32 vector, with optional fused RMSNorm, bias and residual add.
+//! bf16-weight matrix times one f32 vector, with optional fused RMSNorm, bias and residual
+//! add, and the options the decode path needs: the normalised input written out (the MoE's
+//! input) and per-workgroup maxima for the greedy sampler.
 
 use super::{build, need};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 pub const SHADER: &str = "matvec_f32_bf16w";
-/// Output rows per workgroup (ROWS in the shader).
-const ROWS: u32 = 4;
+/// Output rows per workgroup (the ROWS_PER_WG override).
+pub const ROWS_PER_WG: u32 = 16;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -15,6 +17,8 @@ pub struct Params {
     pub k8: u32,
     pub out_offset: u32,
     pub eps: f32,
+    pub argmax_offset: u32,
+    pub _pad: [u32; 3],
 }
 
 /// One matvec over one row-part of a weight matrix.
@@ -35,6 +39,15 @@ pub struct Matvec<'a> {
     pub residual: bool,
     /// f32 [out_offset + rows].
     pub out: &'a GpuBuffer,
+    /// With `norm`: also write the normalised x (x * rsqrt * gain), f32 [k].
+    pub normed_out: Option<&'a GpuBuffer>,
+    /// Per-workgroup (max, row) pairs, [argmax_offset + workgroups] of (f32 bits, u32).
+    pub argmax: Option<(&'a GpuBuffer, u32)>,
+}
+
+/// Workgroups a matvec over `rows` rows uses (and so its entries in an argmax buffer).
+pub fn workgroups(rows: u32) -> u32 {
+    rows.div_ceil(ROWS_PER_WG)
 }
 
 pub fn dispatch(gpu: &Gpu, m: &Matvec<'_>) -> Result<Dispatch> {
@@ -49,7 +62,7 @@ pub fn dispatch(gpu: &Gpu, m: &Matvec<'_>) -> Result<Dispatch> {
     need(m.x, m.k as u64 * 4, SHADER)?;
     let end = (m.out_offset + m.rows) as u64 * 4;
     need(m.out, end, SHADER)?;
-    let dummy = gpu.dummy()?;
+    let dummy = gpu.dummy(0)?;
     let gain = match m.norm {
         Some((g, _)) => {
             need(g, m.k as u64 * 4, SHADER)?;
@@ -64,16 +77,39 @@ pub fn dispatch(gpu: &Gpu, m: &Matvec<'_>) -> Result<Dispatch> {
         }
         None => dummy,
     };
+    let normed = match m.normed_out {
+        Some(n) => {
+            need(n, m.k as u64 * 4, SHADER)?;
+            n
+        }
+        None => gpu.dummy(1)?,
+    };
+    let (argmax, argmax_offset) = match m.argmax {
+        Some((a, off)) => {
+            need(a, (off + workgroups(m.rows)) as u64 * 8, SHADER)?;
+            (a, off)
+        }
+        None => (gpu.dummy(2)?, 0),
+    };
     let params = Params {
         rows: m.rows,
         k8: m.k / 8,
         out_offset: m.out_offset,
         eps: m.norm.map(|(_, e)| e).unwrap_or(0.0),
+        argmax_offset,
+        _pad: [0; 3],
     };
+    let flag = |b: bool| b as u32 as f64;
     let constants = [
-        ("NORM", m.norm.is_some() as u32 as f64),
-        ("BIAS", m.bias.is_some() as u32 as f64),
-        ("RESIDUAL", m.residual as u32 as f64),
+        ("ROWS_PER_WG", ROWS_PER_WG as f64),
+        ("NORM", flag(m.norm.is_some())),
+        ("BIAS", flag(m.bias.is_some())),
+        ("RESIDUAL", flag(m.residual)),
+        (
+            "NORMED_OUT",
+            flag(m.normed_out.is_some() && m.norm.is_some()),
+        ),
+        ("ARGMAX", flag(m.argmax.is_some())),
     ];
     build(
         gpu,
@@ -87,7 +123,9 @@ pub fn dispatch(gpu: &Gpu, m: &Matvec<'_>) -> Result<Dispatch> {
             gain.binding(),
             bias.binding(),
             m.out.binding(),
+            normed.binding(),
+            argmax.binding(),
         ],
-        gpu.grid(m.rows.div_ceil(ROWS)),
+        gpu.grid(workgroups(m.rows)),
     )
 }

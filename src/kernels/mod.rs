@@ -16,6 +16,7 @@ pub mod moe_gate_up_f32_mf4w;
 pub mod moe_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
+pub mod router_topk_f32;
 pub mod sample_f32;
 
 use crate::error::{Error, Result};
@@ -102,6 +103,10 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
         size_of::<moe_prefill::CombineParams>(),
     ),
     (fill_random::SHADER, size_of::<fill_random::Params>()),
+    (
+        router_topk_f32::SHADER,
+        size_of::<router_topk_f32::Params>(),
+    ),
     (bandwidth_read::SHADER, size_of::<bandwidth_read::Params>()),
 ];
 

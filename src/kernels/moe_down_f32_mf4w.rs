@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 pub const SHADER: &str = "moe_down_f32_mf4w";
-const ROWS: u32 = 8;
+/// Output rows per workgroup (the ROWS_PER_WG override).
+pub const ROWS_PER_WG: u32 = 16;
 pub const MAX_INTER: u32 = 4096;
 
 #[repr(C)]
@@ -14,18 +15,17 @@ pub const MAX_INTER: u32 = 4096;
 pub struct Params {
     pub hidden: u32,
     pub inter: u32,
-    pub n_experts: u32,
     pub k: u32,
     pub e0: u32,
     pub n_part: u32,
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
 }
 
 /// `x += sum_j w_j (W2_j act_j + b2_j)` over the slots whose expert lies in this part.
 pub fn dispatch(
     gpu: &Gpu,
     params: Params,
-    logits: &GpuBuffer,
+    route: &GpuBuffer,
     act: &GpuBuffer,
     part: &ExpertPart<'_>,
     x: &GpuBuffer,
@@ -42,23 +42,23 @@ pub fn dispatch(
     need(part.blocks, rows * p.inter as u64 / 2, SHADER)?;
     need(part.scales, rows * p.inter as u64 / 32, SHADER)?;
     need(part.bias, rows * 4, SHADER)?;
-    need(logits, p.n_experts as u64 * 4, SHADER)?;
+    need(route, 2 * p.k as u64 * 4, SHADER)?;
     need(act, p.k as u64 * p.inter as u64 * 4, SHADER)?;
     need(x, p.hidden as u64 * 4, SHADER)?;
     build(
         gpu,
         SHADER,
-        &[],
+        &[("ROWS_PER_WG", ROWS_PER_WG as f64)],
         &params,
         &part.blocks.label,
         &[
-            logits.binding(),
+            route.binding(),
             act.binding(),
             part.blocks.binding(),
             part.scales.binding(),
             part.bias.binding(),
             x.binding(),
         ],
-        [p.hidden.div_ceil(ROWS), 1, 1],
+        [p.hidden.div_ceil(ROWS_PER_WG), 1, 1],
     )
 }

@@ -1,25 +1,24 @@
-//! MoE decode, first half: router top-k, RMSNorm, MXFP4 gate_up and clamped SwiGLU per slot.
+//! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
 use super::{build, need};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 pub const SHADER: &str = "moe_gate_up_f32_mf4w";
-const ROWS: u32 = 8;
+/// gate_up rows per workgroup (the ROWS_PER_WG override; even).
+pub const ROWS_PER_WG: u32 = 64;
 pub const MAX_HIDDEN: u32 = 4096;
-pub const MAX_K: u32 = 32;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
     pub hidden: u32,
     pub inter: u32,
-    pub n_experts: u32,
     pub k: u32,
     pub e0: u32,
     pub n_part: u32,
-    pub eps: f32,
     pub limit: f32,
+    pub _pad: [u32; 2],
 }
 
 /// The expert weights of one part: experts `e0 .. e0 + n_part`.
@@ -30,21 +29,21 @@ pub struct ExpertPart<'a> {
     pub bias: &'a GpuBuffer,
 }
 
-/// `act` [k, inter] for the slots whose expert lies in `params.e0 .. e0 + n_part`.
+/// `act` [k, inter] for the slots whose expert (in `route`) lies in this part; `xn` is the
+/// MLP-normalised token.
 pub fn dispatch(
     gpu: &Gpu,
     params: Params,
-    logits: &GpuBuffer,
-    x: &GpuBuffer,
-    gain: &GpuBuffer,
+    route: &GpuBuffer,
+    xn: &GpuBuffer,
     part: &ExpertPart<'_>,
     act: &GpuBuffer,
 ) -> Result<Dispatch> {
     let p = &params;
-    if p.hidden > MAX_HIDDEN || p.hidden % 32 != 0 || p.inter % 32 != 0 || p.k > MAX_K || p.k == 0 {
+    if p.hidden > MAX_HIDDEN || p.hidden % 32 != 0 || p.inter % 32 != 0 || p.k == 0 {
         return Err(Error::Shape {
             what: format!("{SHADER}: hidden / intermediate / experts per token"),
-            expected: format!("multiples of 32 up to {MAX_HIDDEN} / multiple of 32 / 1..={MAX_K}"),
+            expected: format!("multiples of 32 up to {MAX_HIDDEN} / multiple of 32 / at least 1"),
             actual: format!("{} / {} / {}", p.hidden, p.inter, p.k),
         });
     }
@@ -52,25 +51,23 @@ pub fn dispatch(
     need(part.blocks, rows * p.hidden as u64 / 2, SHADER)?;
     need(part.scales, rows * p.hidden as u64 / 32, SHADER)?;
     need(part.bias, rows * 4, SHADER)?;
-    need(logits, p.n_experts as u64 * 4, SHADER)?;
-    need(x, p.hidden as u64 * 4, SHADER)?;
-    need(gain, p.hidden as u64 * 4, SHADER)?;
+    need(route, 2 * p.k as u64 * 4, SHADER)?;
+    need(xn, p.hidden as u64 * 4, SHADER)?;
     need(act, p.k as u64 * p.inter as u64 * 4, SHADER)?;
     build(
         gpu,
         SHADER,
-        &[],
+        &[("ROWS_PER_WG", ROWS_PER_WG as f64)],
         &params,
         &part.blocks.label,
         &[
-            logits.binding(),
-            x.binding(),
-            gain.binding(),
+            route.binding(),
+            xn.binding(),
             part.blocks.binding(),
             part.scales.binding(),
             part.bias.binding(),
             act.binding(),
         ],
-        [(2 * p.inter).div_ceil(ROWS), p.k, 1],
+        [(2 * p.inter).div_ceil(ROWS_PER_WG), p.k, 1],
     )
 }

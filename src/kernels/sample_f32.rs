@@ -17,7 +17,9 @@ pub struct Params {
     /// 1: no top-p.
     pub top_p: f32,
     pub seed: u32,
-    pub _pad: [u32; 3],
+    /// Greedy: the per-workgroup maxima the lm_head matvec left in `partials` (0: none).
+    pub n_partials: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Writes the chosen id to `tokens[0]` and `history[step.sample_index]`.
@@ -28,9 +30,17 @@ pub fn dispatch(
     logits: &GpuBuffer,
     tokens: &GpuBuffer,
     history: &GpuBuffer,
+    partials: Option<&GpuBuffer>,
 ) -> Result<Dispatch> {
     need(logits, params.vocab as u64 * 4, SHADER)?;
     need(tokens, 4, SHADER)?;
+    let partials = match partials {
+        Some(p) => {
+            need(p, params.n_partials as u64 * 8, SHADER)?;
+            p
+        }
+        None => gpu.dummy(0)?,
+    };
     build(
         gpu,
         SHADER,
@@ -42,6 +52,7 @@ pub fn dispatch(
             logits.binding(),
             tokens.binding(),
             history.binding(),
+            partials.binding(),
         ],
         [1, 1, 1],
     )

@@ -50,8 +50,14 @@ struct DecodeBuffers {
     attn: GpuBuffer,
     partials: GpuBuffer,
     router_logits: GpuBuffer,
+    /// The MLP-normalised token, written by the router matvec for the expert kernels.
+    xn: GpuBuffer,
+    /// The router's choice: expert ids [k] then weights [k] (f32 bits).
+    route: GpuBuffer,
     act: GpuBuffer,
     logits: GpuBuffer,
+    /// (max logit, id) per lm_head workgroup, for the greedy sampler.
+    argmax: GpuBuffer,
 }
 
 /// Activations of one prefill step, [chunk, ...].
@@ -142,6 +148,24 @@ impl PendingSample {
     }
 }
 
+/// Workgroups of the lm_head matvec over all its parts (one argmax entry each).
+fn lm_head_workgroups(w: &Weights) -> u32 {
+    w.lm_head
+        .parts
+        .iter()
+        .map(|p| matvec_f32_bf16w::workgroups(p.rows as u32))
+        .sum()
+}
+
+/// Optional outputs of a decode matvec.
+#[derive(Default, Clone, Copy)]
+struct MatvecExtras<'a> {
+    /// The normalised input (written by the first part only).
+    normed_out: Option<&'a GpuBuffer>,
+    /// Per-workgroup maxima, indexed across parts.
+    argmax: Option<&'a GpuBuffer>,
+}
+
 fn qkv_stride(c: &ModelConfig) -> usize {
     c.q_dim() + 2 * c.kv_dim()
 }
@@ -183,8 +207,11 @@ impl Forward {
                 ),
             )?,
             router_logits: gpu.storage("decode.router_logits", f(e))?,
+            xn: gpu.storage("decode.xn", f(h))?,
+            route: gpu.storage("decode.route", f(2 * k))?,
             act: gpu.storage("decode.act", f(k * c.intermediate_size))?,
             logits: gpu.storage("decode.logits", f(c.vocab_size))?,
+            argmax: gpu.storage("decode.argmax", 8 * lm_head_workgroups(weights) as u64)?,
         };
         let pre = PrefillBuffers {
             ids: gpu.storage("prefill.ids", f(chunk))?,
@@ -246,6 +273,7 @@ impl Forward {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn matvec_parts(
         &self,
         gpu: &Gpu,
@@ -255,11 +283,14 @@ impl Forward {
         bias: Option<&GpuBuffer>,
         residual: bool,
         out: &GpuBuffer,
+        extras: MatvecExtras<'_>,
     ) -> Result<Vec<Dispatch>> {
+        let mut argmax_offset = 0;
         m.parts
             .iter()
-            .map(|p| {
-                matvec_f32_bf16w::dispatch(
+            .enumerate()
+            .map(|(i, p)| {
+                let d = matvec_f32_bf16w::dispatch(
                     gpu,
                     &matvec_f32_bf16w::Matvec {
                         w: &p.buffer,
@@ -271,8 +302,12 @@ impl Forward {
                         bias,
                         residual,
                         out,
+                        normed_out: if i == 0 { extras.normed_out } else { None },
+                        argmax: extras.argmax.map(|a| (a, argmax_offset)),
                     },
-                )
+                );
+                argmax_offset += matvec_f32_bf16w::workgroups(p.rows as u32);
+                d
             })
             .collect()
     }
@@ -384,22 +419,10 @@ impl Forward {
                     Some(&lw.qkv_bias.buffer),
                     false,
                     &d.qkv,
+                    MatvecExtras::default(),
                 )?,
             );
             let kv = &self.kv[l];
-            push(
-                &mut ops,
-                vec![rope_kv_append_f32::dispatch(
-                    gpu,
-                    self.rope_params(l),
-                    &self.step,
-                    1,
-                    &d.qkv,
-                    &self.rope,
-                    &kv.k,
-                    &kv.v,
-                )?],
-            );
             let ap = attention_decode_f32::Params {
                 n_heads: c.num_attention_heads as u32,
                 n_kv_heads: c.num_key_value_heads as u32,
@@ -418,6 +441,7 @@ impl Forward {
                 &kv.k,
                 &kv.v,
                 &d.partials,
+                &self.rope,
             )?;
             ops.push(DecodeOp {
                 dispatch: attn,
@@ -446,6 +470,7 @@ impl Forward {
                     Some(&lw.o_bias.buffer),
                     true,
                     &d.x,
+                    MatvecExtras::default(),
                 )?,
             );
             push(
@@ -458,47 +483,48 @@ impl Forward {
                     Some(&lw.router_bias.buffer),
                     false,
                     &d.router_logits,
+                    MatvecExtras {
+                        normed_out: Some(&d.xn),
+                        argmax: None,
+                    },
                 )?,
+            );
+            push(
+                &mut ops,
+                vec![router_topk_f32::dispatch(
+                    gpu,
+                    c.num_experts as u32,
+                    c.experts_per_token as u32,
+                    &d.router_logits,
+                    &d.route,
+                )?],
             );
             let mut experts = Vec::new();
             for (part, e0, n) in Self::expert_parts(&lw.gate_up) {
                 let p = moe_gate_up_f32_mf4w::Params {
                     hidden: c.hidden_size as u32,
                     inter: c.intermediate_size as u32,
-                    n_experts: c.num_experts as u32,
                     k: c.experts_per_token as u32,
                     e0,
                     n_part: n,
-                    eps,
                     limit: c.swiglu_limit,
+                    _pad: [0; 2],
                 };
                 experts.push(moe_gate_up_f32_mf4w::dispatch(
-                    gpu,
-                    p,
-                    &d.router_logits,
-                    &d.x,
-                    &lw.mlp_norm.buffer,
-                    &part,
-                    &d.act,
+                    gpu, p, &d.route, &d.xn, &part, &d.act,
                 )?);
             }
             for (part, e0, n) in Self::expert_parts(&lw.down) {
                 let p = moe_down_f32_mf4w::Params {
                     hidden: c.hidden_size as u32,
                     inter: c.intermediate_size as u32,
-                    n_experts: c.num_experts as u32,
                     k: c.experts_per_token as u32,
                     e0,
                     n_part: n,
-                    _pad: [0; 2],
+                    _pad: [0; 3],
                 };
                 experts.push(moe_down_f32_mf4w::dispatch(
-                    gpu,
-                    p,
-                    &d.router_logits,
-                    &d.act,
-                    &part,
-                    &d.x,
+                    gpu, p, &d.route, &d.act, &part, &d.x,
                 )?);
             }
             push(&mut ops, experts);
@@ -516,6 +542,10 @@ impl Forward {
             None,
             false,
             &self.dec.logits,
+            MatvecExtras {
+                normed_out: None,
+                argmax: Some(&self.dec.argmax),
+            },
         )?;
         let s = self.sampling;
         ops.push(sample_f32::dispatch(
@@ -526,12 +556,14 @@ impl Forward {
                 temperature: s.temperature,
                 top_p: s.top_p,
                 seed: s.seed,
-                _pad: [0; 3],
+                n_partials: lm_head_workgroups(w),
+                _pad: [0; 2],
             },
             &self.step,
             &self.dec.logits,
             &self.tokens,
             &self.history,
+            Some(&self.dec.argmax),
         )?);
         Ok(ops)
     }

@@ -92,8 +92,8 @@ pub struct BenchReport {
     pub bytes_per_token: u64,
     pub prefill: Vec<PrefillResult>,
     pub decode: Vec<DecodeResult>,
-    /// Per-kernel GPU time of one decode step at the first depth (timestamps).
-    pub decode_kernels: Vec<KernelTime>,
+    /// Per-kernel GPU time of one decode step at each depth (timestamps), by depth.
+    pub decode_kernels: Vec<(usize, Vec<KernelTime>)>,
     pub decode_dispatches: usize,
     pub peak_gpu_bytes: u64,
 }
@@ -231,46 +231,36 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
     }
     drop(generator);
 
-    // Per-kernel profile of one decode step at the first depth.
+    // Per-kernel profile of one decode step at each depth.
     let mut decode_kernels = Vec::new();
-    let depth = o.depths.first().copied().unwrap_or(0).max(1);
-    let mut fwd = Forward::new(
-        gpu,
-        &model.weights,
-        c,
-        (depth + 2).min(c.max_position_embeddings),
-        DEFAULT_CHUNK,
-        2,
-    )?;
-    fwd.prefill(
-        gpu,
-        &model.weights,
-        &random_ids(depth, c.vocab_size, 5),
-        0,
-        false,
-    )?;
-    gpu.wait("profile prefill")?;
-    let dispatches = fwd.decode_dispatches();
-    if let Some(p) = Profiler::new(gpu, dispatches as u32) {
+    let mut dispatches = 0;
+    for &depth in &o.depths {
+        let depth = depth.max(1);
+        let ctx = (depth + 2).min(c.max_position_embeddings);
+        let mut fwd = Forward::new(gpu, &model.weights, c, ctx, DEFAULT_CHUNK, 2)?;
+        fwd.prefill(gpu, &model.weights, &random_ids(depth, c.vocab_size, 5), 0, false)?;
+        gpu.wait("profile prefill")?;
+        dispatches = fwd.decode_dispatches();
+        let Some(p) = Profiler::new(gpu, dispatches as u32) else {
+            break;
+        };
         // Warm up once, then keep the second run.
         fwd.profile_decode_step(gpu, depth, &p)?;
-        let times = fwd.profile_decode_step(gpu, depth, &p)?;
-        for (name, ns) in times {
-            match decode_kernels
-                .iter_mut()
-                .find(|k: &&mut KernelTime| k.kernel == name)
-            {
+        let mut kernels: Vec<KernelTime> = Vec::new();
+        for (name, ns) in fwd.profile_decode_step(gpu, depth, &p)? {
+            match kernels.iter_mut().find(|k| k.kernel == name) {
                 Some(k) => {
                     k.dispatches += 1;
                     k.us += ns / 1e3;
                 }
-                None => decode_kernels.push(KernelTime {
+                None => kernels.push(KernelTime {
                     kernel: name,
                     dispatches: 1,
                     us: ns / 1e3,
                 }),
             }
         }
+        decode_kernels.push((depth, kernels));
     }
 
     let f = gpu.features();

@@ -97,13 +97,13 @@ fn print(r: &BenchReport) {
             d.tok_s.max
         );
     }
-    if !r.decode_kernels.is_empty() {
-        let total: f64 = r.decode_kernels.iter().map(|k| k.us).sum();
+    for (depth, kernels) in &r.decode_kernels {
+        let total: f64 = kernels.iter().map(|k| k.us).sum();
         println!(
-            "  decode step, GPU time per kernel ({} dispatches, {:.1} us in all):",
+            "  decode step at depth {depth}: GPU time per kernel, each dispatch in its own timed pass ({} dispatches, {:.1} us in all):",
             r.decode_dispatches, total
         );
-        for k in &r.decode_kernels {
+        for k in kernels {
             println!(
                 "    {:<34} x{:<4} {:>9.1} us  {:>5.1}%",
                 k.kernel,

@@ -91,6 +91,12 @@ fn matvec_f32_bf16w(ids: ReduceIds,
         let rbase = row0 + (step_i * ng + g) * R;
         var acc = array<f32, R>();
         for (var c = lane; c < params.k8; c += lanes) {
+            // All R rows' loads first, so that they are in flight together; rows past the end
+            // read the last row again and are never written.
+            var q: array<vec4<u32>, R>;
+            for (var r = 0u; r < R; r++) {
+                q[r] = w[min(rbase + r, row_end - 1u) * params.k8 + c];
+            }
             var xa = x[2u * c];
             var xb = x[2u * c + 1u];
             if NORM {
@@ -98,11 +104,7 @@ fn matvec_f32_bf16w(ids: ReduceIds,
                 xb *= gain[2u * c + 1u];
             }
             for (var r = 0u; r < R; r++) {
-                let row = rbase + r;
-                if row < row_end {
-                    let q = w[row * params.k8 + c];
-                    acc[r] += dot(xa, bf16x4(q.xy)) + dot(xb, bf16x4(q.zw));
-                }
+                acc[r] += dot(xa, bf16x4(q[r].xy)) + dot(xb, bf16x4(q[r].zw));
             }
         }
         for (var r = 0u; r < R; r++) {

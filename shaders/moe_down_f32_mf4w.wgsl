@@ -67,25 +67,29 @@ fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
         for (var step_i = 0u; step_i < passes; step_i++) {
             let rbase = row0 + (step_i * ng + g) * R;
             var acc = array<f32, R>();
+            let last_row = min(params.hidden, row0 + ROWS_PER_WG) - 1u;
             for (var b = lane; b < nb; b += lanes) {
+                var q: array<vec4<u32>, R>;
+                var s: array<u32, R>;
                 for (var r = 0u; r < R; r++) {
-                    let row = rbase + r;
-                    if row < params.hidden && row < row0 + ROWS_PER_WG {
-                        let blk = (expert_row0 + row) * nb + b;
-                        let q = blocks[blk];
-                        let s = mxfp4_byte(scales[blk >> 2u], blk);
-                        var part = 0.0;
-                        for (var w = 0u; w < 4u; w++) {
-                            let word = q[w];
-                            let x0 = xs[8u * b + 2u * w];
-                            let x1 = xs[8u * b + 2u * w + 1u];
-                            part += dot(mxfp4_pairs[word & 0xffu], x0.xy);
-                            part += dot(mxfp4_pairs[(word >> 8u) & 0xffu], x0.zw);
-                            part += dot(mxfp4_pairs[(word >> 16u) & 0xffu], x1.xy);
-                            part += dot(mxfp4_pairs[word >> 24u], x1.zw);
-                        }
-                        acc[r] += mxfp4_scale(part, s);
+                    let blk = (expert_row0 + min(rbase + r, last_row)) * nb + b;
+                    q[r] = blocks[blk];
+                    s[r] = mxfp4_byte(scales[blk >> 2u], blk);
+                }
+                var xv: array<vec4<f32>, 8>;
+                for (var j = 0u; j < 8u; j++) {
+                    xv[j] = xs[8u * b + j];
+                }
+                for (var r = 0u; r < R; r++) {
+                    var part = 0.0;
+                    for (var w = 0u; w < 4u; w++) {
+                        let word = q[r][w];
+                        part += dot(mxfp4_pairs[word & 0xffu], xv[2u * w].xy);
+                        part += dot(mxfp4_pairs[(word >> 8u) & 0xffu], xv[2u * w].zw);
+                        part += dot(mxfp4_pairs[(word >> 16u) & 0xffu], xv[2u * w + 1u].xy);
+                        part += dot(mxfp4_pairs[word >> 24u], xv[2u * w + 1u].zw);
                     }
+                    acc[r] += mxfp4_scale(part, s[r]);
                 }
             }
             for (var r = 0u; r < R; r++) {

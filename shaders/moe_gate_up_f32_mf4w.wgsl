@@ -65,24 +65,29 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
         let rbase = row0 + (step_i * ng + g) * R;
         var acc = array<f32, R>();
         for (var b = lane; b < nb; b += lanes) {
+            // All R rows' loads first, so that they are in flight together; rows past the end
+            // read the last row again and are never written.
+            var q: array<vec4<u32>, R>;
+            var s: array<u32, R>;
             for (var r = 0u; r < R; r++) {
-                let row = rbase + r;
-                if row < n_rows {
-                    let blk = (expert_row0 + row) * nb + b;
-                    let q = blocks[blk];
-                    let s = mxfp4_byte(scales[blk >> 2u], blk);
-                    var part = 0.0;
-                    for (var w = 0u; w < 4u; w++) {
-                        let word = q[w];
-                        let x0 = xs[8u * b + 2u * w];
-                        let x1 = xs[8u * b + 2u * w + 1u];
-                        part += dot(mxfp4_pairs[word & 0xffu], x0.xy);
-                        part += dot(mxfp4_pairs[(word >> 8u) & 0xffu], x0.zw);
-                        part += dot(mxfp4_pairs[(word >> 16u) & 0xffu], x1.xy);
-                        part += dot(mxfp4_pairs[word >> 24u], x1.zw);
-                    }
-                    acc[r] += mxfp4_scale(part, s);
+                let blk = (expert_row0 + min(rbase + r, n_rows - 1u)) * nb + b;
+                q[r] = blocks[blk];
+                s[r] = mxfp4_byte(scales[blk >> 2u], blk);
+            }
+            var xv: array<vec4<f32>, 8>;
+            for (var j = 0u; j < 8u; j++) {
+                xv[j] = xs[8u * b + j];
+            }
+            for (var r = 0u; r < R; r++) {
+                var part = 0.0;
+                for (var w = 0u; w < 4u; w++) {
+                    let word = q[r][w];
+                    part += dot(mxfp4_pairs[word & 0xffu], xv[2u * w].xy);
+                    part += dot(mxfp4_pairs[(word >> 8u) & 0xffu], xv[2u * w].zw);
+                    part += dot(mxfp4_pairs[(word >> 16u) & 0xffu], xv[2u * w + 1u].xy);
+                    part += dot(mxfp4_pairs[word >> 24u], xv[2u * w + 1u].zw);
                 }
+                acc[r] += mxfp4_scale(part, s[r]);
             }
         }
         for (var p = 0u; p < R / 2u; p++) {

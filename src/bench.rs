@@ -94,6 +94,8 @@ pub struct BenchReport {
     pub decode: Vec<DecodeResult>,
     /// Per-kernel GPU time of one decode step at each depth (timestamps), by depth.
     pub decode_kernels: Vec<(usize, Vec<KernelTime>)>,
+    /// Per-kernel GPU time of one prefill step of the first prefill length (timestamps).
+    pub prefill_kernels: Vec<(usize, Vec<KernelTime>)>,
     pub decode_dispatches: usize,
     pub peak_gpu_bytes: u64,
 }
@@ -165,6 +167,25 @@ fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
             (x % vocab as u64) as u32
         })
         .collect()
+}
+
+/// Sums per-dispatch times by kernel, in first-seen order.
+fn by_kernel(times: Vec<(String, f64)>) -> Vec<KernelTime> {
+    let mut kernels: Vec<KernelTime> = Vec::new();
+    for (name, ns) in times {
+        match kernels.iter_mut().find(|k| k.kernel == name) {
+            Some(k) => {
+                k.dispatches += 1;
+                k.us += ns / 1e3;
+            }
+            None => kernels.push(KernelTime {
+                kernel: name,
+                dispatches: 1,
+                us: ns / 1e3,
+            }),
+        }
+    }
+    kernels
 }
 
 pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<BenchReport> {
@@ -246,21 +267,18 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
         };
         // Warm up once, then keep the second run.
         fwd.profile_decode_step(gpu, depth, &p)?;
-        let mut kernels: Vec<KernelTime> = Vec::new();
-        for (name, ns) in fwd.profile_decode_step(gpu, depth, &p)? {
-            match kernels.iter_mut().find(|k| k.kernel == name) {
-                Some(k) => {
-                    k.dispatches += 1;
-                    k.us += ns / 1e3;
-                }
-                None => kernels.push(KernelTime {
-                    kernel: name,
-                    dispatches: 1,
-                    us: ns / 1e3,
-                }),
-            }
+        decode_kernels.push((depth, by_kernel(fwd.profile_decode_step(gpu, depth, &p)?)));
+    }
+    let mut prefill_kernels = Vec::new();
+    if let Some(&n) = o.prefill.first() {
+        let fwd = Forward::new(gpu, &model.weights, c, n.max(1), DEFAULT_CHUNK, 2)?;
+        let ids = random_ids(n.max(1), c.vocab_size, 9);
+        let ops = 4 + 16 * c.num_hidden_layers as u32 * 4;
+        if let Some(p) = Profiler::new(gpu, ops) {
+            fwd.profile_prefill_step(gpu, &model.weights, &ids, &p)?;
+            let times = fwd.profile_prefill_step(gpu, &model.weights, &ids, &p)?;
+            prefill_kernels.push((ids.len().min(fwd.chunk), by_kernel(times)));
         }
-        decode_kernels.push((depth, kernels));
     }
 
     let f = gpu.features();
@@ -277,6 +295,7 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
         prefill,
         decode,
         decode_kernels,
+        prefill_kernels,
         decode_dispatches: dispatches,
         peak_gpu_bytes: gpu.allocated_bytes(),
     })

@@ -34,6 +34,10 @@ struct GpuArgs {
     /// Force the portable path: no f16, no subgroups, f32 throughout.
     #[arg(long, global = true, env = "OSS_WGPU_PORTABLE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     portable: bool,
+    /// Compile shaders with wgpu's runtime checks (bounds checks, loop bounding): slower; for
+    /// debugging.
+    #[arg(long, global = true, env = "OSS_WGPU_SHADER_CHECKS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    shader_checks: bool,
     /// Lower the largest storage binding (bytes; K/M/G suffixes allowed); larger tensors are split.
     #[arg(long, global = true, env = "OSS_WGPU_MAX_BINDING")]
     max_binding_bytes: Option<String>,
@@ -60,6 +64,7 @@ impl GpuArgs {
             adapter: self.adapter.clone(),
             portable: self.portable,
             max_binding_bytes,
+            shader_checks: self.shader_checks,
         })
     }
 }

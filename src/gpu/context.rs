@@ -77,10 +77,14 @@ pub struct GpuOptions {
     pub portable: bool,
     /// Lowers max_storage_buffer_binding_size (and so where tensors are split).
     pub max_binding_bytes: Option<u64>,
+    /// Compile shaders with wgpu's runtime checks (bounds checks, loop bounding); for
+    /// debugging a kernel, at a cost in speed.
+    pub shader_checks: bool,
 }
 
 impl GpuOptions {
-    /// Options from OSS_WGPU_BACKEND, OSS_WGPU_ADAPTER, OSS_WGPU_PORTABLE, OSS_WGPU_MAX_BINDING.
+    /// Options from OSS_WGPU_BACKEND, OSS_WGPU_ADAPTER, OSS_WGPU_PORTABLE, OSS_WGPU_MAX_BINDING,
+    /// OSS_WGPU_SHADER_CHECKS.
     pub fn from_env() -> Result<Self> {
         let mut opts = GpuOptions::default();
         if let Ok(b) = std::env::var("OSS_WGPU_BACKEND") {
@@ -93,6 +97,9 @@ impl GpuOptions {
         }
         if let Ok(p) = std::env::var("OSS_WGPU_PORTABLE") {
             opts.portable = matches!(p.trim(), "1" | "true" | "yes" | "on");
+        }
+        if let Ok(p) = std::env::var("OSS_WGPU_SHADER_CHECKS") {
+            opts.shader_checks = matches!(p.trim(), "1" | "true" | "yes" | "on");
         }
         if let Ok(m) = std::env::var("OSS_WGPU_MAX_BINDING") {
             opts.max_binding_bytes = Some(parse_bytes(&m).ok_or_else(|| {

@@ -964,6 +964,51 @@ impl Forward {
         Ok(names.into_iter().zip(times).collect())
     }
 
+    /// Runs one prefill step of `ids` (at most `chunk` tokens) at position 0 with every dispatch
+    /// in its own timed pass; returns (kernel name, GPU nanoseconds) per dispatch.
+    pub fn profile_prefill_step(
+        &self,
+        gpu: &Gpu,
+        w: &Weights,
+        ids: &[u32],
+        profiler: &crate::gpu::Profiler,
+    ) -> Result<Vec<(String, f64)>> {
+        self.check_ids(ids)?;
+        let n = ids.len().min(self.chunk);
+        gpu.write(&self.pre.ids, 0, bytemuck::cast_slice(&ids[..n]));
+        self.step.set(
+            gpu,
+            Step {
+                pos0: 0,
+                n_tokens: n as u32,
+                sample_index: 0,
+                _pad: 0,
+            },
+        );
+        let ops = self.build_prefill(gpu, w, n, 0)?;
+        if ops.len() as u32 > profiler.capacity() {
+            return Err(Error::argument("profile", format!("{} dispatches, room for {}", ops.len(), profiler.capacity())));
+        }
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("prefill profile"),
+        });
+        for (i, d) in ops.iter().enumerate() {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&d.pipeline.label),
+                timestamp_writes: Some(profiler.pass(i as u32)),
+            });
+            d.record(&mut pass);
+        }
+        profiler.resolve(&mut encoder, ops.len() as u32);
+        gpu.queue.submit([encoder.finish()]);
+        let times = profiler.read(gpu, ops.len() as u32)?;
+        Ok(ops
+            .iter()
+            .map(|d| d.pipeline.label.split("::").next().unwrap_or("").to_string())
+            .zip(times)
+            .collect())
+    }
+
     /// Dispatches in one decode step (for the design target of at most 8 per layer).
     pub fn decode_dispatches(&self) -> usize {
         self.decode_ops.len() + self.head_ops.len()

@@ -4,8 +4,8 @@
 // (rows interleave gate and up). The router kernels have already chosen the experts (route)
 // and normalised x (xn), so a workgroup only streams weights: xn sits in workgroup memory, a
 // group (subgroup) takes R rows at a time, each lane one 32-block of them per step: a 16-byte
-// load per row, the block's E2M1 values looked up byte-wise in workgroup memory, summed
-// against xn, and each block sum scaled once by its E8M0 scale (overflow-safe).
+// load per row issued before any arithmetic, E2M1 values from a 16-entry table in workgroup
+// memory, each block sum scaled once by its E8M0 scale (overflow-safe).
 // Experts may be split over parts: a dispatch serves the slots whose expert is in its part.
 
 //!include mxfp4
@@ -14,9 +14,9 @@
 const WG: u32 = 256u;
 const REDUCE_SIZE: u32 = WG;
 const R: u32 = 4u;               // rows per group step: two gate/up pairs
-const MAX_HIDDEN: u32 = 4096u;
 
-override ROWS_PER_WG: u32 = 64u;
+override ROWS_PER_WG: u32 = 32u;
+override X_VEC4: u32 = 720u;     // hidden / 4
 
 struct Params {
     hidden: u32,
@@ -37,7 +37,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read> bias: array<f32>;           // [n_part, 2 inter]
 @group(0) @binding(6) var<storage, read_write> act: array<f32>;      // [k, inter]
 
-var<workgroup> xs: array<vec4<f32>, MAX_HIDDEN / 4u>;
+var<workgroup> xs: array<vec4<f32>, X_VEC4>;
 
 @compute @workgroup_size(WG)
 fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
@@ -48,7 +48,7 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
     if e < params.e0 || e >= params.e0 + params.n_part || row0 >= n_rows {
         return;
     }
-    mxfp4_init_pairs(ids.lid, WG);
+    mxfp4_init_lut(ids.lid);
     for (var i = ids.lid; i < params.hidden / 4u; i += WG) {
         xs[i] = xn[i];
     }
@@ -79,15 +79,7 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
                 xv[j] = xs[8u * b + j];
             }
             for (var r = 0u; r < R; r++) {
-                var part = 0.0;
-                for (var w = 0u; w < 4u; w++) {
-                    let word = q[r][w];
-                    part += dot(mxfp4_pairs[word & 0xffu], xv[2u * w].xy);
-                    part += dot(mxfp4_pairs[(word >> 8u) & 0xffu], xv[2u * w].zw);
-                    part += dot(mxfp4_pairs[(word >> 16u) & 0xffu], xv[2u * w + 1u].xy);
-                    part += dot(mxfp4_pairs[word >> 24u], xv[2u * w + 1u].zw);
-                }
-                acc[r] += mxfp4_scale(part, s[r]);
+                acc[r] += mxfp4_scale(mxfp4_dot_block(q[r], xv), s[r]);
             }
         }
         for (var p = 0u; p < R / 2u; p++) {

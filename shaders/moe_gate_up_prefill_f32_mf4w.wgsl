@@ -113,10 +113,13 @@ fn moe_gate_up_prefill_f32_mf4w(@builtin(local_invocation_index) lid: u32,
             part[2] += a.z * w;
             part[3] += a.w * w;
         }
+        // Each column's scale as two exact power-of-two factors (see mxfp4_scale).
         for (var j = 0u; j < 4u; j++) {
-            let s = row_scale[tx * 4u + j];
+            let e = i32(row_scale[tx * 4u + j]) - 127;
+            let fa = mxfp4_pow2(e / 2);
+            let fb = mxfp4_pow2(e - e / 2);
             for (var i = 0u; i < 4u; i++) {
-                acc[i][j] += mxfp4_scale(part[i][j], s);
+                acc[i][j] += (part[i][j] * fa) * fb;
             }
         }
         workgroupBarrier();

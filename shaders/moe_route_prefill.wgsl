@@ -28,6 +28,10 @@ struct Params {
 
 var<workgroup> counts: array<u32, WG>;
 var<workgroup> starts: array<u32, WG>;
+// Entries staged through workgroup memory, so that the per-expert scans read broadcasts from
+// workgroup memory instead of global memory.
+const STAGE: u32 = 2048u;
+var<workgroup> staged: array<u32, STAGE>;
 
 @compute @workgroup_size(WG)
 fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
@@ -44,10 +48,18 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
 
     let n_entries = params.n_tokens * k;
     var count = 0u;
-    if lid < params.n_experts {
-        for (var i = 0u; i < n_entries; i++) {
-            count += select(0u, 1u, experts[i] == lid);
+    for (var base = 0u; base < n_entries; base += STAGE) {
+        let n = min(STAGE, n_entries - base);
+        for (var i = lid; i < n; i += WG) {
+            staged[i] = experts[base + i];
         }
+        workgroupBarrier();
+        if lid < params.n_experts {
+            for (var i = 0u; i < n; i++) {
+                count += select(0u, 1u, staged[i] == lid);
+            }
+        }
+        workgroupBarrier();
     }
     counts[lid] = count;
     workgroupBarrier();
@@ -67,14 +79,22 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
         tile_count[0] = n_tiles;
     }
     workgroupBarrier();
-    if lid < params.n_experts {
-        var at = starts[lid];
-        for (var i = 0u; i < n_entries; i++) {
-            if experts[i] == lid {
-                sorted[at] = i;
-                slot_pos[i] = at;
-                at++;
+    var at = starts[lid];
+    for (var base = 0u; base < n_entries; base += STAGE) {
+        let n = min(STAGE, n_entries - base);
+        for (var i = lid; i < n; i += WG) {
+            staged[i] = experts[base + i];
+        }
+        workgroupBarrier();
+        if lid < params.n_experts {
+            for (var i = 0u; i < n; i++) {
+                if staged[i] == lid {
+                    sorted[at] = base + i;
+                    slot_pos[base + i] = at;
+                    at++;
+                }
             }
         }
+        workgroupBarrier();
     }
 }

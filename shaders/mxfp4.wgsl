@@ -56,8 +56,35 @@ fn mxfp4_value_bits(nibble: u32, s: u32) -> u32 {
     return sign | ((2u + mant) << u32(biased + 21));
 }
 
+// E2M1 values by nibble in workgroup memory: 16 words in 16 banks, so a subgroup's lookups
+// never conflict (equal nibbles broadcast). The decode matvecs use this.
+var<workgroup> mxfp4_lut: array<f32, 16>;
+
+// Fills mxfp4_lut; call from every invocation, then barrier before use.
+fn mxfp4_init_lut(lid: u32) {
+    if lid < 16u {
+        mxfp4_lut[lid] = MXFP4_LUT[lid];
+    }
+}
+
+// sum_i E2M1(q nibble i) * x[i] over one 32-block (unscaled), x as 8 vec4 in block order.
+fn mxfp4_dot_block(q: vec4<u32>, x: array<vec4<f32>, 8>) -> f32 {
+    var sum = 0.0;
+    for (var w = 0u; w < 4u; w++) {
+        let word = q[w];
+        let a = x[2u * w];
+        let b = x[2u * w + 1u];
+        sum += mxfp4_lut[word & 0xfu] * a.x + mxfp4_lut[(word >> 4u) & 0xfu] * a.y
+            + mxfp4_lut[(word >> 8u) & 0xfu] * a.z + mxfp4_lut[(word >> 12u) & 0xfu] * a.w
+            + mxfp4_lut[(word >> 16u) & 0xfu] * b.x + mxfp4_lut[(word >> 20u) & 0xfu] * b.y
+            + mxfp4_lut[(word >> 24u) & 0xfu] * b.z + mxfp4_lut[word >> 28u] * b.w;
+    }
+    return sum;
+}
+
 // Both values of every possible byte (low nibble first) for one block scale of 2^0: matmuls
-// look a whole byte up in workgroup memory instead of decoding nibbles with ALU work.
+// look a whole byte up in workgroup memory instead of decoding nibbles with ALU work (the
+// prefill tiles, which decode each weight once per tile).
 var<workgroup> mxfp4_pairs: array<vec2<f32>, 256>;
 
 // Fills mxfp4_pairs; call from every invocation, then barrier before use.

@@ -529,6 +529,7 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let xn = out(gpu, "xn", h);
     let route = gpu.storage("route", (2 * k * 4) as u64).unwrap();
     let act = out(gpu, "act", k * i);
+    let moe_out = out(gpu, "moe_out", k * h);
     let router = matvec_f32_bf16w::dispatch(
         gpu,
         &matvec_f32_bf16w::Matvec {
@@ -599,9 +600,10 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
             scales: &dn.1,
             bias: &dn.2,
         };
-        down.push(moe_down_f32_mf4w::dispatch(gpu, dp, &route, &act, &part, &xb).unwrap());
+        down.push(moe_down_f32_mf4w::dispatch(gpu, dp, &route, &act, &part, &moe_out).unwrap());
         keep.push((gu, dn));
     }
+    down.push(moe_down_f32_mf4w::combine(gpu, h as u32, k as u32, &moe_out, &xb).unwrap());
     let all: Vec<_> = gate_up.iter().chain(down.iter()).collect();
     gpu.run("moe", &all).unwrap();
     let what = format!("moe E={e} k={k} parts={:?}", c.parts);

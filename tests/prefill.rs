@@ -479,6 +479,16 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             parts: vec![(0, 2), (2, 3), (5, 1)],
             logits: None,
         },
+        // More entries (600 tokens x 4) than the routing kernel stages at once (2048).
+        MoePrefill {
+            tokens: 600,
+            hidden: 64,
+            inter: 32,
+            experts: 5,
+            k: 4,
+            parts: vec![(0, 5)],
+            logits: None,
+        },
     ];
     for gpu in paths() {
         for (n, c) in cases.iter().enumerate() {

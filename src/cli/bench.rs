@@ -115,7 +115,10 @@ fn print(r: &BenchReport) {
     }
     for (n, kernels) in &r.prefill_kernels {
         let total: f64 = kernels.iter().map(|k| k.us).sum();
-        println!("  prefill step of {n} tokens: GPU time per kernel ({:.1} us in all):", total);
+        println!(
+            "  prefill step of {n} tokens: GPU time per kernel ({:.1} us in all):",
+            total
+        );
         for k in kernels {
             println!(
                 "    {:<34} x{:<4} {:>9.1} us  {:>5.1}%",

@@ -47,6 +47,7 @@ shader_table![
     "moe_combine_prefill_f32",
     "fill_random",
     "router_topk_f32",
+    "moe_combine_f32",
     "bandwidth_read",
 ];
 

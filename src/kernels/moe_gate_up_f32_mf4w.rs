@@ -6,7 +6,7 @@ use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 pub const SHADER: &str = "moe_gate_up_f32_mf4w";
 /// gate_up rows per workgroup (the ROWS_PER_WG override; even).
-pub const ROWS_PER_WG: u32 = 64;
+pub const ROWS_PER_WG: u32 = 32;
 pub const MAX_HIDDEN: u32 = 4096;
 
 #[repr(C)]
@@ -57,7 +57,10 @@ pub fn dispatch(
     build(
         gpu,
         SHADER,
-        &[("ROWS_PER_WG", ROWS_PER_WG as f64)],
+        &[
+            ("ROWS_PER_WG", ROWS_PER_WG as f64),
+            ("X_VEC4", (p.hidden / 4) as f64),
+        ],
         &params,
         &part.blocks.label,
         &[

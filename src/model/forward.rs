@@ -55,6 +55,8 @@ struct DecodeBuffers {
     /// The router's choice: expert ids [k] then weights [k] (f32 bits).
     route: GpuBuffer,
     act: GpuBuffer,
+    /// Weighted expert outputs [k, hidden], summed into x by moe_combine_f32.
+    moe_out: GpuBuffer,
     logits: GpuBuffer,
     /// (max logit, id) per lm_head workgroup, for the greedy sampler.
     argmax: GpuBuffer,
@@ -210,6 +212,7 @@ impl Forward {
             xn: gpu.storage("decode.xn", f(h))?,
             route: gpu.storage("decode.route", f(2 * k))?,
             act: gpu.storage("decode.act", f(k * c.intermediate_size))?,
+            moe_out: gpu.storage("decode.moe_out", f(k * h))?,
             logits: gpu.storage("decode.logits", f(c.vocab_size))?,
             argmax: gpu.storage("decode.argmax", 8 * lm_head_workgroups(weights) as u64)?,
         };
@@ -524,9 +527,16 @@ impl Forward {
                     _pad: [0; 3],
                 };
                 experts.push(moe_down_f32_mf4w::dispatch(
-                    gpu, p, &d.route, &d.act, &part, &d.x,
+                    gpu, p, &d.route, &d.act, &part, &d.moe_out,
                 )?);
             }
+            experts.push(moe_down_f32_mf4w::combine(
+                gpu,
+                c.hidden_size as u32,
+                c.experts_per_token as u32,
+                &d.moe_out,
+                &d.x,
+            )?);
             push(&mut ops, experts);
         }
         Ok(ops)
@@ -987,11 +997,16 @@ impl Forward {
         );
         let ops = self.build_prefill(gpu, w, n, 0)?;
         if ops.len() as u32 > profiler.capacity() {
-            return Err(Error::argument("profile", format!("{} dispatches, room for {}", ops.len(), profiler.capacity())));
+            return Err(Error::argument(
+                "profile",
+                format!("{} dispatches, room for {}", ops.len(), profiler.capacity()),
+            ));
         }
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("prefill profile"),
-        });
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("prefill profile"),
+            });
         for (i, d) in ops.iter().enumerate() {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(&d.pipeline.label),
@@ -1004,7 +1019,14 @@ impl Forward {
         let times = profiler.read(gpu, ops.len() as u32)?;
         Ok(ops
             .iter()
-            .map(|d| d.pipeline.label.split("::").next().unwrap_or("").to_string())
+            .map(|d| {
+                d.pipeline
+                    .label
+                    .split("::")
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .zip(times)
             .collect())
     }

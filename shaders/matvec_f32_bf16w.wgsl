@@ -14,10 +14,12 @@
 
 const WG: u32 = 128u;
 const REDUCE_SIZE: u32 = WG;
-const R: u32 = 4u;
+const MAX_R: u32 = 4u;
 const NEG_HUGE: f32 = -3.0e38;
 
 override ROWS_PER_WG: u32 = 16u;
+// Rows a group computes at once (at most MAX_R): more reuse of each x chunk, fewer workgroups.
+override R: u32 = 4u;
 override NORM: bool = false;
 override BIAS: bool = true;
 // Accumulate into out (the residual stream) instead of overwriting it.
@@ -89,22 +91,33 @@ fn matvec_f32_bf16w(ids: ReduceIds,
     let passes = (ROWS_PER_WG + ng * R - 1u) / (ng * R);
     for (var step_i = 0u; step_i < passes; step_i++) {
         let rbase = row0 + (step_i * ng + g) * R;
-        var acc = array<f32, R>();
-        for (var c = lane; c < params.k8; c += lanes) {
-            // All R rows' loads first, so that they are in flight together; rows past the end
-            // read the last row again and are never written.
-            var q: array<vec4<u32>, R>;
+        var acc = array<f32, MAX_R>();
+        // Two chunks per lane and step, all their loads issued before any arithmetic, so a
+        // lane has 2 R loads in flight; a missing second chunk repeats the first, weighted 0.
+        for (var c0 = lane; c0 < params.k8; c0 += 2u * lanes) {
+            let has1 = c0 + lanes < params.k8;
+            let c1 = select(c0, c0 + lanes, has1);
+            var q0: array<vec4<u32>, MAX_R>;
+            var q1: array<vec4<u32>, MAX_R>;
             for (var r = 0u; r < R; r++) {
-                q[r] = w[min(rbase + r, row_end - 1u) * params.k8 + c];
+                let row = min(rbase + r, row_end - 1u) * params.k8;
+                q0[r] = w[row + c0];
+                q1[r] = w[row + c1];
             }
-            var xa = x[2u * c];
-            var xb = x[2u * c + 1u];
+            var xa0 = x[2u * c0];
+            var xb0 = x[2u * c0 + 1u];
+            var xa1 = x[2u * c1];
+            var xb1 = x[2u * c1 + 1u];
             if NORM {
-                xa *= gain[2u * c];
-                xb *= gain[2u * c + 1u];
+                xa0 *= gain[2u * c0];
+                xb0 *= gain[2u * c0 + 1u];
+                xa1 *= gain[2u * c1];
+                xb1 *= gain[2u * c1 + 1u];
             }
+            let w1 = select(0.0, 1.0, has1);
             for (var r = 0u; r < R; r++) {
-                acc[r] += dot(xa, bf16x4(q[r].xy)) + dot(xb, bf16x4(q[r].zw));
+                acc[r] += dot(xa0, bf16x4(q0[r].xy)) + dot(xb0, bf16x4(q0[r].zw))
+                    + w1 * (dot(xa1, bf16x4(q1[r].xy)) + dot(xb1, bf16x4(q1[r].zw)));
             }
         }
         for (var r = 0u; r < R; r++) {

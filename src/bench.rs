@@ -252,37 +252,28 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
     }
     drop(generator);
 
-    // Per-kernel profile of one decode step at each depth.
+    // Per-kernel profile of one decode step at each depth, and of one prefill step.
     let mut decode_kernels = Vec::new();
     let mut dispatches = 0;
     for &depth in &o.depths {
         let depth = depth.max(1);
         let ctx = (depth + 2).min(c.max_position_embeddings);
         let mut fwd = Forward::new(gpu, &model.weights, c, ctx, DEFAULT_CHUNK, 2)?;
-        fwd.prefill(
-            gpu,
-            &model.weights,
-            &random_ids(depth, c.vocab_size, 5),
-            0,
-            false,
-        )?;
+        fwd.prefill(gpu, &model.weights, &random_ids(depth, c.vocab_size, 5), 0, false)?;
         gpu.wait("profile prefill")?;
         dispatches = fwd.decode_dispatches();
-        let Some(p) = Profiler::new(gpu, dispatches as u32) else {
-            break;
-        };
         // Warm up once, then keep the second run.
-        fwd.profile_decode_step(gpu, depth, &p)?;
-        decode_kernels.push((depth, by_kernel(fwd.profile_decode_step(gpu, depth, &p)?)));
+        fwd.profile_decode_step(gpu, depth)?;
+        if let Some(times) = fwd.profile_decode_step(gpu, depth)? {
+            decode_kernels.push((depth, by_kernel(times)));
+        }
     }
     let mut prefill_kernels = Vec::new();
     if let Some(&n) = o.prefill.first() {
         let fwd = Forward::new(gpu, &model.weights, c, n.max(1), DEFAULT_CHUNK, 2)?;
         let ids = random_ids(n.max(1), c.vocab_size, 9);
-        let ops = 4 + 16 * c.num_hidden_layers as u32 * 4;
-        if let Some(p) = Profiler::new(gpu, ops) {
-            fwd.profile_prefill_step(gpu, &model.weights, &ids, &p)?;
-            let times = fwd.profile_prefill_step(gpu, &model.weights, &ids, &p)?;
+        fwd.profile_prefill_step(gpu, &model.weights, &ids)?;
+        if let Some(times) = fwd.profile_prefill_step(gpu, &model.weights, &ids)? {
             prefill_kernels.push((ids.len().min(fwd.chunk), by_kernel(times)));
         }
     }

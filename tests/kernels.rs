@@ -97,10 +97,9 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             up(&gpu, "gain", &gain),
             up(&gpu, "bias", &bias),
         );
-        const ROWS: usize = matvec_f32_bf16w::ROWS_PER_WG as usize;
-        let wg0 = 20usize.div_ceil(ROWS) as u32;
+        let wg0 = matvec_f32_bf16w::workgroups(20);
         let argmax = gpu
-            .storage("argmax", 8 * (wg0 as u64 + 17u64.div_ceil(ROWS as u64)))
+            .storage("argmax", 8 * (wg0 + matvec_f32_bf16w::workgroups(17)) as u64)
             .unwrap();
         let normed = out(&gpu, "normed", k);
         // Plain, then fused norm + bias, then residual add into `resid`.
@@ -172,8 +171,9 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             let wg_rows: Vec<(usize, usize)> = parts
                 .iter()
                 .flat_map(|&(r0, n)| {
-                    (0..n.div_ceil(ROWS))
-                        .map(move |w| (r0 + w * ROWS, (r0 + n).min(r0 + (w + 1) * ROWS)))
+                    let rows_per_wg = matvec_f32_bf16w::split(n as u32).0 as usize;
+                    (0..n.div_ceil(rows_per_wg))
+                        .map(move |w| (r0 + w * rows_per_wg, (r0 + n).min(r0 + (w + 1) * rows_per_wg)))
                 })
                 .collect();
             for (wi, &(a, b)) in wg_rows.iter().enumerate() {
@@ -814,5 +814,59 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
                 );
             }
         }
+    }
+}
+
+/// The lm_head's shape class (many rows: four rows per group step) with the fused norm and the
+/// per-workgroup maxima, against the reference; 16390 rows leave a partial last workgroup.
+#[test]
+fn matvec_many_rows_with_argmax() {
+    let mut rng = Rng::new(31);
+    let (rows, k) = (16390usize, 64usize);
+    assert_eq!(matvec_f32_bf16w::split(rows as u32).1, 4, "this test is for the R = 4 path");
+    let w = bf16_matrix(&mut rng, rows, k, 0.5);
+    let x = rng.vec_sym(k, 2.0);
+    let gain = rng.vec_sym(k, 1.5);
+    let want = r::matvec_f32_bf16w(&w, &x, Some((&gain, 1e-5)), None, None);
+    for gpu in paths() {
+        let wb = gpu.upload("lm_head", &w).unwrap();
+        let (xb, gb) = (up(&gpu, "x", &x), up(&gpu, "gain", &gain));
+        let o = out(&gpu, "logits", rows);
+        let n_wg = matvec_f32_bf16w::workgroups(rows as u32);
+        let argmax = gpu.storage("argmax", 8 * n_wg as u64).unwrap();
+        let d = matvec_f32_bf16w::dispatch(
+            &gpu,
+            &matvec_f32_bf16w::Matvec {
+                w: &wb,
+                rows: rows as u32,
+                k: k as u32,
+                out_offset: 0,
+                x: &xb,
+                norm: Some((&gb, 1e-5)),
+                bias: None,
+                residual: false,
+                out: &o,
+                normed_out: None,
+                argmax: Some((&argmax, 0)),
+            },
+        )
+        .unwrap();
+        gpu.run("lm_head", &[&d]).unwrap();
+        let got = gpu.read_f32(&o).unwrap();
+        assert_close("lm_head", &got, &want, F32_ATOL, F32_RTOL);
+        let pairs = gpu.read_u32(&argmax).unwrap();
+        let best_pair = (0..n_wg as usize)
+            .max_by(|&a, &b| {
+                let (va, vb) = (f32::from_bits(pairs[2 * a]), f32::from_bits(pairs[2 * b]));
+                va.partial_cmp(&vb).unwrap().then(pairs[2 * b + 1].cmp(&pairs[2 * a + 1]))
+            })
+            .unwrap();
+        let mut best = 0;
+        for i in 0..rows {
+            if got[i] > got[best] {
+                best = i;
+            }
+        }
+        assert_eq!(pairs[2 * best_pair + 1] as usize, best, "argmax over the workgroup maxima");
     }
 }

@@ -105,7 +105,7 @@ fn print(r: &BenchReport) {
         );
         for k in kernels {
             println!(
-                "    {:<34} x{:<4} {:>9.1} us  {:>5.1}%",
+                "    {:<44} x{:<4} {:>9.1} us  {:>5.1}%",
                 k.kernel,
                 k.dispatches,
                 k.us,
@@ -121,7 +121,7 @@ fn print(r: &BenchReport) {
         );
         for k in kernels {
             println!(
-                "    {:<34} x{:<4} {:>9.1} us  {:>5.1}%",
+                "    {:<44} x{:<4} {:>9.1} us  {:>5.1}%",
                 k.kernel,
                 k.dispatches,
                 k.us,

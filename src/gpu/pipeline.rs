@@ -156,6 +156,8 @@ pub struct Dispatch {
     pub pipeline: Pipeline,
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
+    /// What it works on (the weight or output buffer's label), for profiles.
+    pub target: String,
 }
 
 impl Dispatch {

@@ -7,8 +7,26 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 pub const SHADER: &str = "matvec_f32_bf16w";
-/// Output rows per workgroup (the ROWS_PER_WG override).
-pub const ROWS_PER_WG: u32 = 16;
+
+/// How a matvec of `rows` rows is split: (rows per workgroup, rows a group takes at once).
+/// Large matrices (lm_head) reuse each x chunk for 4 rows; smaller ones take 1 row at a time
+/// so that there are enough workgroups to fill the GPU. OSS_WGPU_TUNE_MATVEC="ROWS,R" overrides
+/// this for experiments.
+pub fn split(rows: u32) -> (u32, u32) {
+    if let Some((a, b)) = std::env::var("OSS_WGPU_TUNE_MATVEC")
+        .ok()
+        .and_then(|v| v.split_once(',').map(|(a, b)| (a.trim().parse().ok(), b.trim().parse().ok())))
+    {
+        if let (Some(a), Some(b)) = (a, b) {
+            return (a, b);
+        }
+    }
+    if rows >= 16384 {
+        (16, 4)
+    } else {
+        (4, 1)
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -47,7 +65,7 @@ pub struct Matvec<'a> {
 
 /// Workgroups a matvec over `rows` rows uses (and so its entries in an argmax buffer).
 pub fn workgroups(rows: u32) -> u32 {
-    rows.div_ceil(ROWS_PER_WG)
+    rows.div_ceil(split(rows).0)
 }
 
 pub fn dispatch(gpu: &Gpu, m: &Matvec<'_>) -> Result<Dispatch> {
@@ -100,8 +118,10 @@ pub fn dispatch(gpu: &Gpu, m: &Matvec<'_>) -> Result<Dispatch> {
         _pad: [0; 3],
     };
     let flag = |b: bool| b as u32 as f64;
+    let (rows_per_wg, r) = split(m.rows);
     let constants = [
-        ("ROWS_PER_WG", ROWS_PER_WG as f64),
+        ("ROWS_PER_WG", rows_per_wg as f64),
+        ("R", r.clamp(1, 4) as f64),
         ("NORM", flag(m.norm.is_some())),
         ("BIAS", flag(m.bias.is_some())),
         ("RESIDUAL", flag(m.residual)),

@@ -155,5 +155,6 @@ pub(crate) fn build<P: bytemuck::Pod>(
         pipeline,
         bind_group,
         workgroups,
+        target: label.to_string(),
     })
 }

@@ -150,6 +150,56 @@ impl PendingSample {
     }
 }
 
+/// A profile entry's name: the kernel, and for matvecs and matmuls which matrix (the layer
+/// index and part number dropped, so that layers add up).
+fn profile_name(d: &Dispatch) -> String {
+    let kernel = d.pipeline.label.split("::").next().unwrap_or("");
+    if !kernel.starts_with("matvec") && !kernel.starts_with("matmul") {
+        return kernel.to_string();
+    }
+    let t = d.target.as_str();
+    // "model.layers.7.self_attn.qkv_proj.weight.part1" -> "self_attn.qkv_proj"
+    let t = match t.find("layers.") {
+        Some(i) => {
+            let rest = &t[i + "layers.".len()..];
+            rest.split_once('.').map(|(_, r)| r).unwrap_or(rest)
+        }
+        None => t,
+    };
+    let t = t.split(".part").next().unwrap_or(t).trim_end_matches(".weight");
+    let t = t.rsplit('.').next().unwrap_or(t);
+    format!("{kernel} {t}")
+}
+
+/// Runs `ops` each in its own timed pass (in batches that fit a query set) and returns
+/// (profile name, GPU nanoseconds) per dispatch; None without timestamp queries.
+fn timed(gpu: &Gpu, ops: &[(&Dispatch, [u32; 3])]) -> Result<Option<Vec<(String, f64)>>> {
+    const BATCH: usize = 1024;
+    let Some(profiler) = crate::gpu::Profiler::new(gpu, BATCH as u32) else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(ops.len());
+    for batch in ops.chunks(BATCH) {
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("profile"),
+        });
+        for (i, (d, [x, y, z])) in batch.iter().enumerate() {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&d.pipeline.label),
+                timestamp_writes: Some(profiler.pass(i as u32)),
+            });
+            pass.set_pipeline(&d.pipeline.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(*x, *y, *z);
+        }
+        profiler.resolve(&mut encoder, batch.len() as u32);
+        gpu.queue.submit([encoder.finish()]);
+        let times = profiler.read(gpu, batch.len() as u32)?;
+        out.extend(batch.iter().map(|(d, _)| profile_name(d)).zip(times));
+    }
+    Ok(Some(out))
+}
+
 /// Workgroups of the lm_head matvec over all its parts (one argmax entry each).
 fn lm_head_workgroups(w: &Weights) -> u32 {
     w.lm_head
@@ -913,13 +963,9 @@ impl Forward {
     }
 
     /// Runs one decode step (token tokens[0] at `pos`) with every dispatch in its own timed
-    /// pass, and returns (kernel name, GPU nanoseconds) per dispatch, in order.
-    pub fn profile_decode_step(
-        &self,
-        gpu: &Gpu,
-        pos: usize,
-        profiler: &crate::gpu::Profiler,
-    ) -> Result<Vec<(String, f64)>> {
+    /// pass, and returns (kernel name, GPU nanoseconds) per dispatch, in order. None without
+    /// timestamp queries.
+    pub fn profile_decode_step(&self, gpu: &Gpu, pos: usize) -> Result<Option<Vec<(String, f64)>>> {
         self.step.set(
             gpu,
             Step {
@@ -929,60 +975,24 @@ impl Forward {
                 _pad: 0,
             },
         );
-        let n = self.decode_ops.len() + self.head_ops.len();
-        if n as u32 > profiler.capacity() {
-            return Err(Error::argument(
-                "profile",
-                format!("{n} dispatches, room for {}", profiler.capacity()),
-            ));
-        }
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("decode profile"),
-            });
-        let mut names = Vec::with_capacity(n);
-        let all = self
+        let ops: Vec<(&Dispatch, [u32; 3])> = self
             .decode_ops
             .iter()
-            .map(|op| (&op.dispatch, op.attention))
-            .chain(self.head_ops.iter().map(|d| (d, None)));
-        for (i, (d, attention)) in all.enumerate() {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(&d.pipeline.label),
-                timestamp_writes: Some(profiler.pass(i as u32)),
-            });
-            pass.set_pipeline(&d.pipeline.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            let [x, y, z] = match attention {
-                Some(ap) => attention_decode_f32::grid(&ap, pos as u32),
-                None => d.workgroups,
-            };
-            pass.dispatch_workgroups(x, y, z);
-            names.push(
-                d.pipeline
-                    .label
-                    .split("::")
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-            );
-        }
-        profiler.resolve(&mut encoder, n as u32);
-        gpu.queue.submit([encoder.finish()]);
-        let times = profiler.read(gpu, n as u32)?;
-        Ok(names.into_iter().zip(times).collect())
+            .map(|op| {
+                let grid = match &op.attention {
+                    Some(ap) => attention_decode_f32::grid(ap, pos as u32),
+                    None => op.dispatch.workgroups,
+                };
+                (&op.dispatch, grid)
+            })
+            .chain(self.head_ops.iter().map(|d| (d, d.workgroups)))
+            .collect();
+        timed(gpu, &ops)
     }
 
     /// Runs one prefill step of `ids` (at most `chunk` tokens) at position 0 with every dispatch
     /// in its own timed pass; returns (kernel name, GPU nanoseconds) per dispatch.
-    pub fn profile_prefill_step(
-        &self,
-        gpu: &Gpu,
-        w: &Weights,
-        ids: &[u32],
-        profiler: &crate::gpu::Profiler,
-    ) -> Result<Vec<(String, f64)>> {
+    pub fn profile_prefill_step(&self, gpu: &Gpu, w: &Weights, ids: &[u32]) -> Result<Option<Vec<(String, f64)>>> {
         self.check_ids(ids)?;
         let n = ids.len().min(self.chunk);
         gpu.write(&self.pre.ids, 0, bytemuck::cast_slice(&ids[..n]));
@@ -996,39 +1006,8 @@ impl Forward {
             },
         );
         let ops = self.build_prefill(gpu, w, n, 0)?;
-        if ops.len() as u32 > profiler.capacity() {
-            return Err(Error::argument(
-                "profile",
-                format!("{} dispatches, room for {}", ops.len(), profiler.capacity()),
-            ));
-        }
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("prefill profile"),
-            });
-        for (i, d) in ops.iter().enumerate() {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(&d.pipeline.label),
-                timestamp_writes: Some(profiler.pass(i as u32)),
-            });
-            d.record(&mut pass);
-        }
-        profiler.resolve(&mut encoder, ops.len() as u32);
-        gpu.queue.submit([encoder.finish()]);
-        let times = profiler.read(gpu, ops.len() as u32)?;
-        Ok(ops
-            .iter()
-            .map(|d| {
-                d.pipeline
-                    .label
-                    .split("::")
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .zip(times)
-            .collect())
+        let ops: Vec<(&Dispatch, [u32; 3])> = ops.iter().map(|d| (d, d.workgroups)).collect();
+        timed(gpu, &ops)
     }
 
     /// Dispatches in one decode step (for the design target of at most 8 per layer).

@@ -1,0 +1,180 @@
+//! Per-kernel benchmarks at gpt-oss-20b and -120b shapes: every decode kernel at context depths
+//! 128, 4096 and 32768, and the prefill kernels on 512 tokens, each with its achieved GB/s
+//! (decode, memory-bound) or GFLOP/s (prefill, compute-bound) and the fraction of the
+//! bandwidth that this run measures first. Weights are synthetic (two layers: one sliding,
+//! one full), generated on the GPU.
+//!
+//!   cargo bench --bench kernels                  # both presets, all depths
+//!   cargo bench --bench kernels -- 20b 4096      # one preset, one depth
+//!
+//! The adapter is chosen as everywhere (OSS_WGPU_BACKEND, OSS_WGPU_ADAPTER, OSS_WGPU_PORTABLE).
+
+use std::collections::BTreeMap;
+
+use oss_wgpu::bench::measure_bandwidth;
+use oss_wgpu::config::ModelConfig;
+use oss_wgpu::gpu::{Gpu, GpuOptions};
+use oss_wgpu::model::forward::{Forward, DEFAULT_CHUNK};
+use oss_wgpu::model::{synthetic, Model};
+
+const REPS: usize = 5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Bytes a decode kernel must read once (weights, KV cache), per dispatch.
+fn decode_bytes(c: &ModelConfig, name: &str, depth: usize, window: bool, kv_elem: u64) -> Option<f64> {
+    let (h, i, k) = (c.hidden_size as f64, c.intermediate_size as f64, c.experts_per_token as f64);
+    let mxfp4 = |rows: f64, cols: f64| rows * (cols / 2.0 + cols / 32.0 + 4.0);
+    Some(match name {
+        "matvec_f32_bf16w qkv_proj" => (c.q_dim() + 2 * c.kv_dim()) as f64 * h * 2.0,
+        "matvec_f32_bf16w o_proj" => h * c.q_dim() as f64 * 2.0,
+        "matvec_f32_bf16w router" => c.num_experts as f64 * h * 2.0,
+        "matvec_f32_bf16w lm_head" => c.vocab_size as f64 * h * 2.0,
+        "moe_gate_up_f32_mf4w" => k * mxfp4(2.0 * i, h),
+        "moe_down_f32_mf4w" => k * mxfp4(h, i),
+        "attention_decode_f32" => {
+            let visible = if window { depth.min(c.sliding_window) } else { depth } as f64;
+            2.0 * visible * c.kv_dim() as f64 * kv_elem as f64
+        }
+        _ => return None,
+    })
+}
+
+/// FLOPs of a prefill kernel over `t` tokens at positions 0..t, per dispatch.
+fn prefill_flops(c: &ModelConfig, name: &str, t: usize, window: bool) -> Option<f64> {
+    let (h, i, k, t_f) = (
+        c.hidden_size as f64,
+        c.intermediate_size as f64,
+        c.experts_per_token as f64,
+        t as f64,
+    );
+    Some(match name {
+        "matmul_f32_bf16w qkv_proj" => 2.0 * t_f * (c.q_dim() + 2 * c.kv_dim()) as f64 * h,
+        "matmul_f32_bf16w o_proj" => 2.0 * t_f * h * c.q_dim() as f64,
+        "moe_gate_up_prefill_f32_mf4w" => 2.0 * t_f * k * 2.0 * i * h,
+        "moe_down_prefill_f32_mf4w" => 2.0 * t_f * k * h * i,
+        "attention_prefill_f32" => {
+            let keys: f64 = (0..t)
+                .map(|p| if window { (p + 1).min(c.sliding_window) } else { p + 1 } as f64)
+                .sum();
+            // q.k and p.v: 2 FLOPs per multiply-add, head_dim each, every query head.
+            4.0 * keys * c.head_dim as f64 * c.num_attention_heads as f64
+        }
+        _ => return None,
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let presets: Vec<&str> = ["20b", "120b"]
+        .into_iter()
+        .filter(|p| args.is_empty() || args.iter().any(|a| a == p))
+        .collect();
+    let depths: Vec<usize> = {
+        let d: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+        if d.is_empty() {
+            vec![128, 4096, 32768]
+        } else {
+            d
+        }
+    };
+    let gpu = Gpu::new(&GpuOptions::from_env().expect("OSS_WGPU_* variables")).expect("a GPU adapter");
+    let (bandwidth, _) = measure_bandwidth(&gpu, REPS).expect("bandwidth");
+    let kv_elem = oss_wgpu::kernels::kv_element_bytes(&gpu);
+    println!(
+        "{} ({}, {} {}): bandwidth_read {bandwidth:.0} GB/s; f16 KV {}, subgroups {}",
+        gpu.info.name,
+        gpu.info.backend.to_str(),
+        gpu.info.driver,
+        gpu.info.driver_info,
+        gpu.features().f16,
+        gpu.features().subgroups
+    );
+
+    for preset in presets {
+        let mut c = synthetic::preset(preset).unwrap();
+        // Two layers, one of each attention kind.
+        c.num_hidden_layers = 2;
+        c.layer_types.truncate(2);
+        let model = Model::synthetic(&gpu, &c, 3).expect("synthetic weights");
+        println!("\ngpt-oss-{preset} shapes (2 layers: sliding, full), decode, GPU time per dispatch:");
+        println!("  {:<34} {:>7} {:>10} {:>9} {:>7}", "kernel", "depth", "us", "GB/s", "% bw");
+        for &depth in &depths {
+            let ctx = depth + 2;
+            let mut fwd = Forward::new(&gpu, &model.weights, &c, ctx, DEFAULT_CHUNK, 2).expect("forward");
+            let ids: Vec<u32> = (0..depth as u32).map(|i| (i * 7919) % c.vocab_size as u32).collect();
+            fwd.prefill(&gpu, &model.weights, &ids, 0, false).expect("prefill");
+            gpu.wait("prefill").unwrap();
+            let mut samples: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
+            for _ in 0..REPS + 1 {
+                let Some(times) = fwd.profile_decode_step(&gpu, depth).expect("profile") else {
+                    println!("  (no timestamp queries on this adapter)");
+                    return;
+                };
+                // Dispatch order within a step: attention of layer 0 (sliding) comes first.
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                for (name, ns) in times {
+                    let n = seen.entry(name.clone()).or_default();
+                    samples.entry((*n, name)).or_default().push(ns);
+                    *n += 1;
+                }
+            }
+            for ((nth, name), v) in samples {
+                let us = median(v[1..].to_vec()) / 1e3;
+                let window = name == "attention_decode_f32" && nth == 0;
+                let label = if name == "attention_decode_f32" {
+                    format!("{name} ({})", if window { "sliding" } else { "full" })
+                } else if nth > 0 {
+                    continue;
+                } else {
+                    name.clone()
+                };
+                match decode_bytes(&c, &name, depth, window, kv_elem) {
+                    Some(bytes) => {
+                        let gbs = bytes / (us * 1e3);
+                        println!("  {label:<34} {depth:>7} {us:>10.1} {gbs:>9.0} {:>6.1}%", 100.0 * gbs / bandwidth)
+                    }
+                    None => println!("  {label:<34} {depth:>7} {us:>10.1}"),
+                }
+            }
+        }
+
+        let t = 512usize;
+        println!("\ngpt-oss-{preset} shapes, prefill step of {t} tokens, GPU time per dispatch:");
+        println!("  {:<34} {:>10} {:>10}", "kernel", "us", "GFLOP/s");
+        let fwd = Forward::new(&gpu, &model.weights, &c, t, DEFAULT_CHUNK, 2).expect("forward");
+        let ids: Vec<u32> = (0..t as u32).map(|i| (i * 7919) % c.vocab_size as u32).collect();
+        let mut samples: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
+        for _ in 0..REPS + 1 {
+            let times = fwd
+                .profile_prefill_step(&gpu, &model.weights, &ids)
+                .expect("profile")
+                .expect("timestamps");
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for (name, ns) in times {
+                let n = seen.entry(name.clone()).or_default();
+                samples.entry((*n, name)).or_default().push(ns);
+                *n += 1;
+            }
+        }
+        for ((nth, name), v) in samples {
+            let us = median(v[1..].to_vec()) / 1e3;
+            let window = name == "attention_prefill_f32" && nth == 0;
+            if nth > 0 && name != "attention_prefill_f32" {
+                continue;
+            }
+            let label = if name == "attention_prefill_f32" {
+                format!("{name} ({})", if window { "sliding" } else { "full" })
+            } else {
+                name.clone()
+            };
+            match prefill_flops(&c, &name, t, window) {
+                Some(f) => println!("  {label:<34} {us:>10.1} {:>10.0}", f / (us * 1e3)),
+                None => println!("  {label:<34} {us:>10.1}"),
+            }
+        }
+    }
+}

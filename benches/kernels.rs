@@ -25,8 +25,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Bytes a decode kernel must read once (weights, KV cache), per dispatch.
-fn decode_bytes(c: &ModelConfig, name: &str, depth: usize, window: bool, kv_elem: u64) -> Option<f64> {
-    let (h, i, k) = (c.hidden_size as f64, c.intermediate_size as f64, c.experts_per_token as f64);
+fn decode_bytes(
+    c: &ModelConfig,
+    name: &str,
+    depth: usize,
+    window: bool,
+    kv_elem: u64,
+) -> Option<f64> {
+    let (h, i, k) = (
+        c.hidden_size as f64,
+        c.intermediate_size as f64,
+        c.experts_per_token as f64,
+    );
     let mxfp4 = |rows: f64, cols: f64| rows * (cols / 2.0 + cols / 32.0 + 4.0);
     Some(match name {
         "matvec_f32_bf16w qkv_proj" => (c.q_dim() + 2 * c.kv_dim()) as f64 * h * 2.0,
@@ -36,7 +46,11 @@ fn decode_bytes(c: &ModelConfig, name: &str, depth: usize, window: bool, kv_elem
         "moe_gate_up_f32_mf4w" => k * mxfp4(2.0 * i, h),
         "moe_down_f32_mf4w" => k * mxfp4(h, i),
         "attention_decode_f32" => {
-            let visible = if window { depth.min(c.sliding_window) } else { depth } as f64;
+            let visible = if window {
+                depth.min(c.sliding_window)
+            } else {
+                depth
+            } as f64;
             2.0 * visible * c.kv_dim() as f64 * kv_elem as f64
         }
         _ => return None,
@@ -68,10 +82,19 @@ fn prefill_flops(c: &ModelConfig, name: &str, t: usize, window: bool) -> Option<
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let presets: Vec<&str> = ["20b", "120b"]
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let presets: Vec<&str> = ["20b", "120b", "tiny"]
         .into_iter()
-        .filter(|p| args.is_empty() || args.iter().any(|a| a == p))
+        .filter(|p| {
+            if args.iter().any(|a| a.parse::<usize>().is_err()) {
+                args.iter().any(|a| a == p)
+            } else {
+                *p != "tiny"
+            }
+        })
         .collect();
     let depths: Vec<usize> = {
         let d: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
@@ -81,7 +104,8 @@ fn main() {
             d
         }
     };
-    let gpu = Gpu::new(&GpuOptions::from_env().expect("OSS_WGPU_* variables")).expect("a GPU adapter");
+    let gpu =
+        Gpu::new(&GpuOptions::from_env().expect("OSS_WGPU_* variables")).expect("a GPU adapter");
     let (bandwidth, _) = measure_bandwidth(&gpu, REPS).expect("bandwidth");
     let kv_elem = oss_wgpu::kernels::kv_element_bytes(&gpu);
     println!(
@@ -100,13 +124,22 @@ fn main() {
         c.num_hidden_layers = 2;
         c.layer_types.truncate(2);
         let model = Model::synthetic(&gpu, &c, 3).expect("synthetic weights");
-        println!("\ngpt-oss-{preset} shapes (2 layers: sliding, full), decode, GPU time per dispatch:");
-        println!("  {:<34} {:>7} {:>10} {:>9} {:>7}", "kernel", "depth", "us", "GB/s", "% bw");
+        println!(
+            "\ngpt-oss-{preset} shapes (2 layers: sliding, full), decode, GPU time per dispatch:"
+        );
+        println!(
+            "  {:<34} {:>7} {:>10} {:>9} {:>7}",
+            "kernel", "depth", "us", "GB/s", "% bw"
+        );
         for &depth in &depths {
             let ctx = depth + 2;
-            let mut fwd = Forward::new(&gpu, &model.weights, &c, ctx, DEFAULT_CHUNK, 2).expect("forward");
-            let ids: Vec<u32> = (0..depth as u32).map(|i| (i * 7919) % c.vocab_size as u32).collect();
-            fwd.prefill(&gpu, &model.weights, &ids, 0, false).expect("prefill");
+            let mut fwd =
+                Forward::new(&gpu, &model.weights, &c, ctx, DEFAULT_CHUNK, 2).expect("forward");
+            let ids: Vec<u32> = (0..depth as u32)
+                .map(|i| (i * 7919) % c.vocab_size as u32)
+                .collect();
+            fwd.prefill(&gpu, &model.weights, &ids, 0, false)
+                .expect("prefill");
             gpu.wait("prefill").unwrap();
             let mut samples: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
             for _ in 0..REPS + 1 {
@@ -135,7 +168,10 @@ fn main() {
                 match decode_bytes(&c, &name, depth, window, kv_elem) {
                     Some(bytes) => {
                         let gbs = bytes / (us * 1e3);
-                        println!("  {label:<34} {depth:>7} {us:>10.1} {gbs:>9.0} {:>6.1}%", 100.0 * gbs / bandwidth)
+                        println!(
+                            "  {label:<34} {depth:>7} {us:>10.1} {gbs:>9.0} {:>6.1}%",
+                            100.0 * gbs / bandwidth
+                        )
                     }
                     None => println!("  {label:<34} {depth:>7} {us:>10.1}"),
                 }
@@ -146,7 +182,9 @@ fn main() {
         println!("\ngpt-oss-{preset} shapes, prefill step of {t} tokens, GPU time per dispatch:");
         println!("  {:<34} {:>10} {:>10}", "kernel", "us", "GFLOP/s");
         let fwd = Forward::new(&gpu, &model.weights, &c, t, DEFAULT_CHUNK, 2).expect("forward");
-        let ids: Vec<u32> = (0..t as u32).map(|i| (i * 7919) % c.vocab_size as u32).collect();
+        let ids: Vec<u32> = (0..t as u32)
+            .map(|i| (i * 7919) % c.vocab_size as u32)
+            .collect();
         let mut samples: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
         for _ in 0..REPS + 1 {
             let times = fwd

@@ -259,7 +259,13 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
         let depth = depth.max(1);
         let ctx = (depth + 2).min(c.max_position_embeddings);
         let mut fwd = Forward::new(gpu, &model.weights, c, ctx, DEFAULT_CHUNK, 2)?;
-        fwd.prefill(gpu, &model.weights, &random_ids(depth, c.vocab_size, 5), 0, false)?;
+        fwd.prefill(
+            gpu,
+            &model.weights,
+            &random_ids(depth, c.vocab_size, 5),
+            0,
+            false,
+        )?;
         gpu.wait("profile prefill")?;
         dispatches = fwd.decode_dispatches();
         // Warm up once, then keep the second run.

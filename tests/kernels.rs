@@ -99,7 +99,10 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
         );
         let wg0 = matvec_f32_bf16w::workgroups(20);
         let argmax = gpu
-            .storage("argmax", 8 * (wg0 + matvec_f32_bf16w::workgroups(17)) as u64)
+            .storage(
+                "argmax",
+                8 * (wg0 + matvec_f32_bf16w::workgroups(17)) as u64,
+            )
             .unwrap();
         let normed = out(&gpu, "normed", k);
         // Plain, then fused norm + bias, then residual add into `resid`.
@@ -172,8 +175,12 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
                 .iter()
                 .flat_map(|&(r0, n)| {
                     let rows_per_wg = matvec_f32_bf16w::split(n as u32).0 as usize;
-                    (0..n.div_ceil(rows_per_wg))
-                        .map(move |w| (r0 + w * rows_per_wg, (r0 + n).min(r0 + (w + 1) * rows_per_wg)))
+                    (0..n.div_ceil(rows_per_wg)).map(move |w| {
+                        (
+                            r0 + w * rows_per_wg,
+                            (r0 + n).min(r0 + (w + 1) * rows_per_wg),
+                        )
+                    })
                 })
                 .collect();
             for (wi, &(a, b)) in wg_rows.iter().enumerate() {
@@ -823,7 +830,11 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
 fn matvec_many_rows_with_argmax() {
     let mut rng = Rng::new(31);
     let (rows, k) = (16390usize, 64usize);
-    assert_eq!(matvec_f32_bf16w::split(rows as u32).1, 4, "this test is for the R = 4 path");
+    assert_eq!(
+        matvec_f32_bf16w::split(rows as u32).1,
+        4,
+        "this test is for the R = 4 path"
+    );
     let w = bf16_matrix(&mut rng, rows, k, 0.5);
     let x = rng.vec_sym(k, 2.0);
     let gain = rng.vec_sym(k, 1.5);
@@ -858,7 +869,9 @@ fn matvec_many_rows_with_argmax() {
         let best_pair = (0..n_wg as usize)
             .max_by(|&a, &b| {
                 let (va, vb) = (f32::from_bits(pairs[2 * a]), f32::from_bits(pairs[2 * b]));
-                va.partial_cmp(&vb).unwrap().then(pairs[2 * b + 1].cmp(&pairs[2 * a + 1]))
+                va.partial_cmp(&vb)
+                    .unwrap()
+                    .then(pairs[2 * b + 1].cmp(&pairs[2 * a + 1]))
             })
             .unwrap();
         let mut best = 0;
@@ -867,6 +880,10 @@ fn matvec_many_rows_with_argmax() {
                 best = i;
             }
         }
-        assert_eq!(pairs[2 * best_pair + 1] as usize, best, "argmax over the workgroup maxima");
+        assert_eq!(
+            pairs[2 * best_pair + 1] as usize,
+            best,
+            "argmax over the workgroup maxima"
+        );
     }
 }

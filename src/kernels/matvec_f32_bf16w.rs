@@ -13,10 +13,10 @@ pub const SHADER: &str = "matvec_f32_bf16w";
 /// so that there are enough workgroups to fill the GPU. OSS_WGPU_TUNE_MATVEC="ROWS,R" overrides
 /// this for experiments.
 pub fn split(rows: u32) -> (u32, u32) {
-    if let Some((a, b)) = std::env::var("OSS_WGPU_TUNE_MATVEC")
-        .ok()
-        .and_then(|v| v.split_once(',').map(|(a, b)| (a.trim().parse().ok(), b.trim().parse().ok())))
-    {
+    if let Some((a, b)) = std::env::var("OSS_WGPU_TUNE_MATVEC").ok().and_then(|v| {
+        v.split_once(',')
+            .map(|(a, b)| (a.trim().parse().ok(), b.trim().parse().ok()))
+    }) {
         if let (Some(a), Some(b)) = (a, b) {
             return (a, b);
         }

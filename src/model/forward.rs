@@ -166,7 +166,11 @@ fn profile_name(d: &Dispatch) -> String {
         }
         None => t,
     };
-    let t = t.split(".part").next().unwrap_or(t).trim_end_matches(".weight");
+    let t = t
+        .split(".part")
+        .next()
+        .unwrap_or(t)
+        .trim_end_matches(".weight");
     let t = t.rsplit('.').next().unwrap_or(t);
     format!("{kernel} {t}")
 }
@@ -180,9 +184,11 @@ fn timed(gpu: &Gpu, ops: &[(&Dispatch, [u32; 3])]) -> Result<Option<Vec<(String,
     };
     let mut out = Vec::with_capacity(ops.len());
     for batch in ops.chunks(BATCH) {
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("profile"),
-        });
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("profile"),
+            });
         for (i, (d, [x, y, z])) in batch.iter().enumerate() {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(&d.pipeline.label),
@@ -992,7 +998,12 @@ impl Forward {
 
     /// Runs one prefill step of `ids` (at most `chunk` tokens) at position 0 with every dispatch
     /// in its own timed pass; returns (kernel name, GPU nanoseconds) per dispatch.
-    pub fn profile_prefill_step(&self, gpu: &Gpu, w: &Weights, ids: &[u32]) -> Result<Option<Vec<(String, f64)>>> {
+    pub fn profile_prefill_step(
+        &self,
+        gpu: &Gpu,
+        w: &Weights,
+        ids: &[u32],
+    ) -> Result<Option<Vec<(String, f64)>>> {
         self.check_ids(ids)?;
         let n = ids.len().min(self.chunk);
         gpu.write(&self.pre.ids, 0, bytemuck::cast_slice(&ids[..n]));

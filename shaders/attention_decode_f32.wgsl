@@ -13,6 +13,7 @@
 
 const WG: u32 = 256u;
 const MAX_GROUP: u32 = 16u;
+const UNROLL: u32 = 4u;
 
 override CHUNK: u32 = 128u;    // positions per workgroup
 override GROUP: u32 = 8u;      // query heads per KV head
@@ -44,6 +45,7 @@ var<workgroup> k_now: array<f32, HEAD_DIM>;
 var<workgroup> v_now: array<f32, HEAD_DIM>;
 var<workgroup> scores: array<f32, GROUP * CHUNK>;
 var<workgroup> head_max: array<f32, GROUP>;
+var<workgroup> red: array<f32, WG>;
 // Per position-lane partial outputs: [WG / (D/2)][GROUP][D].
 var<workgroup> o_s: array<f32, WG * 2u * GROUP>;
 
@@ -127,10 +129,22 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
     }
     workgroupBarrier();
 
+    // Per-head maximum: 32 invocations per head take a strided share, one folds the 32.
+    let per_head = WG / GROUP;
+    let hg = lid / per_head;
+    let ht = lid % per_head;
+    var m_part = -3.0e38;
+    if hg < GROUP {
+        for (var p = ht; p < count; p += per_head) {
+            m_part = max(m_part, scores[hg * CHUNK + p]);
+        }
+    }
+    red[lid] = m_part;
+    workgroupBarrier();
     if lid < GROUP {
-        var m = scores[lid * CHUNK];
-        for (var p = 1u; p < count; p++) {
-            m = max(m, scores[lid * CHUNK + p]);
+        var m = red[lid * per_head];
+        for (var t = 1u; t < per_head; t++) {
+            m = max(m, red[lid * per_head + t]);
         }
         head_max[lid] = m;
     }
@@ -144,6 +158,14 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
         scores[i] = e;
     }
     workgroupBarrier();
+    // Per-head sum of the weights, the same way (fixed order: deterministic).
+    var l_part = 0.0;
+    if hg < GROUP {
+        for (var p = ht; p < count; p += per_head) {
+            l_part += scores[hg * CHUNK + p];
+        }
+    }
+    red[lid] = l_part;
 
     // Output: invocation (lane, pair) sums positions lane, lane + lanes, ... for dims 2 pair, +1.
     let pairs = HEAD_DIM / 2u;
@@ -151,14 +173,24 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
     let pair = lid % pairs;
     let lane = lid / pairs;
     var acc = array<vec2<f32>, MAX_GROUP>();
-    for (var p = lane; p < count; p += lanes) {
-        let slot = (start + p) % params.capacity;
-        var v = vec2<f32>(v_now[2u * pair], v_now[2u * pair + 1u]);
-        if start + p != pos {
-            v = load_v((kvh * params.capacity + slot) * HEAD_DIM + 2u * pair);
+    // UNROLL positions per step, their V loads issued together before any arithmetic.
+    for (var p0 = lane; p0 < count; p0 += UNROLL * lanes) {
+        var v: array<vec2<f32>, UNROLL>;
+        for (var u = 0u; u < UNROLL; u++) {
+            let p = min(p0 + u * lanes, count - 1u);
+            v[u] = vec2<f32>(v_now[2u * pair], v_now[2u * pair + 1u]);
+            if start + p != pos {
+                let slot = (start + p) % params.capacity;
+                v[u] = load_v((kvh * params.capacity + slot) * HEAD_DIM + 2u * pair);
+            }
         }
-        for (var g = 0u; g < GROUP; g++) {
-            acc[g] += scores[g * CHUNK + p] * v;
+        for (var u = 0u; u < UNROLL; u++) {
+            let p = p0 + u * lanes;
+            if p < count {
+                for (var g = 0u; g < GROUP; g++) {
+                    acc[g] += scores[g * CHUNK + p] * v[u];
+                }
+            }
         }
     }
     for (var g = 0u; g < GROUP; g++) {
@@ -182,8 +214,8 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
     }
     if lid < GROUP {
         var l = 0.0;
-        for (var p = 0u; p < count; p++) {
-            l += scores[lid * CHUNK + p];
+        for (var t = 0u; t < per_head; t++) {
+            l += red[lid * per_head + t];
         }
         let base = (chunk * params.n_heads + head0 + lid) * stride;
         partials[base + HEAD_DIM] = head_max[lid];

@@ -6,7 +6,7 @@
 // invocations on the portable path) takes R rows at a time, its lanes striding over 8-element
 // chunks of K with 16-byte loads, so every x chunk is loaded once for R rows. One group sum
 // per row, no workgroup barrier on the subgroup path.
-// Options: NORMED_OUT (workgroup 0 also writes x * rsqrt * gain, the MoE's input), ARGMAX
+// Options: NORMED_OUT (also writes x * rsqrt * gain, the MoE's input), ARGMAX
 // (each workgroup writes the largest of its outputs and its row, for the greedy sampler).
 
 //!include bf16
@@ -69,25 +69,12 @@ fn matvec_f32_bf16w(ids: ReduceIds,
     let lanes = group_lanes(ids);
     let ng = n_groups(ids);
 
-    var scale = 1.0;
-    if NORM {
-        var ss = 0.0;
-        for (var c = lane; c < params.k8; c += lanes) {
-            let xa = x[2u * c];
-            let xb = x[2u * c + 1u];
-            ss += dot(xa, xa) + dot(xb, xb);
-        }
-        scale = inverseSqrt(group_sum(ss, ids) / f32(params.k8 * 8u) + params.eps);
-        if NORMED_OUT && wg == 0u && g == 0u {
-            for (var c = lane; c < params.k8; c += lanes) {
-                normed[2u * c] = x[2u * c] * gain[2u * c] * scale;
-                normed[2u * c + 1u] = x[2u * c + 1u] * gain[2u * c + 1u] * scale;
-            }
-        }
-    }
-
     var my_best = NEG_HUGE;
     var my_best_i = 0xffffffffu;
+    // With NORM the sum of squares rides along the first pass's loads of x; the norm's
+    // scale multiplies each row's sum at the end (it is common to all terms).
+    var ss = 0.0;
+    var scale = 1.0;
     let passes = (ROWS_PER_WG + ng * R - 1u) / (ng * R);
     for (var step_i = 0u; step_i < passes; step_i++) {
         let rbase = row0 + (step_i * ng + g) * R;
@@ -108,17 +95,23 @@ fn matvec_f32_bf16w(ids: ReduceIds,
             var xb0 = x[2u * c0 + 1u];
             var xa1 = x[2u * c1];
             var xb1 = x[2u * c1 + 1u];
+            let w1 = select(0.0, 1.0, has1);
             if NORM {
+                if step_i == 0u {
+                    ss += dot(xa0, xa0) + dot(xb0, xb0) + w1 * (dot(xa1, xa1) + dot(xb1, xb1));
+                }
                 xa0 *= gain[2u * c0];
                 xb0 *= gain[2u * c0 + 1u];
                 xa1 *= gain[2u * c1];
                 xb1 *= gain[2u * c1 + 1u];
             }
-            let w1 = select(0.0, 1.0, has1);
             for (var r = 0u; r < R; r++) {
                 acc[r] += dot(xa0, bf16x4(q0[r].xy)) + dot(xb0, bf16x4(q0[r].zw))
                     + w1 * (dot(xa1, bf16x4(q1[r].xy)) + dot(xb1, bf16x4(q1[r].zw)));
             }
+        }
+        if NORM && step_i == 0u {
+            scale = inverseSqrt(group_sum(ss, ids) / f32(params.k8 * 8u) + params.eps);
         }
         for (var r = 0u; r < R; r++) {
             let total = group_sum(acc[r], ids);
@@ -138,6 +131,15 @@ fn matvec_f32_bf16w(ids: ReduceIds,
                     my_best_i = i;
                 }
             }
+        }
+    }
+
+    if NORMED_OUT && NORM {
+        // The dispatch's invocations share the chunks of the normalised x.
+        let n_inv = (params.rows + ROWS_PER_WG - 1u) / ROWS_PER_WG * WG;
+        for (var c = wg * WG + ids.lid; c < params.k8; c += n_inv) {
+            normed[2u * c] = x[2u * c] * gain[2u * c] * scale;
+            normed[2u * c + 1u] = x[2u * c + 1u] * gain[2u * c + 1u] * scale;
         }
     }
 

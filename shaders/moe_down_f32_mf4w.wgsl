@@ -12,6 +12,9 @@ const REDUCE_SIZE: u32 = WG;
 const R: u32 = 4u;
 
 override ROWS_PER_WG: u32 = 32u;
+// Read the activations straight from global memory (L1) instead of staging them in workgroup
+// memory: no staging phase, and workgroup memory stops limiting occupancy.
+override X_GLOBAL: bool = false;
 override X_VEC4: u32 = 720u;     // inter / 4
 
 struct Params {
@@ -45,8 +48,10 @@ fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
     }
     let weight = bitcast<f32>(route[params.k + slot]);
     mxfp4_init_lut(ids.lid);
-    for (var i = ids.lid; i < params.inter / 4u; i += WG) {
-        xs[i] = act[slot * params.inter / 4u + i];
+    if !X_GLOBAL {
+        for (var i = ids.lid; i < params.inter / 4u; i += WG) {
+            xs[i] = act[slot * params.inter / 4u + i];
+        }
     }
     workgroupBarrier();
 
@@ -71,7 +76,11 @@ fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
             }
             var xv: array<vec4<f32>, 8>;
             for (var j = 0u; j < 8u; j++) {
-                xv[j] = xs[8u * b + j];
+                if X_GLOBAL {
+                    xv[j] = act[slot * params.inter / 4u + 8u * b + j];
+                } else {
+                    xv[j] = xs[8u * b + j];
+                }
             }
             for (var r = 0u; r < R; r++) {
                 acc[r] += mxfp4_scale(mxfp4_dot_block(q[r], xv), s[r]);

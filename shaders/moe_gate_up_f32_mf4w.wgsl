@@ -16,6 +16,9 @@ const REDUCE_SIZE: u32 = WG;
 const R: u32 = 4u;               // rows per group step: two gate/up pairs
 
 override ROWS_PER_WG: u32 = 32u;
+// Read the activations straight from global memory (L1) instead of staging them in workgroup
+// memory: no staging phase, and workgroup memory stops limiting occupancy.
+override X_GLOBAL: bool = false;
 override X_VEC4: u32 = 720u;     // hidden / 4
 
 struct Params {
@@ -49,8 +52,10 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
         return;
     }
     mxfp4_init_lut(ids.lid);
-    for (var i = ids.lid; i < params.hidden / 4u; i += WG) {
-        xs[i] = xn[i];
+    if !X_GLOBAL {
+        for (var i = ids.lid; i < params.hidden / 4u; i += WG) {
+            xs[i] = xn[i];
+        }
     }
     workgroupBarrier();
 
@@ -76,7 +81,11 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
             }
             var xv: array<vec4<f32>, 8>;
             for (var j = 0u; j < 8u; j++) {
-                xv[j] = xs[8u * b + j];
+                if X_GLOBAL {
+                    xv[j] = xn[8u * b + j];
+                } else {
+                    xv[j] = xs[8u * b + j];
+                }
             }
             for (var r = 0u; r < R; r++) {
                 acc[r] += mxfp4_scale(mxfp4_dot_block(q[r], xv), s[r]);

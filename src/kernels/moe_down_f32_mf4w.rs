@@ -1,7 +1,7 @@
 //! MoE decode, second half: MXFP4 down projection per selected expert, weighted by the
 //! routing weight; moe_combine_f32 adds the slots to the residual stream.
 
-use super::moe_gate_up_f32_mf4w::ExpertPart;
+use super::moe_gate_up_f32_mf4w::{x_global, ExpertPart};
 use super::{build, need};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
@@ -60,7 +60,16 @@ pub fn dispatch(
         SHADER,
         &[
             ("ROWS_PER_WG", ROWS_PER_WG as f64),
-            ("X_VEC4", (p.inter / 4) as f64),
+            // With X_GLOBAL the tile is unused; keep it minimal.
+            (
+                "X_VEC4",
+                if x_global() {
+                    4.0
+                } else {
+                    (p.inter / 4) as f64
+                },
+            ),
+            ("X_GLOBAL", x_global() as u32 as f64),
         ],
         &params,
         &part.blocks.label,

@@ -21,6 +21,12 @@ pub struct Params {
     pub _pad: [u32; 2],
 }
 
+/// Whether the MoE decode kernels read activations from global memory rather than a
+/// workgroup-memory tile (OSS_WGPU_TUNE_MOE=global, for experiments).
+pub fn x_global() -> bool {
+    std::env::var("OSS_WGPU_TUNE_MOE").is_ok_and(|v| v.trim() == "global")
+}
+
 /// The expert weights of one part: experts `e0 .. e0 + n_part`.
 pub struct ExpertPart<'a> {
     pub blocks: &'a GpuBuffer,
@@ -59,7 +65,16 @@ pub fn dispatch(
         SHADER,
         &[
             ("ROWS_PER_WG", ROWS_PER_WG as f64),
-            ("X_VEC4", (p.hidden / 4) as f64),
+            // With X_GLOBAL the tile is unused; keep it minimal.
+            (
+                "X_VEC4",
+                if x_global() {
+                    4.0
+                } else {
+                    (p.hidden / 4) as f64
+                },
+            ),
+            ("X_GLOBAL", x_global() as u32 as f64),
         ],
         &params,
         &part.blocks.label,

@@ -15,6 +15,7 @@ pub struct Params {
     pub chunk: u32,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     gpu: &Gpu,
     n_heads: u32,

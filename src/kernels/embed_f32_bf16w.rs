@@ -17,6 +17,7 @@ pub struct Params {
 }
 
 /// `out[t] = table[ids[t]]` for ids in `row0..row0 + rows` (the rows `table` holds).
+#[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     gpu: &Gpu,
     table: &GpuBuffer,

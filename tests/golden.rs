@@ -158,3 +158,25 @@ fn gpu_forward_matches_cpu_reference() {
         );
     }
 }
+
+/// Prefill in steps of 16 tokens (prompts of 45 and 47 tokens take three steps, sliding layers
+/// keep a ring of window + 16 positions) gives the same prompt logits as transformers.
+#[test]
+fn chunked_prefill_matches_transformers() {
+    use oss_wgpu::model::forward::Forward;
+    let gpu = paths().pop().unwrap(); // portable: f32 throughout
+    for case in cases().iter().filter(|c| c.name.ends_with("raw_long")) {
+        let model = Model::load(&gpu, &fixtures().join(&case.model), false).unwrap();
+        let mut fwd = Forward::new(&gpu, &model.weights, &model.config, 256, 16, 1).unwrap();
+        let logits = fwd
+            .prefill(&gpu, &model.weights, &case.prompt_ids, 0, true)
+            .unwrap()
+            .unwrap();
+        let diff = max_abs_diff(&logits, &case.logits);
+        assert!(
+            diff <= PORTABLE_ATOL,
+            "{}: chunked prefill differs by {diff}",
+            case.name
+        );
+    }
+}

@@ -427,9 +427,9 @@ mod tests {
     #[test]
     fn gpt_oss_20b_kv_cache() {
         let c = config_20b();
-        // 12 full layers x 8192 positions + 12 sliding x (128 + 512), 8 KV heads x 64, K and V,
-        // 2 bytes.
-        let want = (12 * 8192 + 12 * 640) as u64 * 512 * 2 * 2;
+        // 12 full layers x 8192 positions + 12 sliding x (128 + one prefill step), 8 KV heads x
+        // 64, K and V, 2 bytes.
+        let want = (12 * 8192 + 12 * (128 + DEFAULT_CHUNK)) as u64 * 512 * 2 * 2;
         assert_eq!(kv_cache::bytes(&c, 8192, DEFAULT_CHUNK, 2), want);
         // A context shorter than the ring needs no more than the context.
         assert_eq!(

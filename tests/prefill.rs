@@ -288,12 +288,16 @@ struct MoePrefill {
     parts: Vec<(usize, usize)>,
     /// Router logits per token; None = random.
     logits: Option<Vec<f32>>,
+    /// E8M0 scale bytes to draw from.
+    scales: Vec<u8>,
+    /// swiglu_limit.
+    limit: f32,
 }
 
 fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
     let mut rng = Rng::new(seed);
     let (t, h, i, e, k) = (c.tokens, c.hidden, c.inter, c.experts, c.k);
-    let scales: Vec<u8> = (117..=124).collect();
+    let scales = c.scales.clone();
     let nb_gu = e * 2 * i * h / 32;
     let nb_dn = e * h * i / 32;
     let gu_b = rng.bytes(nb_gu * 16);
@@ -323,7 +327,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
             1e-5,
             &logits[tok * e..(tok + 1) * e],
             k,
-            7.0,
+            c.limit,
             &experts,
         ));
     }
@@ -377,7 +381,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
             k: k as u32,
             e0: e0 as u32,
             n_part: n as u32,
-            limit: 7.0,
+            limit: c.limit,
             n_experts: e as u32,
             _pad: 0,
         };
@@ -442,6 +446,7 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             })
         })
         .collect();
+    let realistic: Vec<u8> = (117..=124).collect();
     let cases = [
         MoePrefill {
             tokens: 1,
@@ -451,6 +456,8 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             k: 2,
             parts: vec![(0, 4)],
             logits: None,
+            scales: realistic.clone(),
+            limit: 7.0,
         },
         MoePrefill {
             tokens: 70,
@@ -460,6 +467,8 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             k: 2,
             parts: vec![(0, 5)],
             logits: Some(one_expert),
+            scales: realistic.clone(),
+            limit: 7.0,
         },
         MoePrefill {
             tokens: 33,
@@ -469,6 +478,8 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             k: 3,
             parts: vec![(0, 8)],
             logits: Some(skewed),
+            scales: realistic.clone(),
+            limit: 7.0,
         },
         MoePrefill {
             tokens: 45,
@@ -478,6 +489,8 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             k: 4,
             parts: vec![(0, 2), (2, 3), (5, 1)],
             logits: None,
+            scales: realistic.clone(),
+            limit: 7.0,
         },
         // More entries (600 tokens x 4) than the routing kernel stages at once (2048).
         MoePrefill {
@@ -488,6 +501,22 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             k: 4,
             parts: vec![(0, 5)],
             logits: None,
+            scales: realistic.clone(),
+            limit: 7.0,
+        },
+        // Scales near zero (subnormal weights) and at or above 129 (large ones): no overflow.
+        MoePrefill {
+            tokens: 40,
+            hidden: 64,
+            inter: 64,
+            experts: 4,
+            k: 2,
+            parts: vec![(0, 4)],
+            logits: None,
+            scales: vec![0, 1, 2, 3, 127, 129, 131, 134, 137, 140],
+            // No clamp: large values flow through to the output (as in tests/kernels.rs), where
+            // a relative tolerance applies; a clamp would make small outputs out of huge terms.
+            limit: 1e30,
         },
     ];
     for gpu in paths() {

@@ -170,8 +170,13 @@ impl Dispatch {
 }
 
 impl Gpu {
-    /// Records `dispatches` into one compute pass, submits, and waits (tests and one-off work).
-    pub fn run(&self, label: &str, dispatches: &[&Dispatch]) -> Result<()> {
+    /// A command encoder holding one compute pass that `record` fills; the caller may add
+    /// copies before submitting it.
+    pub fn encode_pass(
+        &self,
+        label: &str,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> wgpu::CommandEncoder {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
@@ -180,10 +185,18 @@ impl Gpu {
                 label: Some(label),
                 timestamp_writes: None,
             });
-            for d in dispatches {
-                d.record(&mut pass);
-            }
+            record(&mut pass);
         }
+        encoder
+    }
+
+    /// Records `dispatches` into one compute pass, submits, and waits (tests and one-off work).
+    pub fn run(&self, label: &str, dispatches: &[&Dispatch]) -> Result<()> {
+        let encoder = self.encode_pass(label, |pass| {
+            for d in dispatches {
+                d.record(pass);
+            }
+        });
         self.queue.submit([encoder.finish()]);
         self.wait(label)
     }

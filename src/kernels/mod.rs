@@ -48,6 +48,19 @@ impl StepBuffer {
         gpu.queue
             .write_buffer(&self.buffer, 0, bytemuck::bytes_of(&step));
     }
+
+    /// The next submit's step: `n_tokens` tokens from position `pos0`, sample `sample_index`.
+    pub fn set_at(&self, gpu: &Gpu, pos0: usize, n_tokens: usize, sample_index: usize) {
+        self.set(
+            gpu,
+            Step {
+                pos0: pos0 as u32,
+                n_tokens: n_tokens as u32,
+                sample_index: sample_index as u32,
+                _pad: 0,
+            },
+        );
+    }
 }
 
 /// (shader, size of the Rust parameter struct) for every kernel with a `Params` uniform; a test

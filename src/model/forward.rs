@@ -330,16 +330,6 @@ impl Forward {
         Ok(fwd)
     }
 
-    /// GPU bytes of the KV cache and activations for `ctx` positions (weights excluded).
-    pub fn kv_cache_bytes(
-        config: &ModelConfig,
-        ctx: usize,
-        chunk: usize,
-        element_bytes: u64,
-    ) -> u64 {
-        kv_cache::bytes(config, ctx, chunk.clamp(1, ctx.max(1)), element_bytes)
-    }
-
     pub fn set_sampling(&mut self, gpu: &Gpu, weights: &Weights, s: SamplingParams) -> Result<()> {
         if s != self.sampling {
             self.sampling = s;
@@ -650,15 +640,9 @@ impl Forward {
         Ok(ops)
     }
 
-    /// Dispatches of one prefill step of `n` tokens at `pos0` (ids already in `pre.ids`),
+    /// Dispatches of one prefill step of `n` tokens (ids in `pre.ids`, position in the step uniform),
     /// leaving the residual stream in `pre.x`.
-    fn build_prefill(
-        &self,
-        gpu: &Gpu,
-        w: &Weights,
-        n: usize,
-        pos0: usize,
-    ) -> Result<Vec<Dispatch>> {
+    fn build_prefill(&self, gpu: &Gpu, w: &Weights, n: usize) -> Result<Vec<Dispatch>> {
         let c = &self.config;
         let p = &self.pre;
         let (h, e, k, inter) = (
@@ -814,7 +798,6 @@ impl Forward {
                 &p.x,
             )?);
         }
-        let _ = pos0;
         Ok(ops)
     }
 
@@ -878,16 +861,8 @@ impl Forward {
         while t0 < ids.len() {
             let n = step_tokens.min(ids.len() - t0);
             gpu.write(&self.pre.ids, 0, bytemuck::cast_slice(&ids[t0..t0 + n]));
-            self.step.set(
-                gpu,
-                Step {
-                    pos0: (pos0 + t0) as u32,
-                    n_tokens: n as u32,
-                    sample_index: 0,
-                    _pad: 0,
-                },
-            );
-            let mut ops = self.build_prefill(gpu, w, n, pos0 + t0)?;
+            self.step.set_at(gpu, pos0 + t0, n, 0);
+            let mut ops = self.build_prefill(gpu, w, n)?;
             if let Some(lb) = &logits_buf {
                 ops.push(rmsnorm_f32::dispatch(
                     gpu,
@@ -900,20 +875,11 @@ impl Forward {
                 )?);
                 ops.extend(self.matmul_parts(gpu, &w.lm_head, n, &self.pre.xn, None, false, lb)?);
             }
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("prefill"),
-                });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("prefill"),
-                    timestamp_writes: None,
-                });
+            let mut encoder = gpu.encode_pass("prefill", |pass| {
                 for op in &ops {
-                    op.record(&mut pass);
+                    op.record(pass);
                 }
-            }
+            });
             let last = t0 + n == ids.len();
             if last {
                 // The last position's residual stream feeds the decode-side head and sampler.
@@ -934,29 +900,12 @@ impl Forward {
             t0 += n;
         }
         let last_pos = pos0 + ids.len() - 1;
-        self.step.set(
-            gpu,
-            Step {
-                pos0: last_pos as u32,
-                n_tokens: 1,
-                sample_index: 0,
-                _pad: 0,
-            },
-        );
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("prefill head"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("prefill head"),
-                timestamp_writes: None,
-            });
+        self.step.set_at(gpu, last_pos, 1, 0);
+        let encoder = gpu.encode_pass("prefill head", |pass| {
             for op in &self.head_ops {
-                op.record(&mut pass);
+                op.record(pass);
             }
-        }
+        });
         gpu.queue.submit([encoder.finish()]);
         Ok(all_logits)
     }
@@ -988,15 +937,7 @@ impl Forward {
     /// pass, and returns (kernel name, GPU nanoseconds) per dispatch, in order. None without
     /// timestamp queries.
     pub fn profile_decode_step(&self, gpu: &Gpu, pos: usize) -> Result<Option<Vec<(String, f64)>>> {
-        self.step.set(
-            gpu,
-            Step {
-                pos0: pos as u32,
-                n_tokens: 1,
-                sample_index: 0,
-                _pad: 0,
-            },
-        );
+        self.step.set_at(gpu, pos, 1, 0);
         let ops: Vec<(&Dispatch, [u32; 3])> = self
             .decode_ops
             .iter()
@@ -1023,16 +964,8 @@ impl Forward {
         self.check_ids(ids)?;
         let n = ids.len().min(self.chunk);
         gpu.write(&self.pre.ids, 0, bytemuck::cast_slice(&ids[..n]));
-        self.step.set(
-            gpu,
-            Step {
-                pos0: 0,
-                n_tokens: n as u32,
-                sample_index: 0,
-                _pad: 0,
-            },
-        );
-        let ops = self.build_prefill(gpu, w, n, 0)?;
+        self.step.set_at(gpu, 0, n, 0);
+        let ops = self.build_prefill(gpu, w, n)?;
         let ops: Vec<(&Dispatch, [u32; 3])> = ops.iter().map(|d| (d, d.workgroups)).collect();
         timed(gpu, &ops)
     }
@@ -1065,25 +998,8 @@ impl Forward {
                 ),
             ));
         }
-        self.step.set(
-            gpu,
-            Step {
-                pos0: pos as u32,
-                n_tokens: 1,
-                sample_index: sample_index as u32,
-                _pad: 0,
-            },
-        );
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("decode"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("decode"),
-                timestamp_writes: None,
-            });
+        self.step.set_at(gpu, pos, 1, sample_index);
+        let encoder = gpu.encode_pass("decode", |pass| {
             for op in &self.decode_ops {
                 pass.set_pipeline(&op.dispatch.pipeline.pipeline);
                 pass.set_bind_group(0, &op.dispatch.bind_group, &[]);
@@ -1094,9 +1010,9 @@ impl Forward {
                 pass.dispatch_workgroups(x, y, z);
             }
             for op in &self.head_ops {
-                op.record(&mut pass);
+                op.record(pass);
             }
-        }
+        });
         Ok(gpu.queue.submit([encoder.finish()]))
     }
 }

@@ -254,11 +254,11 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         oss_wgpu::kernels::kv_element_bytes(&gpu),
     );
     eprintln!(
-        "{} on {}: weights {:.2} GB, KV cache {:.2} GB at --ctx {ctx}",
+        "{} on {}: weights {}, KV cache {} at --ctx {ctx}",
         dir.display(),
         gpu.adapter_name(),
-        weights_bytes as f64 / 1e9,
-        kv_bytes as f64 / 1e9
+        crate::bytes(weights_bytes),
+        crate::bytes(kv_bytes)
     );
     let model = Model::upload(&gpu, &ckpt, &dir, std::io::stderr().is_terminal())?;
     drop(ckpt);

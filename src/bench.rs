@@ -158,15 +158,8 @@ pub fn measure_bandwidth(gpu: &Gpu, reps: usize) -> Result<(f64, u64)> {
 }
 
 fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % vocab as u64) as u32
-        })
-        .collect()
+    let mut rng = crate::checkpoint::writer::Rng::new(seed);
+    (0..n).map(|_| rng.below(vocab as u64) as u32).collect()
 }
 
 /// Sums per-dispatch times by kernel, in first-seen order.

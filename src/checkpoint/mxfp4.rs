@@ -27,21 +27,13 @@ pub fn value_f32(nibble: u8, scale: u8) -> f32 {
 }
 
 /// Decodes `blocks` ([rows, K/32, 16] bytes) with `scales` ([rows, K/32] bytes) into f32
-/// [rows, K]. Leading dimensions may be flattened into rows.
+/// [rows, K]. Leading dimensions may be flattened into rows. Each value is the nearest f32 of
+/// the exact f64 value (exact where finite, +-inf above the f32 range).
 pub fn decode(blocks: &[u8], scales: &[u8]) -> Vec<f32> {
-    assert_eq!(
-        blocks.len(),
-        scales.len() * BLOCK_BYTES,
-        "blocks and scales disagree"
-    );
-    let mut out = Vec::with_capacity(scales.len() * BLOCK);
-    for (block, &s) in blocks.chunks_exact(BLOCK_BYTES).zip(scales) {
-        for &byte in block {
-            out.push(value_f32(byte & 0xf, s));
-            out.push(value_f32(byte >> 4, s));
-        }
-    }
-    out
+    decode_f64(blocks, scales)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
 }
 
 /// Like [`decode`] but in f64, for references that accumulate in f64.

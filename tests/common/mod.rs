@@ -32,20 +32,15 @@ pub fn gpu_with(opts: GpuOptions) -> Gpu {
     }
 }
 
-/// Deterministic xorshift generator; tests print their seed so failures can be replayed.
-pub struct Rng(u64);
+/// The library's seeded xorshift generator (checkpoint::writer::Rng) with the draws tests use.
+pub struct Rng(oss_wgpu::checkpoint::writer::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Rng(oss_wgpu::checkpoint::writer::Rng::new(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
+        self.0.next_u64()
     }
     pub fn next_u32(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32

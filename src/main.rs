@@ -31,9 +31,13 @@ struct GpuArgs {
     /// Adapter by index (as `info` lists them) or by a substring of its name.
     #[arg(long, global = true, env = "OSS_WGPU_ADAPTER")]
     adapter: Option<String>,
-    /// Force the portable path: no f16, no subgroups, f32 throughout.
+    /// Force the portable path: no subgroups (plain WGSL that every adapter runs).
     #[arg(long, global = true, env = "OSS_WGPU_PORTABLE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     portable: bool,
+    /// KV cache element type: f32 (computes what the reference computes) or f16 (half the
+    /// memory; its rounding can change which experts a token picks, so outputs drift).
+    #[arg(long, global = true, env = "OSS_WGPU_KV", default_value = "f32")]
+    kv: String,
     /// Compile shaders with wgpu's runtime checks (bounds checks, loop bounding): slower; for
     /// debugging.
     #[arg(long, global = true, env = "OSS_WGPU_SHADER_CHECKS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
@@ -63,6 +67,7 @@ impl GpuArgs {
             backend,
             adapter: self.adapter.clone(),
             portable: self.portable,
+            kv: self.kv.parse()?,
             max_binding_bytes,
             shader_checks: self.shader_checks,
         })

@@ -578,7 +578,7 @@ fn upload_rejects_a_source_that_disagrees_with_its_config() {
 // ---- the CLI ----
 
 fn inspect(args: &[&str], dir: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_oss-wgpu"))
+    let out = Command::new(common::oss_wgpu_bin())
         .arg("inspect")
         .args(args)
         .arg(dir)

@@ -16,14 +16,16 @@ use oss_wgpu::reference::forward::forward_with;
 /// function with different summation orders; the issue asks for 1e-3 absolute.
 const PORTABLE_ATOL: f32 = 1e-3;
 
-/// Fast path: the KV cache is f16, so every cached k and v is rounded to 11 significant bits
-/// (relative error <= 2^-11 = 4.9e-4). How far that moves the logits depends on the weights
-/// (scores move by up to 2 * 4.9e-4 |q||k| / sqrt(d), amplified through the layers), so the
-/// tolerance is derived per case from the rounding itself: the CPU reference run once with f32
-/// and once with k and v rounded to nearest f16 gives the effect of the rounding, D. WGSL lets
-/// pack2x16float return either f16 neighbour of a value, which can double each element's
-/// error, so the fast path must lie within 2 D + PORTABLE_ATOL of transformers.
-const F16_KV_FACTOR: f32 = 2.0;
+/// f16 KV cache: every cached k and v is rounded to 11 significant bits. The CPU reference run
+/// with the same rounding (`forward_with(.., true)`) computes that function; the GPU rounds its
+/// own f32 k and v, which may lie on the other side of a rounding boundary from the
+/// reference's (and WGSL lets pack2x16float pick either neighbour), so each element can move by
+/// one f16 ulp, at most twice its rounding error. Linearised, that is at most 2 D, D being the
+/// effect of rounding every element (reference with f16 k/v minus reference in f32): the GPU
+/// must lie within 2 D + PORTABLE_ATOL of the f16 reference. (Measured: under 8% of D on
+/// lavapipe and the H200. Routing is discontinuous, so a rounding-sized change can also flip a
+/// near-tied expert choice; tests/real_shape.rs checks f16 storage where it cannot.)
+const F16_FACTOR: f32 = 2.0;
 
 fn fixtures() -> PathBuf {
     common::repo_path("tests/fixtures")
@@ -88,7 +90,7 @@ fn run(gpu: &Gpu, model: &Model, case: &Case) -> (Vec<f32>, Vec<u32>) {
 }
 
 #[test]
-fn generation_matches_transformers_on_both_paths() {
+fn generation_matches_transformers_on_every_path() {
     let cases = cases();
     assert!(cases.len() >= 4, "goldens.json lost its cases");
     for gpu in paths() {
@@ -100,30 +102,36 @@ fn generation_matches_transformers_on_both_paths() {
                 assert_eq!(case.vocab, model.config.vocab_size);
                 let (logits, ids) = run(&gpu, &model, case);
                 let diff = max_abs_diff(&logits, &case.logits);
-                let atol = if gpu.features().f16 {
+                if gpu.features().f16 {
                     let f32_ref = forward_with(&ckpt, &case.prompt_ids, false).unwrap();
                     let f16_ref = forward_with(&ckpt, &case.prompt_ids, true).unwrap();
                     let rounding = max_abs_diff(&f16_ref, &f32_ref);
+                    let vs_rounded = max_abs_diff(&logits, &f16_ref);
+                    let bound = F16_FACTOR * rounding + PORTABLE_ATOL;
                     eprintln!(
-                        "{}: effect of f16 KV rounding on the reference {rounding:.2e}, GPU vs that reference {:.2e}",
+                        "{} on {} (f16 KV): effect of f16 rounding D = {rounding:.2e}; GPU vs the \
+                         reference with that rounding {vs_rounded:.2e} (bound {bound:.2e}); vs \
+                         transformers {diff:.2e}",
                         case.name,
-                        max_abs_diff(&logits, &f16_ref)
+                        gpu.adapter_name(),
                     );
-                    F16_KV_FACTOR * rounding + PORTABLE_ATOL
+                    assert!(
+                        vs_rounded <= bound,
+                        "{}: f16 KV logits differ from the f16-rounded reference by {vs_rounded} > {bound}",
+                        case.name
+                    );
                 } else {
-                    PORTABLE_ATOL
-                };
-                eprintln!(
-                    "{} on {} (f16 KV {}): max |logit - transformers| = {diff:.2e} (tolerance {atol:.2e})",
-                    case.name,
-                    gpu.adapter_name(),
-                    gpu.features().f16
-                );
-                assert!(
-                    diff <= atol,
-                    "{}: logits differ by {diff} > {atol}",
-                    case.name
-                );
+                    eprintln!(
+                        "{} on {}: max |logit - transformers| = {diff:.2e} (tolerance {PORTABLE_ATOL:.0e})",
+                        case.name,
+                        gpu.adapter_name(),
+                    );
+                    assert!(
+                        diff <= PORTABLE_ATOL,
+                        "{}: logits differ by {diff} > {PORTABLE_ATOL}",
+                        case.name
+                    );
+                }
                 assert_eq!(ids, case.greedy_ids, "{}: greedy ids", case.name);
             }
         }

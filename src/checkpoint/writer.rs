@@ -156,6 +156,32 @@ pub enum WriteLayout {
     Hub,
 }
 
+/// Magnitudes of [`WeightSet::random_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct WeightScales {
+    /// None: BF16 matrices uniform in [-1, 1). Some(g): scaled by fan-in so that each output
+    /// has standard deviation g for inputs of unit variance, as in a trained model, whatever
+    /// the width.
+    pub matrix_gain: Option<f32>,
+    /// E8M0 scale bytes, drawn uniformly from this inclusive range.
+    pub expert_scales: (u8, u8),
+}
+
+impl WeightScales {
+    /// Large weights on tiny widths, so that every term of the arithmetic is visible; scales
+    /// in 110..=130 like real checkpoints' spread.
+    pub const TINY: WeightScales = WeightScales {
+        matrix_gain: None,
+        expert_scales: (110, 130),
+    };
+    /// Real widths with activations of a trained model's size: attention scores of a few
+    /// units, MXFP4 scales 2^-9..2^-3 (the range synthetic.rs fills).
+    pub const REAL: WeightScales = WeightScales {
+        matrix_gain: Some(2.0),
+        expert_scales: (118, 124),
+    };
+}
+
 /// Every tensor of a model in canonical form.
 pub struct WeightSet {
     pub config: ModelConfig,
@@ -163,27 +189,44 @@ pub struct WeightSet {
 }
 
 impl WeightSet {
-    /// Seeded random weights. MXFP4 blocks are canonical (each 32-block's largest magnitude is
-    /// 4 or 6 times its scale, and no -0 nibble), so quantizing their exact BF16 values gives
-    /// the same bytes back; scales lie in 110..=130 like real checkpoints'.
+    /// Seeded random weights of [`WeightScales::TINY`]. MXFP4 blocks are canonical (each
+    /// 32-block's largest magnitude is 4 or 6 times its scale, and no -0 nibble), so quantizing
+    /// their exact BF16 values gives the same bytes back.
     pub fn random(config: &ModelConfig, seed: u64) -> WeightSet {
+        Self::random_with(config, seed, WeightScales::TINY)
+    }
+
+    /// Seeded random weights with the magnitudes `scales` asks for.
+    pub fn random_with(config: &ModelConfig, seed: u64, scales: WeightScales) -> WeightSet {
         let mut rng = Rng::new(seed);
         let mut tensors = HashMap::new();
         for id in TensorId::all(config.num_hidden_layers) {
             let shape = canonical_shape(config, id);
             let n = element_count(&shape).unwrap_or(0);
             let (dtype, data) = match id.kind() {
-                TensorKind::Matrix => (DType::BF16, bf16_bytes((0..n).map(|_| rng.sym(1.0)))),
+                TensorKind::Matrix => {
+                    let a = match scales.matrix_gain {
+                        None => 1.0,
+                        // Uniform in [-a, a) has variance a^2 / 3: outputs of variance gain^2
+                        // for inputs of unit variance.
+                        Some(g) => g * (3.0 / shape[shape.len() - 1] as f32).sqrt(),
+                    };
+                    (DType::BF16, bf16_bytes((0..n).map(|_| rng.sym(a))))
+                }
                 TensorKind::Norm => (DType::BF16, bf16_bytes((0..n).map(|_| 1.0 + rng.sym(0.25)))),
                 TensorKind::Bias | TensorKind::ExpertBias => {
                     (DType::BF16, bf16_bytes((0..n).map(|_| rng.sym(0.5))))
                 }
                 TensorKind::Sinks => (DType::BF16, bf16_bytes((0..n).map(|_| rng.sym(2.0)))),
                 TensorKind::ExpertBlocks => (DType::U8, canonical_blocks(&mut rng, n)),
-                TensorKind::ExpertScales => (
-                    DType::U8,
-                    (0..n).map(|_| 110 + rng.below(21) as u8).collect(),
-                ),
+                TensorKind::ExpertScales => {
+                    let (lo, hi) = scales.expert_scales;
+                    let span = (hi - lo) as u64 + 1;
+                    (
+                        DType::U8,
+                        (0..n).map(|_| lo + rng.below(span) as u8).collect(),
+                    )
+                }
             };
             tensors.insert(id, OwnedTensor { dtype, shape, data });
         }

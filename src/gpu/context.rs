@@ -54,6 +54,39 @@ impl FromStr for BackendChoice {
     }
 }
 
+/// How the KV cache stores keys and values. f32 by default: f16 halves the cache, but its
+/// rounding of K and V (up to 2^-12 relative) is enough, in gpt-oss, to flip a near-tied
+/// router choice now and then, and a flipped expert changes that token's hidden state and
+/// every later token that attends to it; with an f32 cache the GPU computes what the
+/// reference computes (see tests/real_shape.rs). f16 is for long contexts on small memories.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvChoice {
+    #[default]
+    F32,
+    F16,
+}
+
+impl KvChoice {
+    pub const NAMES: &'static str = "f32, f16";
+}
+
+impl FromStr for KvChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" | "" => Ok(KvChoice::F32),
+            "f16" => Ok(KvChoice::F16),
+            other => Err(Error::argument(
+                "--kv",
+                format!(
+                    "unknown KV cache type '{other}'; choose one of {}",
+                    Self::NAMES
+                ),
+            )),
+        }
+    }
+}
+
 impl fmt::Display for BackendChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
@@ -73,8 +106,10 @@ pub struct GpuOptions {
     pub backend: BackendChoice,
     /// An index into the adapter list of `oss-wgpu info`, or a case-insensitive name substring.
     pub adapter: Option<String>,
-    /// No f16, no subgroups, f32 throughout.
+    /// No subgroups: plain WGSL that every adapter runs.
     pub portable: bool,
+    /// The KV cache's element type.
+    pub kv: KvChoice,
     /// Lowers max_storage_buffer_binding_size (and so where tensors are split).
     pub max_binding_bytes: Option<u64>,
     /// Compile shaders with wgpu's runtime checks (bounds checks, loop bounding); for
@@ -83,8 +118,8 @@ pub struct GpuOptions {
 }
 
 impl GpuOptions {
-    /// Options from OSS_WGPU_BACKEND, OSS_WGPU_ADAPTER, OSS_WGPU_PORTABLE, OSS_WGPU_MAX_BINDING,
-    /// OSS_WGPU_SHADER_CHECKS.
+    /// Options from OSS_WGPU_BACKEND, OSS_WGPU_ADAPTER, OSS_WGPU_PORTABLE, OSS_WGPU_KV,
+    /// OSS_WGPU_MAX_BINDING, OSS_WGPU_SHADER_CHECKS.
     pub fn from_env() -> Result<Self> {
         let mut opts = GpuOptions::default();
         if let Ok(b) = std::env::var("OSS_WGPU_BACKEND") {
@@ -97,6 +132,14 @@ impl GpuOptions {
         }
         if let Ok(p) = std::env::var("OSS_WGPU_PORTABLE") {
             opts.portable = matches!(p.trim(), "1" | "true" | "yes" | "on");
+        }
+        if let Ok(k) = std::env::var("OSS_WGPU_KV") {
+            opts.kv = k.parse().map_err(|_| {
+                Error::argument(
+                    "OSS_WGPU_KV",
+                    format!("'{k}' is not one of {}", KvChoice::NAMES),
+                )
+            })?;
         }
         if let Ok(p) = std::env::var("OSS_WGPU_SHADER_CHECKS") {
             opts.shader_checks = matches!(p.trim(), "1" | "true" | "yes" | "on");
@@ -129,7 +172,7 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
 /// The optional features a kernel may use, as granted on this device.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub struct GpuFeatures {
-    /// f16 storage (KV cache) is used; the adapter has SHADER_F16 and the path is not portable.
+    /// The KV cache is stored in f16 (`--kv f16`; SHADER_F16 granted).
     pub f16: bool,
     /// Subgroup reductions are used.
     pub subgroups: bool,
@@ -371,7 +414,7 @@ pub struct Gpu {
 
 impl Gpu {
     /// Opens the adapter `opts` selects with the adapter's own limits and the optional features
-    /// it has (none of f16 and subgroups on the portable path).
+    /// it has (no subgroups on the portable path; SHADER_F16 only for an f16 KV cache).
     pub fn new(opts: &GpuOptions) -> Result<Self> {
         let adapter = select_adapter(opts)?;
         Self::from_adapter(adapter, opts)
@@ -382,7 +425,24 @@ impl Gpu {
         let have = adapter.features();
         let mut want = wgpu::Features::empty();
         if !opts.portable {
-            want |= have & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
+            want |= have & wgpu::Features::SUBGROUP;
+        }
+        let f16_kv = match opts.kv {
+            KvChoice::F32 => false,
+            KvChoice::F16 if have.contains(wgpu::Features::SHADER_F16) => true,
+            KvChoice::F16 => {
+                return Err(Error::argument(
+                    "--kv",
+                    format!(
+                        "f16 needs SHADER_F16, which {} ({}) does not have; use --kv f32",
+                        info.name,
+                        info.backend.to_str()
+                    ),
+                ))
+            }
+        };
+        if f16_kv {
+            want |= wgpu::Features::SHADER_F16;
         }
         want |= have
             & (wgpu::Features::TIMESTAMP_QUERY

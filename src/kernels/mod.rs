@@ -126,7 +126,7 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
 /// Every shader that uses the Step uniform, with its size (checked against shaders/step.wgsl).
 pub const STEP_SIZE: usize = size_of::<Step>();
 
-/// Bytes per KV-cache element: f16 where the adapter has SHADER_F16 (and not portable).
+/// Bytes per KV-cache element: 2 with `--kv f16`, else 4.
 pub fn kv_element_bytes(gpu: &Gpu) -> u64 {
     if gpu.features().f16 {
         2

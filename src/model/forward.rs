@@ -970,6 +970,13 @@ impl Forward {
         timed(gpu, &ops)
     }
 
+    /// The logits [vocab] of the last head run: the prompt's last position after
+    /// [`prefill`](Self::prefill), the step's position after [`decode_step`](Self::decode_step).
+    /// Waits for the GPU; for tests and debugging, not the generation loop.
+    pub fn logits(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        gpu.read_f32(&self.dec.logits)
+    }
+
     /// Dispatches in one decode step (for the design target of at most 8 per layer).
     pub fn decode_dispatches(&self) -> usize {
         self.decode_ops.len() + self.head_ops.len()

@@ -1,5 +1,5 @@
-//! The KV cache: per layer, K and V as [kv_heads, capacity, head_dim], f16 where the adapter
-//! has SHADER_F16 (and the path is not portable), else f32. Full-attention layers hold the whole
+//! The KV cache: per layer, K and V as [kv_heads, capacity, head_dim], f32 unless `--kv f16`
+//! (see `gpu::KvChoice`). Full-attention layers hold the whole
 //! context; sliding layers hold a ring of window + prefill-chunk positions, enough for every
 //! query of a prefill step to see its whole window (slot = position % capacity).
 

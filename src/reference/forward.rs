@@ -45,10 +45,7 @@ pub fn forward_with(src: &dyn WeightSource, ids: &[u32], kv_f16: bool) -> Result
         );
         let sinks = f32v(L::Sinks)?;
 
-        let mut q = Vec::with_capacity(t_len * c.q_dim());
-        let mut k = Vec::with_capacity(t_len * c.kv_dim());
-        let mut v = Vec::with_capacity(t_len * c.kv_dim());
-        for t in 0..t_len {
+        let qkv = per_token(t_len, |t| {
             let xt = &x[t * h..(t + 1) * h];
             let norm = Some((attn_norm.as_slice(), c.rms_norm_eps));
             let mut qt = matvec_f32_bf16w(&wq.data, xt, norm, Some(&bq), None);
@@ -59,9 +56,16 @@ pub fn forward_with(src: &dyn WeightSource, ids: &[u32], kv_f16: bool) -> Result
             for head in kt.chunks_exact_mut(d) {
                 rope_f32(head, t, &table);
             }
+            let vt = matvec_f32_bf16w(&wv.data, xt, norm, Some(&bv), None);
+            (qt, kt, vt)
+        });
+        let mut q = Vec::with_capacity(t_len * c.q_dim());
+        let mut k = Vec::with_capacity(t_len * c.kv_dim());
+        let mut v = Vec::with_capacity(t_len * c.kv_dim());
+        for (qt, kt, vt) in qkv {
             q.extend(qt);
             k.extend(kt);
-            v.extend(matvec_f32_bf16w(&wv.data, xt, norm, Some(&bv), None));
+            v.extend(vt);
         }
         if kv_f16 {
             for e in k.iter_mut().chain(v.iter_mut()) {
@@ -75,12 +79,12 @@ pub fn forward_with(src: &dyn WeightSource, ids: &[u32], kv_f16: bool) -> Result
             window: if c.is_sliding(l) { c.sliding_window } else { 0 },
         };
         let attn = attention_f32(shape, &q, &positions, &k, &v, &sinks);
-        for t in 0..t_len {
+        x = per_token(t_len, |t| {
             let a = &attn[t * c.q_dim()..(t + 1) * c.q_dim()];
-            let xt = x[t * h..(t + 1) * h].to_vec();
-            let y = matvec_f32_bf16w(&wo.data, a, None, Some(&bo), Some(&xt));
-            x[t * h..(t + 1) * h].copy_from_slice(&y);
-        }
+            let xt = &x[t * h..(t + 1) * h];
+            matvec_f32_bf16w(&wo.data, a, None, Some(&bo), Some(xt))
+        })
+        .concat();
 
         let mlp_norm = f32v(L::MlpNorm)?;
         let router_w = get(L::RouterWeight)?;
@@ -101,35 +105,54 @@ pub fn forward_with(src: &dyn WeightSource, ids: &[u32], kv_f16: bool) -> Result
             down_scales: &down_scales.data,
             down_bias: &down_bias,
         };
-        for t in 0..t_len {
-            let xt = x[t * h..(t + 1) * h].to_vec();
+        x = per_token(t_len, |t| {
+            let xt = &x[t * h..(t + 1) * h];
             let norm = Some((mlp_norm.as_slice(), c.rms_norm_eps));
-            let logits = matvec_f32_bf16w(&router_w.data, &xt, norm, Some(&router_b), None);
-            let y = moe_f32_mf4w(
-                &xt,
+            let logits = matvec_f32_bf16w(&router_w.data, xt, norm, Some(&router_b), None);
+            moe_f32_mf4w(
+                xt,
                 &mlp_norm,
                 c.rms_norm_eps,
                 &logits,
                 c.experts_per_token,
                 c.swiglu_limit,
                 &experts,
-            );
-            x[t * h..(t + 1) * h].copy_from_slice(&y);
-        }
+            )
+        })
+        .concat();
     }
 
     let final_norm = src.tensor(TensorId::FinalNorm)?.to_f32();
     let lm_head = src.tensor(TensorId::LmHead)?;
-    let mut logits = Vec::with_capacity(t_len * c.vocab_size);
-    for t in 0..t_len {
+    let logits = per_token(t_len, |t| {
         let xt = &x[t * h..(t + 1) * h];
-        logits.extend(matvec_f32_bf16w(
+        matvec_f32_bf16w(
             &lm_head.data,
             xt,
             Some((&final_norm, c.rms_norm_eps)),
             None,
             None,
-        ));
-    }
-    Ok(logits)
+        )
+    });
+    Ok(logits.concat())
+}
+
+/// `f(t)` for every position t < n, spread over the CPU's threads, results in position order.
+/// Each position is computed exactly as alone, so the result does not depend on the threads.
+fn per_token<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .min(n.max(1));
+    let per = n.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| s.spawn(move || (i * per..((i + 1) * per).min(n)).map(f).collect::<Vec<T>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("reference thread panicked"))
+            .collect()
+    })
 }

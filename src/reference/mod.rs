@@ -62,11 +62,13 @@ pub fn matvec_f32_bf16w(
     let rows = w.len() / (2 * k);
     (0..rows)
         .map(|r| {
-            let row = bf16_to_f32(&w[r * k * 2..(r + 1) * k * 2]);
+            let row = w[r * k * 2..(r + 1) * k * 2].chunks_exact(2);
             let mut y: f64 = row
-                .iter()
                 .zip(&xs)
-                .map(|(&a, &b)| a as f64 * b as f64)
+                .map(|(a, &b)| {
+                    let a = f32::from_bits((u16::from_le_bytes([a[0], a[1]]) as u32) << 16);
+                    a as f64 * b as f64
+                })
                 .sum();
             if let Some(b) = bias {
                 y += b[r] as f64;

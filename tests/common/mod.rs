@@ -1,20 +1,31 @@
 //! Shared test helpers: GPU contexts on both paths, seeded random data, comparisons.
 #![allow(dead_code)]
 
-use oss_wgpu::gpu::{Gpu, GpuOptions};
+use oss_wgpu::gpu::{Gpu, GpuOptions, KvChoice};
 
-/// The two paths every GPU test runs: the fast one (f16 storage and subgroups where the adapter
-/// has them) and the forced portable one (f32 throughout, no subgroups).
+/// The paths every GPU test runs: the default one (subgroups where the adapter has them, f32
+/// KV cache), the same with an f16 KV cache (where the adapter has SHADER_F16), and the forced
+/// portable one (no subgroups). The portable path comes last.
 pub fn paths() -> Vec<Gpu> {
-    [false, true]
-        .into_iter()
-        .map(|portable| {
-            gpu_with(GpuOptions {
-                portable,
-                ..env_options()
-            })
-        })
-        .collect()
+    let base = env_options();
+    let mut v = vec![gpu_with(GpuOptions {
+        portable: false,
+        kv: KvChoice::F32,
+        ..base.clone()
+    })];
+    if let Ok(g) = Gpu::new(&GpuOptions {
+        portable: false,
+        kv: KvChoice::F16,
+        ..base.clone()
+    }) {
+        v.push(g);
+    }
+    v.push(gpu_with(GpuOptions {
+        portable: true,
+        kv: KvChoice::F32,
+        ..base
+    }));
+    v
 }
 
 pub fn env_options() -> GpuOptions {
@@ -91,6 +102,20 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
             (g - w).abs()
         );
     }
+}
+
+/// The oss-wgpu binary: the one cargo built for these tests, else (test executables copied to a
+/// machine without Rust, as `scripts/gpu-test stage DIR` lays them out in DIR/tests) DIR/bin's.
+pub fn oss_wgpu_bin() -> std::path::PathBuf {
+    let built = std::path::PathBuf::from(env!("CARGO_BIN_EXE_oss-wgpu"));
+    if built.exists() {
+        return built;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("bin").join("oss-wgpu")))
+        .filter(|p| p.exists())
+        .unwrap_or(built)
 }
 
 /// A path in the repository: under the build-time checkout when it exists, else relative to

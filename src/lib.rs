@@ -8,6 +8,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod gpu;
 pub mod harmony;
 pub mod kernels;

@@ -97,13 +97,15 @@ impl Checkpoint {
         let parent = (layout == Layout::Original)
             .then(|| root.parent().map(Path::to_path_buf))
             .flatten();
+        // exists(), not is_file(): a FIFO or folder in the place of a file is reported when it
+        // is read, instead of being silently taken as absent.
         let beside = |name: &str| -> Option<PathBuf> {
             let own = root.join(name);
-            if own.is_file() {
+            if own.exists() {
                 return Some(own);
             }
             let up = parent.as_ref()?.join(name);
-            up.is_file().then_some(up)
+            up.exists().then_some(up)
         };
         let tokenizer = beside(TOKENIZER);
         let generation = beside(GENERATION_CONFIG);

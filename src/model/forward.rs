@@ -910,6 +910,13 @@ impl Forward {
         Ok(all_logits)
     }
 
+    /// Creates the pipelines of a full prefill step now (they are cached), so that shader
+    /// compilation is not counted as prefill time.
+    pub fn prepare_prefill(&self, gpu: &Gpu, w: &Weights) -> Result<()> {
+        self.build_prefill(gpu, w, self.chunk)?;
+        Ok(())
+    }
+
     /// Starts reading sample `index` back: a copy into a staging buffer, submitted now (so it
     /// lands behind the step that produced the sample) and mapped asynchronously. The GPU can
     /// run the next step while the CPU waits for this one.

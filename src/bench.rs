@@ -255,6 +255,7 @@ pub fn run(
     phase(&format!("KV cache and pipelines for a context of {ctx}"));
     let setup = Instant::now();
     let mut generator = Generator::new(gpu, model, ctx, o.tg + 1)?;
+    gpu.save_pipeline_cache();
     let setup_s = setup.elapsed().as_secs_f64();
     let greedy = GenerateOptions {
         max_tokens: 1,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fsutil;
 pub mod gpu;
 pub mod harmony;
+pub mod hub;
 pub mod kernels;
 pub mod model;
 pub mod npy;

@@ -77,6 +77,9 @@ enum Command {
     Generate(cli::generate::GenerateArgs),
     /// Prefill and decode throughput against the bandwidth roofline, per-kernel GPU time.
     Bench(cli::bench::BenchArgs),
+    /// Download a model into the Hugging Face cache (only what the engine needs, resumed,
+    /// checked by SHA-256), or with --offline check the copy already there. Prints its folder.
+    Pull(cli::pull::PullArgs),
     /// List every adapter of every compiled backend and what it offers.
     Info {
         /// Machine-readable output.
@@ -96,7 +99,8 @@ enum Command {
         /// MXFP4 scale (reads the whole checkpoint, on every core).
         #[arg(long)]
         check_values: bool,
-        /// The checkpoint folder (a hub snapshot, its original/ folder, or a converted export).
+        /// The checkpoint folder (a hub snapshot, its original/ folder, or a converted export),
+        /// or a Hugging Face repo id in the cache.
         dir: PathBuf,
     },
 }
@@ -167,6 +171,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Info { json } => info(&opts, json),
         Command::Generate(args) => cli::generate::run(&opts, args),
         Command::Bench(args) => cli::bench::run(&opts, args),
+        Command::Pull(args) => cli::pull::run(args),
         Command::Inspect {
             json,
             ctx,
@@ -177,6 +182,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .gpu
                 .max_binding()?
                 .unwrap_or(inspect::DEFAULT_MAX_BINDING);
+            let dir = oss_wgpu::model::locate::resolve_one(&dir, "DIR")?;
             run_inspect(&dir, ctx, max_binding, json, check_values)
         }
     }

@@ -595,6 +595,12 @@ fn inspect(args: &[&str], dir: &Path) -> (bool, String, String) {
 fn inspect_reports_a_good_checkpoint_and_fails_a_bad_one() {
     let ws = weights();
     let dir = write(&ws, WriteLayout::Original);
+    // The original layout's folder has no tokenizer of its own; inspect requires one.
+    write_json(
+        &dir.path().join("tokenizer.json"),
+        &oss_wgpu::checkpoint::writer::tokenizer_json(ws.config.vocab_size),
+    )
+    .unwrap();
     let (ok, out, err) = inspect(&[], dir.path());
     assert!(ok, "stdout:\n{out}\nstderr:\n{err}");
     for want in [

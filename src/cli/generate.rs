@@ -217,8 +217,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
+    // Start-up is timed from here: opening the checkpoint, the device, the upload and the
+    // pipelines, everything before the first prefill but reading the prompt.
+    let start = Instant::now();
     let dir = locate::resolve(a.model.as_deref())?;
     let ckpt = Checkpoint::open(&dir)?;
+    // Reading the prompt (stdin may wait on a pipe) is not start-up.
+    let opened = start.elapsed();
     let config = ckpt.config().clone();
     let ctx = match a.ctx {
         Some(c) if c == 0 || c > config.max_position_embeddings => {
@@ -340,7 +345,7 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         _ => config.eos_token_ids.clone(),
     };
 
-    let start = Instant::now();
+    let device_start = Instant::now();
     let gpu = Gpu::new(gpu_opts)?;
     let weights_bytes = Weights::gpu_bytes(&config, gpu.max_binding().min(gpu.max_buffer()))?;
     let kv_bytes = kv_cache::bytes(
@@ -358,9 +363,11 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
     );
     let model = Model::upload(&gpu, &ckpt, &dir, std::io::stderr().is_terminal())?;
     drop(ckpt);
-    let loaded = start.elapsed();
+    let loaded = opened + device_start.elapsed();
+    let pipelines_start = Instant::now();
     let mut generator = Generator::new(&gpu, &model, ctx, max_tokens.max(1))?;
-    let compiled = start.elapsed() - loaded;
+    gpu.save_pipeline_cache();
+    let compiled = pipelines_start.elapsed();
 
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -450,8 +457,8 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         oss_wgpu::npy::write_f32(path, &[prompt_ids.len(), config.vocab_size], logits)?;
     }
     eprintln!(
-        "load {:.2} s (weights {:.2} s, pipelines {:.2} s); prompt {} tokens, prefill {:.1} tok/s; \
-         generated {} tokens, decode {:.1} tok/s",
+        "start-up {:.2} s (checkpoint, device and weights {:.2} s, KV cache and pipelines {:.2} \
+         s); prompt {} tokens, prefill {:.1} tok/s; generated {} tokens, decode {:.1} tok/s",
         (loaded + compiled).as_secs_f64(),
         loaded.as_secs_f64(),
         compiled.as_secs_f64(),

@@ -17,6 +17,27 @@ impl GpuBuffer {
     }
 }
 
+/// A mapped range's address, shared by the threads that fill disjoint parts of it.
+struct SharedPtr(*mut u8);
+// SAFETY: only used inside upload_parallel's thread scope, for disjoint writes.
+unsafe impl Sync for SharedPtr {}
+
+/// Smallest share of an upload worth a thread of its own.
+const UPLOAD_PIECE: usize = 4 << 20;
+
+/// Threads for one upload: $OSS_WGPU_UPLOAD_THREADS, else one per core up to 16 (memory
+/// bandwidth, not cores, limits a copy beyond that).
+fn upload_threads() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("OSS_WGPU_UPLOAD_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(16)))
+    })
+}
+
 fn padded(bytes: u64) -> u64 {
     bytes.div_ceil(4).max(1) * 4
 }
@@ -57,6 +78,73 @@ impl Gpu {
             buffer,
             label: label.to_string(),
             bytes,
+        })
+    }
+
+    /// A storage buffer holding `data`, copied in by several threads: the buffer is mapped at
+    /// creation and each thread copies its share straight from `data` (typically the
+    /// checkpoint's mmap, whose page faults and memcpy are the cost of loading a model), where
+    /// `write` would copy it all on one thread. The padding stays zero.
+    pub fn upload_parallel(&self, label: &str, data: &[u8]) -> Result<GpuBuffer> {
+        self.check_binding(label, data.len() as u64)?;
+        let size = padded(data.len() as u64);
+        let buffer = self.scoped(label, size, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: STORAGE,
+                mapped_at_creation: true,
+            })
+        })?;
+        {
+            let mut view = buffer
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Map {
+                    label: label.to_string(),
+                    message: e.to_string(),
+                })?;
+            let mut w = view.slice(..data.len());
+            // Below a few MiB a thread costs more than the copy.
+            let threads = upload_threads()
+                .min(data.len().div_ceil(UPLOAD_PIECE))
+                .max(1);
+            if threads == 1 {
+                w.copy_from_slice(data);
+            } else {
+                // The safe write-only view cannot cross threads; its raw pointer is the
+                // documented way to write one mapping from several.
+                let dst = SharedPtr(w.as_raw_element_ptr().as_ptr());
+                let piece = data.len().div_ceil(threads);
+                std::thread::scope(|s| {
+                    for src in data.chunks(piece) {
+                        let dst = &dst;
+                        s.spawn(move || {
+                            // SAFETY: `src` is a chunk of `data`, so its offset plus its length
+                            // stays within the mapped range of data.len() bytes; chunks are
+                            // disjoint, so no two threads write the same byte; the mapping
+                            // outlives the scope (the view is dropped after it); the writes only
+                            // store bytes, never read the mapping.
+                            unsafe {
+                                let off = src.as_ptr().offset_from(data.as_ptr()) as usize;
+                                std::ptr::copy_nonoverlapping(
+                                    src.as_ptr(),
+                                    dst.0.add(off),
+                                    src.len(),
+                                );
+                            }
+                        });
+                    }
+                });
+            }
+        }
+        buffer.unmap();
+        self.allocated
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        Ok(GpuBuffer {
+            buffer,
+            label: label.to_string(),
+            bytes: data.len() as u64,
         })
     }
 

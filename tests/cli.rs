@@ -261,8 +261,17 @@ fn non_finite_logits_stop_generation_and_check_values_finds_the_tensor() {
         assert_eq!(v["values"]["issues"][0]["tensor"], tensor);
     }
 
+    // One NaN row of lm_head: one NaN logit among finite ones, which greedy argmax would
+    // otherwise step over (the lm_head matvec marks its workgroup).
+    let mut nan_row = WeightSet::random(&tiny_config(), 0x5eed);
+    let hidden = nan_row.config.hidden_size;
+    let head = nan_row.tensors.get_mut(&TensorId::LmHead).unwrap();
+    for c in head.data[7 * hidden * 2..8 * hidden * 2].chunks_exact_mut(2) {
+        c.copy_from_slice(&0x7fc0u16.to_le_bytes());
+    }
+
     // Greedy (the lm_head's per-workgroup maxima) and sampled (the full logits) both stop.
-    for ws in [&nan_embed, &inf_head] {
+    for ws in [&nan_embed, &inf_head, &nan_row] {
         let dir = write_set(ws);
         let d = dir.path().to_str().unwrap();
         for t in ["0", "1"] {
@@ -649,4 +658,76 @@ fn pull_without_the_downloader_says_how_to_get_one() {
         None,
     );
     fails(&o, 2, &["--features pull", "--offline"]);
+}
+
+#[test]
+fn bench_announces_its_phases_and_reports_load_time() {
+    let o = run(&[
+        "bench",
+        "-m",
+        &tiny(),
+        "--pp",
+        "8",
+        "--depths",
+        "0",
+        "--tg",
+        "2",
+        "--reps",
+        "1",
+        "--json",
+    ]);
+    let (out, err) = succeeds(&o);
+    for phase in [
+        "bench: loading weights",
+        "bench: bandwidth",
+        "bench: prefill of 8",
+        "bench: decode of 2",
+    ] {
+        assert!(err.contains(phase), "no {phase:?} in:\n{err}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v[0]["load_s"].as_f64().is_some_and(|s| s > 0.0), "{out}");
+    assert!(v[0]["setup_s"].as_f64().is_some_and(|s| s > 0.0), "{out}");
+}
+
+#[test]
+fn pipeline_cache_survives_damage() {
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("OSS_WGPU_CACHE_DIR", cache.path().to_str().unwrap())];
+    let args = [
+        "generate",
+        "-m",
+        &tiny(),
+        "--prompt-ids",
+        "1,2",
+        "-n",
+        "2",
+        "-t",
+        "0",
+        "--output",
+        "ids",
+    ];
+    let first = ids(&succeeds(&run_with(&args, &env, None)).0);
+    let files: Vec<PathBuf> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    if files.is_empty() {
+        println!("no pipeline cache on this backend (Vulkan only): nothing to damage");
+        return;
+    }
+    for f in &files {
+        std::fs::write(f, b"OSSWPC01 not a pipeline cache").unwrap();
+    }
+    // Same ids from a damaged cache, and the file rewritten whole.
+    assert_eq!(ids(&succeeds(&run_with(&args, &env, None)).0), first);
+    for f in &files {
+        let b = std::fs::read(f).unwrap();
+        assert!(
+            b.starts_with(b"OSSWPC01") && b.len() >= 24,
+            "{}",
+            f.display()
+        );
+    }
+    assert_eq!(ids(&succeeds(&run_with(&args, &env, None)).0), first);
 }

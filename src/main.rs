@@ -80,6 +80,17 @@ enum Command {
     /// Download a model into the Hugging Face cache (only what the engine needs, resumed,
     /// checked by SHA-256), or with --offline check the copy already there. Prints its folder.
     Pull(cli::pull::PullArgs),
+    /// Write a checkpoint of a preset's exact shapes (20b, 120b or tiny) with pattern weights:
+    /// a full-size folder for load-time measurements without a download.
+    WriteSynthetic {
+        /// 20b, 120b or tiny.
+        preset: String,
+        /// The folder to write (created).
+        dir: PathBuf,
+        /// Approximate size of each safetensors shard (K/M/G suffixes allowed).
+        #[arg(long, default_value = "4GiB")]
+        shard_size: String,
+    },
     /// List every adapter of every compiled backend and what it offers.
     Info {
         /// Machine-readable output.
@@ -172,6 +183,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => cli::generate::run(&opts, args),
         Command::Bench(args) => cli::bench::run(&opts, args),
         Command::Pull(args) => cli::pull::run(args),
+        Command::WriteSynthetic {
+            preset,
+            dir,
+            shard_size,
+        } => {
+            if !matches!(preset.as_str(), "20b" | "120b" | "tiny") {
+                return Err(oss_wgpu::Error::argument(
+                    "PRESET",
+                    format!("unknown preset '{preset}'; choose 20b, 120b or tiny"),
+                )
+                .into());
+            }
+            let shard = gpu::parse_bytes(&shard_size).ok_or_else(|| {
+                oss_wgpu::Error::argument(
+                    "--shard-size",
+                    format!("'{shard_size}' is not a byte count"),
+                )
+            })?;
+            let config = oss_wgpu::model::synthetic::preset(&preset)?;
+            let start = std::time::Instant::now();
+            let total = oss_wgpu::checkpoint::writer::write_synthetic(&dir, &config, shard)?;
+            eprintln!(
+                "wrote {} of weights to {} in {:.1} s",
+                bytes(total),
+                dir.display(),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect {
             json,
             ctx,

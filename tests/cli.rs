@@ -731,3 +731,22 @@ fn pipeline_cache_survives_damage() {
     }
     assert_eq!(ids(&succeeds(&run_with(&args, &env, None)).0), first);
 }
+
+#[test]
+fn write_synthetic_makes_a_valid_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("tiny");
+    let d = d.to_str().unwrap();
+    succeeds(&run(&[
+        "write-synthetic",
+        "tiny",
+        d,
+        "--shard-size",
+        "4MiB",
+    ]));
+    let (out, _) = succeeds(&run(&["inspect", d, "--check-values", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(v["files"].as_array().is_some_and(|f| f.len() > 1), "{out}");
+    fails(&run(&["write-synthetic", "7b", d]), 2, &["7b"]);
+}

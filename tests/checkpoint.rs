@@ -638,3 +638,17 @@ fn inspect_reports_a_good_checkpoint_and_fails_a_bad_one() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["valid"], false);
 }
+
+#[test]
+fn parallel_upload_writes_every_byte() {
+    // Above the per-thread minimum of 4 MiB, so several threads copy; an odd length, so the
+    // padding is written too.
+    let gpu = gpu();
+    let mut rng = common::Rng::new(SEED);
+    let data = rng.bytes((9 << 20) + 3);
+    let buf = gpu.upload_parallel("parallel upload", &data).unwrap();
+    gpu.queue.submit([]);
+    assert!(gpu.read(&buf).unwrap() == data, "bytes differ after upload");
+    let padded = gpu.read_range(&buf, 0, data.len() as u64 + 1).unwrap();
+    assert_eq!(padded[data.len()], 0, "padding not zero");
+}

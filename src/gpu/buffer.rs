@@ -22,6 +22,13 @@ struct SharedPtr(*mut u8);
 // SAFETY: only used inside upload_parallel's thread scope, for disjoint writes.
 unsafe impl Sync for SharedPtr {}
 
+impl SharedPtr {
+    /// Through a method, so that closures capture the wrapper (Sync), not the raw pointer.
+    fn get(&self) -> *mut u8 {
+        self.0
+    }
+}
+
 /// Smallest share of an upload worth a thread of its own.
 const UPLOAD_PIECE: usize = 4 << 20;
 
@@ -81,71 +88,58 @@ impl Gpu {
         })
     }
 
-    /// A storage buffer holding `data`, copied in by several threads: the buffer is mapped at
-    /// creation and each thread copies its share straight from `data` (typically the
-    /// checkpoint's mmap, whose page faults and memcpy are the cost of loading a model), where
-    /// `write` would copy it all on one thread. The padding stays zero.
+    /// A storage buffer holding `data`, copied in by several threads: each thread copies its
+    /// share straight from `data` (typically the checkpoint's mmap, whose page faults and
+    /// memcpy are the cost of loading a model) into the queue's staging memory, where `write`
+    /// would copy it all on one thread. (A buffer mapped at creation would cost one more pass:
+    /// wgpu zeroes its staging memory first.) The copy to the GPU happens at the next submit.
     pub fn upload_parallel(&self, label: &str, data: &[u8]) -> Result<GpuBuffer> {
-        self.check_binding(label, data.len() as u64)?;
+        let buf = self.storage(label, data.len() as u64)?;
         let size = padded(data.len() as u64);
-        let buffer = self.scoped(label, size, || {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage: STORAGE,
-                mapped_at_creation: true,
-            })
-        })?;
-        {
-            let mut view = buffer
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| Error::Map {
-                    label: label.to_string(),
-                    message: e.to_string(),
-                })?;
-            let mut w = view.slice(..data.len());
-            // Below a few MiB a thread costs more than the copy.
-            let threads = upload_threads()
-                .min(data.len().div_ceil(UPLOAD_PIECE))
-                .max(1);
-            if threads == 1 {
-                w.copy_from_slice(data);
-            } else {
-                // The safe write-only view cannot cross threads; its raw pointer is the
-                // documented way to write one mapping from several.
-                let dst = SharedPtr(w.as_raw_element_ptr().as_ptr());
-                let piece = data.len().div_ceil(threads);
-                std::thread::scope(|s| {
-                    for src in data.chunks(piece) {
-                        let dst = &dst;
-                        s.spawn(move || {
-                            // SAFETY: `src` is a chunk of `data`, so its offset plus its length
-                            // stays within the mapped range of data.len() bytes; chunks are
-                            // disjoint, so no two threads write the same byte; the mapping
-                            // outlives the scope (the view is dropped after it); the writes only
-                            // store bytes, never read the mapping.
-                            unsafe {
-                                let off = src.as_ptr().offset_from(data.as_ptr()) as usize;
-                                std::ptr::copy_nonoverlapping(
-                                    src.as_ptr(),
-                                    dst.0.add(off),
-                                    src.len(),
-                                );
-                            }
-                        });
-                    }
-                });
+        let Some(mut view) = wgpu::BufferSize::new(size)
+            .and_then(|n| self.queue.write_buffer_with(&buf.buffer, 0, n))
+        else {
+            return Err(Error::Map {
+                label: label.to_string(),
+                message: format!("no staging memory for {size} bytes"),
+            });
+        };
+        let mut w = view.slice(..);
+        // Below a few MiB a thread costs more than the copy.
+        let threads = upload_threads()
+            .min(data.len().div_ceil(UPLOAD_PIECE))
+            .max(1);
+        let dst = SharedPtr(w.as_raw_element_ptr().as_ptr());
+        let piece = data.len().div_ceil(threads).max(1);
+        let copy = |src: &[u8]| {
+            // SAFETY: `src` is a chunk of `data`, so its offset plus its length stays within the
+            // staging range of `size` >= data.len() bytes; chunks are disjoint, so no two
+            // threads write the same byte; the view outlives every write (threads are joined
+            // before it drops); the writes only store bytes, never read the mapping.
+            unsafe {
+                let off = src.as_ptr().offset_from(data.as_ptr()) as usize;
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst.get().add(off), src.len());
             }
+        };
+        if threads == 1 {
+            copy(data);
+        } else {
+            // The safe write-only view cannot cross threads; its raw pointer is the
+            // documented way to write one mapping from several.
+            std::thread::scope(|s| {
+                for src in data.chunks(piece) {
+                    let copy = &copy;
+                    s.spawn(move || copy(src));
+                }
+            });
         }
-        buffer.unmap();
-        self.allocated
-            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        Ok(GpuBuffer {
-            buffer,
-            label: label.to_string(),
-            bytes: data.len() as u64,
-        })
+        // The staging memory is not zeroed: the padding must be written.
+        let tail = size as usize - data.len();
+        if tail > 0 {
+            w.slice(data.len()..).copy_from_slice(&[0u8; 4][..tail]);
+        }
+        drop(view);
+        Ok(buf)
     }
 
     /// A storage buffer holding `data` (zero-padded to a multiple of 4 bytes).

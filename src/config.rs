@@ -211,7 +211,14 @@ impl ModelConfig {
                 ));
             }
         }
-        // Token ids are u32 on the GPU.
+        // Positions are u32 on the GPU, as are token ids.
+        if self.max_position_embeddings > u32::MAX as usize {
+            return err(format!(
+                "max_position_embeddings: expected at most {}, got {}",
+                u32::MAX,
+                self.max_position_embeddings
+            ));
+        }
         if self.vocab_size > u32::MAX as usize {
             return err(format!(
                 "vocab_size: expected at most {}, got {}",

@@ -202,6 +202,29 @@ fn huge_sizes_are_argument_errors_naming_the_flag() {
         2,
         &["--pp"],
     );
+
+    // A model that claims 4 billion positions: a --ctx that large is refused before the
+    // CPU builds a RoPE table of hundreds of gigabytes.
+    let mut c = tiny_config();
+    c.max_position_embeddings = 4_000_000_000;
+    let ws = WeightSet::random(&c, 3);
+    let dir = write_set(&ws);
+    let d = dir.path().to_str().unwrap();
+    fails(
+        &run(&[
+            "generate",
+            "-m",
+            d,
+            "--prompt-ids",
+            "1",
+            "-n",
+            "1",
+            "-c",
+            "3999999999",
+        ]),
+        2,
+        &["--ctx", "RoPE"],
+    );
 }
 
 // ---- silent garbage ----
@@ -749,4 +772,26 @@ fn write_synthetic_makes_a_valid_checkpoint() {
     assert_eq!(v["valid"], true);
     assert!(v["files"].as_array().is_some_and(|f| f.len() > 1), "{out}");
     fails(&run(&["write-synthetic", "7b", d]), 2, &["7b"]);
+}
+
+/// A terminal on stdin gets a hint, not a silent wait (`script` gives the command a pty).
+#[cfg(unix)]
+#[test]
+fn a_terminal_on_stdin_gets_a_hint() {
+    if Command::new("script").arg("--version").output().is_err() {
+        println!("no `script` (util-linux) to make a terminal: skipped");
+        return;
+    }
+    let cmd = format!("{BIN} generate -m {} --raw -n 1", tiny());
+    let o = Command::new("timeout")
+        .args(["30", "script", "-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("no prompt given") && shown.contains("pipe it on stdin"),
+        "{shown}"
+    );
 }

@@ -262,6 +262,20 @@ impl Forward {
                 format!("{ctx} is outside 1..={}", c.max_position_embeddings),
             ));
         }
+        // The RoPE table is built on the CPU before any buffer: check that it fits one
+        // binding first, or a huge --ctx aborts on the allocation instead of failing.
+        let limit = gpu.max_binding().min(gpu.max_buffer());
+        let rope_bytes = (ctx as u64).checked_mul(c.head_dim as u64 * 4);
+        if ctx > u32::MAX as usize || rope_bytes.is_none_or(|b| b > limit) {
+            return Err(Error::argument(
+                "--ctx",
+                format!(
+                    "{ctx} positions need a RoPE table of {} bytes, more than this adapter's \
+                     largest binding ({limit} bytes)",
+                    rope_bytes.map_or_else(|| "more than 2^64".into(), |b| b.to_string())
+                ),
+            ));
+        }
         let chunk = fitting_chunk(&c, chunk, gpu.max_binding()).clamp(1, ctx);
         let (h, e, k) = (c.hidden_size, c.num_experts, c.experts_per_token);
         let f = |n: usize| n as u64 * 4;

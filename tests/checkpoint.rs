@@ -651,4 +651,17 @@ fn parallel_upload_writes_every_byte() {
     assert!(gpu.read(&buf).unwrap() == data, "bytes differ after upload");
     let padded = gpu.read_range(&buf, 0, data.len() as u64 + 1).unwrap();
     assert_eq!(padded[data.len()], 0, "padding not zero");
+
+    // Pieces of odd sizes land back to back, as one concatenation.
+    let (a, b, c) = (
+        &data[..(5 << 20) + 1],
+        &data[1000..1003],
+        &data[7..(4 << 20) + 7],
+    );
+    let buf = gpu.upload_gather("parallel gather", &[a, b, c]).unwrap();
+    gpu.queue.submit([]);
+    assert!(
+        gpu.read(&buf).unwrap() == [a, b, c].concat(),
+        "gathered bytes differ"
+    );
 }

@@ -94,8 +94,15 @@ impl Gpu {
     /// would copy it all on one thread. (A buffer mapped at creation would cost one more pass:
     /// wgpu zeroes its staging memory first.) The copy to the GPU happens at the next submit.
     pub fn upload_parallel(&self, label: &str, data: &[u8]) -> Result<GpuBuffer> {
-        let buf = self.storage(label, data.len() as u64)?;
-        let size = padded(data.len() as u64);
+        self.upload_gather(label, &[data])
+    }
+
+    /// As [`upload_parallel`](Self::upload_parallel), for the concatenation of `pieces`
+    /// (without concatenating them first).
+    pub fn upload_gather(&self, label: &str, pieces: &[&[u8]]) -> Result<GpuBuffer> {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let buf = self.storage(label, len as u64)?;
+        let size = padded(len as u64);
         let Some(mut view) = wgpu::BufferSize::new(size)
             .and_then(|n| self.queue.write_buffer_with(&buf.buffer, 0, n))
         else {
@@ -106,37 +113,41 @@ impl Gpu {
         };
         let mut w = view.slice(..);
         // Below a few MiB a thread costs more than the copy.
-        let threads = upload_threads()
-            .min(data.len().div_ceil(UPLOAD_PIECE))
-            .max(1);
-        let dst = SharedPtr(w.as_raw_element_ptr().as_ptr());
-        let piece = data.len().div_ceil(threads).max(1);
-        let copy = |src: &[u8]| {
-            // SAFETY: `src` is a chunk of `data`, so its offset plus its length stays within the
-            // staging range of `size` >= data.len() bytes; chunks are disjoint, so no two
-            // threads write the same byte; the view outlives every write (threads are joined
-            // before it drops); the writes only store bytes, never read the mapping.
-            unsafe {
-                let off = src.as_ptr().offset_from(data.as_ptr()) as usize;
-                std::ptr::copy_nonoverlapping(src.as_ptr(), dst.get().add(off), src.len());
+        let threads = upload_threads().min(len.div_ceil(UPLOAD_PIECE)).max(1);
+        let chunk = len.div_ceil(threads).max(1);
+        // (offset in the buffer, source) for every share, shares at most `chunk` bytes.
+        let mut shares = Vec::new();
+        let mut offset = 0;
+        for p in pieces {
+            for c in p.chunks(chunk) {
+                shares.push((offset, c));
+                offset += c.len();
             }
+        }
+        let dst = SharedPtr(w.as_raw_element_ptr().as_ptr());
+        let copy = |(off, src): (usize, &[u8])| {
+            // SAFETY: the shares tile 0..len without overlap (offsets are running sums of
+            // their lengths) and len <= size, the staging range, so every write is in bounds
+            // and no two threads write the same byte; the view outlives every write (threads
+            // are joined before it drops); the writes only store bytes, never read the mapping.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.get().add(off), src.len()) }
         };
         if threads == 1 {
-            copy(data);
+            shares.into_iter().for_each(copy);
         } else {
             // The safe write-only view cannot cross threads; its raw pointer is the
             // documented way to write one mapping from several.
             std::thread::scope(|s| {
-                for src in data.chunks(piece) {
+                for share in shares {
                     let copy = &copy;
-                    s.spawn(move || copy(src));
+                    s.spawn(move || copy(share));
                 }
             });
         }
         // The staging memory is not zeroed: the padding must be written.
-        let tail = size as usize - data.len();
+        let tail = size as usize - len;
         if tail > 0 {
-            w.slice(data.len()..).copy_from_slice(&[0u8; 4][..tail]);
+            w.slice(len..).copy_from_slice(&[0u8; 4][..tail]);
         }
         drop(view);
         Ok(buf)

@@ -277,6 +277,24 @@ impl Forward {
             ));
         }
         let chunk = fitting_chunk(&c, chunk, gpu.max_binding()).clamp(1, ctx);
+        // A layer's K (or V) is one binding of its capacity (ctx positions on full layers):
+        // say so in terms of --ctx, not of an internal buffer's label.
+        let per_position = c.kv_dim() as u64 * crate::kernels::kv_element_bytes(gpu);
+        let positions = (0..c.num_hidden_layers)
+            .map(|l| kv_cache::capacity(&c, l, ctx, chunk))
+            .max()
+            .unwrap_or(0) as u64;
+        if positions.saturating_mul(per_position) > limit {
+            return Err(Error::argument(
+                "--ctx",
+                format!(
+                    "a context of {ctx} needs {} bytes per layer for its KV cache, over this \
+                     adapter's largest binding ({limit} bytes); at most {} positions fit",
+                    positions.saturating_mul(per_position),
+                    limit / per_position.max(1)
+                ),
+            ));
+        }
         let (h, e, k) = (c.hidden_size, c.num_experts, c.experts_per_token);
         let f = |n: usize| n as u64 * 4;
         let table: Vec<f32> = rope::table(&c, ctx).into_iter().flatten().collect();

@@ -7,7 +7,8 @@
 // chunks of K with 16-byte loads, so every x chunk is loaded once for R rows. One group sum
 // per row, no workgroup barrier on the subgroup path.
 // Options: NORMED_OUT (also writes x * rsqrt * gain, the MoE's input), ARGMAX
-// (each workgroup writes the largest of its outputs and its row, for the greedy sampler).
+// (each workgroup writes the largest of its outputs and its row, for the greedy sampler; the
+// row NONFINITE when any of its outputs is NaN or infinite, so the sampler can refuse them).
 
 //!include bf16
 //!include reduce
@@ -16,6 +17,9 @@ const WG: u32 = 128u;
 const REDUCE_SIZE: u32 = WG;
 const MAX_R: u32 = 4u;
 const NEG_HUGE: f32 = -3.0e38;
+// Argmax row meaning "a NaN or infinity was among these outputs" (never a real row: vocab <
+// 2^32 - 2). Tested on the bits: WGSL lets compilers assume floats are finite.
+const NONFINITE: u32 = 0xfffffffeu;
 
 override ROWS_PER_WG: u32 = 16u;
 // Rows a group computes at once (at most MAX_R): more reuse of each x chunk, fewer workgroups.
@@ -71,6 +75,7 @@ fn matvec_f32_bf16w(ids: ReduceIds,
 
     var my_best = NEG_HUGE;
     var my_best_i = 0xffffffffu;
+    var my_bad = false;
     // With NORM the sum of squares rides along the first pass's loads of x; the norm's
     // scale multiplies each row's sum at the end (it is common to all terms).
     var ss = 0.0;
@@ -130,6 +135,9 @@ fn matvec_f32_bf16w(ids: ReduceIds,
                     my_best = y;
                     my_best_i = i;
                 }
+                if ARGMAX && (bitcast<u32>(y) & 0x7f800000u) == 0x7f800000u {
+                    my_bad = true;
+                }
             }
         }
     }
@@ -147,20 +155,22 @@ fn matvec_f32_bf16w(ids: ReduceIds,
         // Rows are visited in increasing order per group, so the first maximum is the lowest.
         if lane == 0u {
             best_v[g] = my_best;
-            best_i[g] = my_best_i;
+            best_i[g] = select(my_best_i, NONFINITE, my_bad);
         }
         workgroupBarrier();
         if ids.lid == 0u {
             var v = NEG_HUGE;
             var i = 0xffffffffu;
+            var bad = false;
             for (var j = 0u; j < ng; j++) {
-                if best_i[j] != 0xffffffffu && (i == 0xffffffffu || best_v[j] > v
+                bad = bad || best_i[j] == NONFINITE;
+                if best_i[j] < NONFINITE && (i == 0xffffffffu || best_v[j] > v
                     || (best_v[j] == v && best_i[j] < i)) {
                     v = best_v[j];
                     i = best_i[j];
                 }
             }
-            argmax[params.argmax_offset + wg] = vec2<u32>(bitcast<u32>(v), i);
+            argmax[params.argmax_offset + wg] = vec2<u32>(bitcast<u32>(v), select(i, NONFINITE, bad));
         }
     }
 }

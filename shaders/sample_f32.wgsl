@@ -5,6 +5,9 @@
 // (both thresholds found exactly by bisection over the logits' ordered bit patterns), and draw
 // from softmax(logit / temperature) over what is kept with a counter-based generator seeded by
 // (seed, sample_index), walking the ids in order. One workgroup; deterministic.
+// NaN or infinite logits (or an lm_head workgroup that saw one) give history 0xffffffff, which
+// the host reports as an error, and token 0 as the next input so that the step in flight
+// stays in bounds.
 
 //!include step
 
@@ -98,11 +101,14 @@ fn sample_f32(@builtin(local_invocation_index) lid: u32) {
     // greedy, else over the logits (sampling needs the maximum anyway).
     var best_v = -3.0e38;
     var best_i = 0xffffffffu;
+    // Non-finite values seen, tested on the bits (compilers may assume floats are finite).
+    var bad = 0u;
     if params.temperature <= 0.0 && params.n_partials > 0u {
         for (var j = lid; j < params.n_partials; j += WG) {
             let p = partials[j];
             let l = bitcast<f32>(p.x);
-            if p.y != 0xffffffffu && (best_i == 0xffffffffu || l > best_v || (l == best_v && p.y < best_i)) {
+            bad += select(0u, 1u, p.y == 0xfffffffeu);
+            if p.y < 0xfffffffeu && (best_i == 0xffffffffu || l > best_v || (l == best_v && p.y < best_i)) {
                 best_v = l;
                 best_i = p.y;
             }
@@ -110,12 +116,14 @@ fn sample_f32(@builtin(local_invocation_index) lid: u32) {
     } else {
         for (var i = r.x; i < r.y; i++) {
             let l = logits[i];
+            bad += select(0u, 1u, (bitcast<u32>(l) & 0x7f800000u) == 0x7f800000u);
             if l > best_v || best_i == 0xffffffffu {
                 best_v = l;
                 best_i = i;
             }
         }
     }
+    let n_bad = wg_count(bad, lid);
     red_v[lid] = best_v;
     red_i[lid] = best_i;
     workgroupBarrier();
@@ -220,8 +228,10 @@ fn sample_f32(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
         chosen = red_i[0];
     }
+    let nonfinite = n_bad > 0u || chosen >= params.vocab
+        || (bitcast<u32>(m) & 0x7f800000u) == 0x7f800000u;
     if lid == 0u {
-        tokens[0] = chosen;
-        history[step.sample_index] = chosen;
+        tokens[0] = select(chosen, 0u, nonfinite);
+        history[step.sample_index] = select(chosen, 0xffffffffu, nonfinite);
     }
 }

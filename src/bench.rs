@@ -7,7 +7,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::checkpoint::inspect::decode_bytes;
-use crate::error::Result;
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Profiler};
 use crate::kernels::{bandwidth_read, build, fill_random};
 use crate::model::forward::{Forward, DEFAULT_CHUNK};
@@ -23,6 +24,59 @@ pub struct BenchOptions {
     pub tg: usize,
     /// Timed repetitions (after one warm-up).
     pub reps: usize,
+}
+
+impl BenchOptions {
+    /// Checks the sizes against the model before anything is allocated and returns the
+    /// context the runs need. Errors name bench's own flags.
+    pub fn validate(&self, c: &ModelConfig) -> Result<usize> {
+        let max = c.max_position_embeddings;
+        if self.prefill.contains(&0) {
+            return Err(Error::argument("--pp", "prompt lengths must be at least 1"));
+        }
+        if self.tg == 0 {
+            return Err(Error::argument("--tg", "must be at least 1"));
+        }
+        if self.reps == 0 {
+            return Err(Error::argument("--reps", "must be at least 1"));
+        }
+        // Prefill runs sample one token after the prompt; decode runs sample tg + 1 after
+        // their depth; one position is kept spare for the step in flight.
+        let need = |n: usize, extra: usize| n.max(1).checked_add(extra)?.checked_add(2);
+        for &n in &self.prefill {
+            match need(n, 1) {
+                Some(ctx) if ctx <= max => {}
+                _ => {
+                    return Err(Error::argument(
+                        "--pp",
+                        format!("{n} is more than the model's {max} positions allow"),
+                    ))
+                }
+            }
+        }
+        for &d in &self.depths {
+            match need(d, self.tg.saturating_add(1)) {
+                Some(ctx) if ctx <= max => {}
+                _ => {
+                    return Err(Error::argument(
+                        if self.tg >= max { "--tg" } else { "--depths" },
+                        format!(
+                            "depth {d} plus --tg {} is more than the model's {max} positions allow",
+                            self.tg
+                        ),
+                    ))
+                }
+            }
+        }
+        let longest = self
+            .prefill
+            .iter()
+            .map(|&n| n + 3)
+            .chain(self.depths.iter().map(|&d| d.max(1) + self.tg + 3))
+            .max()
+            .unwrap_or(self.tg + 3);
+        Ok(longest.min(max))
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -98,6 +152,10 @@ pub struct BenchReport {
     pub prefill_kernels: Vec<(usize, Vec<KernelTime>)>,
     pub decode_dispatches: usize,
     pub peak_gpu_bytes: u64,
+    /// Seconds to read and upload the weights (or generate synthetic ones), set by the caller.
+    pub load_s: f64,
+    /// Seconds to create the KV cache, activations and every pipeline.
+    pub setup_s: f64,
 }
 
 /// Reads a large buffer with 16-byte loads and returns (GB/s, bytes read per pass).
@@ -181,20 +239,24 @@ fn by_kernel(times: Vec<(String, f64)>) -> Vec<KernelTime> {
     kernels
 }
 
-pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<BenchReport> {
+/// Runs every measurement; `phase` is told what starts next (for progress on stderr).
+pub fn run(
+    gpu: &Gpu,
+    model: &Model,
+    name: &str,
+    o: &BenchOptions,
+    phase: &mut dyn FnMut(&str),
+) -> Result<BenchReport> {
     let c = &model.config;
+    let ctx = o.validate(c)?;
+    phase("bandwidth");
     let (bandwidth, bw_bytes) = measure_bandwidth(gpu, o.reps.max(3))?;
     let bytes_per_token = decode_bytes(c).total;
-    let max_prompt = o
-        .prefill
-        .iter()
-        .chain(&o.depths)
-        .copied()
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let ctx = (max_prompt + o.tg + 2).min(c.max_position_embeddings);
+    phase(&format!("KV cache and pipelines for a context of {ctx}"));
+    let setup = Instant::now();
     let mut generator = Generator::new(gpu, model, ctx, o.tg + 1)?;
+    gpu.save_pipeline_cache();
+    let setup_s = setup.elapsed().as_secs_f64();
     let greedy = GenerateOptions {
         max_tokens: 1,
         sampling: SamplingParams::default(),
@@ -204,6 +266,7 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
 
     let mut prefill = Vec::new();
     for &n in &o.prefill {
+        phase(&format!("prefill of {n} tokens x {}", o.reps + 1));
         let ids = random_ids(n, c.vocab_size, n as u64);
         let mut rates = Vec::new();
         for rep in 0..o.reps + 1 {
@@ -224,6 +287,11 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
         ..greedy.clone()
     };
     for &depth in &o.depths {
+        phase(&format!(
+            "decode of {} tokens at depth {depth} x {}",
+            o.tg,
+            o.reps + 1
+        ));
         let ids = random_ids(depth.max(1), c.vocab_size, 1000 + depth as u64);
         let mut rates = Vec::new();
         for rep in 0..o.reps + 1 {
@@ -249,6 +317,7 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
     let mut decode_kernels = Vec::new();
     let mut dispatches = 0;
     for &depth in &o.depths {
+        phase(&format!("per-kernel profile of decode at depth {depth}"));
         let depth = depth.max(1);
         let ctx = (depth + 2).min(c.max_position_embeddings);
         let mut fwd = Forward::new(gpu, &model.weights, c, ctx, DEFAULT_CHUNK, 2)?;
@@ -269,6 +338,7 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
     }
     let mut prefill_kernels = Vec::new();
     if let Some(&n) = o.prefill.first() {
+        phase(&format!("per-kernel profile of a prefill step of {n}"));
         let fwd = Forward::new(gpu, &model.weights, c, n.max(1), DEFAULT_CHUNK, 2)?;
         let ids = random_ids(n.max(1), c.vocab_size, 9);
         fwd.profile_prefill_step(gpu, &model.weights, &ids)?;
@@ -294,5 +364,7 @@ pub fn run(gpu: &Gpu, model: &Model, name: &str, o: &BenchOptions) -> Result<Ben
         prefill_kernels,
         decode_dispatches: dispatches,
         peak_gpu_bytes: gpu.allocated_bytes(),
+        load_s: 0.0,
+        setup_s,
     })
 }

@@ -63,7 +63,7 @@ impl ModelConfig {
     /// for the stop tokens.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let gen = dir.join(GENERATION_CONFIG);
-        Self::from_files(&dir.join(CONFIG), gen.is_file().then_some(gen.as_path()))
+        Self::from_files(&dir.join(CONFIG), gen.exists().then_some(gen.as_path()))
     }
 
     /// Reads `config` and, if given, the generation config that overrides its stop tokens.
@@ -164,7 +164,7 @@ impl ModelConfig {
         }
         // The largest tensors' byte counts must be computable: shapes are multiplied out
         // everywhere without overflow checks past this point.
-        let products: [(&str, &[usize]); 4] = [
+        let products: [(&str, &[usize]); 5] = [
             (
                 "vocab_size x hidden_size",
                 &[self.vocab_size, self.hidden_size, 4],
@@ -187,6 +187,18 @@ impl ModelConfig {
                 "num_hidden_layers x num_experts",
                 &[self.num_hidden_layers, self.num_experts, 4],
             ),
+            // The KV cache at the full context, f32, K and V, every layer.
+            (
+                "num_hidden_layers x max_position_embeddings x num_key_value_heads x head_dim",
+                &[
+                    self.num_hidden_layers,
+                    self.max_position_embeddings,
+                    self.num_key_value_heads,
+                    self.head_dim,
+                    2,
+                    4,
+                ],
+            ),
         ];
         for (what, dims) in products {
             if dims
@@ -199,7 +211,14 @@ impl ModelConfig {
                 ));
             }
         }
-        // Token ids are u32 on the GPU.
+        // Positions are u32 on the GPU, as are token ids.
+        if self.max_position_embeddings > u32::MAX as usize {
+            return err(format!(
+                "max_position_embeddings: expected at most {}, got {}",
+                u32::MAX,
+                self.max_position_embeddings
+            ));
+        }
         if self.vocab_size > u32::MAX as usize {
             return err(format!(
                 "vocab_size: expected at most {}, got {}",
@@ -240,7 +259,7 @@ impl ModelConfig {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    crate::fsutil::read_to_string(path)
 }
 
 fn kind(v: &Value) -> &'static str {

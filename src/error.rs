@@ -14,6 +14,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A path that must be a regular file is a FIFO, a directory, a socket or a device.
+    #[error("{path}: is {kind}, expected a regular file")]
+    NotAFile { path: PathBuf, kind: &'static str },
+
     #[error("{path}: {message}")]
     Json { path: PathBuf, message: String },
 
@@ -119,6 +123,15 @@ pub enum Error {
 
     #[error("buffer mapping failed for '{label}': {message}")]
     Map { label: String, message: String },
+
+    /// The sampler saw NaN or infinite logits: the weights or the computation are broken, and
+    /// any token chosen from them would be garbage.
+    #[error(
+        "non-finite logits (NaN or infinity) at generation step {step} (position {position}): \
+         the checkpoint's values or the GPU computation are broken; `oss-wgpu inspect \
+         --check-values` scans the weights"
+    )]
+    NonFiniteLogits { step: usize, position: usize },
 
     #[error("invalid argument {name}: {message}")]
     Argument { name: String, message: String },

@@ -1,5 +1,6 @@
 //! The oss-wgpu command line: argument parsing and printing only; the work is in the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -32,7 +33,7 @@ struct GpuArgs {
     #[arg(long, global = true, env = "OSS_WGPU_ADAPTER")]
     adapter: Option<String>,
     /// Force the portable path: no subgroups (plain WGSL that every adapter runs).
-    #[arg(long, global = true, env = "OSS_WGPU_PORTABLE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "OSS_WGPU_PORTABLE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     portable: bool,
     /// KV cache element type: f32 (computes what the reference computes) or f16 (half the
     /// memory; its rounding can change which experts a token picks, so outputs drift).
@@ -40,7 +41,7 @@ struct GpuArgs {
     kv: String,
     /// Compile shaders with wgpu's runtime checks (bounds checks, loop bounding): slower; for
     /// debugging.
-    #[arg(long, global = true, env = "OSS_WGPU_SHADER_CHECKS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "OSS_WGPU_SHADER_CHECKS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     shader_checks: bool,
     /// Lower the largest storage binding (bytes; K/M/G suffixes allowed); larger tensors are split.
     #[arg(long, global = true, env = "OSS_WGPU_MAX_BINDING")]
@@ -81,6 +82,20 @@ enum Command {
     Generate(cli::generate::GenerateArgs),
     /// Prefill and decode throughput against the bandwidth roofline, per-kernel GPU time.
     Bench(cli::bench::BenchArgs),
+    /// Download a model into the Hugging Face cache (only what the engine needs, resumed,
+    /// checked by SHA-256), or with --offline check the copy already there. Prints its folder.
+    Pull(cli::pull::PullArgs),
+    /// Write a checkpoint of a preset's exact shapes (20b, 120b or tiny) with pattern weights:
+    /// a full-size folder for load-time measurements without a download.
+    WriteSynthetic {
+        /// 20b, 120b or tiny.
+        preset: String,
+        /// The folder to write (created).
+        dir: PathBuf,
+        /// Approximate size of each safetensors shard (K/M/G suffixes allowed).
+        #[arg(long, default_value = "4GiB")]
+        shard_size: String,
+    },
     /// List every adapter of every compiled backend and what it offers.
     Info {
         /// Machine-readable output.
@@ -93,22 +108,75 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
-        /// Context length for the KV cache estimate.
-        #[arg(long, default_value_t = 8192)]
-        ctx: usize,
-        /// The checkpoint folder (a hub snapshot, its original/ folder, or a converted export).
+        /// Context length for the KV cache estimate (default 8192, at most the model's maximum).
+        #[arg(short = 'c', long)]
+        ctx: Option<usize>,
+        /// Also read every tensor and check its values: no NaN or infinity, no implausible
+        /// MXFP4 scale (reads the whole checkpoint, on every core).
+        #[arg(long)]
+        check_values: bool,
+        /// The checkpoint folder (a hub snapshot, its original/ folder, or a converted export),
+        /// or a Hugging Face repo id in the cache.
         dir: PathBuf,
     },
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    runtime_dir_fallback();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", error_text(&e));
+            // 2 for a bad argument, as clap exits for the ones it rejects itself.
+            let argument = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref(), Some(oss_wgpu::Error::Argument { .. })));
+            ExitCode::from(if argument { 2 } else { 1 })
+        }
+    }
+}
+
+/// The error and its causes, each printed once: our messages already include their OS
+/// error's text, which anyhow's chain would otherwise repeat.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.iter().any(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
+/// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" on every run
+/// without a usable runtime folder (containers, ssh sessions, CI). It looks like our error and
+/// means nothing for compute, so point the variable at a private folder of our own
+/// ($TMPDIR/oss-wgpu-runtime-UID, mode 0700) when it is unset or unusable. An existing valid
+/// setting is left alone.
+fn runtime_dir_fallback() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+            return;
+        };
+        let usable = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+        };
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|p| usable(p.as_ref())) {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("oss-wgpu-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        if usable(&dir) {
+            // Single-threaded here: nothing else reads the environment yet.
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
 }
@@ -119,23 +187,61 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Info { json } => info(&opts, json),
         Command::Generate(args) => cli::generate::run(&opts, args),
         Command::Bench(args) => cli::bench::run(&opts, args),
-        Command::Inspect { json, ctx, dir } => {
+        Command::Pull(args) => cli::pull::run(args),
+        Command::WriteSynthetic {
+            preset,
+            dir,
+            shard_size,
+        } => {
+            if !matches!(preset.as_str(), "20b" | "120b" | "tiny") {
+                return Err(oss_wgpu::Error::argument(
+                    "PRESET",
+                    format!("unknown preset '{preset}'; choose 20b, 120b or tiny"),
+                )
+                .into());
+            }
+            let shard = gpu::parse_bytes(&shard_size).ok_or_else(|| {
+                oss_wgpu::Error::argument(
+                    "--shard-size",
+                    format!("'{shard_size}' is not a byte count"),
+                )
+            })?;
+            let config = oss_wgpu::model::synthetic::preset(&preset)?;
+            let start = std::time::Instant::now();
+            let total = oss_wgpu::checkpoint::writer::write_synthetic(&dir, &config, shard)?;
+            eprintln!(
+                "wrote {} of weights to {} in {:.1} s",
+                bytes(total),
+                dir.display(),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect {
+            json,
+            ctx,
+            check_values,
+            dir,
+        } => {
             let max_binding = cli
                 .gpu
                 .max_binding()?
                 .unwrap_or(inspect::DEFAULT_MAX_BINDING);
-            run_inspect(&dir, ctx, max_binding, json)
+            let dir = oss_wgpu::model::locate::resolve_one(&dir, "DIR")?;
+            run_inspect(&dir, ctx, max_binding, json, check_values)
         }
     }
 }
 
 fn run_inspect(
     dir: &std::path::Path,
-    ctx: usize,
+    ctx: Option<usize>,
     max_binding: u64,
     json: bool,
+    check_values: bool,
 ) -> Result<ExitCode> {
-    let report = match inspect::inspect(dir, ctx, max_binding) {
+    let progress = check_values.then(|| std::io::stderr().is_terminal());
+    let report = match inspect::inspect_with(dir, ctx, max_binding, progress) {
         Ok(r) => r,
         Err(e) => {
             if json {
@@ -144,7 +250,8 @@ fn run_inspect(
             } else {
                 eprintln!("error: {e}");
             }
-            return Ok(ExitCode::FAILURE);
+            let argument = matches!(e, oss_wgpu::Error::Argument { .. });
+            return Ok(ExitCode::from(if argument { 2 } else { 1 }));
         }
     };
     let text = if json {
@@ -153,7 +260,11 @@ fn run_inspect(
         render_report(&report)
     };
     out(&text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The human-readable report. Built as one string so that a closed pipe (`| head`) ends the
@@ -297,10 +408,44 @@ fn render_report(r: &InspectReport) -> String {
     for n in &r.notes {
         let _ = writeln!(o, "note         {n}");
     }
-    let _ = writeln!(
-        o,
-        "valid        yes: every tensor present, with the dtype and shape the config implies"
-    );
+    if let Some(v) = &r.values {
+        let _ = writeln!(
+            o,
+            "values       {} tensors, {} read: {}",
+            v.tensors,
+            bytes(v.bytes),
+            if v.issues.is_empty() {
+                "no NaN or infinity, every MXFP4 scale plausible".to_string()
+            } else {
+                format!("{} tensors with bad values", v.issues.len())
+            }
+        );
+        for i in &v.issues {
+            let _ = writeln!(
+                o,
+                "bad values   {}: tensor {}: {} x {} (first at element {}: {})",
+                i.file.display(),
+                i.tensor,
+                i.count,
+                i.problem,
+                i.first_index,
+                i.first_value
+            );
+        }
+    }
+    if r.valid {
+        let _ = writeln!(
+            o,
+            "valid        yes: every tensor present, with the dtype and shape the config implies{}",
+            if r.values.is_some() {
+                ", and finite values"
+            } else {
+                ""
+            }
+        );
+    } else {
+        let _ = writeln!(o, "valid        no: bad values (above)");
+    }
     o
 }
 
@@ -340,27 +485,31 @@ fn thousands(n: u64) -> String {
 }
 
 fn info(opts: &GpuOptions, json: bool) -> Result<ExitCode> {
+    use std::fmt::Write;
     let reports = gpu::adapter_reports(opts.backend);
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        out(&(serde_json::to_string_pretty(&reports)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
     if reports.is_empty() {
-        println!(
+        eprintln!(
             "no adapters for backend '{}': install a GPU driver, or for a CPU Vulkan adapter \
              apt-get install mesa-vulkan-drivers",
             opts.backend
         );
         return Ok(ExitCode::FAILURE);
     }
+    let mut o = String::new();
     for r in &reports {
         let mark = if r.auto_selected { "  <- auto" } else { "" };
-        println!("[{}] {} ({}){mark}", r.index, r.name, r.backend);
-        println!(
+        let _ = writeln!(o, "[{}] {} ({}){mark}", r.index, r.name, r.backend);
+        let _ = writeln!(
+            o,
             "    vendor {}, {}, driver {} {}",
             r.vendor, r.device_type, r.driver, r.driver_info
         );
-        println!(
+        let _ = writeln!(
+            o,
             "    shader-f16 {}, subgroup {} (size {}..{}), timestamp-query {}, cooperative-matrix {}",
             yes(r.shader_f16),
             yes(r.subgroup),
@@ -369,13 +518,15 @@ fn info(opts: &GpuOptions, json: bool) -> Result<ExitCode> {
             yes(r.timestamp_query),
             yes(r.cooperative_matrix)
         );
-        println!(
+        let _ = writeln!(
+            o,
             "    max buffer {} B, max storage binding {} B, workgroup storage {} B",
             r.max_buffer_size,
             r.max_storage_buffer_binding_size,
             r.max_compute_workgroup_storage_size
         );
     }
+    out(&o)?;
     Ok(ExitCode::SUCCESS)
 }
 

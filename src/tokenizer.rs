@@ -43,7 +43,7 @@ impl Tokenizer {
             path: path.to_path_buf(),
             message,
         };
-        let json = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let json = crate::fsutil::read(path)?;
         let mut inner =
             tokenizers::Tokenizer::from_bytes(&json).map_err(|e| error(e.to_string()))?;
         check_added_token_ids(&inner, &json).map_err(error)?;
@@ -115,6 +115,11 @@ impl Tokenizer {
     /// to 201088).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// The largest id the tokenizer can produce (added tokens included).
+    pub fn max_id(&self) -> Option<u32> {
+        self.inner.get_vocab(true).into_values().max()
     }
 
     pub fn decode_stream(&self) -> DecodeStream {

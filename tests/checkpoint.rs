@@ -595,6 +595,12 @@ fn inspect(args: &[&str], dir: &Path) -> (bool, String, String) {
 fn inspect_reports_a_good_checkpoint_and_fails_a_bad_one() {
     let ws = weights();
     let dir = write(&ws, WriteLayout::Original);
+    // The original layout's folder has no tokenizer of its own; inspect requires one.
+    write_json(
+        &dir.path().join("tokenizer.json"),
+        &oss_wgpu::checkpoint::writer::tokenizer_json(ws.config.vocab_size),
+    )
+    .unwrap();
     let (ok, out, err) = inspect(&[], dir.path());
     assert!(ok, "stdout:\n{out}\nstderr:\n{err}");
     for want in [
@@ -631,4 +637,31 @@ fn inspect_reports_a_good_checkpoint_and_fails_a_bad_one() {
     assert!(!ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["valid"], false);
+}
+
+#[test]
+fn parallel_upload_writes_every_byte() {
+    // Above the per-thread minimum of 4 MiB, so several threads copy; an odd length, so the
+    // padding is written too.
+    let gpu = gpu();
+    let mut rng = common::Rng::new(SEED);
+    let data = rng.bytes((9 << 20) + 3);
+    let buf = gpu.upload_parallel("parallel upload", &data).unwrap();
+    gpu.queue.submit([]);
+    assert!(gpu.read(&buf).unwrap() == data, "bytes differ after upload");
+    let padded = gpu.read_range(&buf, 0, data.len() as u64 + 1).unwrap();
+    assert_eq!(padded[data.len()], 0, "padding not zero");
+
+    // Pieces of odd sizes land back to back, as one concatenation.
+    let (a, b, c) = (
+        &data[..(5 << 20) + 1],
+        &data[1000..1003],
+        &data[7..(4 << 20) + 7],
+    );
+    let buf = gpu.upload_gather("parallel gather", &[a, b, c]).unwrap();
+    gpu.queue.submit([]);
+    assert!(
+        gpu.read(&buf).unwrap() == [a, b, c].concat(),
+        "gathered bytes differ"
+    );
 }

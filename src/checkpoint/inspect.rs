@@ -9,13 +9,16 @@ use serde::Serialize;
 
 use crate::checkpoint::layout::{Layout, Storage};
 use crate::checkpoint::loader::Checkpoint;
+use crate::checkpoint::loader::TOKENIZER;
 use crate::checkpoint::names::{name_pattern, ExpertMatrix, LayerTensor, TensorId, TensorKind};
 use crate::checkpoint::tensor::{canonical_shape, element_count, WeightSource};
+use crate::checkpoint::values::{check_values as check_values_of, ValueReport};
 use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::forward::DEFAULT_CHUNK;
 use crate::model::kv_cache;
 use crate::model::weights::{plan, Weights};
+use crate::tokenizer::Tokenizer;
 
 /// Bytes per cached K or V element in the report: f16, as on adapters with SHADER_F16.
 const KV_ELEMENT_BYTES: u64 = 2;
@@ -126,15 +129,43 @@ pub struct InspectReport {
     pub decode_bytes: DecodeBytes,
     pub gpu: GpuMemory,
     pub notes: Vec<String>,
-    /// Always true in a report: a checkpoint that fails validation gives an error instead.
+    /// The value scan, when asked for (`--check-values`).
+    pub values: Option<ValueReport>,
+    /// False only when the value scan found issues: a checkpoint that fails any other check
+    /// gives an error instead of a report.
     pub valid: bool,
 }
 
 /// Opens and validates `dir` and reports on it; the GPU figures assume a binding limit of
 /// `max_binding` bytes and a context of `ctx` tokens.
 pub fn inspect(dir: &std::path::Path, ctx: usize, max_binding: u64) -> Result<InspectReport> {
+    inspect_with(dir, Some(ctx), max_binding, None)
+}
+
+/// The context `inspect` assumes when none is given: generate's default.
+pub const DEFAULT_CTX: usize = 8192;
+
+/// As [`inspect`] (`ctx` None: [`DEFAULT_CTX`] or the model's maximum); with `check_values = Some(progress)` also scans every tensor's values
+/// ([`check_values`]), and a report with issues is not valid.
+pub fn inspect_with(
+    dir: &std::path::Path,
+    ctx: Option<usize>,
+    max_binding: u64,
+    check_values: Option<bool>,
+) -> Result<InspectReport> {
     let ck = Checkpoint::open(dir)?;
     let c = ck.config().clone();
+    let ctx = ctx.unwrap_or(DEFAULT_CTX.min(c.max_position_embeddings));
+    check_tokenizer(&ck, &c)?;
+    if ctx == 0 || ctx > c.max_position_embeddings {
+        return Err(crate::Error::argument(
+            "--ctx",
+            format!(
+                "{ctx} is outside 1..={} (the model's maximum positions)",
+                c.max_position_embeddings
+            ),
+        ));
+    }
     let shards = ck.shards();
     let ids = TensorId::all(c.num_hidden_layers);
 
@@ -241,7 +272,10 @@ pub fn inspect(dir: &std::path::Path, ctx: usize, max_binding: u64) -> Result<In
         total: weights + kv,
     };
 
+    let values = check_values.map(|progress| check_values_of(&ck, 0, progress));
+    let valid = values.as_ref().is_none_or(|v| v.issues.is_empty());
     Ok(InspectReport {
+        values,
         dir: ck.dir.clone(),
         root: ck.root.clone(),
         layout: ck.layout,
@@ -267,8 +301,42 @@ pub fn inspect(dir: &std::path::Path, ctx: usize, max_binding: u64) -> Result<In
         gpu,
         notes: ck.notes.clone(),
         config: c,
-        valid: true,
+        valid,
     })
+}
+
+/// A checkpoint is only usable for text prompts with a tokenizer that loads and whose ids all
+/// fall inside the model's vocabulary; `generate` refuses anything else, so `inspect` does too.
+fn check_tokenizer(ck: &Checkpoint, c: &ModelConfig) -> Result<()> {
+    let Some(path) = ck.tokenizer_path() else {
+        return Err(Error::Checkpoint {
+            path: ck.dir.clone(),
+            message: format!(
+                "no {TOKENIZER} here or in the parent folder (generate needs one for text                  prompts; --prompt-ids works without)"
+            ),
+        });
+    };
+    let t = Tokenizer::from_file(&path)?;
+    match t.max_id() {
+        None => {
+            return Err(Error::Tokenizer {
+                path,
+                message: "has no tokens".into(),
+            })
+        }
+        Some(max) if max as usize >= c.vocab_size => {
+            return Err(Error::Tokenizer {
+                path,
+                message: format!(
+                    "has token ids up to {max}, outside the model's vocabulary of {} \
+                     (config.json vocab_size): it does not belong to this checkpoint",
+                    c.vocab_size
+                ),
+            })
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// Logical elements of `id` (an MXFP4 element counts one; scales count none).

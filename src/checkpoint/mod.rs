@@ -7,6 +7,7 @@ pub mod mxfp4;
 pub mod names;
 pub mod shards;
 pub mod tensor;
+pub mod values;
 pub mod writer;
 
 pub use layout::Layout;

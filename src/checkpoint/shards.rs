@@ -4,7 +4,6 @@
 //! mmap cannot go out of bounds.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -64,14 +63,19 @@ pub struct Shards {
 impl Shards {
     /// Does `dir` hold any checkpoint file?
     pub fn present(dir: &Path) -> bool {
-        dir.join(INDEX).is_file() || !list_safetensors(dir).unwrap_or_default().is_empty()
+        dir.join(INDEX).exists()
+            || std::fs::read_dir(dir).is_ok_and(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .any(|e| e.path().extension().is_some_and(|x| x == EXTENSION))
+            })
     }
 
     /// Maps and parses the files of `dir`: those the index names when there is one, else every
     /// *.safetensors file.
     pub fn open(dir: &Path) -> Result<Shards> {
         let index_path = dir.join(INDEX);
-        let (paths, weight_map) = if index_path.is_file() {
+        // exists(), not is_file(): an index that is a FIFO or a folder must be reported.
+        let (paths, weight_map) = if index_path.exists() {
             let (paths, map) = read_index(dir, &index_path)?;
             (paths, Some(map))
         } else {
@@ -131,7 +135,7 @@ impl Shards {
 
         Ok(Shards {
             dir: dir.to_path_buf(),
-            index: index_path.is_file().then_some(index_path),
+            index: index_path.exists().then_some(index_path),
             files,
             entries,
         })
@@ -177,7 +181,10 @@ fn list_safetensors(dir: &Path) -> Result<Vec<PathBuf>> {
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let path = entry.path();
-        if path.extension().is_some_and(|x| x == EXTENSION) && path.is_file() {
+        if path.extension().is_some_and(|x| x == EXTENSION) {
+            // A shard that is a FIFO or a folder is an error, not a file to skip: skipping it
+            // would surface later as a confusing "tensor missing".
+            crate::fsutil::regular_file(&path)?;
             paths.push(path);
         }
     }
@@ -187,7 +194,7 @@ fn list_safetensors(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// The shard paths (sorted) and the name -> file map of an index.
 fn read_index(dir: &Path, index: &Path) -> Result<(Vec<PathBuf>, HashMap<String, String>)> {
-    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let text = crate::fsutil::read_to_string(index)?;
     let bad = |message: String| Error::Json {
         path: index.to_path_buf(),
         message,
@@ -224,7 +231,7 @@ const N_LEN: usize = 8;
 
 /// Maps `path` and lists its tensors with absolute byte ranges.
 fn open_file(path: &Path, index: usize) -> Result<(ShardFile, Vec<TensorEntry>)> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::fsutil::open(path)?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let bad = |message: String| Error::BadHeader {
         file: path.to_path_buf(),

@@ -374,6 +374,10 @@ impl WeightSet {
 
     fn write_hf_configs(&self, dir: &Path) -> Result<()> {
         write_json(&dir.join(CONFIG), &hf_config_json(&self.config))?;
+        write_json(
+            &dir.join(crate::checkpoint::loader::TOKENIZER),
+            &tokenizer_json(self.config.vocab_size),
+        )?;
         if !self.config.eos_token_ids.is_empty() {
             write_json(
                 &dir.join(GENERATION_CONFIG),
@@ -424,6 +428,62 @@ fn canonical_blocks(rng: &mut Rng, n: usize) -> Vec<u8> {
         out.extend(nibbles.chunks_exact(2).map(|p| p[0] | (p[1] << 4)));
     }
     out
+}
+
+/// The harmony special tokens a tokenizer.json must have for chat generation.
+pub const HARMONY_SPECIALS: [&str; 9] = [
+    "<|startoftext|>",
+    "<|endoftext|>",
+    "<|return|>",
+    "<|constrain|>",
+    "<|channel|>",
+    "<|start|>",
+    "<|end|>",
+    "<|message|>",
+    "<|call|>",
+];
+
+/// A minimal byte-level BPE tokenizer.json: the 256 bytes (GPT-2's printable map), no merges,
+/// then the harmony specials, all below `vocab_size` when it is at least 265 (else the specials
+/// are left out).
+pub fn tokenizer_json(vocab_size: usize) -> Value {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
+    let mut vocab = serde_json::Map::new();
+    let mut extra = 0u32;
+    for b in 0..=255u8 {
+        let ch = if printable(b) {
+            b as char
+        } else {
+            extra += 1;
+            char::from_u32(255 + extra).unwrap_or('?')
+        };
+        vocab.insert(ch.to_string(), b.into());
+    }
+    let added: Vec<Value> = if vocab_size >= 256 + HARMONY_SPECIALS.len() {
+        HARMONY_SPECIALS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                json!({"id": 256 + i, "content": s, "single_word": false, "lstrip": false,
+                       "rstrip": false, "normalized": false, "special": true})
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                          "use_regex": true},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                    "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab, "merges": []}
+    })
 }
 
 /// config.json in Hugging Face naming.
@@ -544,3 +604,160 @@ pub fn write_safetensors(
         &json!({ "metadata": {}, "weight_map": weight_map }),
     )
 }
+
+/// Tiling unit of [`write_synthetic`]'s weight patterns: large enough that no two nearby rows
+/// of a matrix repeat, small enough to make per tensor.
+const PATTERN_BYTES: usize = 1 << 20;
+
+/// Bytes of `len` for a tensor of `kind`, tiled from a seeded 1 MiB pattern: plausible values
+/// (BF16 weights within +-0.03, norms 1, biases and sinks 0, MXFP4 scales 2^-8..2^-6), so a
+/// model generates from them without NaN.
+fn synthetic_pattern(kind: TensorKind, dtype: DType, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let n = PATTERN_BYTES;
+    match (kind, dtype) {
+        (TensorKind::ExpertBlocks, _) => (0..n).map(|_| rng.below(256) as u8).collect(),
+        (TensorKind::ExpertScales, _) => (0..n).map(|_| 119 + rng.below(3) as u8).collect(),
+        (TensorKind::Matrix, _) => bf16_bytes((0..n / 2).map(|_| rng.sym(0.03))),
+        (TensorKind::Norm, DType::F32) => (0..n / 4).flat_map(|_| 1f32.to_le_bytes()).collect(),
+        (TensorKind::Norm, _) => bf16_bytes((0..n / 2).map(|_| 1.0)),
+        _ => vec![0; n],
+    }
+}
+
+/// Writes a checkpoint of `c`'s exact shapes (Hugging Face MXFP4 layout, shards of about
+/// `shard_bytes`, index, config, generation config, tokenizer.json) with pattern weights,
+/// streamed to disk: a gpt-oss-20b-shaped folder (13.8 GB) for load-time measurements without
+/// a download, in the time the disk takes to write it. Returns the bytes of weights written.
+pub fn write_synthetic(dir: &Path, c: &ModelConfig, shard_bytes: u64) -> Result<u64> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_json(&dir.join(CONFIG), &hf_config_json(c))?;
+    if !c.eos_token_ids.is_empty() {
+        write_json(
+            &dir.join(GENERATION_CONFIG),
+            &json!({ "eos_token_id": c.eos_token_ids }),
+        )?;
+    }
+    write_json(
+        &dir.join(crate::checkpoint::loader::TOKENIZER),
+        &tokenizer_json(c.vocab_size),
+    )?;
+
+    struct Spec {
+        name: String,
+        kind: TensorKind,
+        dtype: DType,
+        shape: Vec<usize>,
+        bytes: u64,
+    }
+    let specs: Vec<Spec> = TensorId::all(c.num_hidden_layers)
+        .into_iter()
+        .map(|id| {
+            let kind = id.kind();
+            let dtype = kind.allowed_dtypes().first().copied().unwrap_or(DType::U8);
+            let shape = canonical_shape(c, id);
+            let bytes = element_count(&shape).unwrap_or(0) as u64 * dtype.size() as u64;
+            Spec {
+                name: id.hf_name(),
+                kind,
+                dtype,
+                shape,
+                bytes,
+            }
+        })
+        .collect();
+    // Consecutive tensors per shard, a new shard once one passes shard_bytes.
+    let mut shards: Vec<Vec<&Spec>> = vec![Vec::new()];
+    let mut in_shard = 0u64;
+    for s in &specs {
+        if in_shard >= shard_bytes.max(1) {
+            shards.push(Vec::new());
+            in_shard = 0;
+        }
+        in_shard += s.bytes;
+        if let Some(last) = shards.last_mut() {
+            last.push(s);
+        }
+    }
+    let n = shards.len();
+    let names: Vec<String> = (0..n)
+        .map(|k| format!("model-{k:05}-of-{:05}.safetensors", n - 1))
+        .collect();
+    let write_shard = |path: &Path, list: &[&Spec]| -> Result<u64> {
+        let io = |e| Error::io(path, e);
+        let mut header = serde_json::Map::new();
+        let mut off = 0u64;
+        for s in list {
+            header.insert(
+                s.name.clone(),
+                json!({"dtype": s.dtype.name(), "shape": s.shape, "data_offsets": [off, off + s.bytes]}),
+            );
+            off += s.bytes;
+        }
+        let mut text = Value::Object(header).to_string();
+        // The data section starts 8-byte aligned, as the safetensors serializer leaves it.
+        while (text.len() + N_HEADER_LEN) % 8 != 0 {
+            text.push(' ');
+        }
+        let file = std::fs::File::create(path).map_err(io)?;
+        let mut out = std::io::BufWriter::with_capacity(8 << 20, file);
+        out.write_all(&(text.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        out.write_all(text.as_bytes()).map_err(io)?;
+        for s in list {
+            let seed = s.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            let pattern = synthetic_pattern(s.kind, s.dtype, seed);
+            let mut left = s.bytes as usize;
+            while left > 0 {
+                let k = left.min(pattern.len());
+                out.write_all(&pattern[..k]).map_err(io)?;
+                left -= k;
+            }
+        }
+        out.flush().map_err(io)?;
+        Ok(off)
+    };
+    // One thread per shard: pattern making and the page cache's copy overlap the disk.
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .iter()
+            .zip(&names)
+            .map(|(list, name)| {
+                let path = dir.join(name);
+                let write_shard = &write_shard;
+                scope.spawn(move || write_shard(&path, list))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Checkpoint {
+                        path: dir.to_path_buf(),
+                        message: "a shard writer panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut total = 0;
+    for r in results {
+        total += r?;
+    }
+    let mut weight_map = serde_json::Map::new();
+    for (list, name) in shards.iter().zip(&names) {
+        for s in list {
+            weight_map.insert(s.name.clone(), Value::String(name.clone()));
+        }
+    }
+    write_json(
+        &dir.join(INDEX),
+        &json!({ "metadata": { "total_size": total }, "weight_map": weight_map }),
+    )?;
+    Ok(total)
+}
+
+const N_HEADER_LEN: usize = 8;

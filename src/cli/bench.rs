@@ -2,34 +2,36 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
 
 use oss_wgpu::bench::{self, BenchOptions, BenchReport};
+use oss_wgpu::checkpoint::{Checkpoint, WeightSource};
 use oss_wgpu::gpu::{self, Gpu, GpuOptions};
 use oss_wgpu::model::{locate, synthetic, Model};
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Checkpoint folder to benchmark.
-    #[arg(long, conflicts_with = "synthetic")]
+    /// Checkpoint folder (or Hugging Face repo id in the cache) to benchmark.
+    #[arg(short = 'm', long, conflicts_with = "synthetic")]
     model: Option<PathBuf>,
     /// Random weights with the exact shapes of a config, made on the GPU: 20b, 120b or tiny.
     #[arg(long)]
     synthetic: Option<String>,
-    /// Prompt lengths for prefill, comma-separated.
-    #[arg(long, default_value = "512,2048", value_delimiter = ',')]
-    pp: Vec<usize>,
-    /// Context depths for decode, comma-separated.
-    #[arg(long, default_value = "0,4096", value_delimiter = ',')]
-    depths: Vec<usize>,
-    /// Tokens generated per decode measurement.
-    #[arg(long, default_value_t = 128)]
-    tg: usize,
-    /// Timed repetitions (after a warm-up).
-    #[arg(long, default_value_t = 3)]
-    reps: usize,
+    /// Prompt lengths for prefill, comma-separated (default 512,2048; 64 on a CPU adapter).
+    #[arg(long, value_delimiter = ',')]
+    pp: Option<Vec<usize>>,
+    /// Context depths for decode, comma-separated (default 0,4096; 0 on a CPU adapter).
+    #[arg(long, value_delimiter = ',')]
+    depths: Option<Vec<usize>>,
+    /// Tokens generated per decode measurement (default 128; 16 on a CPU adapter).
+    #[arg(long)]
+    tg: Option<usize>,
+    /// Timed repetitions after a warm-up (default 3; 1 on a CPU adapter).
+    #[arg(long)]
+    reps: Option<usize>,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -38,39 +40,87 @@ pub struct BenchArgs {
     all_adapters: bool,
 }
 
-fn one(opts: &GpuOptions, a: &BenchArgs) -> Result<BenchReport> {
-    let gpu = Gpu::new(opts)?;
-    let (model, name) = match &a.synthetic {
-        Some(preset) => {
-            let config = synthetic::preset(preset)?;
-            (
-                Model::synthetic(&gpu, &config, 1)?,
-                format!("synthetic {preset}"),
-            )
-        }
-        None => {
-            let dir = locate::resolve(a.model.as_deref())?;
-            (Model::load(&gpu, &dir, false)?, dir.display().to_string())
-        }
+/// The options: the flags given, else defaults sized for the adapter. A CPU adapter runs
+/// gpt-oss-20b's defaults for hours, so it gets small ones, and a warning says so.
+fn options(a: &BenchArgs, cpu: bool) -> BenchOptions {
+    let (pp, depths, tg, reps) = if cpu {
+        (vec![64], vec![0], 16, 1)
+    } else {
+        (vec![512, 2048], vec![0, 4096], 128, 3)
     };
     let o = BenchOptions {
-        prefill: a.pp.clone(),
-        depths: a.depths.clone(),
-        tg: a.tg.max(2),
-        reps: a.reps.max(1),
+        prefill: a.pp.clone().unwrap_or(pp),
+        depths: a.depths.clone().unwrap_or(depths),
+        tg: a.tg.unwrap_or(tg),
+        reps: a.reps.unwrap_or(reps),
     };
-    Ok(bench::run(&gpu, &model, &name, &o)?)
+    let defaulted = a.pp.is_none() || a.depths.is_none() || a.tg.is_none() || a.reps.is_none();
+    if cpu && defaulted {
+        eprintln!(
+            "bench: CPU adapter: small defaults (--pp {} --depths {} --tg {} --reps {}); \
+             pass them to measure more (the GPU defaults take hours here)",
+            join(&o.prefill),
+            join(&o.depths),
+            o.tg,
+            o.reps
+        );
+    }
+    o
 }
 
-fn print(r: &BenchReport) {
-    println!(
+fn join(v: &[usize]) -> String {
+    v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn one(opts: &GpuOptions, a: &BenchArgs) -> Result<BenchReport> {
+    // The model's config first: sizes are checked against it before any GPU work.
+    let source = match &a.synthetic {
+        Some(preset) => Err(synthetic::preset(preset)?),
+        None => {
+            let dir = locate::resolve(a.model.as_deref())?;
+            Ok((Checkpoint::open(&dir)?, dir))
+        }
+    };
+    let config = match &source {
+        Err(c) => c.clone(),
+        Ok((ck, _)) => WeightSource::config(ck).clone(),
+    };
+    let gpu = Gpu::new(opts)?;
+    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    let o = options(a, cpu);
+    o.validate(&config)?;
+    let phase = |what: &str| eprintln!("bench: {what}");
+    phase(&format!("loading weights onto {}", gpu.adapter_name()));
+    let start = Instant::now();
+    let (model, name) = match source {
+        Err(config) => (
+            Model::synthetic(&gpu, &config, 1)?,
+            format!("synthetic {}", a.synthetic.as_deref().unwrap_or("")),
+        ),
+        Ok((ck, dir)) => (
+            Model::upload(&gpu, &ck, &dir, false)?,
+            dir.display().to_string(),
+        ),
+    };
+    let load_s = start.elapsed().as_secs_f64();
+    let mut phase = phase;
+    let mut r = bench::run(&gpu, &model, &name, &o, &mut phase)?;
+    r.load_s = load_s;
+    Ok(r)
+}
+
+fn print(o: &mut String, r: &BenchReport) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        o,
         "{} ({}, {}) - {}",
         r.adapter,
         r.backend,
         r.driver.trim(),
         r.model
     );
-    println!(
+    let _ = writeln!(
+        o,
         "  f16 KV {}, subgroups {}; bandwidth {:.0} GB/s (bandwidth_read over {} MiB); {:.3} GB read per decode token",
         r.f16_kv,
         r.subgroups,
@@ -78,14 +128,21 @@ fn print(r: &BenchReport) {
         r.bandwidth_bytes >> 20,
         r.bytes_per_token as f64 / 1e9
     );
+    let _ = writeln!(
+        o,
+        "  load {:.2} s (weights read and uploaded), setup {:.2} s (KV cache, activations, pipelines)",
+        r.load_s, r.setup_s
+    );
     for p in &r.prefill {
-        println!(
+        let _ = writeln!(
+            o,
             "  pp{:<6} {:>9.1} tok/s  (min {:.1}, max {:.1})",
             p.tokens, p.tok_s.median, p.tok_s.min, p.tok_s.max
         );
     }
     for d in &r.decode {
-        println!(
+        let _ = writeln!(
+        o,
             "  tg{:<4} @ depth {:<6} {:>8.1} tok/s  {:.3} ms/token  {:.0} GB/s = {:.1}% of roofline  (min {:.1}, max {:.1})",
             d.tokens,
             d.depth,
@@ -99,12 +156,14 @@ fn print(r: &BenchReport) {
     }
     for (depth, kernels) in &r.decode_kernels {
         let total: f64 = kernels.iter().map(|k| k.us).sum();
-        println!(
+        let _ = writeln!(
+        o,
             "  decode step at depth {depth}: GPU time per kernel, each dispatch in its own timed pass ({} dispatches, {:.1} us in all):",
             r.decode_dispatches, total
         );
         for k in kernels {
-            println!(
+            let _ = writeln!(
+                o,
                 "    {:<44} x{:<4} {:>9.1} us  {:>5.1}%",
                 k.kernel,
                 k.dispatches,
@@ -115,12 +174,14 @@ fn print(r: &BenchReport) {
     }
     for (n, kernels) in &r.prefill_kernels {
         let total: f64 = kernels.iter().map(|k| k.us).sum();
-        println!(
+        let _ = writeln!(
+            o,
             "  prefill step of {n} tokens: GPU time per kernel ({:.1} us in all):",
             total
         );
         for k in kernels {
-            println!(
+            let _ = writeln!(
+                o,
                 "    {:<44} x{:<4} {:>9.1} us  {:>5.1}%",
                 k.kernel,
                 k.dispatches,
@@ -129,7 +190,8 @@ fn print(r: &BenchReport) {
             );
         }
     }
-    println!(
+    let _ = writeln!(
+        o,
         "  GPU memory allocated: {:.2} GB",
         r.peak_gpu_bytes as f64 / 1e9
     );
@@ -147,18 +209,20 @@ pub fn run(opts: &GpuOptions, a: BenchArgs) -> Result<ExitCode> {
             };
             match one(&o, &a) {
                 Ok(rep) => reports.push(rep),
-                Err(e) => eprintln!("{} ({}): {e:#}", r.name, r.backend),
+                Err(e) => eprintln!("{} ({}): {}", r.name, r.backend, crate::error_text(&e)),
             }
         }
     } else {
         reports.push(one(opts, &a)?);
     }
+    let mut text = String::new();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        text = serde_json::to_string_pretty(&reports)? + "\n";
     } else {
         for r in &reports {
-            print(r);
+            print(&mut text, r);
         }
     }
+    crate::out(&text)?;
     Ok(ExitCode::SUCCESS)
 }

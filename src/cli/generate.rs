@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -26,11 +27,16 @@ pub enum Output {
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Checkpoint folder (else $OSS_WGPU_MODEL, else the Hugging Face cache's openai/gpt-oss-20b).
-    #[arg(long)]
+    /// Checkpoint folder or a Hugging Face repo id in the cache (e.g. openai/gpt-oss-120b);
+    /// else $OSS_WGPU_MODEL, else the cache's openai/gpt-oss-20b.
+    #[arg(short = 'm', long)]
     model: Option<PathBuf>,
-    /// The user message (or, with --raw, the text to continue). Read from stdin when absent.
-    #[arg(long)]
+    /// The user message (or, with --raw, the text to continue), as the last argument.
+    #[arg(value_name = "PROMPT", conflicts_with_all = ["prompt", "prompt_ids"])]
+    prompt_arg: Option<String>,
+    /// The user message (or, with --raw, the text to continue). Read from stdin when neither
+    /// this nor PROMPT is given and stdin is a pipe or a file.
+    #[arg(short = 'p', long)]
     prompt: Option<String>,
     /// Raw token ids instead of text, e.g. 1,2,3 (no template).
     #[arg(long, conflicts_with = "prompt")]
@@ -53,14 +59,15 @@ pub struct GenerateArgs {
     /// Show the analysis channel (the model's reasoning) on stderr, dimmed.
     #[arg(long)]
     show_reasoning: bool,
-    /// Most tokens to generate.
-    #[arg(long, default_value_t = 1024)]
-    max_tokens: usize,
-    /// 0 means greedy.
-    #[arg(long, default_value_t = 1.0)]
+    /// Most tokens to generate (default: as many as the context leaves after the prompt).
+    #[arg(short = 'n', long)]
+    max_tokens: Option<usize>,
+    /// Sampling temperature, 0 or more; 0 means greedy (deterministic).
+    #[arg(short = 't', long, visible_alias = "temp", default_value_t = 1.0, value_parser = parse_temperature)]
     temperature: f32,
-    /// Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off).
-    #[arg(long, default_value_t = 1.0)]
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1]
+    /// (1 = off).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_top_p)]
     top_p: f32,
     /// Keep only the k most likely tokens (0 = off).
     #[arg(long, default_value_t = 0)]
@@ -69,13 +76,39 @@ pub struct GenerateArgs {
     #[arg(long)]
     seed: Option<u32>,
     /// Context length (default 8192, at most the model's maximum).
-    #[arg(long)]
+    #[arg(short = 'c', long)]
     ctx: Option<usize>,
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
     /// Write the logits at every prompt position, f32 [prompt_len, vocab], as a NumPy .npy.
     #[arg(long)]
     dump_logits: Option<PathBuf>,
+}
+
+/// A temperature: finite and not negative (clap reports the error with the flag's name).
+fn parse_temperature(s: &str) -> std::result::Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!(
+            "expected a finite number >= 0 (0 = greedy), got {s}"
+        ));
+    }
+    Ok(v)
+}
+
+/// A top-p mass in (0, 1].
+fn parse_top_p(s: &str) -> std::result::Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !(v > 0.0 && v <= 1.0) {
+        return Err(format!("expected a number in (0, 1] (1 = off), got {s}"));
+    }
+    Ok(v)
 }
 
 const DIM: &str = "\x1b[2m";
@@ -152,16 +185,52 @@ impl Sink {
     }
 }
 
+/// The prompt text: the positional argument, --prompt, or stdin when it is not a terminal.
+fn prompt_text(a: &GenerateArgs) -> Result<String> {
+    if let Some(p) = a.prompt_arg.as_ref().or(a.prompt.as_ref()) {
+        return Ok(p.clone());
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        // A silent wait for input that nobody knows is expected looks like a hang.
+        return Err(oss_wgpu::Error::argument(
+            "PROMPT",
+            "no prompt given: pass it as the last argument (oss-wgpu generate \"Hello\"), with \
+             -p/--prompt, or pipe it on stdin (echo Hello | oss-wgpu generate)",
+        )
+        .into());
+    }
+    let mut s = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut s)
+        .context("reading the prompt from stdin")?;
+    Ok(s)
+}
+
+/// A closed stdout (`| head -c 5`) ends generation quietly: the reader has what it wanted.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
+    // Start-up is timed from here: opening the checkpoint, the device, the upload and the
+    // pipelines, everything before the first prefill but reading the prompt.
+    let start = Instant::now();
     let dir = locate::resolve(a.model.as_deref())?;
     let ckpt = Checkpoint::open(&dir)?;
+    // Reading the prompt (stdin may wait on a pipe) is not start-up.
+    let opened = start.elapsed();
     let config = ckpt.config().clone();
     let ctx = match a.ctx {
-        Some(c) if c > config.max_position_embeddings => {
+        Some(c) if c == 0 || c > config.max_position_embeddings => {
             return Err(oss_wgpu::Error::argument(
                 "--ctx",
                 format!(
-                    "{c} is above the model's maximum of {}",
+                    "{c} is outside 1..={} (the model's maximum positions)",
                     config.max_position_embeddings
                 ),
             )
@@ -170,6 +239,17 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         Some(c) => c,
         None => 8192.min(config.max_position_embeddings),
     };
+    // An unwritable --dump-logits is found now, not after the whole generation. The file is
+    // opened without truncating; write_f32 replaces it at the end.
+    if let Some(path) = &a.dump_logits {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| oss_wgpu::Error::io(path, e))
+            .context("--dump-logits")?;
+    }
 
     // The prompt, as ids, before anything touches the GPU.
     let tokenizer = match ckpt.tokenizer_path() {
@@ -181,22 +261,15 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
             .as_ref()
             .ok_or_else(|| oss_wgpu::Error::Checkpoint {
                 path: dir.clone(),
-                message: "no tokenizer.json here or in the parent folder".into(),
+                message: "no tokenizer.json here or in the parent folder (--prompt-ids works \
+                          without one)"
+                    .into(),
             })
     };
     let prompt_ids = if let Some(s) = &a.prompt_ids {
         parse_ids(s)?
     } else {
-        let text = match &a.prompt {
-            Some(p) => p.clone(),
-            None => {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .context("reading the prompt from stdin")?;
-                s
-            }
-        };
+        let text = prompt_text(&a)?;
         let text = if a.raw {
             text
         } else {
@@ -215,36 +288,64 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         .iter()
         .find(|&&id| id as usize >= config.vocab_size)
     {
-        return Err(oss_wgpu::Error::argument(
-            "--prompt-ids",
-            format!(
-                "token id {bad} is outside the vocabulary (size {})",
-                config.vocab_size
+        let e = match (&a.prompt_ids, &tokenizer) {
+            (None, Some(t)) => oss_wgpu::Error::Tokenizer {
+                path: t.path().to_path_buf(),
+                message: format!(
+                    "encodes the prompt with token id {bad}, outside the model's vocabulary of {} \
+                     (config.json vocab_size): the tokenizer does not belong to this checkpoint",
+                    config.vocab_size
+                ),
+            },
+            _ => oss_wgpu::Error::argument(
+                "--prompt-ids",
+                format!(
+                    "token id {bad} is outside the vocabulary (size {})",
+                    config.vocab_size
+                ),
             ),
-        )
-        .into());
+        };
+        return Err(e.into());
     }
     if prompt_ids.is_empty() {
         return Err(oss_wgpu::Error::argument("--prompt", "the prompt has no tokens").into());
     }
-    if prompt_ids.len() + a.max_tokens > ctx {
+    if prompt_ids.len() >= ctx {
         return Err(oss_wgpu::Error::argument(
-            "--max-tokens",
+            "--ctx",
             format!(
-                "the prompt ({} tokens) plus --max-tokens {} exceeds the context of {ctx} (raise --ctx, at most {}, or lower --max-tokens)",
+                "the prompt ({} tokens) leaves no room in the context of {ctx} (raise --ctx, at \
+                 most {})",
                 prompt_ids.len(),
-                a.max_tokens,
                 config.max_position_embeddings
             ),
         )
         .into());
     }
+    let room = ctx - prompt_ids.len();
+    let max_tokens = match a.max_tokens {
+        None => room,
+        Some(n) if n > room => {
+            return Err(oss_wgpu::Error::argument(
+                "--max-tokens",
+                format!(
+                    "the prompt ({} tokens) plus --max-tokens {n} exceeds the context of {ctx} \
+                     (raise --ctx, at most {}, or lower --max-tokens to {room} or less)",
+                    prompt_ids.len(),
+                    config.max_position_embeddings
+                ),
+            )
+            .into())
+        }
+        Some(n) => n,
+    };
     let chat = !a.raw && a.prompt_ids.is_none();
     let stop_ids = match (&tokenizer, chat) {
         (Some(t), true) => harmony::stop_ids(t, &config.eos_token_ids),
         _ => config.eos_token_ids.clone(),
     };
 
+    let device_start = Instant::now();
     let gpu = Gpu::new(gpu_opts)?;
     let weights_bytes = Weights::gpu_bytes(&config, gpu.max_binding().min(gpu.max_buffer()))?;
     let kv_bytes = kv_cache::bytes(
@@ -262,7 +363,11 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
     );
     let model = Model::upload(&gpu, &ckpt, &dir, std::io::stderr().is_terminal())?;
     drop(ckpt);
-    let mut generator = Generator::new(&gpu, &model, ctx, a.max_tokens.max(1))?;
+    let loaded = opened + device_start.elapsed();
+    let pipelines_start = Instant::now();
+    let mut generator = Generator::new(&gpu, &model, ctx, max_tokens.max(1))?;
+    gpu.save_pipeline_cache();
+    let compiled = pipelines_start.elapsed();
 
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -271,11 +376,11 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
             .unwrap_or(0)
     });
     let opts = GenerateOptions {
-        max_tokens: a.max_tokens,
+        max_tokens,
         sampling: SamplingParams {
-            temperature: a.temperature.max(0.0),
+            temperature: a.temperature,
             top_k: a.top_k,
-            top_p: a.top_p.clamp(0.0, 1.0),
+            top_p: a.top_p,
             seed,
         },
         stop_ids,
@@ -322,31 +427,41 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
             }
         }
     })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    if let Some(p) = parser.as_mut() {
-        for ev in p.finish()? {
-            sink.event(ev)?;
+    let finish = |sink: &mut Sink, parser: &mut Option<HarmonyParser>| -> Result<()> {
+        if let Some(e) = failure {
+            return Err(e);
         }
-    } else if let Some(s) = stream.as_mut() {
-        if let Some(text) = s.flush()? {
-            sink.answer(&text)?;
+        if let Some(p) = parser.as_mut() {
+            for ev in p.finish()? {
+                sink.event(ev)?;
+            }
+        } else if let Some(s) = stream.as_mut() {
+            if let Some(text) = s.flush()? {
+                sink.answer(&text)?;
+            }
         }
-    }
-    if !sink.ended_with_newline {
-        sink.answer("\n")?;
-    }
-    let mut out = sink.out;
-    if a.output == Output::Ids {
-        let list: Vec<String> = ids.iter().map(u32::to_string).collect();
-        emit(&mut out, &format!("{}\n", list.join(",")))?;
+        if !sink.ended_with_newline {
+            sink.answer("\n")?;
+        }
+        if a.output == Output::Ids {
+            let list: Vec<String> = ids.iter().map(u32::to_string).collect();
+            emit(&mut sink.out, &format!("{}\n", list.join(",")))?;
+        }
+        Ok(())
+    };
+    match finish(&mut sink, &mut parser) {
+        Err(e) if is_broken_pipe(&e) => {}
+        r => r?,
     }
     if let (Some(path), Some(logits)) = (&a.dump_logits, &stats.prompt_logits) {
         oss_wgpu::npy::write_f32(path, &[prompt_ids.len(), config.vocab_size], logits)?;
     }
     eprintln!(
-        "prompt {} tokens, prefill {:.1} tok/s; generated {} tokens, decode {:.1} tok/s",
+        "start-up {:.2} s (checkpoint, device and weights {:.2} s, KV cache and pipelines {:.2} \
+         s); prompt {} tokens, prefill {:.1} tok/s; generated {} tokens, decode {:.1} tok/s",
+        (loaded + compiled).as_secs_f64(),
+        loaded.as_secs_f64(),
+        compiled.as_secs_f64(),
         stats.prompt_tokens,
         stats.prefill_tok_s(),
         stats.generated,

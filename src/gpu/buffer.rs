@@ -17,6 +17,34 @@ impl GpuBuffer {
     }
 }
 
+/// A mapped range's address, shared by the threads that fill disjoint parts of it.
+struct SharedPtr(*mut u8);
+// SAFETY: only used inside upload_parallel's thread scope, for disjoint writes.
+unsafe impl Sync for SharedPtr {}
+
+impl SharedPtr {
+    /// Through a method, so that closures capture the wrapper (Sync), not the raw pointer.
+    fn get(&self) -> *mut u8 {
+        self.0
+    }
+}
+
+/// Smallest share of an upload worth a thread of its own.
+const UPLOAD_PIECE: usize = 4 << 20;
+
+/// Threads for one upload: $OSS_WGPU_UPLOAD_THREADS, else one per core up to 16 (memory
+/// bandwidth, not cores, limits a copy beyond that).
+fn upload_threads() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("OSS_WGPU_UPLOAD_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(16)))
+    })
+}
+
 fn padded(bytes: u64) -> u64 {
     bytes.div_ceil(4).max(1) * 4
 }
@@ -58,6 +86,71 @@ impl Gpu {
             label: label.to_string(),
             bytes,
         })
+    }
+
+    /// A storage buffer holding `data`, copied in by several threads: each thread copies its
+    /// share straight from `data` (typically the checkpoint's mmap, whose page faults and
+    /// memcpy are the cost of loading a model) into the queue's staging memory, where `write`
+    /// would copy it all on one thread. (A buffer mapped at creation would cost one more pass:
+    /// wgpu zeroes its staging memory first.) The copy to the GPU happens at the next submit.
+    pub fn upload_parallel(&self, label: &str, data: &[u8]) -> Result<GpuBuffer> {
+        self.upload_gather(label, &[data])
+    }
+
+    /// As [`upload_parallel`](Self::upload_parallel), for the concatenation of `pieces`
+    /// (without concatenating them first).
+    pub fn upload_gather(&self, label: &str, pieces: &[&[u8]]) -> Result<GpuBuffer> {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let buf = self.storage(label, len as u64)?;
+        let size = padded(len as u64);
+        let Some(mut view) = wgpu::BufferSize::new(size)
+            .and_then(|n| self.queue.write_buffer_with(&buf.buffer, 0, n))
+        else {
+            return Err(Error::Map {
+                label: label.to_string(),
+                message: format!("no staging memory for {size} bytes"),
+            });
+        };
+        let mut w = view.slice(..);
+        // Below a few MiB a thread costs more than the copy.
+        let threads = upload_threads().min(len.div_ceil(UPLOAD_PIECE)).max(1);
+        let chunk = len.div_ceil(threads).max(1);
+        // (offset in the buffer, source) for every share, shares at most `chunk` bytes.
+        let mut shares = Vec::new();
+        let mut offset = 0;
+        for p in pieces {
+            for c in p.chunks(chunk) {
+                shares.push((offset, c));
+                offset += c.len();
+            }
+        }
+        let dst = SharedPtr(w.as_raw_element_ptr().as_ptr());
+        let copy = |(off, src): (usize, &[u8])| {
+            // SAFETY: the shares tile 0..len without overlap (offsets are running sums of
+            // their lengths) and len <= size, the staging range, so every write is in bounds
+            // and no two threads write the same byte; the view outlives every write (threads
+            // are joined before it drops); the writes only store bytes, never read the mapping.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.get().add(off), src.len()) }
+        };
+        if threads == 1 {
+            shares.into_iter().for_each(copy);
+        } else {
+            // The safe write-only view cannot cross threads; its raw pointer is the
+            // documented way to write one mapping from several.
+            std::thread::scope(|s| {
+                for share in shares {
+                    let copy = &copy;
+                    s.spawn(move || copy(share));
+                }
+            });
+        }
+        // The staging memory is not zeroed: the padding must be written.
+        let tail = size as usize - len;
+        if tail > 0 {
+            w.slice(len..).copy_from_slice(&[0u8; 4][..tail]);
+        }
+        drop(view);
+        Ok(buf)
     }
 
     /// A storage buffer holding `data` (zero-padded to a multiple of 4 bytes).

@@ -405,6 +405,8 @@ pub struct Gpu {
     limits: wgpu::Limits,
     sink: Arc<ErrorSink>,
     pub(crate) cache: crate::gpu::PipelineCache,
+    /// Compiled pipelines kept on disk between runs, where the backend has a pipeline cache.
+    pub(crate) disk_cache: Option<crate::gpu::disk_cache::DiskCache>,
     dummies: [std::sync::OnceLock<crate::gpu::GpuBuffer>; 4],
     /// Bytes of storage buffers created so far (buffers are never freed while a model runs,
     /// so this is also the peak).
@@ -445,7 +447,8 @@ impl Gpu {
             want |= wgpu::Features::SHADER_F16;
         }
         want |= have
-            & (wgpu::Features::TIMESTAMP_QUERY
+            & (wgpu::Features::PIPELINE_CACHE
+                | wgpu::Features::TIMESTAMP_QUERY
                 | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
                 | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
 
@@ -514,7 +517,9 @@ impl Gpu {
             features.timestamps,
             limits.max_storage_buffer_binding_size
         );
+        let disk_cache = crate::gpu::disk_cache::open(&device, &info);
         Ok(Gpu {
+            disk_cache,
             device,
             queue,
             info,

@@ -2,6 +2,7 @@
 
 mod buffer;
 mod context;
+pub mod disk_cache;
 mod pipeline;
 pub mod profiler;
 pub mod shader;

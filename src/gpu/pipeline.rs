@@ -109,7 +109,7 @@ impl Gpu {
                         // Every kernel writes its workgroup memory before reading it.
                         zero_initialize_workgroup_memory: false,
                     },
-                    cache: None,
+                    cache: self.disk_cache.as_ref().map(|d| &d.cache),
                 })
         })?;
         let p = Pipeline {

@@ -262,7 +262,39 @@ impl Forward {
                 format!("{ctx} is outside 1..={}", c.max_position_embeddings),
             ));
         }
+        // The RoPE table is built on the CPU before any buffer: check that it fits one
+        // binding first, or a huge --ctx aborts on the allocation instead of failing.
+        let limit = gpu.max_binding().min(gpu.max_buffer());
+        let rope_bytes = (ctx as u64).checked_mul(c.head_dim as u64 * 4);
+        if ctx > u32::MAX as usize || rope_bytes.is_none_or(|b| b > limit) {
+            return Err(Error::argument(
+                "--ctx",
+                format!(
+                    "{ctx} positions need a RoPE table of {} bytes, more than this adapter's \
+                     largest binding ({limit} bytes)",
+                    rope_bytes.map_or_else(|| "more than 2^64".into(), |b| b.to_string())
+                ),
+            ));
+        }
         let chunk = fitting_chunk(&c, chunk, gpu.max_binding()).clamp(1, ctx);
+        // A layer's K (or V) is one binding of its capacity (ctx positions on full layers):
+        // say so in terms of --ctx, not of an internal buffer's label.
+        let per_position = c.kv_dim() as u64 * crate::kernels::kv_element_bytes(gpu);
+        let positions = (0..c.num_hidden_layers)
+            .map(|l| kv_cache::capacity(&c, l, ctx, chunk))
+            .max()
+            .unwrap_or(0) as u64;
+        if positions.saturating_mul(per_position) > limit {
+            return Err(Error::argument(
+                "--ctx",
+                format!(
+                    "a context of {ctx} needs {} bytes per layer for its KV cache, over this \
+                     adapter's largest binding ({limit} bytes); at most {} positions fit",
+                    positions.saturating_mul(per_position),
+                    limit / per_position.max(1)
+                ),
+            ));
+        }
         let (h, e, k) = (c.hidden_size, c.num_experts, c.experts_per_token);
         let f = |n: usize| n as u64 * 4;
         let table: Vec<f32> = rope::table(&c, ctx).into_iter().flatten().collect();
@@ -908,6 +940,13 @@ impl Forward {
         });
         gpu.queue.submit([encoder.finish()]);
         Ok(all_logits)
+    }
+
+    /// Creates the pipelines of a full prefill step now (they are cached), so that shader
+    /// compilation is not counted as prefill time.
+    pub fn prepare_prefill(&self, gpu: &Gpu, w: &Weights) -> Result<()> {
+        self.build_prefill(gpu, w, self.chunk)?;
+        Ok(())
     }
 
     /// Starts reading sample `index` back: a copy into a staging buffer, submitted now (so it

@@ -56,7 +56,15 @@ pub struct Generator<'a> {
 
 impl<'a> Generator<'a> {
     /// `max_tokens` is the most any one call to [`generate`](Self::generate) may produce.
+    /// Every pipeline is created here (decode and prefill), so that the first prefill's time
+    /// is prefill alone, not shader compilation.
     pub fn new(gpu: &'a Gpu, model: &'a Model, ctx: usize, max_tokens: usize) -> Result<Self> {
+        if max_tokens > ctx {
+            return Err(Error::argument(
+                "--max-tokens",
+                format!("{max_tokens} is more than the context of {ctx}"),
+            ));
+        }
         let forward = Forward::new(
             gpu,
             &model.weights,
@@ -65,6 +73,7 @@ impl<'a> Generator<'a> {
             DEFAULT_CHUNK,
             max_tokens,
         )?;
+        forward.prepare_prefill(gpu, &model.weights)?;
         Ok(Generator {
             gpu,
             model,
@@ -81,7 +90,10 @@ impl<'a> Generator<'a> {
         if prompt_tokens == 0 {
             return Err(Error::argument("prompt", "the prompt has no tokens"));
         }
-        if prompt_tokens + max_tokens > self.forward.ctx {
+        if prompt_tokens
+            .checked_add(max_tokens)
+            .is_none_or(|n| n > self.forward.ctx)
+        {
             return Err(Error::argument(
                 "--max-tokens",
                 format!(
@@ -125,6 +137,7 @@ impl<'a> Generator<'a> {
                 .prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
             gpu.wait("prefill")?;
             stats.prefill_time = start.elapsed();
+            check_prompt_logits(stats.prompt_logits.as_deref(), self.model.config.vocab_size)?;
             return Ok(stats);
         }
 
@@ -132,6 +145,7 @@ impl<'a> Generator<'a> {
         stats.prompt_logits = self
             .forward
             .prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
+        check_prompt_logits(stats.prompt_logits.as_deref(), self.model.config.vocab_size)?;
         let mut pending = self.forward.request_sample(gpu, 0)?;
         let mut first_at = None;
         for i in 0..opts.max_tokens {
@@ -140,6 +154,13 @@ impl<'a> Generator<'a> {
                 self.forward.decode_step(gpu, prompt.len() + i, i + 1)?;
             }
             let id = pending.wait(gpu)?;
+            if id as usize >= self.model.config.vocab_size {
+                gpu.wait("decode")?;
+                return Err(Error::NonFiniteLogits {
+                    step: i,
+                    position: prompt.len() + i,
+                });
+            }
             let now = Instant::now();
             if first_at.is_none() {
                 stats.prefill_time = now - start;
@@ -157,4 +178,17 @@ impl<'a> Generator<'a> {
         gpu.wait("decode")?;
         Ok(stats)
     }
+}
+
+/// Logits read back for the prompt (`--dump-logits`) are on the CPU anyway: check them all.
+fn check_prompt_logits(logits: Option<&[f32]>, vocab: usize) -> Result<()> {
+    if let Some(l) = logits {
+        if let Some(i) = l.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteLogits {
+                step: 0,
+                position: i / vocab.max(1),
+            });
+        }
+    }
+    Ok(())
 }

@@ -19,17 +19,23 @@ pub struct LayerCache {
 /// Positions a layer's cache holds for a context of `ctx` and prefill steps of `chunk` tokens.
 pub fn capacity(config: &ModelConfig, layer: usize, ctx: usize, chunk: usize) -> usize {
     if config.is_sliding(layer) {
-        (config.sliding_window + chunk).min(ctx)
+        config.sliding_window.saturating_add(chunk).min(ctx)
     } else {
         ctx
     }
 }
 
 /// Bytes of the whole cache with `element_bytes` per element (2 for f16, 4 for f32).
+/// Saturates instead of wrapping: callers bound `ctx` by the model's maximum (which the config
+/// check keeps addressable), so u64::MAX only ever shows a caller that did not.
 pub fn bytes(config: &ModelConfig, ctx: usize, chunk: usize, element_bytes: u64) -> u64 {
     (0..config.num_hidden_layers)
-        .map(|l| 2 * (capacity(config, l, ctx, chunk) * config.kv_dim()) as u64 * element_bytes)
-        .sum()
+        .map(|l| {
+            (capacity(config, l, ctx, chunk) as u64)
+                .saturating_mul(config.kv_dim() as u64)
+                .saturating_mul(2 * element_bytes)
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 pub fn allocate(

@@ -247,11 +247,11 @@ pub fn plan(c: &ModelConfig, limit: u64) -> Result<Vec<TensorPlan>> {
     Ok(out)
 }
 
-/// Writes go through wgpu's staging memory, which is only recycled after a submit completes:
-/// flush this often so a 13 GB upload does not hold 13 GB of staging.
-const FLUSH_BYTES: u64 = 256 << 20;
-/// Largest single write: bounds one staging allocation.
-const WRITE_CHUNK: usize = 16 << 20;
+/// Uploads go through wgpu's staging memory, which is only recycled after a submit completes:
+/// submit this often so a 13 GB upload does not hold 13 GB of staging. Each flush waits for
+/// the one before it, not for itself, so the GPU's copies overlap the next CPU copies and at
+/// most two flushes' worth of staging is alive.
+const FLUSH_BYTES: u64 = 512 << 20;
 
 struct Uploader<'a> {
     gpu: &'a Gpu,
@@ -259,6 +259,8 @@ struct Uploader<'a> {
     plans: HashMap<String, TensorPlan>,
     bar: ProgressBar,
     since_flush: u64,
+    /// The previous flush's submission, waited for at the next flush.
+    in_flight: Option<wgpu::SubmissionIndex>,
 }
 
 impl Weights {
@@ -296,9 +298,10 @@ impl Weights {
             plans: plans.into_iter().map(|p| (p.label.clone(), p)).collect(),
             bar,
             since_flush: 0,
+            in_flight: None,
         };
         let weights = up.all(c)?;
-        up.flush("weights")?;
+        up.finish("weights")?;
         up.bar.finish_and_clear();
         Ok(weights)
     }
@@ -409,15 +412,8 @@ impl Uploader<'_> {
                     actual: data.len().to_string(),
                 })?;
             self.bar.set_message(label.clone());
-            let buf = self.gpu.storage(&label, bytes.len() as u64)?;
-            for (j, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
-                self.gpu.write(&buf, (j * WRITE_CHUNK) as u64, chunk);
-                self.bar.inc(chunk.len() as u64);
-                self.since_flush += chunk.len() as u64;
-                if self.since_flush >= FLUSH_BYTES {
-                    self.flush(&label)?;
-                }
-            }
+            let buf = self.gpu.upload_parallel(&label, bytes)?;
+            self.uploaded(&label, bytes.len() as u64)?;
             // Padding bytes count towards the planned total.
             self.bar
                 .inc(padded(bytes.len() as u64) - bytes.len() as u64);
@@ -426,9 +422,41 @@ impl Uploader<'_> {
         Ok(out)
     }
 
+    /// Counts `bytes` as done; every FLUSH_BYTES the staging copies are submitted and waited
+    /// for, which bounds the host memory they hold.
+    fn uploaded(&mut self, label: &str, bytes: u64) -> Result<()> {
+        self.bar.inc(bytes);
+        self.since_flush += bytes;
+        if self.since_flush >= FLUSH_BYTES {
+            self.flush(label)?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self, label: &str) -> Result<()> {
+        let now = self.gpu.queue.submit([]);
+        if let Some(prev) = self.in_flight.replace(now) {
+            self.gpu
+                .device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(prev),
+                    timeout: None,
+                })
+                .map_err(|e| Error::GpuInternal {
+                    label: label.to_string(),
+                    message: e.to_string(),
+                })?;
+            self.gpu.check(label)?;
+        }
+        self.since_flush = 0;
+        Ok(())
+    }
+
+    /// Submits what is left and waits for all of it.
+    fn finish(&mut self, label: &str) -> Result<()> {
         self.gpu.queue.submit([]);
         self.gpu.wait(label)?;
+        self.in_flight = None;
         self.since_flush = 0;
         Ok(())
     }
@@ -471,15 +499,8 @@ impl Uploader<'_> {
             let bytes = &data
                 [(first as u64 * row_bytes) as usize..((first + n) as u64 * row_bytes) as usize];
             self.bar.set_message(part_label.clone());
-            let buffer = self.gpu.storage(&part_label, bytes.len() as u64)?;
-            for (j, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
-                self.gpu.write(&buffer, (j * WRITE_CHUNK) as u64, chunk);
-                self.bar.inc(chunk.len() as u64);
-                self.since_flush += chunk.len() as u64;
-                if self.since_flush >= FLUSH_BYTES {
-                    self.flush(&part_label)?;
-                }
-            }
+            let buffer = self.gpu.upload_parallel(&part_label, bytes)?;
+            self.uploaded(&part_label, bytes.len() as u64)?;
             parts.push(MatrixPart {
                 buffer,
                 first_row: first,
@@ -493,14 +514,31 @@ impl Uploader<'_> {
     fn stacked_matrix(&mut self, layer: usize, ids: &[TensorId]) -> Result<Bf16Matrix> {
         let c = self.src.config();
         let cols = canonical_shape(c, ids[0]).get(1).copied().unwrap_or(0);
-        let mut data = Vec::new();
+        let mut pieces = Vec::with_capacity(ids.len());
         let mut rows = 0;
         for &id in ids {
             rows += canonical_shape(c, id).first().copied().unwrap_or(0);
-            data.extend_from_slice(&gpu_data(self.src, id)?);
+            pieces.push(gpu_data(self.src, id)?);
         }
         let label = format!("model.layers.{layer}.self_attn.qkv_proj.weight");
-        let parts = self.upload_rows(&label, &data, cols as u64 * 2)?;
+        let row_bytes = cols as u64 * 2;
+        let limit = self.gpu.max_binding().min(self.gpu.max_buffer());
+        if plan_row_split(rows, row_bytes, limit).is_some_and(|s| s.len() == 1) {
+            // One buffer: q, k and v go straight from the mmap into it, without first being
+            // concatenated (720 MB of serial copying for gpt-oss-20b).
+            let slices: Vec<&[u8]> = pieces.iter().map(|p| p.as_ref()).collect();
+            self.bar.set_message(label.clone());
+            let buffer = self.gpu.upload_gather(&label, &slices)?;
+            self.uploaded(&label, buffer.bytes)?;
+            let parts = vec![MatrixPart {
+                buffer,
+                first_row: 0,
+                rows,
+            }];
+            return Ok(Bf16Matrix { rows, cols, parts });
+        }
+        let data = pieces.concat();
+        let parts = self.upload_rows(&label, &data, row_bytes)?;
         Ok(Bf16Matrix { rows, cols, parts })
     }
 

@@ -339,6 +339,10 @@ pub fn sample_candidates(logits: &[f32], s: &Sampling) -> Vec<(usize, f64)> {
 /// The token the sampler picks for `logits` at draw `index`: argmax (lowest id among ties) at
 /// temperature 0, else the first candidate, in id order, whose cumulative mass passes u * total.
 pub fn sample_f32(logits: &[f32], s: &Sampling, index: u32) -> u32 {
+    // No choice is meaningful over NaN or infinite logits: the kernel reports them as u32::MAX.
+    if logits.iter().any(|l| !l.is_finite()) {
+        return u32::MAX;
+    }
     if s.temperature <= 0.0 {
         let mut best = 0;
         for (i, &l) in logits.iter().enumerate() {

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod conversation;
 pub mod error;
 pub mod gpu;
 pub mod harmony;

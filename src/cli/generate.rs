@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use oss_wgpu::checkpoint::{Checkpoint, WeightSource};
+use oss_wgpu::conversation::render;
 use oss_wgpu::gpu::{Gpu, GpuOptions};
 use oss_wgpu::harmony::{self, Channel, ChatRequest, Event, HarmonyParser, Reasoning};
 use oss_wgpu::model::forward::DEFAULT_CHUNK;
@@ -81,7 +82,7 @@ pub struct GenerateArgs {
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
 
-fn today_utc() -> String {
+pub fn today_utc() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -197,8 +198,9 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
                 s
             }
         };
-        let text = if a.raw {
-            text
+        if a.raw {
+            // Raw completion continues the text as written, control tokens included.
+            need_tokenizer()?.encode(&text)?
         } else {
             let req = ChatRequest {
                 system_identity: a.system.clone(),
@@ -207,9 +209,10 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
                 developer_instructions: a.developer.clone(),
                 user: text,
             };
-            harmony::render_prompt(&req)
-        };
-        need_tokenizer()?.encode(&text)?
+            // Rendered piecewise: the user's text is never matched as control tokens.
+            let pieces = render::render_for_completion(&render::single_turn(&req))?;
+            render::to_ids(&pieces, need_tokenizer()?)?
+        }
     };
     if let Some(&bad) = prompt_ids
         .iter()

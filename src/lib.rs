@@ -15,6 +15,7 @@ pub mod kernels;
 pub mod model;
 pub mod npy;
 pub mod reference;
+pub mod server;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -76,6 +76,16 @@ enum Command {
     Generate(cli::generate::GenerateArgs),
     /// Prefill and decode throughput against the bandwidth roofline, per-kernel GPU time.
     Bench(cli::bench::BenchArgs),
+    /// An OpenAI-compatible HTTP server: chat completions (streaming, tools, reasoning),
+    /// completions, responses, models.
+    Serve(cli::serve::ServeArgs),
+    /// An interactive multi-turn chat in the terminal.
+    Chat(cli::chat::ChatArgs),
+    /// Render a chat request (messages JSON) as the server does: token ids or text.
+    Render(cli::render::RenderArgs),
+    /// Write a random checkpoint of a preset's shapes (for full-size tests without a download).
+    #[command(hide = true)]
+    WriteSynthetic(cli::synthetic::SyntheticArgs),
     /// List every adapter of every compiled backend and what it offers.
     Info {
         /// Machine-readable output.
@@ -114,6 +124,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Info { json } => info(&opts, json),
         Command::Generate(args) => cli::generate::run(&opts, args),
         Command::Bench(args) => cli::bench::run(&opts, args),
+        Command::Serve(args) => cli::serve::run(&opts, args),
+        Command::Chat(args) => cli::chat::run(&opts, args),
+        Command::Render(args) => cli::render::run(args),
+        Command::WriteSynthetic(args) => cli::synthetic::run(args),
         Command::Inspect { json, ctx, dir } => {
             let max_binding = cli
                 .gpu

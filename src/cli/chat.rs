@@ -46,19 +46,37 @@ pub struct ChatArgs {
     /// The system message's current date, YYYY-MM-DD, or "none" (default: today, UTC).
     #[arg(long)]
     pub date: Option<String>,
+    /// Testing only: reply with this harmony text instead of running the model.
+    #[arg(long, hide = true)]
+    pub scripted_reply: Vec<String>,
 }
 
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
 
 /// Ctrl-C while a reply streams: a handler on its own thread sets this flag instead of the
-/// default (ending the process). At the prompt, rustyline reads Ctrl-C as a key.
+/// default (ending the process). At the prompt, rustyline reads Ctrl-C as a key. The handler
+/// is installed before the first readline: rustyline saves and restores the SIGINT handler
+/// around each line, so one installed later would be undone.
 fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sigint = rt.block_on(async { signal(SignalKind::interrupt()) })?;
+        std::thread::spawn(move || {
+            rt.block_on(async move {
+                while sigint.recv().await.is_some() {
+                    set.store(true, Ordering::SeqCst);
+                }
+            })
+        });
+    }
+    #[cfg(not(unix))]
     std::thread::spawn(move || {
         rt.block_on(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
@@ -89,7 +107,7 @@ pub fn run(gpu: &GpuOptions, a: ChatArgs) -> Result<ExitCode> {
         ctx: a.ctx,
         max_tokens: a.max_tokens,
         queue: 1,
-        scripted: Vec::new(),
+        scripted: a.scripted_reply.clone(),
     })?;
     let interrupted = interrupt_flag()?;
     let mut reasoning: Reasoning = a.reasoning.parse()?;
@@ -186,13 +204,17 @@ pub fn run(gpu: &GpuOptions, a: ChatArgs) -> Result<ExitCode> {
         let mut show = |d: &Delta, out: &mut std::io::Stdout| -> std::io::Result<()> {
             match d {
                 Delta::Reasoning(t) if show_reasoning => {
-                    in_reasoning = true;
-                    write!(out, "{DIM}{t}{RESET}")?;
+                    // Dimmed as one span, so the terminal shows the text uninterrupted.
+                    if !in_reasoning {
+                        in_reasoning = true;
+                        write!(out, "{DIM}")?;
+                    }
+                    write!(out, "{t}")?;
                 }
                 Delta::Content(t) => {
                     if in_reasoning {
                         in_reasoning = false;
-                        writeln!(out)?;
+                        writeln!(out, "{RESET}")?;
                     }
                     write!(out, "{t}")?;
                 }
@@ -226,6 +248,9 @@ pub fn run(gpu: &GpuOptions, a: ChatArgs) -> Result<ExitCode> {
         let (rest, reply) = parser.finish()?;
         for d in &rest {
             show(d, &mut out)?;
+        }
+        if in_reasoning {
+            print!("{RESET}");
         }
         if stopped {
             print!(" [stopped]");

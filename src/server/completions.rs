@@ -113,6 +113,7 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
         "id": next_id("cmpl-"), "object": "text_completion", "created": unix_now(), "model": model,
         "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": null}],
         "usage": stream::usage(&finished),
+        "timings": stream::timings(&finished),
     }))
     .into_response())
 }

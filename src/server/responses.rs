@@ -288,6 +288,7 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
             "output_tokens": finished.generated,
             "total_tokens": finished.prompt_tokens + finished.generated,
         },
+        "timings": stream::timings(&finished),
     }))
     .into_response())
 }

@@ -119,8 +119,15 @@ fn disconnect_cancels_and_requests_queue() {
 }
 
 #[test]
-fn api_key_is_required_when_set() {
-    let s = serve(&["--api-key", "sekrit", "--scripted-reply", FINAL_SCRIPT]);
+fn api_key_and_body_limit() {
+    let s = serve(&[
+        "--api-key",
+        "sekrit",
+        "--max-body",
+        "1MiB",
+        "--scripted-reply",
+        FINAL_SCRIPT,
+    ]);
     python("tests/server_client.py", &["auth", &s.base, "sekrit"]);
 }
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import openai
@@ -219,6 +220,16 @@ def auth(base, key):
     assert client(base, key).models.list().data
     # /health needs no key.
     assert json.load(urllib.request.urlopen(base + "/health"))["status"] == "ok"
+    # A body over --max-body is refused with an OpenAI-style error, not read to the end.
+    big = json.dumps({"messages": [{"role": "user", "content": "x" * (2 << 20)}]}).encode()
+    req = urllib.request.Request(base + "/v1/chat/completions", data=big, headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req)
+        raise AssertionError("an oversized body was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 413, e.code
+        assert "error" in json.load(e), "no error body"
 
 
 if __name__ == "__main__":

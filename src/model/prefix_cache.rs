@@ -13,8 +13,10 @@
 //!   otherwise the prompt is prefilled from 0.
 //! - d is rounded down to a multiple of the prefill attention's query tile (BQ = 16 in
 //!   attention_prefill_f32.wgsl): a tile's first query fixes where its key blocks start, so
-//!   with tiles on the same positions as a cold prefill the result is bit-identical to it.
-//!   At least one prompt id is always prefilled (its logits give the first sample).
+//!   with tiles on the same positions as a cold prefill the result is bit-identical to it
+//!   (when the step length is a multiple of the tile too, as the default 2048 is; otherwise
+//!   later steps' tiles differ and the results agree to rounding). At least one prompt id is
+//!   always prefilled (its logits give the first sample).
 //!
 //! KV written by decode steps (generated ids) is re-used too: the same function of the same
 //! inputs, though computed by the decode kernels rather than the prefill ones.
@@ -39,7 +41,7 @@ pub fn reusable_prefix(
         .take_while(|(a, b)| a == b)
         .count();
     let d = shared.min(prompt.len().saturating_sub(1)) / QUERY_TILE * QUERY_TILE;
-    if d == 0 || chunk % QUERY_TILE != 0 {
+    if d == 0 {
         return 0;
     }
     let len = cached.len();
@@ -54,5 +56,63 @@ pub fn reusable_prefix(
         d
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LayerType;
+
+    fn config(window: usize, sliding: bool) -> ModelConfig {
+        let mut c = crate::checkpoint::writer::tiny_config();
+        c.sliding_window = window;
+        let kind = if sliding {
+            LayerType::Sliding
+        } else {
+            LayerType::Full
+        };
+        c.layer_types = vec![kind; c.num_hidden_layers];
+        c
+    }
+
+    #[test]
+    fn shared_prefix_rounded_to_the_query_tile_with_one_id_left_to_prefill() {
+        let c = config(8, false);
+        let cached: Vec<u32> = (0..100).collect();
+        let same_start =
+            |n: u32, extra: u32| -> Vec<u32> { (0..n).chain(500..500 + extra).collect() };
+        assert_eq!(
+            reusable_prefix(&cached, &same_start(40, 5), &c, 256, 16),
+            32
+        );
+        assert_eq!(reusable_prefix(&cached, &same_start(15, 5), &c, 256, 16), 0);
+        // The whole prompt cached: the last id is still prefilled.
+        assert_eq!(
+            reusable_prefix(&cached, &same_start(33, 0), &c, 256, 16),
+            32
+        );
+        assert_eq!(
+            reusable_prefix(&cached, &same_start(32, 0), &c, 256, 16),
+            16
+        );
+        assert_eq!(reusable_prefix(&[], &same_start(40, 0), &c, 256, 16), 0);
+    }
+
+    #[test]
+    fn sliding_rings_limit_how_far_back_reuse_reaches() {
+        // window 8, steps of 16: rings of 24 slots.
+        let c = config(8, true);
+        let prompt = |d: u32| -> Vec<u32> { (0..d).chain(900..910).collect() };
+        // From d = 32 the first new query needs keys 25..31: intact while the cache ends by 49.
+        let cached: Vec<u32> = (0..49).collect();
+        assert_eq!(reusable_prefix(&cached, &prompt(32), &c, 256, 16), 32);
+        let cached: Vec<u32> = (0..50).collect();
+        assert_eq!(reusable_prefix(&cached, &prompt(32), &c, 256, 16), 0);
+        // Nothing overwritten yet (cache shorter than the ring): any shared prefix.
+        assert_eq!(
+            reusable_prefix(&(0..20).collect::<Vec<_>>(), &prompt(16), &c, 256, 16),
+            16
+        );
     }
 }

@@ -195,7 +195,8 @@ def slow(base):
 
     def one():
         try:
-            r = c.chat.completions.create(model="m", messages=user, max_tokens=10)
+            # ~0.9 s of scripted ids: the later requests arrive while this one runs.
+            r = c.chat.completions.create(model="m", messages=user, max_tokens=30)
             results.append(r.choices[0].finish_reason)
         except openai.APIStatusError as e:
             results.append((e.status_code, e.body.get("code") if isinstance(e.body, dict) else e.body))
@@ -203,7 +204,7 @@ def slow(base):
     threads = [threading.Thread(target=one) for _ in range(4)]
     for t in threads:
         t.start()
-        time.sleep(0.05)
+        time.sleep(0.1)
     for t in threads:
         t.join()
     done = [x for x in results if x == "length"]

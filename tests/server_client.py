@@ -64,6 +64,20 @@ def real(base, bin_, model):
         if attempt == 1:
             cached = r.usage.prompt_tokens_details.cached_tokens
             assert cached > 0 and cached % 16 == 0, r.usage
+    # Streamed, the same text.
+    chunks = list(c.completions.create(model="tiny-a", prompt=ids, max_tokens=n, temperature=0,
+                                       stream=True))
+    assert "".join(ch.choices[0].text for ch in chunks if ch.choices).removesuffix("\n") == want_text
+    # A stop sequence cuts the text before it, streamed or not.
+    if len(want_text) >= 4:
+        stop = want_text[2:4]
+        cut = want_text[: want_text.find(stop)]
+        r = c.completions.create(model="tiny-a", prompt=ids, max_tokens=n, temperature=0, stop=[stop])
+        assert (r.choices[0].text, r.choices[0].finish_reason) == (cut, "stop"), (r, stop)
+        chunks = list(c.completions.create(model="tiny-a", prompt=ids, max_tokens=n,
+                                           temperature=0, stop=stop, stream=True))
+        assert "".join(ch.choices[0].text for ch in chunks if ch.choices) == cut
+        assert chunks[-1].choices[0].finish_reason == "stop"
 
     # Chat, not streamed: the same prompt as rendered, greedy, a valid reply by length.
     r = c.chat.completions.create(model="tiny-a", messages=msgs, max_tokens=n, temperature=0)

@@ -14,7 +14,7 @@ mod typescript;
 pub use api::{ChatMessage, ChatOptions, Tool};
 pub use render::{Author, Content, DeveloperContent, FunctionTool, Message, Piece, Role};
 pub use render::{SystemContent, FUNCTIONS};
-pub use reply::{Delta, FinishReason, Reply, ReplyOptions, ReplyParser, ToolCall};
+pub use reply::{Delta, FinishReason, Reply, ReplyOptions, ReplyParser, StopMatcher, ToolCall};
 
 /// What is wrong with a conversation a client sent; a client error (HTTP 400), never a bug.
 #[derive(Debug, thiserror::Error)]

@@ -73,6 +73,64 @@ pub struct ReplyOptions {
     pub call_id_prefix: String,
 }
 
+/// Stop sequences in streamed text: text is released as soon as it cannot be the start of a
+/// stop sequence, and cut before the first match.
+#[derive(Clone, Debug, Default)]
+pub struct StopMatcher {
+    stops: Vec<String>,
+    /// Text not yet released: it could be the start of a stop sequence.
+    held: String,
+    hit: bool,
+}
+
+impl StopMatcher {
+    pub fn new(stops: Vec<String>) -> StopMatcher {
+        StopMatcher {
+            stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
+            ..StopMatcher::default()
+        }
+    }
+
+    /// Whether a stop sequence matched (nothing more is released after it).
+    pub fn hit(&self) -> bool {
+        self.hit
+    }
+
+    /// Adds `text`; returns what can be released.
+    pub fn push(&mut self, text: &str) -> String {
+        if self.hit {
+            return String::new();
+        }
+        if self.stops.is_empty() {
+            return text.to_owned();
+        }
+        self.held.push_str(text);
+        if let Some(at) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min()
+        {
+            self.held.truncate(at);
+            self.hit = true;
+            return std::mem::take(&mut self.held);
+        }
+        // Hold back the longest stop's length minus one byte, on a character boundary.
+        let keep = self.stops.iter().map(|s| s.len() - 1).max().unwrap_or(0);
+        let mut cut = self.held.len().saturating_sub(keep);
+        while !self.held.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let rest = self.held.split_off(cut);
+        std::mem::replace(&mut self.held, rest)
+    }
+
+    /// Releases what is held (the text ended without a match).
+    pub fn flush(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
+}
+
 enum Target {
     Nothing,
     Reasoning,
@@ -87,8 +145,7 @@ pub struct ReplyParser {
     reasoning: String,
     tool_calls: Vec<ToolCall>,
     target: Target,
-    /// Content not yet released: it could be the start of a stop sequence.
-    held: String,
+    stop: StopMatcher,
     done: Option<FinishReason>,
 }
 
@@ -96,15 +153,12 @@ impl ReplyParser {
     pub fn new(tokenizer: &Tokenizer, opts: ReplyOptions) -> Result<Self, ConversationError> {
         Ok(ReplyParser {
             parser: HarmonyParser::new(tokenizer)?,
-            opts: ReplyOptions {
-                stop: opts.stop.into_iter().filter(|s| !s.is_empty()).collect(),
-                ..opts
-            },
+            stop: StopMatcher::new(opts.stop.clone()),
+            opts,
             content: String::new(),
             reasoning: String::new(),
             tool_calls: Vec::new(),
             target: Target::Nothing,
-            held: String::new(),
             done: None,
         })
     }
@@ -198,47 +252,20 @@ impl ReplyParser {
     }
 
     fn content(&mut self, text: String, out: &mut Vec<Delta>) {
-        if self.opts.stop.is_empty() {
-            self.content.push_str(&text);
-            out.push(Delta::Content(text));
-            return;
-        }
-        self.held.push_str(&text);
-        let hit = self
-            .opts
-            .stop
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min();
-        if let Some(at) = hit {
-            self.held.truncate(at);
-            self.release_held(out);
+        let released = self.stop.push(&text);
+        self.emit_content(released, out);
+        if self.stop.hit() {
             self.done = Some(FinishReason::Stop);
-            return;
-        }
-        // Hold back what could still become a stop sequence: its longest prefix minus one byte.
-        let keep = self
-            .opts
-            .stop
-            .iter()
-            .map(|s| s.len() - 1)
-            .max()
-            .unwrap_or(0);
-        let mut cut = self.held.len().saturating_sub(keep);
-        while !self.held.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        if cut > 0 {
-            let rest = self.held.split_off(cut);
-            let text = std::mem::replace(&mut self.held, rest);
-            self.content.push_str(&text);
-            out.push(Delta::Content(text));
         }
     }
 
     fn release_held(&mut self, out: &mut Vec<Delta>) {
-        if !self.held.is_empty() {
-            let text = std::mem::take(&mut self.held);
+        let held = self.stop.flush();
+        self.emit_content(held, out);
+    }
+
+    fn emit_content(&mut self, text: String, out: &mut Vec<Delta>) {
+        if !text.is_empty() {
             self.content.push_str(&text);
             out.push(Delta::Content(text));
         }

@@ -188,6 +188,23 @@ def scripted(base):
         tools=[{"type": "function", "name": "get_weather"}])
     assert r.output_text == "Sunny in Paris.", r
     assert r.status == "completed"
+    # Jobs 6 and 7: the Responses API streamed: typed events, items opened and closed in order.
+    events = list(c.responses.create(model="m", input="Weather in Paris?", stream=True, tools=[
+        {"type": "function", "name": "get_weather", "parameters": TOOLS[0]["function"]["parameters"]}]))
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+    args = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert json.loads(args) == {"city": "Paris"}, args
+    final = events[-1].response
+    assert [o.type for o in final.output] == ["reasoning", "function_call"], final.output
+    assert final.output[1].name == "get_weather" and json.loads(final.output[1].arguments) == {"city": "Paris"}
+    seq = [e.sequence_number for e in events]
+    assert seq == sorted(seq), seq
+    events = list(c.responses.create(model="m", input="And now?", stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    reasoning = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    assert (reasoning, text) == ("It is sunny.", "Sunny in Paris."), (reasoning, text)
+    assert events[-1].response.output_text == "Sunny in Paris."
 
 
 def slow(base):

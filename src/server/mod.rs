@@ -11,6 +11,7 @@ pub mod completions;
 pub mod engine;
 pub mod error;
 pub mod responses;
+mod responses_stream;
 mod stream;
 
 use std::net::SocketAddr;

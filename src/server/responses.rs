@@ -13,10 +13,11 @@ use serde_json::{json, Value};
 use crate::conversation::api::{
     ChatMessage, ChatOptions, FunctionCallIn, FunctionDef, MessageContent, Tool, ToolCallIn,
 };
-use crate::conversation::{FinishReason, ReplyParser};
+use crate::conversation::{FinishReason, Reply, ReplyParser, ToolCall};
 use crate::harmony;
 
 use super::chat;
+use super::engine::Finished;
 use super::error::ApiError;
 use super::stream;
 use super::{next_id, unix_now, Shared};
@@ -218,12 +219,6 @@ pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesReject
 
 async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let req: ResponsesRequest = super::parse_body(body, state.opts.max_body)?;
-    if req.stream {
-        return Err(ApiError::invalid(
-            "stream",
-            "streaming is supported on /v1/chat/completions; not here",
-        ));
-    }
     let effort = req.reasoning.as_ref().and_then(|r| r.effort.as_deref());
     let opts = ChatOptions {
         reasoning: chat::reasoning(effort, state.opts.reasoning)?,
@@ -251,44 +246,64 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
         prepared.sampling,
         stop_ids,
     )?;
+    let model = req.model.unwrap_or_else(|| e.model_name.clone());
+    let id = next_id("resp_");
+    if req.stream {
+        return Ok(super::responses_stream::sse(handle, parser, id, model).into_response());
+    }
     let (reply, finished) = stream::collect(handle, parser).await?;
-
-    let complete = reply.finish_reason != FinishReason::Length;
-    let status = if complete { "completed" } else { "incomplete" };
+    let status = status(&reply);
     let mut output = Vec::new();
     if !reply.reasoning.is_empty() {
-        output.push(
-            json!({"type": "reasoning", "id": next_id("rs_"), "summary": [],
-            "content": [{"type": "reasoning_text", "text": reply.reasoning}]}),
-        );
+        output.push(reasoning_item(&next_id("rs_"), &reply.reasoning));
     }
     if !reply.content.is_empty() {
-        output.push(
-            json!({"type": "message", "id": next_id("msg_"), "role": "assistant",
-            "status": status,
-            "content": [{"type": "output_text", "text": reply.content, "annotations": []}]}),
-        );
+        output.push(message_item(&next_id("msg_"), &reply.content, status));
     }
     for c in &reply.tool_calls {
-        output.push(
-            json!({"type": "function_call", "id": next_id("fc_"), "call_id": c.id,
-            "name": c.name, "arguments": c.arguments, "status": status}),
-        );
+        output.push(function_call_item(&next_id("fc_"), c, status));
     }
-    let model = req.model.unwrap_or_else(|| e.model_name.clone());
-    Ok(Json(json!({
-        "id": next_id("resp_"), "object": "response", "created_at": unix_now(), "model": model,
+    Ok(Json(response(&id, &model, &reply, &finished, output)).into_response())
+}
+
+pub fn status(reply: &Reply) -> &'static str {
+    if reply.finish_reason == FinishReason::Length {
+        "incomplete"
+    } else {
+        "completed"
+    }
+}
+
+pub fn reasoning_item(id: &str, text: &str) -> Value {
+    json!({"type": "reasoning", "id": id, "summary": [],
+           "content": [{"type": "reasoning_text", "text": text}]})
+}
+
+pub fn message_item(id: &str, text: &str, status: &str) -> Value {
+    json!({"type": "message", "id": id, "role": "assistant", "status": status,
+           "content": [{"type": "output_text", "text": text, "annotations": []}]})
+}
+
+pub fn function_call_item(id: &str, call: &ToolCall, status: &str) -> Value {
+    json!({"type": "function_call", "id": id, "call_id": call.id, "name": call.name,
+           "arguments": call.arguments, "status": status})
+}
+
+/// The response object, for the reply as a whole.
+pub fn response(id: &str, model: &str, reply: &Reply, f: &Finished, output: Vec<Value>) -> Value {
+    let status = status(reply);
+    json!({
+        "id": id, "object": "response", "created_at": unix_now(), "model": model,
         "status": status,
-        "incomplete_details": if complete { Value::Null } else { json!({"reason": "max_output_tokens"}) },
+        "incomplete_details": if status == "completed" { Value::Null } else { json!({"reason": "max_output_tokens"}) },
         "output": output,
         "output_text": reply.content,
         "usage": {
-            "input_tokens": finished.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": finished.reused_tokens},
-            "output_tokens": finished.generated,
-            "total_tokens": finished.prompt_tokens + finished.generated,
+            "input_tokens": f.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": f.reused_tokens},
+            "output_tokens": f.generated,
+            "total_tokens": f.prompt_tokens + f.generated,
         },
-        "timings": stream::timings(&finished),
-    }))
-    .into_response())
+        "timings": stream::timings(f),
+    })
 }

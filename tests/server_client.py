@@ -159,6 +159,7 @@ def scripted(base):
     assert r.choices[0].message.content == "Sunny in Paris.", r
     assert r.choices[0].message.reasoning_content == "It is sunny."
     assert r.choices[0].finish_reason == "stop"
+    assert r.usage.completion_tokens_details.reasoning_tokens > 0, r.usage
     # Job 2: the tool call streamed.
     chunks = list(c.chat.completions.create(model="m", messages=user, tools=TOOLS, stream=True))
     name, args, reasoning = "", "", ""

@@ -60,6 +60,8 @@ pub struct Reply {
     pub reasoning: String,
     pub tool_calls: Vec<ToolCall>,
     pub finish_reason: FinishReason,
+    /// Generated ids that were reasoning (from an analysis message's `<|message|>` to its end).
+    pub reasoning_tokens: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -147,6 +149,7 @@ pub struct ReplyParser {
     target: Target,
     stop: StopMatcher,
     done: Option<FinishReason>,
+    reasoning_tokens: usize,
 }
 
 impl ReplyParser {
@@ -160,6 +163,7 @@ impl ReplyParser {
             tool_calls: Vec::new(),
             target: Target::Nothing,
             done: None,
+            reasoning_tokens: 0,
         })
     }
 
@@ -174,6 +178,9 @@ impl ReplyParser {
         if self.done.is_none() {
             for ev in self.parser.push(id)? {
                 self.event(ev, &mut out);
+            }
+            if matches!(self.target, Target::Reasoning) {
+                self.reasoning_tokens += 1;
             }
         }
         Ok(out)
@@ -194,6 +201,7 @@ impl ReplyParser {
             reasoning: self.reasoning,
             tool_calls: self.tool_calls,
             finish_reason: self.done.unwrap_or(FinishReason::Length),
+            reasoning_tokens: self.reasoning_tokens,
         };
         Ok((out, reply))
     }

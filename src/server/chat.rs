@@ -161,7 +161,7 @@ pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesReject
                 "id": id, "object": "chat.completion", "created": unix_now(), "model": model,
                 "choices": [{"index": 0, "message": message(&reply),
                              "finish_reason": reply.finish_reason.as_str(), "logprobs": null}],
-                "usage": stream::usage(&finished),
+                "usage": stream::usage(&finished, Some(reply.reasoning_tokens)),
                 "timings": stream::timings(&finished),
             }))
             .into_response(),
@@ -250,7 +250,7 @@ fn sse(
                     if include_usage {
                         let v = json!({"id": id, "object": "chat.completion.chunk",
                             "created": created, "model": model, "choices": [],
-                            "usage": stream::usage(&finished),
+                            "usage": stream::usage(&finished, Some(reply.reasoning_tokens)),
                             "timings": stream::timings(&finished)});
                         let _ = tx.send(Ok(Event::default().data(v.to_string()))).await;
                     }

@@ -151,7 +151,7 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
                         if usage {
                             let v = json!({"id": id, "object": "text_completion",
                                 "created": created, "model": model, "choices": [],
-                                "usage": stream::usage(&finished),
+                                "usage": stream::usage(&finished, None),
                                 "timings": stream::timings(&finished)});
                             let _ = tx.send(Ok(Event::default().data(v.to_string()))).await;
                         }
@@ -186,7 +186,7 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
         "id": id, "object": "text_completion", "created": unix_now(), "model": model,
         "choices": [{"index": 0, "text": all, "finish_reason": text.finish_reason(),
                      "logprobs": null}],
-        "usage": stream::usage(&finished),
+        "usage": stream::usage(&finished, None),
         "timings": stream::timings(&finished),
     }))
     .into_response())

@@ -302,6 +302,7 @@ pub fn response(id: &str, model: &str, reply: &Reply, f: &Finished, output: Vec<
             "input_tokens": f.prompt_tokens,
             "input_tokens_details": {"cached_tokens": f.reused_tokens},
             "output_tokens": f.generated,
+            "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
             "total_tokens": f.prompt_tokens + f.generated,
         },
         "timings": stream::timings(f),

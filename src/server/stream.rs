@@ -168,13 +168,18 @@ pub async fn collect(
     }
 }
 
-pub fn usage(f: &Finished) -> Value {
-    json!({
+/// `usage`; `reasoning_tokens` when the reply was parsed as harmony (chat).
+pub fn usage(f: &Finished, reasoning_tokens: Option<usize>) -> Value {
+    let mut u = json!({
         "prompt_tokens": f.prompt_tokens,
         "completion_tokens": f.generated,
         "total_tokens": f.prompt_tokens + f.generated,
         "prompt_tokens_details": {"cached_tokens": f.reused_tokens},
-    })
+    });
+    if let Some(n) = reasoning_tokens {
+        u["completion_tokens_details"] = json!({"reasoning_tokens": n});
+    }
+    u
 }
 
 /// Server-side timings beside `usage` (as llama.cpp's server reports them): not part of the

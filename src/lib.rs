@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod conversation;
 pub mod error;
 pub mod fsutil;
 pub mod gpu;
@@ -16,6 +17,7 @@ pub mod kernels;
 pub mod model;
 pub mod npy;
 pub mod reference;
+pub mod server;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -22,6 +22,9 @@ const MAX_INCOMPLETE_IDS: usize = 3;
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: Arc<tokenizers::Tokenizer>,
+    /// The same vocabulary with special-token matching off: text that spells `<|end|>` becomes
+    /// ordinary BPE pieces (tiktoken's `encode_ordinary`). Untrusted text goes through this.
+    ordinary: Arc<tokenizers::Tokenizer>,
     path: Arc<PathBuf>,
     special_ids: Arc<HashSet<u32>>,
 }
@@ -55,6 +58,8 @@ impl Tokenizer {
         inner.with_padding(None);
         // Special tokens written in the text must be matched as specials, never BPE'd as text.
         inner.set_encode_special_tokens(false);
+        let mut ordinary = inner.clone();
+        ordinary.set_encode_special_tokens(true);
         let special_ids = inner
             .get_added_tokens_decoder()
             .into_iter()
@@ -63,6 +68,7 @@ impl Tokenizer {
             .collect();
         Ok(Tokenizer {
             inner: Arc::new(inner),
+            ordinary: Arc::new(ordinary),
             path: Arc::new(path.to_path_buf()),
             special_ids: Arc::new(special_ids),
         })
@@ -84,6 +90,16 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self
             .inner
+            .encode_fast(text, false)
+            .map_err(|e| self.error(format!("encoding {} bytes of text: {e}", text.len())))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Ids for `text` with nothing matched as a special token: `<|end|>` written in the text is
+    /// BPE'd like any other characters. For user, tool and other untrusted text.
+    pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .ordinary
             .encode_fast(text, false)
             .map_err(|e| self.error(format!("encoding {} bytes of text: {e}", text.len())))?;
         Ok(encoding.get_ids().to_vec())

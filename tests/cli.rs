@@ -15,7 +15,12 @@ use oss_wgpu::checkpoint::writer::{
 };
 use oss_wgpu::checkpoint::{LayerTensor, TensorId};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oss-wgpu");
+mod common;
+
+/// The binary under test (the staged one when the tests run on a machine without Rust).
+fn bin() -> String {
+    common::oss_wgpu_bin().to_string_lossy().into_owned()
+}
 /// A hang shows as a timeout, not as a stuck test run.
 const TIMEOUT: Duration = Duration::from_secs(60);
 const HUGE: &str = "18446744073709551615";
@@ -29,7 +34,7 @@ fn fixture(name: &str) -> PathBuf {
 /// Runs the binary with `args` (and `env`), stdin from `stdin` (closed when None), killed
 /// after TIMEOUT.
 fn run_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -486,7 +491,7 @@ fn os_errors_are_printed_once_and_dump_logits_is_checked_first() {
 
 #[test]
 fn a_closed_stdout_ends_quietly() {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args([
             "generate",
             "-m",
@@ -522,7 +527,7 @@ fn a_closed_stdout_ends_quietly() {
 
 #[test]
 fn no_xdg_runtime_dir_noise() {
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .arg("info")
         .env_remove("XDG_RUNTIME_DIR")
         .output()
@@ -782,7 +787,7 @@ fn a_terminal_on_stdin_gets_a_hint() {
         println!("no `script` (util-linux) to make a terminal: skipped");
         return;
     }
-    let cmd = format!("{BIN} generate -m {} --raw -n 1", tiny());
+    let cmd = format!("{} generate -m {} --raw -n 1", bin(), tiny());
     let o = Command::new("timeout")
         .args(["30", "script", "-qec", &cmd, "/dev/null"])
         .stdin(Stdio::null())

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use oss_wgpu::checkpoint::{Checkpoint, WeightSource};
+use oss_wgpu::conversation::render;
 use oss_wgpu::gpu::{Gpu, GpuOptions};
 use oss_wgpu::harmony::{self, Channel, ChatRequest, Event, HarmonyParser, Reasoning};
 use oss_wgpu::model::forward::DEFAULT_CHUNK;
@@ -114,7 +115,7 @@ fn parse_top_p(s: &str) -> std::result::Result<f32, String> {
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
 
-fn today_utc() -> String {
+pub fn today_utc() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -270,8 +271,9 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         parse_ids(s)?
     } else {
         let text = prompt_text(&a)?;
-        let text = if a.raw {
-            text
+        if a.raw {
+            // Raw completion continues the text as written, control tokens included.
+            need_tokenizer()?.encode(&text)?
         } else {
             let req = ChatRequest {
                 system_identity: a.system.clone(),
@@ -280,9 +282,10 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
                 developer_instructions: a.developer.clone(),
                 user: text,
             };
-            harmony::render_prompt(&req)
-        };
-        need_tokenizer()?.encode(&text)?
+            // Rendered piecewise: the user's text is never matched as control tokens.
+            let pieces = render::render_for_completion(&render::single_turn(&req))?;
+            render::to_ids(&pieces, need_tokenizer()?)?
+        }
     };
     if let Some(&bad) = prompt_ids
         .iter()

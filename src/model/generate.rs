@@ -24,18 +24,20 @@ pub struct GenerateOptions {
 #[derive(Clone, Debug, Default)]
 pub struct GenerateStats {
     pub prompt_tokens: usize,
+    /// Prompt tokens whose KV came from the previous generation (not prefilled again).
+    pub reused_tokens: usize,
     /// From submitting the prompt to having the first sampled id on the CPU.
     pub prefill_time: Duration,
     pub generated: usize,
     /// From the first sampled id to the last.
     pub decode_time: Duration,
-    /// [prompt_tokens, vocab] when asked for.
+    /// [prompt_tokens - reused_tokens, vocab] when asked for: the prefilled positions.
     pub prompt_logits: Option<Vec<f32>>,
 }
 
 impl GenerateStats {
     pub fn prefill_tok_s(&self) -> f64 {
-        self.prompt_tokens as f64 / self.prefill_time.as_secs_f64().max(1e-9)
+        (self.prompt_tokens - self.reused_tokens) as f64 / self.prefill_time.as_secs_f64().max(1e-9)
     }
 
     /// Decode rate over the tokens after the first (the first comes from prefill).
@@ -52,6 +54,8 @@ pub struct Generator<'a> {
     gpu: &'a Gpu,
     model: &'a Model,
     forward: Forward,
+    /// The ids whose KV the cache holds, at positions 0.. (see `prefix_cache`).
+    kv_ids: Vec<u32>,
 }
 
 impl<'a> Generator<'a> {
@@ -59,26 +63,59 @@ impl<'a> Generator<'a> {
     /// Every pipeline is created here (decode and prefill), so that the first prefill's time
     /// is prefill alone, not shader compilation.
     pub fn new(gpu: &'a Gpu, model: &'a Model, ctx: usize, max_tokens: usize) -> Result<Self> {
+        Self::with_chunk(gpu, model, ctx, DEFAULT_CHUNK, max_tokens)
+    }
+
+    /// With prefill steps of at most `chunk` tokens (which also sizes the sliding rings).
+    pub fn with_chunk(
+        gpu: &'a Gpu,
+        model: &'a Model,
+        ctx: usize,
+        chunk: usize,
+        max_tokens: usize,
+    ) -> Result<Self> {
         if max_tokens > ctx {
             return Err(Error::argument(
                 "--max-tokens",
                 format!("{max_tokens} is more than the context of {ctx}"),
             ));
         }
-        let forward = Forward::new(
-            gpu,
-            &model.weights,
-            &model.config,
-            ctx,
-            DEFAULT_CHUNK,
-            max_tokens,
-        )?;
+        let forward = Forward::new(gpu, &model.weights, &model.config, ctx, chunk, max_tokens)?;
         forward.prepare_prefill(gpu, &model.weights)?;
         Ok(Generator {
             gpu,
             model,
             forward,
+            kv_ids: Vec::new(),
         })
+    }
+
+    /// Prefill step length (after fitting the binding limit).
+    pub fn chunk(&self) -> usize {
+        self.forward.chunk
+    }
+
+    /// The ids whose KV the cache holds at positions 0.., from the last generation.
+    pub fn kv_ids(&self) -> &[u32] {
+        &self.kv_ids
+    }
+
+    /// Generates from `prompt` re-using the cache where it is exact: the longest prefix
+    /// shared with the last generation that `prefix_cache::reusable_prefix` allows.
+    pub fn generate_reusing(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_token: impl FnMut(u32) -> Result<bool>,
+    ) -> Result<GenerateStats> {
+        let reuse = crate::model::prefix_cache::reusable_prefix(
+            &self.kv_ids,
+            prompt,
+            &self.model.config,
+            self.forward.ctx,
+            self.forward.chunk,
+        );
+        self.generate_from(prompt, reuse, opts, on_token)
     }
 
     pub fn ctx(&self) -> usize {
@@ -120,31 +157,58 @@ impl<'a> Generator<'a> {
         &mut self,
         prompt: &[u32],
         opts: &GenerateOptions,
+        on_token: impl FnMut(u32) -> Result<bool>,
+    ) -> Result<GenerateStats> {
+        self.generate_from(prompt, 0, opts, on_token)
+    }
+
+    /// As `generate`, with the KV of `prompt[..reuse]` taken as already in the cache at
+    /// positions 0..reuse; only the rest is prefilled. The caller vouches that it is.
+    pub fn generate_from(
+        &mut self,
+        prompt: &[u32],
+        reuse: usize,
+        opts: &GenerateOptions,
         mut on_token: impl FnMut(u32) -> Result<bool>,
     ) -> Result<GenerateStats> {
         self.check_fits(prompt.len(), opts.max_tokens)?;
+        if reuse >= prompt.len() {
+            return Err(Error::argument(
+                "reuse",
+                format!(
+                    "{reuse} cached positions leave nothing of the {}-token prompt to prefill",
+                    prompt.len()
+                ),
+            ));
+        }
+        // Until this generation completes, nothing in the cache is vouched for.
+        self.kv_ids.clear();
+        let fresh = &prompt[reuse..];
+        let mut generated = Vec::new();
         let gpu = self.gpu;
         let w = &self.model.weights;
         self.forward.set_sampling(gpu, w, opts.sampling)?;
         let mut stats = GenerateStats {
             prompt_tokens: prompt.len(),
+            reused_tokens: reuse,
             ..Default::default()
         };
         if opts.max_tokens == 0 {
             let start = Instant::now();
             stats.prompt_logits = self
                 .forward
-                .prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
+                .prefill(gpu, w, fresh, reuse, opts.prompt_logits)?;
             gpu.wait("prefill")?;
             stats.prefill_time = start.elapsed();
             check_prompt_logits(stats.prompt_logits.as_deref(), self.model.config.vocab_size)?;
+            self.kv_ids = prompt.to_vec();
             return Ok(stats);
         }
 
         let start = Instant::now();
         stats.prompt_logits = self
             .forward
-            .prefill(gpu, w, prompt, 0, opts.prompt_logits)?;
+            .prefill(gpu, w, fresh, reuse, opts.prompt_logits)?;
         check_prompt_logits(stats.prompt_logits.as_deref(), self.model.config.vocab_size)?;
         let mut pending = self.forward.request_sample(gpu, 0)?;
         let mut first_at = None;
@@ -168,6 +232,7 @@ impl<'a> Generator<'a> {
             }
             stats.generated = i + 1;
             stats.decode_time = now - first_at.unwrap_or(now);
+            generated.push(id);
             let go_on = on_token(id)?;
             if !go_on || opts.stop_ids.contains(&id) || i + 1 == opts.max_tokens {
                 break;
@@ -176,6 +241,10 @@ impl<'a> Generator<'a> {
         }
         // Leave the queue idle (a step may still be in flight after a stop).
         gpu.wait("decode")?;
+        // Sample i was run as a decode step (its KV written) when step i + 1 was submitted,
+        // that is for every sample but a last one at max_tokens.
+        let written = generated.len().min(opts.max_tokens - 1);
+        self.kv_ids = [prompt, &generated[..written]].concat();
         Ok(stats)
     }
 }

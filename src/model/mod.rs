@@ -5,6 +5,7 @@ pub mod forward;
 pub mod generate;
 pub mod kv_cache;
 pub mod locate;
+pub mod prefix_cache;
 pub mod rope;
 pub mod synthetic;
 pub mod weights;

@@ -1,6 +1,8 @@
 //! Shared test helpers: GPU contexts on both paths, seeded random data, comparisons.
 #![allow(dead_code)]
 
+pub mod o200k;
+
 use oss_wgpu::gpu::{Gpu, GpuOptions, KvChoice};
 
 /// The paths every GPU test runs: the default one (subgroups where the adapter has them, f32

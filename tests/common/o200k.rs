@@ -1,0 +1,143 @@
+//! The real o200k_harmony vocabulary without a download: a tokenizer.json converted from the
+//! o200k_base ranks tiktoken-rs embeds, and the o200k_base.tiktoken file itself (what
+//! openai-harmony loads from $TIKTOKEN_ENCODINGS_BASE, checking its sha256).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use oss_wgpu::tokenizer::Tokenizer;
+use tiktoken_rs::CoreBPE;
+
+/// o200k_harmony's ordinary tokens are ids 0..199998; specials run to 201087 (spec §5.1).
+pub const ORDINARY: u32 = 199_998;
+
+pub fn tiktoken() -> &'static CoreBPE {
+    tiktoken_rs::o200k_harmony_singleton()
+}
+
+pub fn hf() -> &'static Tokenizer {
+    static T: OnceLock<Tokenizer> = OnceLock::new();
+    T.get_or_init(build_tokenizer_json)
+}
+
+/// GPT-2's byte -> printable char map, the alphabet byte-level BPE vocabularies are written in.
+fn byte_char(b: u8) -> char {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
+    if printable(b) {
+        return b as char;
+    }
+    let n = (0..b).filter(|&x| !printable(x)).count() as u32;
+    char::from_u32(256 + n).unwrap()
+}
+
+fn byte_level(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| byte_char(b)).collect()
+}
+
+/// tiktoken merges the adjacent pair whose concatenation has the lowest rank. A BPE merge list
+/// reproduces that when it lists, for every token in rank order, each split of it into two
+/// tokens (the same conversion transformers' TikTokenConverter does).
+pub fn build_tokenizer_json() -> Tokenizer {
+    let bpe = tiktoken();
+    let tokens: Vec<Vec<u8>> = (0..ORDINARY)
+        .map(|r| bpe.decode_bytes(&[r]).expect("every ordinary rank decodes"))
+        .collect();
+    let rank: HashMap<&[u8], u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(r, t)| (t.as_slice(), r as u32))
+        .collect();
+    let mut merges = Vec::new();
+    for token in &tokens {
+        let mut splits: Vec<(u32, u32, usize)> = (1..token.len())
+            .filter_map(|i| Some((*rank.get(&token[..i])?, *rank.get(&token[i..])?, i)))
+            .collect();
+        splits.sort_unstable();
+        merges.extend(
+            splits.into_iter().map(|(_, _, i)| {
+                format!("{} {}", byte_level(&token[..i]), byte_level(&token[i..]))
+            }),
+        );
+    }
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(r, t)| (byte_level(t), r.into()))
+        .collect();
+    let mut specials: Vec<(u32, &str)> = bpe
+        .special_tokens()
+        .into_iter()
+        .map(|s| (bpe.encode_with_special_tokens(s)[0], s))
+        .collect();
+    specials.sort_unstable();
+    let added: Vec<_> = specials
+        .iter()
+        .map(|(id, s)| {
+            serde_json::json!({"id": id, "content": s, "single_word": false, "lstrip": false,
+                               "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": tiktoken_rs::O200K_BASE_PAT_STR},
+             "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+             "use_regex": false}]},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                    "use_regex": false},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": true,
+                  "vocab": vocab, "merges": merges}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, json.to_string()).unwrap();
+    Tokenizer::from_file(&path).expect("o200k_harmony tokenizer.json loads")
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A folder holding o200k_base.tiktoken (rank order, `base64 rank` lines, as OpenAI publishes
+/// it), written once per test process.
+pub fn tiktoken_encodings_dir() -> &'static PathBuf {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let bpe = tiktoken();
+        let mut text = String::new();
+        for r in 0..ORDINARY {
+            let bytes = bpe.decode_bytes(&[r]).expect("every ordinary rank decodes");
+            text.push_str(&format!("{} {r}\n", base64(&bytes)));
+        }
+        std::fs::write(dir.path().join("o200k_base.tiktoken"), text).unwrap();
+        let path = dir.path().to_path_buf();
+        (dir, path)
+    })
+    .1
+}

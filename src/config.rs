@@ -299,6 +299,9 @@ fn generation_eos(json: &str, path: &Path) -> Result<Option<Vec<u32>>> {
     eos_ids(value.get("eos_token_id"), "eos_token_id", path)
 }
 
+/// More layers than this is a corrupt config, not a model (gpt-oss-120b has 36).
+const MAX_LAYERS: usize = 1 << 16;
+
 /// Typed access to config.json fields, with errors that name the field.
 struct Fields<'a> {
     obj: &'a Map<String, Value>,
@@ -331,12 +334,13 @@ impl Fields<'_> {
         let Some((name, v)) = self.find(obj, names) else {
             return Ok(None);
         };
-        // Some exporters write integral floats ("4096.0").
+        // Some exporters write integral floats ("4096.0"); only those an f64 holds exactly
+        // (below 2^53), since `as u64` would saturate 1e308 to u64::MAX.
         let n = v
             .as_u64()
             .or_else(|| {
                 v.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
                     .map(|f| f as u64)
             })
             .and_then(|x| usize::try_from(x).ok())
@@ -538,6 +542,13 @@ impl Fields<'_> {
     }
 
     fn layer_types(&self, layers: usize) -> Result<Vec<LayerType>> {
+        // Validation comes later, but the default list is built now: refuse a count no model
+        // has before allocating one entry per layer.
+        if layers > MAX_LAYERS {
+            return Err(self.err(format!(
+                "num_hidden_layers: {layers} is more than the {MAX_LAYERS} any checkpoint could hold"
+            )));
+        }
         let Some((_, v)) = self.find(self.obj, &["layer_types"]) else {
             // Both reference configs: even layer index slides, odd attends to everything.
             return Ok((0..layers)
@@ -594,6 +605,18 @@ mod tests {
         match parse(v) {
             Err(Error::Config { message, .. }) => message,
             other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn huge_layer_counts_are_errors_not_allocations() {
+        for n in [json!(1e308), json!(1e18), json!(18446744073709551615u64)] {
+            let mut v = hf();
+            let o = v.as_object_mut().unwrap();
+            o.insert("num_hidden_layers".into(), n.clone());
+            o.remove("layer_types");
+            let m = message(&v);
+            assert!(m.contains("num_hidden_layers"), "{n}: {m}");
         }
     }
 

@@ -181,7 +181,7 @@ fn main() {
         let t = 512usize;
         println!("\ngpt-oss-{preset} shapes, prefill step of {t} tokens, GPU time per dispatch:");
         println!("  {:<34} {:>10} {:>10}", "kernel", "us", "GFLOP/s");
-        let fwd = Forward::new(&gpu, &model.weights, &c, t, DEFAULT_CHUNK, 2).expect("forward");
+        let mut fwd = Forward::new(&gpu, &model.weights, &c, t, DEFAULT_CHUNK, 2).expect("forward");
         let ids: Vec<u32> = (0..t as u32)
             .map(|i| (i * 7919) % c.vocab_size as u32)
             .collect();

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Profiler};
 use crate::kernels::{bandwidth_read, build, fill_random};
 use crate::model::forward::{Forward, DEFAULT_CHUNK};
+use crate::model::memory::MemoryPlan;
 use crate::model::{GenerateOptions, Generator, Model, SamplingParams};
 
 #[derive(Clone, Debug)]
@@ -151,6 +152,8 @@ pub struct BenchReport {
     /// Per-kernel GPU time of one prefill step of the first prefill length (timestamps).
     pub prefill_kernels: Vec<(usize, Vec<KernelTime>)>,
     pub decode_dispatches: usize,
+    /// What the generator of the main context was planned to take.
+    pub memory: MemoryPlan,
     pub peak_gpu_bytes: u64,
     /// Seconds to read and upload the weights (or generate synthetic ones), set by the caller.
     pub load_s: f64,
@@ -255,6 +258,13 @@ pub fn run(
     phase(&format!("KV cache and pipelines for a context of {ctx}"));
     let setup = Instant::now();
     let mut generator = Generator::new(gpu, model, ctx, o.tg + 1)?;
+    let memory = MemoryPlan::new(
+        c,
+        ctx,
+        DEFAULT_CHUNK,
+        crate::kernels::kv_element_bytes(gpu),
+        gpu.max_binding().min(gpu.max_buffer()),
+    )?;
     gpu.save_pipeline_cache();
     let setup_s = setup.elapsed().as_secs_f64();
     let greedy = GenerateOptions {
@@ -339,7 +349,7 @@ pub fn run(
     let mut prefill_kernels = Vec::new();
     if let Some(&n) = o.prefill.first() {
         phase(&format!("per-kernel profile of a prefill step of {n}"));
-        let fwd = Forward::new(gpu, &model.weights, c, n.max(1), DEFAULT_CHUNK, 2)?;
+        let mut fwd = Forward::new(gpu, &model.weights, c, n.max(1), DEFAULT_CHUNK, 2)?;
         let ids = random_ids(n.max(1), c.vocab_size, 9);
         fwd.profile_prefill_step(gpu, &model.weights, &ids)?;
         if let Some(times) = fwd.profile_prefill_step(gpu, &model.weights, &ids)? {
@@ -363,6 +373,7 @@ pub fn run(
         decode_kernels,
         prefill_kernels,
         decode_dispatches: dispatches,
+        memory,
         peak_gpu_bytes: gpu.allocated_bytes(),
         load_s: 0.0,
         setup_s,

@@ -154,13 +154,27 @@ fn main() -> ExitCode {
 fn error_text(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = match cause.downcast_ref() {
+            // The library names its parameters; here they are flags.
+            Some(oss_wgpu::Error::Argument { name, message }) => {
+                format!("invalid argument {}: {message}", flag(name))
+            }
+            _ => cause.to_string(),
+        };
         if parts.iter().any(|p| p.contains(&text)) {
             continue;
         }
         parts.push(text);
     }
     parts.join(": ")
+}
+
+/// The flag that sets a library parameter (`ctx` is `--ctx`); other names as they are.
+fn flag(name: &str) -> String {
+    match name {
+        "ctx" | "max_tokens" => format!("--{}", name.replace('_', "-")),
+        _ => name.to_string(),
+    }
 }
 
 /// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" on every run

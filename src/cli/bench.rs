@@ -190,10 +190,16 @@ fn print(o: &mut String, r: &BenchReport) {
             );
         }
     }
+    let m = &r.memory;
     let _ = writeln!(
         o,
-        "  GPU memory allocated: {:.2} GB",
-        r.peak_gpu_bytes as f64 / 1e9
+        "  GPU memory allocated: {:.2} GB (planned {:.2} GB: weights {:.2}, KV cache {:.2}, \
+         activations {:.2})",
+        r.peak_gpu_bytes as f64 / 1e9,
+        m.total() as f64 / 1e9,
+        m.weights as f64 / 1e9,
+        m.kv_cache as f64 / 1e9,
+        m.activations as f64 / 1e9
     );
 }
 

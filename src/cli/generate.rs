@@ -13,8 +13,9 @@ use oss_wgpu::conversation::render;
 use oss_wgpu::gpu::{Gpu, GpuOptions};
 use oss_wgpu::harmony::{self, Channel, ChatRequest, Event, HarmonyParser, Reasoning};
 use oss_wgpu::model::forward::DEFAULT_CHUNK;
+use oss_wgpu::model::memory::MemoryPlan;
 use oss_wgpu::model::{
-    kv_cache, locate, GenerateOptions, Generator, Model, SamplingParams, Weights,
+    fit, locate, GenerateOptions, Generator, Model, SamplingParams,
 };
 use oss_wgpu::tokenizer::Tokenizer;
 
@@ -226,20 +227,8 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
     // Reading the prompt (stdin may wait on a pipe) is not start-up.
     let opened = start.elapsed();
     let config = ckpt.config().clone();
-    let ctx = match a.ctx {
-        Some(c) if c == 0 || c > config.max_position_embeddings => {
-            return Err(oss_wgpu::Error::argument(
-                "--ctx",
-                format!(
-                    "{c} is outside 1..={} (the model's maximum positions)",
-                    config.max_position_embeddings
-                ),
-            )
-            .into())
-        }
-        Some(c) => c,
-        None => 8192.min(config.max_position_embeddings),
-    };
+    let ctx = a.ctx.unwrap_or(8192.min(config.max_position_embeddings));
+    fit::check_ctx(&config, ctx)?;
     // An unwritable --dump-logits is found now, not after the whole generation. The file is
     // opened without truncating; write_f32 replaces it at the end.
     if let Some(path) = &a.dump_logits {
@@ -287,61 +276,25 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
             render::to_ids(&pieces, need_tokenizer()?)?
         }
     };
-    if let Some(&bad) = prompt_ids
-        .iter()
-        .find(|&&id| id as usize >= config.vocab_size)
-    {
-        let e = match (&a.prompt_ids, &tokenizer) {
-            (None, Some(t)) => oss_wgpu::Error::Tokenizer {
-                path: t.path().to_path_buf(),
-                message: format!(
-                    "encodes the prompt with token id {bad}, outside the model's vocabulary of {} \
-                     (config.json vocab_size): the tokenizer does not belong to this checkpoint",
-                    config.vocab_size
-                ),
-            },
-            _ => oss_wgpu::Error::argument(
-                "--prompt-ids",
-                format!(
-                    "token id {bad} is outside the vocabulary (size {})",
-                    config.vocab_size
-                ),
+    // A tokenizer that yields ids outside the vocabulary does not belong to this checkpoint:
+    // blame it, not the prompt.
+    if let (None, Some(t), Some(bad)) = (
+        &a.prompt_ids,
+        &tokenizer,
+        fit::out_of_vocabulary(&config, &prompt_ids),
+    ) {
+        return Err(oss_wgpu::Error::Tokenizer {
+            path: t.path().to_path_buf(),
+            message: format!(
+                "encodes the prompt with token id {bad}, outside the model's vocabulary of {} \
+                 (config.json vocab_size): the tokenizer does not belong to this checkpoint",
+                config.vocab_size
             ),
-        };
-        return Err(e.into());
-    }
-    if prompt_ids.is_empty() {
-        return Err(oss_wgpu::Error::argument("--prompt", "the prompt has no tokens").into());
-    }
-    if prompt_ids.len() >= ctx {
-        return Err(oss_wgpu::Error::argument(
-            "--ctx",
-            format!(
-                "the prompt ({} tokens) leaves no room in the context of {ctx} (raise --ctx, at \
-                 most {})",
-                prompt_ids.len(),
-                config.max_position_embeddings
-            ),
-        )
+        }
         .into());
     }
-    let room = ctx - prompt_ids.len();
-    let max_tokens = match a.max_tokens {
-        None => room,
-        Some(n) if n > room => {
-            return Err(oss_wgpu::Error::argument(
-                "--max-tokens",
-                format!(
-                    "the prompt ({} tokens) plus --max-tokens {n} exceeds the context of {ctx} \
-                     (raise --ctx, at most {}, or lower --max-tokens to {room} or less)",
-                    prompt_ids.len(),
-                    config.max_position_embeddings
-                ),
-            )
-            .into())
-        }
-        Some(n) => n,
-    };
+    fit::check_prompt(&config, &prompt_ids)?;
+    let max_tokens = fit::answer_tokens(&config, ctx, prompt_ids.len(), a.max_tokens)?;
     let chat = !a.raw && a.prompt_ids.is_none();
     let stop_ids = match (&tokenizer, chat) {
         (Some(t), true) => harmony::stop_ids(t, &config.eos_token_ids),
@@ -350,19 +303,20 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
 
     let device_start = Instant::now();
     let gpu = Gpu::new(gpu_opts)?;
-    let weights_bytes = Weights::gpu_bytes(&config, gpu.max_binding().min(gpu.max_buffer()))?;
-    let kv_bytes = kv_cache::bytes(
+    let memory = MemoryPlan::new(
         &config,
         ctx,
         DEFAULT_CHUNK,
         oss_wgpu::kernels::kv_element_bytes(&gpu),
-    );
+        gpu.max_binding().min(gpu.max_buffer()),
+    )?;
     eprintln!(
-        "{} on {}: weights {}, KV cache {} at --ctx {ctx}",
+        "{} on {}: weights {}, KV cache {} at --ctx {ctx}, activations {}",
         dir.display(),
         gpu.adapter_name(),
-        crate::bytes(weights_bytes),
-        crate::bytes(kv_bytes)
+        crate::bytes(memory.weights),
+        crate::bytes(memory.kv_cache),
+        crate::bytes(memory.activations)
     );
     let model = Model::upload(&gpu, &ckpt, &dir, std::io::stderr().is_terminal())?;
     drop(ckpt);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::forward::{Forward, SamplingParams, DEFAULT_CHUNK};
-use crate::model::Model;
+use crate::model::{fit, Model};
 
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
@@ -76,11 +76,12 @@ impl<'a> Generator<'a> {
     ) -> Result<Self> {
         if max_tokens > ctx {
             return Err(Error::argument(
-                "--max-tokens",
+                "max_tokens",
                 format!("{max_tokens} is more than the context of {ctx}"),
             ));
         }
-        let forward = Forward::new(gpu, &model.weights, &model.config, ctx, chunk, max_tokens)?;
+        let mut forward =
+            Forward::new(gpu, &model.weights, &model.config, ctx, chunk, max_tokens)?;
         forward.prepare_prefill(gpu, &model.weights)?;
         Ok(Generator {
             gpu,
@@ -122,29 +123,18 @@ impl<'a> Generator<'a> {
         self.forward.ctx
     }
 
-    /// Checks that the prompt and the answer fit the context, before any work.
-    pub fn check_fits(&self, prompt_tokens: usize, max_tokens: usize) -> Result<()> {
-        if prompt_tokens == 0 {
-            return Err(Error::argument("prompt", "the prompt has no tokens"));
-        }
-        if prompt_tokens
-            .checked_add(max_tokens)
-            .is_none_or(|n| n > self.forward.ctx)
-        {
+    /// Checks that the prompt and the answer fit the context and this generator, before any
+    /// work.
+    pub fn check_fits(&self, prompt: &[u32], max_tokens: usize) -> Result<()> {
+        let c = &self.model.config;
+        fit::check_prompt(c, prompt)?;
+        fit::answer_tokens(c, self.forward.ctx, prompt.len(), Some(max_tokens))?;
+        if max_tokens > self.forward.max_samples() {
             return Err(Error::argument(
-                "--max-tokens",
-                format!(
-                    "the prompt ({prompt_tokens} tokens) plus --max-tokens {max_tokens} exceeds the context of {} (raise --ctx up to {}, or lower --max-tokens)",
-                    self.forward.ctx, self.model.config.max_position_embeddings
-                ),
-            ));
-        }
-        if max_tokens > self.forward.max_samples {
-            return Err(Error::argument(
-                "--max-tokens",
+                "max_tokens",
                 format!(
                     "{max_tokens} is more than the {} this generator was built for",
-                    self.forward.max_samples
+                    self.forward.max_samples()
                 ),
             ));
         }
@@ -169,9 +159,9 @@ impl<'a> Generator<'a> {
         prompt: &[u32],
         reuse: usize,
         opts: &GenerateOptions,
-        mut on_token: impl FnMut(u32) -> Result<bool>,
+        on_token: impl FnMut(u32) -> Result<bool>,
     ) -> Result<GenerateStats> {
-        self.check_fits(prompt.len(), opts.max_tokens)?;
+        self.check_fits(prompt, opts.max_tokens)?;
         if reuse >= prompt.len() {
             return Err(Error::argument(
                 "reuse",
@@ -184,7 +174,6 @@ impl<'a> Generator<'a> {
         // Until this generation completes, nothing in the cache is vouched for.
         self.kv_ids.clear();
         let fresh = &prompt[reuse..];
-        let mut generated = Vec::new();
         let gpu = self.gpu;
         let w = &self.model.weights;
         self.forward.set_sampling(gpu, w, opts.sampling)?;
@@ -210,28 +199,46 @@ impl<'a> Generator<'a> {
             .forward
             .prefill(gpu, w, fresh, reuse, opts.prompt_logits)?;
         check_prompt_logits(stats.prompt_logits.as_deref(), self.model.config.vocab_size)?;
+        let generated = self.decode_loop(prompt.len(), opts, start, &mut stats, on_token)?;
+        // Sample i was run as a decode step (its KV written) when step i + 1 was submitted,
+        // that is for every sample but a last one at max_tokens.
+        let written = generated.len().min(opts.max_tokens - 1);
+        self.kv_ids = [prompt, &generated[..written]].concat();
+        Ok(stats)
+    }
+
+    /// Samples up to `opts.max_tokens` ids after a prefilled prompt of `prompt_len` tokens,
+    /// one step in flight, and returns them; the queue is idle when it returns.
+    fn decode_loop(
+        &mut self,
+        prompt_len: usize,
+        opts: &GenerateOptions,
+        start: Instant,
+        stats: &mut GenerateStats,
+        mut on_token: impl FnMut(u32) -> Result<bool>,
+    ) -> Result<Vec<u32>> {
+        let gpu = self.gpu;
+        let mut generated = Vec::new();
         let mut pending = self.forward.request_sample(gpu, 0)?;
         let mut first_at = None;
         for i in 0..opts.max_tokens {
-            // Sample i is the token at position prompt.len() + i.
+            // Sample i is the token at position prompt_len + i.
             if i + 1 < opts.max_tokens {
-                self.forward.decode_step(gpu, prompt.len() + i, i + 1)?;
+                self.forward.decode_step(gpu, prompt_len + i, i + 1)?;
             }
             let id = pending.wait(gpu)?;
             if id as usize >= self.model.config.vocab_size {
                 gpu.wait("decode")?;
                 return Err(Error::NonFiniteLogits {
                     step: i,
-                    position: prompt.len() + i,
+                    position: prompt_len + i,
                 });
             }
             let now = Instant::now();
-            if first_at.is_none() {
-                stats.prefill_time = now - start;
-                first_at = Some(now);
-            }
+            let first = *first_at.get_or_insert(now);
+            stats.prefill_time = first - start;
             stats.generated = i + 1;
-            stats.decode_time = now - first_at.unwrap_or(now);
+            stats.decode_time = now - first;
             generated.push(id);
             let go_on = on_token(id)?;
             if !go_on || opts.stop_ids.contains(&id) || i + 1 == opts.max_tokens {
@@ -241,11 +248,7 @@ impl<'a> Generator<'a> {
         }
         // Leave the queue idle (a step may still be in flight after a stop).
         gpu.wait("decode")?;
-        // Sample i was run as a decode step (its KV written) when step i + 1 was submitted,
-        // that is for every sample but a last one at max_tokens.
-        let written = generated.len().min(opts.max_tokens - 1);
-        self.kv_ids = [prompt, &generated[..written]].concat();
-        Ok(stats)
+        Ok(generated)
     }
 }
 

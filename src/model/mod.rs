@@ -1,12 +1,18 @@
 //! The model on the GPU: weights, KV cache, the forward pass (prefill and decode) and
 //! generation.
 
+pub mod decode;
+pub mod fit;
 pub mod forward;
 pub mod generate;
 pub mod kv_cache;
 pub mod locate;
+pub mod memory;
+pub mod plan;
+pub mod prefill;
 pub mod prefix_cache;
 pub mod rope;
+pub mod sampler;
 pub mod synthetic;
 pub mod weights;
 

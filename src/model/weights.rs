@@ -81,6 +81,22 @@ pub struct ExpertWeights {
     pub bias: ExpertTensor,
 }
 
+impl ExpertWeights {
+    /// (part, first expert, experts) for each stored part, as the MoE kernels take them.
+    pub fn parts(&self) -> Vec<(crate::kernels::moe_gate_up_f32_mf4w::ExpertPart<'_>, u32, u32)> {
+        (self.blocks.parts.iter().zip(&self.scales.parts).zip(&self.bias.parts))
+            .map(|((b, s), bias)| {
+                let part = crate::kernels::moe_gate_up_f32_mf4w::ExpertPart {
+                    blocks: &b.buffer,
+                    scales: &s.buffer,
+                    bias: &bias.buffer,
+                };
+                (part, b.first_expert as u32, b.n_experts as u32)
+            })
+            .collect()
+    }
+}
+
 /// One transformer layer (spec section 4.3 to 4.7).
 pub struct LayerWeights {
     /// Pre-attention RMSNorm gain [H].

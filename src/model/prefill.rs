@@ -1,0 +1,423 @@
+//! Prefill: the prompt in steps of up to `chunk` tokens through the batched kernels (tiled
+//! matmuls, tiled attention over the cache, grouped MoE).
+//!
+//! A step's kernels take its token count in their parameters, so each step size has a plan of
+//! its own, built on first use and cached (a prompt needs at most two: full steps and the
+//! rest). Positions come from the step uniform, so a cached plan serves any position. Per
+//! layer it follows gpt-oss's model.py
+//! (https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py): `x = attn(x);
+//! x = mlp(x)`.
+
+use std::collections::HashMap;
+
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::kernels::*;
+use crate::model::forward::{qkv_stride, State};
+use crate::model::plan::Plan;
+use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
+
+/// Tokens per prefill step unless the caller or the binding limit asks for fewer. Large steps
+/// keep the grouped expert matmuls' row tiles full (gpt-oss-120b routes 2048 x 4 entries over
+/// 128 experts: 64 a tile) and read the weights fewer times.
+pub const DEFAULT_CHUNK: usize = 2048;
+
+/// Plans kept at once: full steps and the last, partial one of a prompt, plus a few sizes a
+/// server's turns bring; beyond this the cache starts again (a rebuild costs about a
+/// millisecond per layer, far less than the step it serves).
+const MAX_PLANS: usize = 8;
+
+/// The largest prefill step, at most `wanted`, whose activation buffers each fit one binding.
+pub fn fitting_chunk(c: &ModelConfig, wanted: usize, max_binding: u64) -> usize {
+    let widest = [
+        c.experts_per_token * c.intermediate_size.max(c.hidden_size),
+        qkv_stride(c),
+        c.num_experts,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(1) as u64
+        * 4;
+    (max_binding / widest).clamp(1, wanted.max(1) as u64) as usize
+}
+
+/// Activations of one prefill step, [chunk, ...]: sizes in bytes (`Buffers<u64>`) or buffers.
+#[derive(Clone, Copy)]
+pub struct Buffers<T> {
+    pub ids: T,
+    /// The residual stream [chunk, hidden].
+    pub x: T,
+    /// The normalised residual stream, input of qkv and of the router and experts.
+    pub xn: T,
+    pub qkv: T,
+    pub attn: T,
+    pub router_logits: T,
+    pub act: T,
+    /// Expert outputs [chunk * k, hidden], combined into x by moe_combine_prefill_f32.
+    pub y: T,
+}
+
+impl<T> Buffers<T> {
+    fn map<U>(self, mut f: impl FnMut(&str, T) -> Result<U>) -> Result<Buffers<U>> {
+        Ok(Buffers {
+            ids: f("ids", self.ids)?,
+            x: f("x", self.x)?,
+            xn: f("xn", self.xn)?,
+            qkv: f("qkv", self.qkv)?,
+            attn: f("attn", self.attn)?,
+            router_logits: f("router_logits", self.router_logits)?,
+            act: f("act", self.act)?,
+            y: f("moe_out", self.y)?,
+        })
+    }
+}
+
+impl Buffers<u64> {
+    /// Bytes of each buffer for steps of up to `chunk` tokens.
+    pub fn sizes(c: &ModelConfig, chunk: usize) -> Self {
+        let f = |n: usize| (chunk * n) as u64 * 4;
+        let (h, k) = (c.hidden_size, c.experts_per_token);
+        Buffers {
+            ids: f(1),
+            x: f(h),
+            xn: f(h),
+            qkv: f(qkv_stride(c)),
+            attn: f(c.q_dim()),
+            router_logits: f(c.num_experts),
+            act: f(k * c.intermediate_size),
+            y: f(k * h),
+        }
+    }
+
+    pub fn total(self) -> u64 {
+        let mut sum = 0;
+        let _ = self.map(|_, b| {
+            sum += b;
+            Ok(())
+        });
+        sum
+    }
+}
+
+/// The prefill path: its buffers and a plan per step size.
+pub struct Prefill {
+    pub chunk: usize,
+    pub buf: Buffers<GpuBuffer>,
+    routing: moe_prefill::Routing,
+    plans: HashMap<usize, Plan>,
+}
+
+impl Prefill {
+    pub fn new(gpu: &Gpu, c: &ModelConfig, chunk: usize) -> Result<Self> {
+        let (k, e) = (c.experts_per_token as u32, c.num_experts as u32);
+        Ok(Prefill {
+            chunk,
+            buf: Buffers::sizes(c, chunk)
+                .map(|name, bytes| gpu.storage(&format!("prefill.{name}"), bytes))?,
+            routing: moe_prefill::Routing::new(gpu, chunk as u32, k, e)?,
+            plans: HashMap::new(),
+        })
+    }
+
+    /// The plan of a step of `n` tokens (ids in `buf.ids`, position in the step uniform),
+    /// leaving the residual stream in `buf.x`.
+    pub fn plan(
+        &mut self,
+        gpu: &Gpu,
+        c: &ModelConfig,
+        state: &State,
+        w: &Weights,
+        n: usize,
+    ) -> Result<&Plan> {
+        if !self.plans.contains_key(&n) {
+            if self.plans.len() >= MAX_PLANS {
+                self.plans.clear();
+            }
+            let b = Builder {
+                gpu,
+                c,
+                state,
+                buf: &self.buf,
+                routing: &self.routing,
+                chunk: self.chunk,
+                n,
+            };
+            let plan = b.build(w)?;
+            self.plans.insert(n, plan);
+        }
+        Ok(&self.plans[&n])
+    }
+
+    /// The final norm and lm_head over a step of `n` tokens into `logits` [n, vocab] (for
+    /// callers that want every prompt position's logits; not cached).
+    pub fn logits_plan(
+        &self,
+        gpu: &Gpu,
+        c: &ModelConfig,
+        w: &Weights,
+        n: usize,
+        logits: &GpuBuffer,
+    ) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let p = &self.buf;
+        plan.push(rmsnorm_f32::dispatch(
+            gpu,
+            &p.x,
+            &w.final_norm.buffer,
+            &p.xn,
+            n as u32,
+            c.hidden_size as u32,
+            c.rms_norm_eps,
+        )?);
+        let lm_head = MatmulOf {
+            m: &w.lm_head,
+            n,
+            x: &p.xn,
+            bias: None,
+            residual: false,
+            out: logits,
+        };
+        plan.push_matrix("lm_head", lm_head.dispatches(gpu)?);
+        Ok(plan)
+    }
+}
+
+/// One prefill matmul of `m` over `n` tokens (one dispatch per stored part):
+/// `out = x m^T + bias`, added to `out` with `residual`.
+struct MatmulOf<'a> {
+    m: &'a Bf16Matrix,
+    n: usize,
+    x: &'a GpuBuffer,
+    bias: Option<&'a GpuBuffer>,
+    residual: bool,
+    out: &'a GpuBuffer,
+}
+
+impl MatmulOf<'_> {
+    fn dispatches(&self, gpu: &Gpu) -> Result<Vec<Dispatch>> {
+        (self.m.parts.iter())
+            .map(|p| {
+                matmul_f32_bf16w::dispatch(
+                    gpu,
+                    &matmul_f32_bf16w::Matmul {
+                        w: &p.buffer,
+                        rows: p.rows as u32,
+                        k: self.m.cols as u32,
+                        n_tokens: self.n as u32,
+                        x: self.x,
+                        bias: self.bias,
+                        residual: self.residual,
+                        out: self.out,
+                        out_offset: p.first_row as u32,
+                        out_stride: self.m.rows as u32,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// What the prefill builders read, for a step of `n` tokens.
+struct Builder<'a> {
+    gpu: &'a Gpu,
+    c: &'a ModelConfig,
+    state: &'a State,
+    buf: &'a Buffers<GpuBuffer>,
+    routing: &'a moe_prefill::Routing,
+    /// The largest step (the size the rope and attention kernels index the qkv rows by).
+    chunk: usize,
+    n: usize,
+}
+
+impl Builder<'_> {
+    fn build(&self, w: &Weights) -> Result<Plan> {
+        let (gpu, c, p) = (self.gpu, self.c, self.buf);
+        let mut plan = Plan::default();
+        for part in &w.embedding.parts {
+            plan.push(embed_f32_bf16w::dispatch(
+                gpu,
+                &part.buffer,
+                part.first_row as u32,
+                part.rows as u32,
+                c.hidden_size as u32,
+                &p.ids,
+                self.n as u32,
+                &p.x,
+            )?);
+        }
+        for (l, lw) in w.layers.iter().enumerate() {
+            self.attention(&mut plan, l, lw)?;
+            self.moe(&mut plan, lw)?;
+        }
+        Ok(plan)
+    }
+
+    fn rmsnorm(&self, gain: &GpuBuffer) -> Result<Dispatch> {
+        let (c, p) = (self.c, self.buf);
+        rmsnorm_f32::dispatch(
+            self.gpu,
+            &p.x,
+            gain,
+            &p.xn,
+            self.n as u32,
+            c.hidden_size as u32,
+            c.rms_norm_eps,
+        )
+    }
+
+    /// `x += o_proj(attention(rope(qkv(norm(x)))))`, appending K and V to the cache.
+    fn attention(&self, plan: &mut Plan, l: usize, lw: &LayerWeights) -> Result<()> {
+        let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n);
+        plan.push(self.rmsnorm(&lw.attn_norm.buffer)?);
+        let qkv = MatmulOf {
+            m: &lw.qkv,
+            n,
+            x: &p.xn,
+            bias: Some(&lw.qkv_bias.buffer),
+            residual: false,
+            out: &p.qkv,
+        };
+        plan.push_matrix("qkv_proj", qkv.dispatches(gpu)?);
+        let kv = &self.state.kv[l];
+        let rp = rope_kv_append_f32::Params {
+            n_heads: c.num_attention_heads as u32,
+            n_kv_heads: c.num_key_value_heads as u32,
+            head_dim: c.head_dim as u32,
+            capacity: kv.capacity,
+            qkv_stride: qkv_stride(c) as u32,
+            _pad: [0; 3],
+        };
+        let mut rope = rope_kv_append_f32::dispatch(
+            gpu,
+            rp,
+            &self.state.step,
+            self.chunk as u32,
+            &p.qkv,
+            &self.state.rope,
+            &kv.k,
+            &kv.v,
+        )?;
+        rope.workgroups = rp.workgroups(gpu, n as u32);
+        plan.push(rope);
+        let ap = attention_prefill_f32::Params {
+            n_heads: c.num_attention_heads as u32,
+            n_kv_heads: c.num_key_value_heads as u32,
+            capacity: kv.capacity,
+            window: kv.window,
+            qkv_stride: qkv_stride(c) as u32,
+            scale: 1.0 / (c.head_dim as f32).sqrt(),
+            _pad: [0; 2],
+        };
+        let mut attn = attention_prefill_f32::dispatch(
+            gpu,
+            ap,
+            c.head_dim as u32,
+            self.chunk as u32,
+            &self.state.step,
+            &p.qkv,
+            &kv.k,
+            &kv.v,
+            &lw.sinks.buffer,
+            &p.attn,
+        )?;
+        attn.workgroups = attention_prefill_f32::grid(&ap, n as u32);
+        plan.push(attn);
+        let o = MatmulOf {
+            m: &lw.o,
+            n,
+            x: &p.attn,
+            bias: Some(&lw.o_bias.buffer),
+            residual: true,
+            out: &p.x,
+        };
+        plan.push_matrix("o_proj", o.dispatches(gpu)?);
+        Ok(())
+    }
+
+    /// `x += sum over each token's top-k experts of weight * down(swiglu(gate_up(norm(x))))`,
+    /// grouped by expert.
+    fn moe(&self, plan: &mut Plan, lw: &LayerWeights) -> Result<()> {
+        let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n as u32);
+        let (h, e, k, inter) = (
+            c.hidden_size as u32,
+            c.num_experts as u32,
+            c.experts_per_token as u32,
+            c.intermediate_size as u32,
+        );
+        plan.push(self.rmsnorm(&lw.mlp_norm.buffer)?);
+        let router = MatmulOf {
+            m: &lw.router,
+            n: self.n,
+            x: &p.xn,
+            bias: Some(&lw.router_bias.buffer),
+            residual: false,
+            out: &p.router_logits,
+        };
+        plan.push_matrix("router", router.dispatches(gpu)?);
+        plan.push(moe_prefill::route(
+            gpu,
+            moe_prefill::RouteParams {
+                n_tokens: n,
+                n_experts: e,
+                k,
+                tile_m: moe_prefill::TILE_M,
+            },
+            &p.router_logits,
+            self.routing,
+        )?);
+        for (part, e0, np) in lw.gate_up.parts() {
+            let gp = moe_prefill::GateUpParams {
+                hidden: h,
+                inter,
+                k,
+                e0,
+                n_part: np,
+                limit: c.swiglu_limit,
+                n_experts: e,
+                _pad: 0,
+            };
+            plan.push(moe_prefill::gate_up(
+                gpu,
+                gp,
+                n,
+                &p.xn,
+                self.routing,
+                &part,
+                &p.act,
+            )?);
+        }
+        for (part, e0, np) in lw.down.parts() {
+            let dp = moe_prefill::DownParams {
+                hidden: h,
+                inter,
+                e0,
+                n_part: np,
+            };
+            plan.push(moe_prefill::down(
+                gpu,
+                dp,
+                n,
+                k,
+                e,
+                &p.act,
+                self.routing,
+                &part,
+                &p.y,
+            )?);
+        }
+        plan.push(moe_prefill::combine(
+            gpu,
+            moe_prefill::CombineParams {
+                n_tokens: n,
+                hidden: h,
+                k,
+                _pad: 0,
+            },
+            &p.y,
+            self.routing,
+            &p.x,
+        )?);
+        Ok(())
+    }
+}

@@ -10,44 +10,29 @@ use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::kernels::*;
+use crate::model::activations::activations;
 use crate::model::forward::{qkv_stride, State};
 use crate::model::plan::Plan;
 use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
 
-/// The decode path's activations for one token: sizes in bytes (`Buffers<u64>`, for the
-/// memory plan) or the buffers themselves.
-#[derive(Clone, Copy)]
-pub struct Buffers<T> {
-    /// The residual stream [hidden].
-    pub x: T,
-    pub qkv: T,
-    pub attn: T,
-    /// attention_decode_f32's per-chunk partial results, combined with the sinks.
-    pub partials: T,
-    pub router_logits: T,
-    /// The MLP-normalised token, written by the router matvec for the expert kernels.
-    pub xn: T,
-    /// The router's choice: expert ids [k] then weights [k] (f32 bits).
-    pub route: T,
-    pub act: T,
-    /// Weighted expert outputs [k, hidden], summed into x by moe_combine_f32.
-    pub moe_out: T,
-}
-
-impl<T> Buffers<T> {
-    /// Applies `f` to every field with its name.
-    fn map<U>(self, mut f: impl FnMut(&str, T) -> Result<U>) -> Result<Buffers<U>> {
-        Ok(Buffers {
-            x: f("x", self.x)?,
-            qkv: f("qkv", self.qkv)?,
-            attn: f("attn", self.attn)?,
-            partials: f("attn_partials", self.partials)?,
-            router_logits: f("router_logits", self.router_logits)?,
-            xn: f("xn", self.xn)?,
-            route: f("route", self.route)?,
-            act: f("act", self.act)?,
-            moe_out: f("moe_out", self.moe_out)?,
-        })
+activations! {
+    /// The decode path's activations for one token: sizes in bytes (`Buffers<u64>`, for the
+    /// memory plan) or the buffers themselves.
+    pub struct Buffers {
+        /// The residual stream [hidden].
+        x: "x",
+        qkv: "qkv",
+        attn: "attn",
+        /// attention_decode_f32's per-chunk partial results, combined with the sinks.
+        partials: "attn_partials",
+        router_logits: "router_logits",
+        /// The MLP-normalised token, written by the router matvec for the expert kernels.
+        xn: "xn",
+        /// The router's choice: expert ids [k] then weights [k] (f32 bits).
+        route: "route",
+        act: "act",
+        /// Weighted expert outputs [k, hidden], summed into x by moe_combine_f32.
+        moe_out: "moe_out",
     }
 }
 
@@ -74,41 +59,79 @@ impl Buffers<u64> {
         }
     }
 
-    pub fn total(self) -> u64 {
-        let mut sum = 0;
-        let _ = self.map(|_, b| {
-            sum += b;
-            Ok(())
-        });
-        sum
-    }
 }
 
 impl Buffers<GpuBuffer> {
     pub fn new(gpu: &Gpu, c: &ModelConfig, ctx: usize) -> Result<Self> {
-        Buffers::sizes(c, ctx).map(|name, bytes| gpu.storage(&format!("decode.{name}"), bytes))
+        Buffers::sizes(c, ctx).allocate(gpu, "decode")
     }
 }
 
-/// Optional outputs of a decode matvec.
-#[derive(Default, Clone, Copy)]
-pub struct MatvecExtras<'a> {
+/// One decode matvec of `m` (one dispatch per stored part): `out = m norm(x) + bias`, added
+/// to `out` with `residual`; optionally also the normalised input and per-workgroup maxima.
+pub struct MatvecOf<'a> {
+    m: &'a Bf16Matrix,
+    x: &'a GpuBuffer,
+    out: &'a GpuBuffer,
+    norm: Option<(&'a GpuBuffer, f32)>,
+    bias: Option<&'a GpuBuffer>,
+    residual: bool,
     /// The normalised input (written by the first part only).
-    pub normed_out: Option<&'a GpuBuffer>,
-    /// Per-workgroup maxima, indexed across parts.
-    pub argmax: Option<&'a GpuBuffer>,
+    normed_out: Option<&'a GpuBuffer>,
+    /// Per-workgroup (max, id) pairs, indexed across parts.
+    argmax: Option<&'a GpuBuffer>,
 }
 
-/// One decode matvec of `m` (one dispatch per stored part): `out = m (norm(x)) + bias`,
-/// added to `out` with `residual`.
-pub struct MatvecOf<'a> {
-    pub m: &'a Bf16Matrix,
-    pub x: &'a GpuBuffer,
-    pub norm: Option<(&'a GpuBuffer, f32)>,
-    pub bias: Option<&'a GpuBuffer>,
-    pub residual: bool,
-    pub out: &'a GpuBuffer,
-    pub extras: MatvecExtras<'a>,
+impl<'a> MatvecOf<'a> {
+    pub fn new(m: &'a Bf16Matrix, x: &'a GpuBuffer, out: &'a GpuBuffer) -> Self {
+        MatvecOf {
+            m,
+            x,
+            out,
+            norm: None,
+            bias: None,
+            residual: false,
+            normed_out: None,
+            argmax: None,
+        }
+    }
+
+    /// RMSNorm of `x` with `gain` first.
+    pub fn norm(self, gain: &'a GpuBuffer, eps: f32) -> Self {
+        MatvecOf {
+            norm: Some((gain, eps)),
+            ..self
+        }
+    }
+
+    pub fn bias(self, bias: &'a GpuBuffer) -> Self {
+        MatvecOf {
+            bias: Some(bias),
+            ..self
+        }
+    }
+
+    /// Adds to `out` instead of overwriting it.
+    pub fn residual(self) -> Self {
+        MatvecOf {
+            residual: true,
+            ..self
+        }
+    }
+
+    pub fn normed_out(self, buf: &'a GpuBuffer) -> Self {
+        MatvecOf {
+            normed_out: Some(buf),
+            ..self
+        }
+    }
+
+    pub fn argmax(self, buf: &'a GpuBuffer) -> Self {
+        MatvecOf {
+            argmax: Some(buf),
+            ..self
+        }
+    }
 }
 
 impl MatvecOf<'_> {
@@ -129,8 +152,8 @@ impl MatvecOf<'_> {
                         bias: self.bias,
                         residual: self.residual,
                         out: self.out,
-                        normed_out: self.extras.normed_out.filter(|_| i == 0),
-                        argmax: self.extras.argmax.map(|a| (a, argmax_offset)),
+                        normed_out: self.normed_out.filter(|_| i == 0),
+                        argmax: self.argmax.map(|a| (a, argmax_offset)),
                     },
                 );
                 argmax_offset += matvec_f32_bf16w::workgroups(p.rows as u32);
@@ -183,15 +206,9 @@ impl Builder<'_> {
     /// `x += o_proj(attention(rope(qkv(norm(x)))))` with the layer's sinks.
     fn attention(&self, plan: &mut Plan, l: usize, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, d) = (self.gpu, self.c, self.buf);
-        let qkv = MatvecOf {
-            m: &lw.qkv,
-            x: &d.x,
-            norm: Some((&lw.attn_norm.buffer, c.rms_norm_eps)),
-            bias: Some(&lw.qkv_bias.buffer),
-            residual: false,
-            out: &d.qkv,
-            extras: MatvecExtras::default(),
-        };
+        let qkv = MatvecOf::new(&lw.qkv, &d.x, &d.qkv)
+            .norm(&lw.attn_norm.buffer, c.rms_norm_eps)
+            .bias(&lw.qkv_bias.buffer);
         plan.push_matrix("qkv_proj", qkv.dispatches(gpu)?);
         let kv = &self.state.kv[l];
         let ap = attention_decode_f32::Params {
@@ -225,15 +242,9 @@ impl Builder<'_> {
             &lw.sinks.buffer,
             &d.attn,
         )?);
-        let o = MatvecOf {
-            m: &lw.o,
-            x: &d.attn,
-            norm: None,
-            bias: Some(&lw.o_bias.buffer),
-            residual: true,
-            out: &d.x,
-            extras: MatvecExtras::default(),
-        };
+        let o = MatvecOf::new(&lw.o, &d.attn, &d.x)
+            .bias(&lw.o_bias.buffer)
+            .residual();
         plan.push_matrix("o_proj", o.dispatches(gpu)?);
         Ok(())
     }
@@ -241,18 +252,10 @@ impl Builder<'_> {
     /// `x += sum over the top-k experts of weight * down(swiglu(gate_up(norm(x))))`.
     fn moe(&self, plan: &mut Plan, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, d) = (self.gpu, self.c, self.buf);
-        let router = MatvecOf {
-            m: &lw.router,
-            x: &d.x,
-            norm: Some((&lw.mlp_norm.buffer, c.rms_norm_eps)),
-            bias: Some(&lw.router_bias.buffer),
-            residual: false,
-            out: &d.router_logits,
-            extras: MatvecExtras {
-                normed_out: Some(&d.xn),
-                argmax: None,
-            },
-        };
+        let router = MatvecOf::new(&lw.router, &d.x, &d.router_logits)
+            .norm(&lw.mlp_norm.buffer, c.rms_norm_eps)
+            .bias(&lw.router_bias.buffer)
+            .normed_out(&d.xn);
         plan.push_matrix("router", router.dispatches(gpu)?);
         plan.push(router_topk_f32::dispatch(
             gpu,

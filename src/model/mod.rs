@@ -1,6 +1,7 @@
 //! The model on the GPU: weights, KV cache, the forward pass (prefill and decode) and
 //! generation.
 
+mod activations;
 pub mod decode;
 pub mod fit;
 pub mod forward;

@@ -14,6 +14,7 @@ use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::kernels::*;
+use crate::model::activations::activations;
 use crate::model::forward::{qkv_stride, State};
 use crate::model::plan::Plan;
 use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
@@ -42,34 +43,21 @@ pub fn fitting_chunk(c: &ModelConfig, wanted: usize, max_binding: u64) -> usize 
     (max_binding / widest).clamp(1, wanted.max(1) as u64) as usize
 }
 
-/// Activations of one prefill step, [chunk, ...]: sizes in bytes (`Buffers<u64>`) or buffers.
-#[derive(Clone, Copy)]
-pub struct Buffers<T> {
-    pub ids: T,
-    /// The residual stream [chunk, hidden].
-    pub x: T,
-    /// The normalised residual stream, input of qkv and of the router and experts.
-    pub xn: T,
-    pub qkv: T,
-    pub attn: T,
-    pub router_logits: T,
-    pub act: T,
-    /// Expert outputs [chunk * k, hidden], combined into x by moe_combine_prefill_f32.
-    pub y: T,
-}
-
-impl<T> Buffers<T> {
-    fn map<U>(self, mut f: impl FnMut(&str, T) -> Result<U>) -> Result<Buffers<U>> {
-        Ok(Buffers {
-            ids: f("ids", self.ids)?,
-            x: f("x", self.x)?,
-            xn: f("xn", self.xn)?,
-            qkv: f("qkv", self.qkv)?,
-            attn: f("attn", self.attn)?,
-            router_logits: f("router_logits", self.router_logits)?,
-            act: f("act", self.act)?,
-            y: f("moe_out", self.y)?,
-        })
+activations! {
+    /// Activations of one prefill step, [chunk, ...]: sizes in bytes (`Buffers<u64>`) or
+    /// buffers.
+    pub struct Buffers {
+        ids: "ids",
+        /// The residual stream [chunk, hidden].
+        x: "x",
+        /// The normalised residual stream, input of qkv and of the router and experts.
+        xn: "xn",
+        qkv: "qkv",
+        attn: "attn",
+        router_logits: "router_logits",
+        act: "act",
+        /// Expert outputs [chunk * k, hidden], combined into x by moe_combine_prefill_f32.
+        y: "moe_out",
     }
 }
 
@@ -89,15 +77,6 @@ impl Buffers<u64> {
             y: f(k * h),
         }
     }
-
-    pub fn total(self) -> u64 {
-        let mut sum = 0;
-        let _ = self.map(|_, b| {
-            sum += b;
-            Ok(())
-        });
-        sum
-    }
 }
 
 /// The prefill path: its buffers and a plan per step size.
@@ -113,8 +92,7 @@ impl Prefill {
         let (k, e) = (c.experts_per_token as u32, c.num_experts as u32);
         Ok(Prefill {
             chunk,
-            buf: Buffers::sizes(c, chunk)
-                .map(|name, bytes| gpu.storage(&format!("prefill.{name}"), bytes))?,
+            buf: Buffers::sizes(c, chunk).allocate(gpu, "prefill")?,
             routing: moe_prefill::Routing::new(gpu, chunk as u32, k, e)?,
             plans: HashMap::new(),
         })
@@ -170,14 +148,7 @@ impl Prefill {
             c.hidden_size as u32,
             c.rms_norm_eps,
         )?);
-        let lm_head = MatmulOf {
-            m: &w.lm_head,
-            n,
-            x: &p.xn,
-            bias: None,
-            residual: false,
-            out: logits,
-        };
+        let lm_head = MatmulOf::new(&w.lm_head, n, &p.xn, logits);
         plan.push_matrix("lm_head", lm_head.dispatches(gpu)?);
         Ok(plan)
     }
@@ -189,9 +160,37 @@ struct MatmulOf<'a> {
     m: &'a Bf16Matrix,
     n: usize,
     x: &'a GpuBuffer,
+    out: &'a GpuBuffer,
     bias: Option<&'a GpuBuffer>,
     residual: bool,
-    out: &'a GpuBuffer,
+}
+
+impl<'a> MatmulOf<'a> {
+    fn new(m: &'a Bf16Matrix, n: usize, x: &'a GpuBuffer, out: &'a GpuBuffer) -> Self {
+        MatmulOf {
+            m,
+            n,
+            x,
+            out,
+            bias: None,
+            residual: false,
+        }
+    }
+
+    fn bias(self, bias: &'a GpuBuffer) -> Self {
+        MatmulOf {
+            bias: Some(bias),
+            ..self
+        }
+    }
+
+    /// Adds to `out` instead of overwriting it.
+    fn residual(self) -> Self {
+        MatmulOf {
+            residual: true,
+            ..self
+        }
+    }
 }
 
 impl MatmulOf<'_> {
@@ -270,14 +269,7 @@ impl Builder<'_> {
     fn attention(&self, plan: &mut Plan, l: usize, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n);
         plan.push(self.rmsnorm(&lw.attn_norm.buffer)?);
-        let qkv = MatmulOf {
-            m: &lw.qkv,
-            n,
-            x: &p.xn,
-            bias: Some(&lw.qkv_bias.buffer),
-            residual: false,
-            out: &p.qkv,
-        };
+        let qkv = MatmulOf::new(&lw.qkv, n, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer);
         plan.push_matrix("qkv_proj", qkv.dispatches(gpu)?);
         let kv = &self.state.kv[l];
         let rp = rope_kv_append_f32::Params {
@@ -323,14 +315,9 @@ impl Builder<'_> {
         )?;
         attn.workgroups = attention_prefill_f32::grid(&ap, n as u32);
         plan.push(attn);
-        let o = MatmulOf {
-            m: &lw.o,
-            n,
-            x: &p.attn,
-            bias: Some(&lw.o_bias.buffer),
-            residual: true,
-            out: &p.x,
-        };
+        let o = MatmulOf::new(&lw.o, n, &p.attn, &p.x)
+            .bias(&lw.o_bias.buffer)
+            .residual();
         plan.push_matrix("o_proj", o.dispatches(gpu)?);
         Ok(())
     }
@@ -346,14 +333,8 @@ impl Builder<'_> {
             c.intermediate_size as u32,
         );
         plan.push(self.rmsnorm(&lw.mlp_norm.buffer)?);
-        let router = MatmulOf {
-            m: &lw.router,
-            n: self.n,
-            x: &p.xn,
-            bias: Some(&lw.router_bias.buffer),
-            residual: false,
-            out: &p.router_logits,
-        };
+        let router = MatmulOf::new(&lw.router, self.n, &p.xn, &p.router_logits)
+            .bias(&lw.router_bias.buffer);
         plan.push_matrix("router", router.dispatches(gpu)?);
         plan.push(moe_prefill::route(
             gpu,

@@ -6,7 +6,7 @@ use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 use crate::kernels::*;
-use crate::model::decode::{MatvecExtras, MatvecOf};
+use crate::model::decode::MatvecOf;
 use crate::model::forward::State;
 use crate::model::plan::Plan;
 use crate::model::weights::Weights;
@@ -103,18 +103,9 @@ impl Sampler {
             return Ok(());
         }
         let mut head = Plan::default();
-        let lm_head = MatvecOf {
-            m: &w.lm_head,
-            x,
-            norm: Some((&w.final_norm.buffer, c.rms_norm_eps)),
-            bias: None,
-            residual: false,
-            out: &self.logits,
-            extras: MatvecExtras {
-                normed_out: None,
-                argmax: Some(&self.argmax),
-            },
-        };
+        let lm_head = MatvecOf::new(&w.lm_head, x, &self.logits)
+            .norm(&w.final_norm.buffer, c.rms_norm_eps)
+            .argmax(&self.argmax);
         head.push_matrix("lm_head", lm_head.dispatches(gpu)?);
         head.push(sample_f32::dispatch(
             gpu,

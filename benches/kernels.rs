@@ -107,15 +107,16 @@ fn main() {
     let gpu =
         Gpu::new(&GpuOptions::from_env().expect("OSS_WGPU_* variables")).expect("a GPU adapter");
     let (bandwidth, _) = measure_bandwidth(&gpu, REPS).expect("bandwidth");
-    let kv_elem = oss_wgpu::kernels::kv_element_bytes(&gpu);
+    let precision = gpu.precision();
+    let kv_elem = precision.kv.element_bytes();
     println!(
-        "{} ({}, {} {}): bandwidth_read {bandwidth:.0} GB/s; f16 KV {}, subgroups {}",
+        "{} ({}, {} {}): bandwidth_read {bandwidth:.0} GB/s; KV {:?}, subgroups {}",
         gpu.info.name,
         gpu.info.backend.to_str(),
         gpu.info.driver,
         gpu.info.driver_info,
-        gpu.features().f16,
-        gpu.features().subgroups
+        precision.kv,
+        precision.subgroups
     );
 
     for preset in presets {

@@ -355,7 +355,7 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         &config,
         ctx,
         DEFAULT_CHUNK,
-        oss_wgpu::kernels::kv_element_bytes(&gpu),
+        gpu.precision().kv.element_bytes(),
     );
     eprintln!(
         "{} on {}: weights {}, KV cache {} at --ctx {ctx}",

@@ -11,7 +11,7 @@
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::kernels::moe_gate_up_f32_mf4w::ExpertPart;
+use crate::kernels::moe::{Experts, MoeShape, Routing};
 use crate::kernels::*;
 use crate::model::kv_cache::{self, LayerCache};
 use crate::model::rope;
@@ -88,13 +88,13 @@ struct PrefillBuffers {
     router_logits: GpuBuffer,
     act: GpuBuffer,
     y: GpuBuffer,
-    routing: moe_prefill::Routing,
+    routing: Routing,
 }
 
 /// One decode dispatch; attention's grid is set per step.
 struct DecodeOp {
     dispatch: Dispatch,
-    attention: Option<attention_decode_f32::Params>,
+    attention: Option<attention_decode_f32::Grid>,
 }
 
 pub struct Forward {
@@ -223,21 +223,38 @@ fn timed(gpu: &Gpu, ops: &[(&Dispatch, [u32; 3])]) -> Result<Option<Vec<(String,
 }
 
 /// Workgroups of the lm_head matvec over all its parts (one argmax entry each).
-fn lm_head_workgroups(w: &Weights) -> u32 {
+fn lm_head_workgroups(gpu: &Gpu, w: &Weights) -> u32 {
     w.lm_head
         .parts
         .iter()
-        .map(|p| matvec_f32_bf16w::workgroups(p.rows as u32))
+        .map(|p| matvec_f32_bf16w::workgroups(gpu, p.rows as u32))
         .sum()
 }
 
-/// Optional outputs of a decode matvec.
-#[derive(Default, Clone, Copy)]
-struct MatvecExtras<'a> {
+/// What a decode matvec over all row-parts of a matrix reads and writes (see
+/// matvec_f32_bf16w::Matvec; the parts supply the weights and rows).
+#[derive(Clone, Copy)]
+struct MatvecIo<'a> {
+    x: &'a GpuBuffer,
+    norm: Option<(&'a GpuBuffer, f32)>,
+    bias: Option<&'a GpuBuffer>,
+    residual: bool,
+    out: &'a GpuBuffer,
     /// The normalised input (written by the first part only).
     normed_out: Option<&'a GpuBuffer>,
     /// Per-workgroup maxima, indexed across parts.
     argmax: Option<&'a GpuBuffer>,
+}
+
+/// What a prefill matmul over all row-parts of a matrix reads and writes (see
+/// matmul_f32_bf16w::Matmul).
+#[derive(Clone, Copy)]
+struct MatmulIo<'a> {
+    n_tokens: usize,
+    x: &'a GpuBuffer,
+    bias: Option<&'a GpuBuffer>,
+    residual: bool,
+    out: &'a GpuBuffer,
 }
 
 fn qkv_stride(c: &ModelConfig) -> usize {
@@ -279,7 +296,7 @@ impl Forward {
         let chunk = fitting_chunk(&c, chunk, gpu.max_binding()).clamp(1, ctx);
         // A layer's K (or V) is one binding of its capacity (ctx positions on full layers):
         // say so in terms of --ctx, not of an internal buffer's label.
-        let per_position = c.kv_dim() as u64 * crate::kernels::kv_element_bytes(gpu);
+        let per_position = c.kv_dim() as u64 * gpu.precision().kv.element_bytes();
         let positions = (0..c.num_hidden_layers)
             .map(|l| kv_cache::capacity(&c, l, ctx, chunk))
             .max()
@@ -318,7 +335,7 @@ impl Forward {
             act: gpu.storage("decode.act", f(k * c.intermediate_size))?,
             moe_out: gpu.storage("decode.moe_out", f(k * h))?,
             logits: gpu.storage("decode.logits", f(c.vocab_size))?,
-            argmax: gpu.storage("decode.argmax", 8 * lm_head_workgroups(weights) as u64)?,
+            argmax: gpu.storage("decode.argmax", 8 * lm_head_workgroups(gpu, weights) as u64)?,
         };
         let pre = PrefillBuffers {
             ids: gpu.storage("prefill.ids", f(chunk))?,
@@ -329,7 +346,7 @@ impl Forward {
             router_logits: gpu.storage("prefill.router_logits", f(chunk * e))?,
             act: gpu.storage("prefill.act", f(chunk * k * c.intermediate_size))?,
             y: gpu.storage("prefill.moe_out", f(chunk * k * h))?,
-            routing: moe_prefill::Routing::new(gpu, chunk as u32, k as u32, e as u32)?,
+            routing: Routing::new(gpu, chunk as u32, k as u32, e as u32)?,
         };
         let mut fwd = Forward {
             step: StepBuffer::new(gpu, "step")?,
@@ -370,108 +387,91 @@ impl Forward {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn matvec_parts(
-        &self,
-        gpu: &Gpu,
-        m: &Bf16Matrix,
-        x: &GpuBuffer,
-        norm: Option<(&GpuBuffer, f32)>,
-        bias: Option<&GpuBuffer>,
-        residual: bool,
-        out: &GpuBuffer,
-        extras: MatvecExtras<'_>,
-    ) -> Result<Vec<Dispatch>> {
+    fn matvec_parts(&self, gpu: &Gpu, m: &Bf16Matrix, io: MatvecIo<'_>) -> Result<Vec<Dispatch>> {
         let mut argmax_offset = 0;
         m.parts
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let d = matvec_f32_bf16w::dispatch(
-                    gpu,
-                    &matvec_f32_bf16w::Matvec {
-                        w: &p.buffer,
-                        rows: p.rows as u32,
-                        k: m.cols as u32,
-                        out_offset: p.first_row as u32,
-                        x,
-                        norm,
-                        bias,
-                        residual,
-                        out,
-                        normed_out: if i == 0 { extras.normed_out } else { None },
-                        argmax: extras.argmax.map(|a| (a, argmax_offset)),
-                    },
-                );
-                argmax_offset += matvec_f32_bf16w::workgroups(p.rows as u32);
+                let d = matvec_f32_bf16w::Matvec {
+                    w: &p.buffer,
+                    rows: p.rows as u32,
+                    k: m.cols as u32,
+                    out_offset: p.first_row as u32,
+                    x: io.x,
+                    norm: io.norm,
+                    bias: io.bias,
+                    residual: io.residual,
+                    out: io.out,
+                    normed_out: if i == 0 { io.normed_out } else { None },
+                    argmax: io.argmax.map(|a| (a, argmax_offset)),
+                }
+                .dispatch(gpu);
+                argmax_offset += matvec_f32_bf16w::workgroups(gpu, p.rows as u32);
                 d
             })
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn matmul_parts(
-        &self,
-        gpu: &Gpu,
-        m: &Bf16Matrix,
-        n_tokens: usize,
-        x: &GpuBuffer,
-        bias: Option<&GpuBuffer>,
-        residual: bool,
-        out: &GpuBuffer,
-    ) -> Result<Vec<Dispatch>> {
+    fn matmul_parts(&self, gpu: &Gpu, m: &Bf16Matrix, io: MatmulIo<'_>) -> Result<Vec<Dispatch>> {
         m.parts
             .iter()
             .map(|p| {
-                matmul_f32_bf16w::dispatch(
-                    gpu,
-                    &matmul_f32_bf16w::Matmul {
-                        w: &p.buffer,
-                        rows: p.rows as u32,
-                        k: m.cols as u32,
-                        n_tokens: n_tokens as u32,
-                        x,
-                        bias,
-                        residual,
-                        out,
-                        out_offset: p.first_row as u32,
-                        out_stride: m.rows as u32,
-                    },
-                )
+                matmul_f32_bf16w::Matmul {
+                    w: &p.buffer,
+                    rows: p.rows as u32,
+                    k: m.cols as u32,
+                    n_tokens: io.n_tokens as u32,
+                    x: io.x,
+                    bias: io.bias,
+                    residual: io.residual,
+                    out: io.out,
+                    out_offset: p.first_row as u32,
+                    out_stride: m.rows as u32,
+                }
+                .dispatch(gpu)
             })
             .collect()
     }
 
-    /// (part, e0, n) for each expert part of a layer's expert tensor.
-    fn expert_parts(w: &ExpertWeights) -> Vec<(ExpertPart<'_>, u32, u32)> {
+    /// Each expert part of a layer's expert tensor, as the MoE kernels bind it.
+    fn expert_parts(w: &ExpertWeights) -> Vec<Experts<'_>> {
         w.blocks
             .parts
             .iter()
             .zip(&w.scales.parts)
             .zip(&w.bias.parts)
             .map(|((b, s), bias)| {
-                (
-                    ExpertPart {
-                        blocks: &b.buffer,
-                        scales: &s.buffer,
-                        bias: &bias.buffer,
-                    },
-                    b.first_expert as u32,
-                    b.n_experts as u32,
-                )
+                Experts {
+                    blocks: &b.buffer,
+                    scales: &s.buffer,
+                    bias: &bias.buffer,
+                    e0: b.first_expert as u32,
+                    n_part: b.n_experts as u32,
+                }
             })
             .collect()
     }
 
-    fn rope_params(&self, l: usize) -> rope_kv_append_f32::Params {
+    fn attention_layout(&self, l: usize) -> AttentionLayout {
         let c = &self.config;
-        rope_kv_append_f32::Params {
+        AttentionLayout {
             n_heads: c.num_attention_heads as u32,
             n_kv_heads: c.num_key_value_heads as u32,
             head_dim: c.head_dim as u32,
             capacity: self.kv[l].capacity,
+            window: self.kv[l].window,
             qkv_stride: qkv_stride(c) as u32,
-            _pad: [0; 3],
+        }
+    }
+
+    fn moe_shape(&self) -> MoeShape {
+        let c = &self.config;
+        MoeShape {
+            hidden: c.hidden_size as u32,
+            inter: c.intermediate_size as u32,
+            n_experts: c.num_experts as u32,
+            k: c.experts_per_token as u32,
         }
     }
 
@@ -479,6 +479,7 @@ impl Forward {
         let c = &self.config;
         let d = &self.dec;
         let eps = c.rms_norm_eps;
+        let moe = self.moe_shape();
         let mut ops: Vec<DecodeOp> = Vec::new();
         let push = |ops: &mut Vec<DecodeOp>, v: Vec<Dispatch>| {
             ops.extend(v.into_iter().map(|dispatch| DecodeOp {
@@ -492,16 +493,16 @@ impl Forward {
                 .parts
                 .iter()
                 .map(|p| {
-                    embed_f32_bf16w::dispatch(
-                        gpu,
-                        &p.buffer,
-                        p.first_row as u32,
-                        p.rows as u32,
-                        c.hidden_size as u32,
-                        &self.tokens,
-                        1,
-                        &d.x,
-                    )
+                    embed_f32_bf16w::Embed {
+                        table: &p.buffer,
+                        row0: p.first_row as u32,
+                        rows: p.rows as u32,
+                        hidden: c.hidden_size as u32,
+                        ids: &self.tokens,
+                        n_tokens: 1,
+                        out: &d.x,
+                    }
+                    .dispatch(gpu)
                 })
                 .collect::<Result<_>>()?,
         );
@@ -511,63 +512,58 @@ impl Forward {
                 self.matvec_parts(
                     gpu,
                     &lw.qkv,
-                    &d.x,
-                    Some((&lw.attn_norm.buffer, eps)),
-                    Some(&lw.qkv_bias.buffer),
-                    false,
-                    &d.qkv,
-                    MatvecExtras::default(),
+                    MatvecIo {
+                        x: &d.x,
+                        norm: Some((&lw.attn_norm.buffer, eps)),
+                        bias: Some(&lw.qkv_bias.buffer),
+                        residual: false,
+                        out: &d.qkv,
+                        normed_out: None,
+                        argmax: None,
+                    },
                 )?,
             );
             let kv = &self.kv[l];
-            let ap = attention_decode_f32::Params {
-                n_heads: c.num_attention_heads as u32,
-                n_kv_heads: c.num_key_value_heads as u32,
-                capacity: kv.capacity,
-                window: kv.window,
-                qkv_stride: qkv_stride(c) as u32,
-                scale: 1.0 / (c.head_dim as f32).sqrt(),
-                _pad: [0; 2],
+            let attn = attention_decode_f32::AttentionDecode {
+                shape: self.attention_layout(l),
+                step: &self.step,
+                qkv: &d.qkv,
+                k_cache: &kv.k,
+                v_cache: &kv.v,
+                partials: &d.partials,
+                rope: &self.rope,
             };
-            let attn = attention_decode_f32::dispatch(
-                gpu,
-                ap,
-                c.head_dim as u32,
-                &self.step,
-                &d.qkv,
-                &kv.k,
-                &kv.v,
-                &d.partials,
-                &self.rope,
-            )?;
             ops.push(DecodeOp {
-                dispatch: attn,
-                attention: Some(ap),
+                dispatch: attn.dispatch(gpu)?,
+                attention: Some(attn.grid_shape()),
             });
             push(
                 &mut ops,
-                vec![attention_combine_f32::dispatch(
-                    gpu,
-                    c.num_attention_heads as u32,
-                    c.head_dim as u32,
-                    kv.window,
-                    &self.step,
-                    &d.partials,
-                    &lw.sinks.buffer,
-                    &d.attn,
-                )?],
+                vec![attention_combine_f32::AttentionCombine {
+                    n_heads: c.num_attention_heads as u32,
+                    head_dim: c.head_dim as u32,
+                    window: kv.window,
+                    step: &self.step,
+                    partials: &d.partials,
+                    sinks: &lw.sinks.buffer,
+                    out: &d.attn,
+                }
+                .dispatch(gpu)?],
             );
             push(
                 &mut ops,
                 self.matvec_parts(
                     gpu,
                     &lw.o,
-                    &d.attn,
-                    None,
-                    Some(&lw.o_bias.buffer),
-                    true,
-                    &d.x,
-                    MatvecExtras::default(),
+                    MatvecIo {
+                        x: &d.attn,
+                        norm: None,
+                        bias: Some(&lw.o_bias.buffer),
+                        residual: true,
+                        out: &d.x,
+                        normed_out: None,
+                        argmax: None,
+                    },
                 )?,
             );
             push(
@@ -575,12 +571,12 @@ impl Forward {
                 self.matvec_parts(
                     gpu,
                     &lw.router,
-                    &d.x,
-                    Some((&lw.mlp_norm.buffer, eps)),
-                    Some(&lw.router_bias.buffer),
-                    false,
-                    &d.router_logits,
-                    MatvecExtras {
+                    MatvecIo {
+                        x: &d.x,
+                        norm: Some((&lw.mlp_norm.buffer, eps)),
+                        bias: Some(&lw.router_bias.buffer),
+                        residual: false,
+                        out: &d.router_logits,
                         normed_out: Some(&d.xn),
                         argmax: None,
                     },
@@ -588,49 +584,49 @@ impl Forward {
             );
             push(
                 &mut ops,
-                vec![router_topk_f32::dispatch(
-                    gpu,
-                    c.num_experts as u32,
-                    c.experts_per_token as u32,
-                    &d.router_logits,
-                    &d.route,
-                )?],
+                vec![router_topk_f32::RouterTopk {
+                    n_experts: moe.n_experts,
+                    k: moe.k,
+                    logits: &d.router_logits,
+                    route: &d.route,
+                }
+                .dispatch(gpu)?],
             );
             let mut experts = Vec::new();
-            for (part, e0, n) in Self::expert_parts(&lw.gate_up) {
-                let p = moe_gate_up_f32_mf4w::Params {
-                    hidden: c.hidden_size as u32,
-                    inter: c.intermediate_size as u32,
-                    k: c.experts_per_token as u32,
-                    e0,
-                    n_part: n,
-                    limit: c.swiglu_limit,
-                    _pad: [0; 2],
-                };
-                experts.push(moe_gate_up_f32_mf4w::dispatch(
-                    gpu, p, &d.route, &d.xn, &part, &d.act,
-                )?);
+            for part in Self::expert_parts(&lw.gate_up) {
+                experts.push(
+                    moe_gate_up_f32_mf4w::MoeGateUp {
+                        shape: moe,
+                        limit: c.swiglu_limit,
+                        route: &d.route,
+                        xn: &d.xn,
+                        experts: &part,
+                        act: &d.act,
+                    }
+                    .dispatch(gpu)?,
+                );
             }
-            for (part, e0, n) in Self::expert_parts(&lw.down) {
-                let p = moe_down_f32_mf4w::Params {
-                    hidden: c.hidden_size as u32,
-                    inter: c.intermediate_size as u32,
-                    k: c.experts_per_token as u32,
-                    e0,
-                    n_part: n,
-                    _pad: [0; 3],
-                };
-                experts.push(moe_down_f32_mf4w::dispatch(
-                    gpu, p, &d.route, &d.act, &part, &d.moe_out,
-                )?);
+            for part in Self::expert_parts(&lw.down) {
+                experts.push(
+                    moe_down_f32_mf4w::MoeDown {
+                        shape: moe,
+                        route: &d.route,
+                        act: &d.act,
+                        experts: &part,
+                        y: &d.moe_out,
+                    }
+                    .dispatch(gpu)?,
+                );
             }
-            experts.push(moe_down_f32_mf4w::combine(
-                gpu,
-                c.hidden_size as u32,
-                c.experts_per_token as u32,
-                &d.moe_out,
-                &d.x,
-            )?);
+            experts.push(
+                moe_combine_f32::MoeCombine {
+                    hidden: moe.hidden,
+                    k: moe.k,
+                    y: &d.moe_out,
+                    x: &d.x,
+                }
+                .dispatch(gpu)?,
+            );
             push(&mut ops, experts);
         }
         Ok(ops)
@@ -641,34 +637,32 @@ impl Forward {
         let mut ops = self.matvec_parts(
             gpu,
             &w.lm_head,
-            &self.dec.x,
-            Some((&w.final_norm.buffer, c.rms_norm_eps)),
-            None,
-            false,
-            &self.dec.logits,
-            MatvecExtras {
+            MatvecIo {
+                x: &self.dec.x,
+                norm: Some((&w.final_norm.buffer, c.rms_norm_eps)),
+                bias: None,
+                residual: false,
+                out: &self.dec.logits,
                 normed_out: None,
                 argmax: Some(&self.dec.argmax),
             },
         )?;
         let s = self.sampling;
-        ops.push(sample_f32::dispatch(
-            gpu,
-            sample_f32::Params {
+        ops.push(
+            sample_f32::Sample {
                 vocab: c.vocab_size as u32,
                 top_k: s.top_k,
                 temperature: s.temperature,
                 top_p: s.top_p,
                 seed: s.seed,
-                n_partials: lm_head_workgroups(w),
-                _pad: [0; 2],
-            },
-            &self.step,
-            &self.dec.logits,
-            &self.tokens,
-            &self.history,
-            Some(&self.dec.argmax),
-        )?);
+                step: &self.step,
+                logits: &self.dec.logits,
+                tokens: &self.tokens,
+                history: &self.history,
+                partials: Some((&self.dec.argmax, lm_head_workgroups(gpu, w))),
+            }
+            .dispatch(gpu)?,
+        );
         Ok(ops)
     }
 
@@ -677,158 +671,143 @@ impl Forward {
     fn build_prefill(&self, gpu: &Gpu, w: &Weights, n: usize) -> Result<Vec<Dispatch>> {
         let c = &self.config;
         let p = &self.pre;
-        let (h, e, k, inter) = (
-            c.hidden_size,
-            c.num_experts,
-            c.experts_per_token,
-            c.intermediate_size,
-        );
+        let h = c.hidden_size;
+        let moe = self.moe_shape();
         let eps = c.rms_norm_eps;
+        let rmsnorm = |gain: &GpuBuffer| {
+            rmsnorm_f32::RmsNorm {
+                x: &p.x,
+                gain,
+                out: &p.xn,
+                n_tokens: n as u32,
+                hidden: h as u32,
+                eps,
+            }
+            .dispatch(gpu)
+        };
         let mut ops = Vec::new();
         for part in &w.embedding.parts {
-            ops.push(embed_f32_bf16w::dispatch(
-                gpu,
-                &part.buffer,
-                part.first_row as u32,
-                part.rows as u32,
-                h as u32,
-                &p.ids,
-                n as u32,
-                &p.x,
-            )?);
+            ops.push(
+                embed_f32_bf16w::Embed {
+                    table: &part.buffer,
+                    row0: part.first_row as u32,
+                    rows: part.rows as u32,
+                    hidden: h as u32,
+                    ids: &p.ids,
+                    n_tokens: n as u32,
+                    out: &p.x,
+                }
+                .dispatch(gpu)?,
+            );
         }
         for (l, lw) in w.layers.iter().enumerate() {
-            ops.push(rmsnorm_f32::dispatch(
-                gpu,
-                &p.x,
-                &lw.attn_norm.buffer,
-                &p.xn,
-                n as u32,
-                h as u32,
-                eps,
-            )?);
+            ops.push(rmsnorm(&lw.attn_norm.buffer)?);
             ops.extend(self.matmul_parts(
                 gpu,
                 &lw.qkv,
-                n,
-                &p.xn,
-                Some(&lw.qkv_bias.buffer),
-                false,
-                &p.qkv,
+                MatmulIo {
+                    n_tokens: n,
+                    x: &p.xn,
+                    bias: Some(&lw.qkv_bias.buffer),
+                    residual: false,
+                    out: &p.qkv,
+                },
             )?);
             let kv = &self.kv[l];
-            let rp = self.rope_params(l);
-            let mut rope_d = rope_kv_append_f32::dispatch(
-                gpu,
-                rp,
-                &self.step,
-                self.chunk as u32,
-                &p.qkv,
-                &self.rope,
-                &kv.k,
-                &kv.v,
-            )?;
-            rope_d.workgroups = rp.workgroups(gpu, n as u32);
-            ops.push(rope_d);
-            let ap = attention_prefill_f32::Params {
-                n_heads: c.num_attention_heads as u32,
-                n_kv_heads: c.num_key_value_heads as u32,
-                capacity: kv.capacity,
-                window: kv.window,
-                qkv_stride: qkv_stride(c) as u32,
-                scale: 1.0 / (c.head_dim as f32).sqrt(),
-                _pad: [0; 2],
+            let rope = rope_kv_append_f32::RopeKvAppend {
+                shape: self.attention_layout(l),
+                max_tokens: self.chunk as u32,
+                step: &self.step,
+                qkv: &p.qkv,
+                rope: &self.rope,
+                k_cache: &kv.k,
+                v_cache: &kv.v,
             };
-            let mut attn = attention_prefill_f32::dispatch(
-                gpu,
-                ap,
-                c.head_dim as u32,
-                self.chunk as u32,
-                &self.step,
-                &p.qkv,
-                &kv.k,
-                &kv.v,
-                &lw.sinks.buffer,
-                &p.attn,
-            )?;
-            attn.workgroups = attention_prefill_f32::grid(&ap, n as u32);
-            ops.push(attn);
+            let mut rope_d = rope.dispatch(gpu)?;
+            rope_d.workgroups = rope.workgroups(gpu, n as u32);
+            ops.push(rope_d);
+            let attn = attention_prefill_f32::AttentionPrefill {
+                shape: self.attention_layout(l),
+                max_tokens: self.chunk as u32,
+                step: &self.step,
+                qkv: &p.qkv,
+                k_cache: &kv.k,
+                v_cache: &kv.v,
+                sinks: &lw.sinks.buffer,
+                out: &p.attn,
+            };
+            let mut attn_d = attn.dispatch(gpu)?;
+            attn_d.workgroups = attn.grid(n as u32);
+            ops.push(attn_d);
             ops.extend(self.matmul_parts(
                 gpu,
                 &lw.o,
-                n,
-                &p.attn,
-                Some(&lw.o_bias.buffer),
-                true,
-                &p.x,
+                MatmulIo {
+                    n_tokens: n,
+                    x: &p.attn,
+                    bias: Some(&lw.o_bias.buffer),
+                    residual: true,
+                    out: &p.x,
+                },
             )?);
-            ops.push(rmsnorm_f32::dispatch(
-                gpu,
-                &p.x,
-                &lw.mlp_norm.buffer,
-                &p.xn,
-                n as u32,
-                h as u32,
-                eps,
-            )?);
+            ops.push(rmsnorm(&lw.mlp_norm.buffer)?);
             ops.extend(self.matmul_parts(
                 gpu,
                 &lw.router,
-                n,
-                &p.xn,
-                Some(&lw.router_bias.buffer),
-                false,
-                &p.router_logits,
-            )?);
-            ops.push(moe_prefill::route(
-                gpu,
-                moe_prefill::RouteParams {
-                    n_tokens: n as u32,
-                    n_experts: e as u32,
-                    k: k as u32,
-                    tile_m: moe_prefill::TILE_M,
+                MatmulIo {
+                    n_tokens: n,
+                    x: &p.xn,
+                    bias: Some(&lw.router_bias.buffer),
+                    residual: false,
+                    out: &p.router_logits,
                 },
-                &p.router_logits,
-                &p.routing,
             )?);
-            for (part, e0, np) in Self::expert_parts(&lw.gate_up) {
-                let gp = moe_prefill::GateUpParams {
-                    hidden: h as u32,
-                    inter: inter as u32,
-                    k: k as u32,
-                    e0,
-                    n_part: np,
-                    limit: c.swiglu_limit,
-                    n_experts: e as u32,
-                    _pad: 0,
-                };
-                ops.push(moe_prefill::gate_up(
-                    gpu, gp, n as u32, &p.xn, &p.routing, &part, &p.act,
-                )?);
-            }
-            for (part, e0, np) in Self::expert_parts(&lw.down) {
-                let dp = moe_prefill::DownParams {
-                    hidden: h as u32,
-                    inter: inter as u32,
-                    e0,
-                    n_part: np,
-                };
-                ops.push(moe_prefill::down(
-                    gpu, dp, n as u32, k as u32, e as u32, &p.act, &p.routing, &part, &p.y,
-                )?);
-            }
-            ops.push(moe_prefill::combine(
-                gpu,
-                moe_prefill::CombineParams {
+            ops.push(
+                moe_route_prefill::MoeRoutePrefill {
+                    shape: moe,
                     n_tokens: n as u32,
-                    hidden: h as u32,
-                    k: k as u32,
-                    _pad: 0,
-                },
-                &p.y,
-                &p.routing,
-                &p.x,
-            )?);
+                    logits: &p.router_logits,
+                    routing: &p.routing,
+                }
+                .dispatch(gpu)?,
+            );
+            for part in Self::expert_parts(&lw.gate_up) {
+                ops.push(
+                    moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
+                        shape: moe,
+                        limit: c.swiglu_limit,
+                        max_tokens: n as u32,
+                        xn: &p.xn,
+                        routing: &p.routing,
+                        experts: &part,
+                        act: &p.act,
+                    }
+                    .dispatch(gpu)?,
+                );
+            }
+            for part in Self::expert_parts(&lw.down) {
+                ops.push(
+                    moe_down_prefill_f32_mf4w::MoeDownPrefill {
+                        shape: moe,
+                        max_tokens: n as u32,
+                        act: &p.act,
+                        routing: &p.routing,
+                        experts: &part,
+                        y: &p.y,
+                    }
+                    .dispatch(gpu)?,
+                );
+            }
+            ops.push(
+                moe_combine_prefill_f32::MoeCombinePrefill {
+                    shape: moe,
+                    n_tokens: n as u32,
+                    y: &p.y,
+                    routing: &p.routing,
+                    x: &p.x,
+                }
+                .dispatch(gpu)?,
+            );
         }
         Ok(ops)
     }
@@ -896,16 +875,25 @@ impl Forward {
             self.step.set_at(gpu, pos0 + t0, n, 0);
             let mut ops = self.build_prefill(gpu, w, n)?;
             if let Some(lb) = &logits_buf {
-                ops.push(rmsnorm_f32::dispatch(
-                    gpu,
-                    &self.pre.x,
-                    &w.final_norm.buffer,
-                    &self.pre.xn,
-                    n as u32,
-                    h as u32,
-                    c.rms_norm_eps,
-                )?);
-                ops.extend(self.matmul_parts(gpu, &w.lm_head, n, &self.pre.xn, None, false, lb)?);
+                ops.push(
+                    rmsnorm_f32::RmsNorm {
+                        x: &self.pre.x,
+                        gain: &w.final_norm.buffer,
+                        out: &self.pre.xn,
+                        n_tokens: n as u32,
+                        hidden: h as u32,
+                        eps: c.rms_norm_eps,
+                    }
+                    .dispatch(gpu)?,
+                );
+                let io = MatmulIo {
+                    n_tokens: n,
+                    x: &self.pre.xn,
+                    bias: None,
+                    residual: false,
+                    out: lb,
+                };
+                ops.extend(self.matmul_parts(gpu, &w.lm_head, io)?);
             }
             let mut encoder = gpu.encode_pass("prefill", |pass| {
                 for op in &ops {
@@ -982,7 +970,7 @@ impl Forward {
             .iter()
             .map(|op| {
                 let grid = match &op.attention {
-                    Some(ap) => attention_decode_f32::grid(ap, pos as u32),
+                    Some(grid) => grid.at(pos as u32),
                     None => op.dispatch.workgroups,
                 };
                 (&op.dispatch, grid)
@@ -1050,7 +1038,7 @@ impl Forward {
                 pass.set_pipeline(&op.dispatch.pipeline.pipeline);
                 pass.set_bind_group(0, &op.dispatch.bind_group, &[]);
                 let [x, y, z] = match &op.attention {
-                    Some(ap) => attention_decode_f32::grid(ap, pos as u32),
+                    Some(grid) => grid.at(pos as u32),
                     None => op.dispatch.workgroups,
                 };
                 pass.dispatch_workgroups(x, y, z);

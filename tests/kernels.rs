@@ -533,7 +533,11 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     };
     let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
-    let parts: Vec<_> = c.parts.iter().map(|&p| ExpertPartBuffers::upload(gpu, &experts, p)).collect();
+    let parts: Vec<_> = c
+        .parts
+        .iter()
+        .map(|&p| ExpertPartBuffers::upload(gpu, &experts, p))
+        .collect();
     for part in &parts {
         let gu = part.gate_up();
         let gate_up_d = moe_gate_up_f32_mf4w::MoeGateUp {

@@ -333,7 +333,11 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
         routing: &routing,
     };
     let mut ds = vec![norm.dispatch(gpu).unwrap(), route.dispatch(gpu).unwrap()];
-    let parts: Vec<_> = c.parts.iter().map(|&p| ExpertPartBuffers::upload(gpu, &experts, p)).collect();
+    let parts: Vec<_> = c
+        .parts
+        .iter()
+        .map(|&p| ExpertPartBuffers::upload(gpu, &experts, p))
+        .collect();
     for part in &parts {
         let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
             shape,

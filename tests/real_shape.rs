@@ -227,11 +227,7 @@ fn run_all(size: &Size, cases: Vec<Case>, paths: &[(&'static str, GpuOptions)]) 
     for (name, opts) in paths {
         let t = Instant::now();
         let gpu = gpu_with(opts.clone());
-        assert_eq!(
-            gpu.precision().kv,
-            opts.kv,
-            "{name}: KV type"
-        );
+        assert_eq!(gpu.precision().kv, opts.kv, "{name}: KV type");
         if opts.portable {
             assert!(!gpu.precision().subgroups, "{name}: subgroups in use");
         }

@@ -186,7 +186,10 @@ fn layout_mismatches(shader: &str, module: &naga::Module, rust: &Layout) -> Vec<
     let mut bad = Vec::new();
     let wgsl_size = layouter[handle].size as usize;
     if wgsl_size != rust.size {
-        bad.push(format!("{what}: WGSL {wgsl_size} bytes, Rust {} bytes", rust.size));
+        bad.push(format!(
+            "{what}: WGSL {wgsl_size} bytes, Rust {} bytes",
+            rust.size
+        ));
     }
     let wgsl: Vec<(String, usize, String)> = members
         .iter()
@@ -200,7 +203,10 @@ fn layout_mismatches(shader: &str, module: &naga::Module, rust: &Layout) -> Vec<
         .iter()
         .map(|f| (f.name.to_string(), f.offset, f.ty.replace(' ', "")))
         .collect();
-    let wgsl_cmp: Vec<_> = wgsl.iter().map(|(n, o, t)| (n.clone(), *o, t.replace(' ', ""))).collect();
+    let wgsl_cmp: Vec<_> = wgsl
+        .iter()
+        .map(|(n, o, t)| (n.clone(), *o, t.replace(' ', "")))
+        .collect();
     if wgsl_cmp != rust_fields {
         bad.push(format!(
             "{what}: fields (name, offset, type) differ\n  WGSL: {wgsl:?}\n  Rust: {rust_fields:?}"
@@ -210,23 +216,35 @@ fn layout_mismatches(shader: &str, module: &naga::Module, rust: &Layout) -> Vec<
 }
 
 /// Differences between a kernel's declared bindings and the shader's group-0 globals.
-fn binding_mismatches(kernel: &Kernel, module: &naga::Module, variant: ShaderVariant) -> Vec<String> {
+fn binding_mismatches(
+    kernel: &Kernel,
+    module: &naga::Module,
+    variant: ShaderVariant,
+) -> Vec<String> {
     let mut wgsl: Vec<(u32, String, Access)> = Vec::new();
     let mut bad = Vec::new();
     for (_, g) in module.global_variables.iter() {
         let Some(rb) = &g.binding else { continue };
         let name = g.name.clone().unwrap_or_default();
         if rb.group != 0 {
-            bad.push(format!("{}.wgsl: '{name}' is in group {}", kernel.shader, rb.group));
+            bad.push(format!(
+                "{}.wgsl: '{name}' is in group {}",
+                kernel.shader, rb.group
+            ));
         }
         let access = match g.space {
             naga::AddressSpace::Uniform => Access::Uniform,
-            naga::AddressSpace::Storage { access } if access.contains(naga::StorageAccess::STORE) => {
+            naga::AddressSpace::Storage { access }
+                if access.contains(naga::StorageAccess::STORE) =>
+            {
                 Access::ReadWrite
             }
             naga::AddressSpace::Storage { .. } => Access::Read,
             other => {
-                bad.push(format!("{}.wgsl: '{name}' in address space {other:?}", kernel.shader));
+                bad.push(format!(
+                    "{}.wgsl: '{name}' in address space {other:?}",
+                    kernel.shader
+                ));
                 continue;
             }
         };
@@ -284,5 +302,8 @@ fn every_kernel_shader_is_declared_once() {
         .filter(|n| !shader::is_module(n))
         .collect();
     shaders.sort();
-    assert_eq!(declared, shaders, "kernels::KERNELS and the kernel shaders disagree");
+    assert_eq!(
+        declared, shaders,
+        "kernels::KERNELS and the kernel shaders disagree"
+    );
 }

@@ -29,7 +29,10 @@ impl AttentionCombine<'_> {
         let heads = self.n_heads as u64;
         need(
             SHADER,
-            &[(self.sinks, heads * 4), (self.out, heads * self.head_dim as u64 * 4)],
+            &[
+                (self.sinks, heads * 4),
+                (self.out, heads * self.head_dim as u64 * 4),
+            ],
         )?;
         let params = Params {
             n_heads: self.n_heads,

@@ -112,7 +112,13 @@ impl AttentionDecode<'_> {
             partials: self.partials.binding(),
             rope: self.rope.binding(),
         }
-        .build(gpu, &constants, &params, &self.partials.label, [1, kv_heads, 1])
+        .build(
+            gpu,
+            &constants,
+            &params,
+            &self.partials.label,
+            [1, kv_heads, 1],
+        )
     }
 
     /// What the per-step grid depends on.

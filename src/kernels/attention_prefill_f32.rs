@@ -44,7 +44,9 @@ impl AttentionPrefill<'_> {
         if d > MAX_HEAD_DIM || d % 2 != 0 || sh.n_heads % sh.n_kv_heads != 0 {
             return Err(Error::Shape {
                 what: format!("{SHADER}: head_dim / heads"),
-                expected: format!("even head_dim up to {MAX_HEAD_DIM}, heads a multiple of KV heads"),
+                expected: format!(
+                    "even head_dim up to {MAX_HEAD_DIM}, heads a multiple of KV heads"
+                ),
                 actual: format!("{d} / {} / {}", sh.n_heads, sh.n_kv_heads),
             });
         }
@@ -77,7 +79,13 @@ impl AttentionPrefill<'_> {
             sinks: self.sinks.binding(),
             out: self.out.binding(),
         }
-        .build(gpu, &[("HEAD_DIM", d as f64)], &params, &self.out.label, self.grid(self.max_tokens))
+        .build(
+            gpu,
+            &[("HEAD_DIM", d as f64)],
+            &params,
+            &self.out.label,
+            self.grid(self.max_tokens),
+        )
     }
 
     /// The grid for a step of `n_tokens` queries.

@@ -25,7 +25,14 @@ pub struct Dequant<'a> {
 impl Dequant<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let n = self.n_blocks as u64;
-        need(SHADER, &[(self.blocks, n * 16), (self.scales, n), (self.out, n * 32 * 4)])?;
+        need(
+            SHADER,
+            &[
+                (self.blocks, n * 16),
+                (self.scales, n),
+                (self.out, n * 32 * 4),
+            ],
+        )?;
         let params = Params {
             n_blocks: self.n_blocks,
             ..Default::default()
@@ -35,6 +42,12 @@ impl Dequant<'_> {
             scales: self.scales.binding(),
             out: self.out.binding(),
         }
-        .build(gpu, &[], &params, &self.out.label, gpu.grid(self.n_blocks.div_ceil(WORKGROUP)))
+        .build(
+            gpu,
+            &[],
+            &params,
+            &self.out.label,
+            gpu.grid(self.n_blocks.div_ceil(WORKGROUP)),
+        )
     }
 }

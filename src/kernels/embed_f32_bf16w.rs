@@ -31,7 +31,11 @@ impl Embed<'_> {
         let (t, h) = (self.n_tokens as u64, self.hidden as u64);
         need(
             SHADER,
-            &[(self.table, self.rows as u64 * h * 2), (self.ids, t * 4), (self.out, t * h * 4)],
+            &[
+                (self.table, self.rows as u64 * h * 2),
+                (self.ids, t * 4),
+                (self.out, t * h * 4),
+            ],
         )?;
         let params = Params {
             n_tokens: self.n_tokens,

@@ -73,7 +73,10 @@ impl Matvec<'_> {
         }
         let (rows, k) = (self.rows as u64, self.k as u64);
         let end = (self.out_offset as u64 + rows) * 4;
-        need(SHADER, &[(self.w, rows * k * 2), (self.x, k * 4), (self.out, end)])?;
+        need(
+            SHADER,
+            &[(self.w, rows * k * 2), (self.x, k * 4), (self.out, end)],
+        )?;
         let gain = or_dummy(gpu, SHADER, self.norm.map(|(g, _)| g), k * 4, 0)?;
         let bias = or_dummy(gpu, SHADER, self.bias, end, 0)?;
         let normed = or_dummy(gpu, SHADER, self.normed_out, k * 4, 1)?;
@@ -97,7 +100,10 @@ impl Matvec<'_> {
             ("NORM", flag(self.norm.is_some())),
             ("BIAS", flag(self.bias.is_some())),
             ("RESIDUAL", flag(self.residual)),
-            ("NORMED_OUT", flag(self.normed_out.is_some() && self.norm.is_some())),
+            (
+                "NORMED_OUT",
+                flag(self.normed_out.is_some() && self.norm.is_some()),
+            ),
             ("ARGMAX", flag(self.argmax.is_some())),
         ];
         Bindings {

@@ -31,6 +31,12 @@ impl MoeCombine<'_> {
             y: self.y.binding(),
             x: self.x.binding(),
         }
-        .build(gpu, &[], &params, &self.x.label, [self.hidden.div_ceil(256), 1, 1])
+        .build(
+            gpu,
+            &[],
+            &params,
+            &self.x.label,
+            [self.hidden.div_ceil(256), 1, 1],
+        )
     }
 }

@@ -23,7 +23,10 @@ pub struct MoeCombinePrefill<'a> {
 impl MoeCombinePrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let MoeShape { hidden, k, .. } = self.shape;
-        need(SHADER, &[(self.x, self.n_tokens as u64 * hidden as u64 * 4)])?;
+        need(
+            SHADER,
+            &[(self.x, self.n_tokens as u64 * hidden as u64 * 4)],
+        )?;
         let params = Params {
             n_tokens: self.n_tokens,
             hidden,
@@ -37,6 +40,12 @@ impl MoeCombinePrefill<'_> {
             slot_pos: r.slot_pos.binding(),
             x: self.x.binding(),
         }
-        .build(gpu, &[], &params, "moe.combine", gpu.grid((self.n_tokens * hidden).div_ceil(256)))
+        .build(
+            gpu,
+            &[],
+            &params,
+            "moe.combine",
+            gpu.grid((self.n_tokens * hidden).div_ceil(256)),
+        )
     }
 }

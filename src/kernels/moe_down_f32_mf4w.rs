@@ -33,7 +33,9 @@ pub struct MoeDown<'a> {
 
 impl MoeDown<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let MoeShape { hidden, inter, k, .. } = self.shape;
+        let MoeShape {
+            hidden, inter, k, ..
+        } = self.shape;
         if inter > MAX_INTER || inter % 32 != 0 || hidden % 32 != 0 {
             return Err(Error::Shape {
                 what: format!("{SHADER}: intermediate size"),
@@ -75,6 +77,12 @@ impl MoeDown<'_> {
             bias: ex.bias.binding(),
             y: self.y.binding(),
         }
-        .build(gpu, &constants, &params, &ex.blocks.label, [hidden.div_ceil(ROWS_PER_WG), k, 1])
+        .build(
+            gpu,
+            &constants,
+            &params,
+            &ex.blocks.label,
+            [hidden.div_ceil(ROWS_PER_WG), k, 1],
+        )
     }
 }

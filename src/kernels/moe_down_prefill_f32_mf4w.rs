@@ -28,7 +28,12 @@ pub struct MoeDownPrefill<'a> {
 
 impl MoeDownPrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let MoeShape { hidden, inter, n_experts, k } = self.shape;
+        let MoeShape {
+            hidden,
+            inter,
+            n_experts,
+            k,
+        } = self.shape;
         let ex = self.experts;
         ex.need(SHADER, hidden, inter)?;
         let entries = self.max_tokens as u64 * k as u64;

@@ -33,11 +33,15 @@ pub struct MoeGateUp<'a> {
 
 impl MoeGateUp<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let MoeShape { hidden, inter, k, .. } = self.shape;
+        let MoeShape {
+            hidden, inter, k, ..
+        } = self.shape;
         if hidden > MAX_HIDDEN || hidden % 32 != 0 || inter % 32 != 0 || k == 0 {
             return Err(Error::Shape {
                 what: format!("{SHADER}: hidden / intermediate / experts per token"),
-                expected: format!("multiples of 32 up to {MAX_HIDDEN} / multiple of 32 / at least 1"),
+                expected: format!(
+                    "multiples of 32 up to {MAX_HIDDEN} / multiple of 32 / at least 1"
+                ),
                 actual: format!("{hidden} / {inter} / {k}"),
             });
         }
@@ -75,6 +79,12 @@ impl MoeGateUp<'_> {
             bias: ex.bias.binding(),
             act: self.act.binding(),
         }
-        .build(gpu, &constants, &params, &ex.blocks.label, [(2 * inter).div_ceil(ROWS_PER_WG), k, 1])
+        .build(
+            gpu,
+            &constants,
+            &params,
+            &ex.blocks.label,
+            [(2 * inter).div_ceil(ROWS_PER_WG), k, 1],
+        )
     }
 }

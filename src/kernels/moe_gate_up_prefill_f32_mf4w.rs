@@ -33,7 +33,12 @@ pub struct MoeGateUpPrefill<'a> {
 
 impl MoeGateUpPrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let MoeShape { hidden, inter, n_experts, k } = self.shape;
+        let MoeShape {
+            hidden,
+            inter,
+            n_experts,
+            k,
+        } = self.shape;
         let ex = self.experts;
         ex.need(SHADER, 2 * inter, hidden)?;
         let t = self.max_tokens as u64;

@@ -38,7 +38,10 @@ impl MoeRoutePrefill<'_> {
                 actual: format!("{n_experts} / {k}"),
             });
         }
-        need(SHADER, &[(self.logits, self.n_tokens as u64 * n_experts as u64 * 4)])?;
+        need(
+            SHADER,
+            &[(self.logits, self.n_tokens as u64 * n_experts as u64 * 4)],
+        )?;
         let params = Params {
             n_tokens: self.n_tokens,
             n_experts,

@@ -56,7 +56,13 @@ impl RopeKvAppend<'_> {
             k_cache: self.k_cache.binding(),
             v_cache: self.v_cache.binding(),
         }
-        .build(gpu, &[], &params, &self.k_cache.label, self.workgroups(gpu, self.max_tokens))
+        .build(
+            gpu,
+            &[],
+            &params,
+            &self.k_cache.label,
+            self.workgroups(gpu, self.max_tokens),
+        )
     }
 
     /// Workgroups for a step of `n_tokens` tokens.

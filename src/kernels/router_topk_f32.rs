@@ -34,7 +34,10 @@ impl RouterTopk<'_> {
                 actual: format!("{e} / {k}"),
             });
         }
-        need(SHADER, &[(self.logits, e as u64 * 4), (self.route, 2 * k as u64 * 4)])?;
+        need(
+            SHADER,
+            &[(self.logits, e as u64 * 4), (self.route, 2 * k as u64 * 4)],
+        )?;
         let params = Params {
             n_experts: e,
             k,

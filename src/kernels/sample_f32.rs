@@ -34,10 +34,19 @@ pub struct Sample<'a> {
 
 impl Sample<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        need(SHADER, &[(self.logits, self.vocab as u64 * 4), (self.tokens, 4)])?;
+        need(
+            SHADER,
+            &[(self.logits, self.vocab as u64 * 4), (self.tokens, 4)],
+        )?;
         let n_partials = self.partials.map_or(0, |(_, n)| n);
         let partials_bytes = n_partials as u64 * 8;
-        let partials = or_dummy(gpu, SHADER, self.partials.map(|(p, _)| p), partials_bytes, 0)?;
+        let partials = or_dummy(
+            gpu,
+            SHADER,
+            self.partials.map(|(p, _)| p),
+            partials_bytes,
+            0,
+        )?;
         let params = Params {
             vocab: self.vocab,
             top_k: self.top_k,

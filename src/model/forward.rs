@@ -441,14 +441,12 @@ impl Forward {
             .iter()
             .zip(&w.scales.parts)
             .zip(&w.bias.parts)
-            .map(|((b, s), bias)| {
-                Experts {
-                    blocks: &b.buffer,
-                    scales: &s.buffer,
-                    bias: &bias.buffer,
-                    e0: b.first_expert as u32,
-                    n_part: b.n_experts as u32,
-                }
+            .map(|((b, s), bias)| Experts {
+                blocks: &b.buffer,
+                scales: &s.buffer,
+                bias: &bias.buffer,
+                e0: b.first_expert as u32,
+                n_part: b.n_experts as u32,
             })
             .collect()
     }

@@ -63,22 +63,27 @@ impl ExpertPartBuffers {
     pub fn upload(gpu: &Gpu, ex: &ExpertsRef<'_>, (e0, n): (usize, usize)) -> Self {
         let (h, i) = (ex.hidden, ex.inter);
         // Expert `e` holds `rows` rows of `cols` inputs: per = rows * cols weights.
-        let matrix = |name: &str, blocks: &[u8], scales: &[u8], bias: &[f32], rows: usize, cols: usize| {
-            let per = rows * cols;
-            [
-                gpu.upload(
-                    &format!("{name}.blocks"),
-                    &blocks[e0 * per / 2..(e0 + n) * per / 2],
-                )
-                .unwrap(),
-                gpu.upload(
-                    &format!("{name}.scales"),
-                    &scales[e0 * per / 32..(e0 + n) * per / 32],
-                )
-                .unwrap(),
-                up(gpu, &format!("{name}.bias"), &bias[e0 * rows..(e0 + n) * rows]),
-            ]
-        };
+        let matrix =
+            |name: &str, blocks: &[u8], scales: &[u8], bias: &[f32], rows: usize, cols: usize| {
+                let per = rows * cols;
+                [
+                    gpu.upload(
+                        &format!("{name}.blocks"),
+                        &blocks[e0 * per / 2..(e0 + n) * per / 2],
+                    )
+                    .unwrap(),
+                    gpu.upload(
+                        &format!("{name}.scales"),
+                        &scales[e0 * per / 32..(e0 + n) * per / 32],
+                    )
+                    .unwrap(),
+                    up(
+                        gpu,
+                        &format!("{name}.bias"),
+                        &bias[e0 * rows..(e0 + n) * rows],
+                    ),
+                ]
+            };
         ExpertPartBuffers {
             e0: e0 as u32,
             n: n as u32,

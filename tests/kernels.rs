@@ -259,22 +259,24 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let qkv_buf = gpu.storage("qkv", (chunk * stride * 4) as u64).unwrap();
     let rope_buf = rope_buffer(gpu, &table);
     let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
-    let layout = AttentionLayout {
-        n_heads: h as u32,
-        n_kv_heads: kvh as u32,
-        head_dim: d as u32,
-        capacity: capacity as u32,
-        window: c.window as u32,
-        qkv_stride: stride as u32,
-    };
-    let rope_d = rope_kv_append_f32::RopeKvAppend {
-        shape: layout,
-        max_tokens: chunk as u32,
+    let attention = AttentionStep {
+        layout: AttentionLayout {
+            n_heads: h as u32,
+            n_kv_heads: kvh as u32,
+            head_dim: d as u32,
+            capacity: capacity as u32,
+            window: c.window as u32,
+            qkv_stride: stride as u32,
+        },
         step: &step,
         qkv: &qkv_buf,
-        rope: &rope_buf,
         k_cache: &kc,
         v_cache: &vc,
+    };
+    let rope_d = rope_kv_append_f32::RopeKvAppend {
+        attention,
+        max_tokens: chunk as u32,
+        rope: &rope_buf,
     }
     .dispatch(gpu)
     .unwrap();
@@ -301,11 +303,10 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         attention_decode_f32::partials_len(h as u32, d as u32, n as u32) as usize,
     );
     let attn = attention_decode_f32::AttentionDecode {
-        shape: layout,
-        step: &step,
-        qkv: &q_last,
-        k_cache: &kc,
-        v_cache: &vc,
+        attention: AttentionStep {
+            qkv: &q_last,
+            ..attention
+        },
         partials: &partials,
         rope: &rope_buf,
     };

@@ -128,30 +128,28 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
     let sinks_buf = up(gpu, "sinks", &sinks);
     let o = out(gpu, "attn", c.step_tokens * h * d);
-    let layout = AttentionLayout {
-        n_heads: h as u32,
-        n_kv_heads: kvh as u32,
-        head_dim: d as u32,
-        capacity: capacity as u32,
-        window: c.window as u32,
-        qkv_stride: stride as u32,
-    };
-    let rope = rope_kv_append_f32::RopeKvAppend {
-        shape: layout,
-        max_tokens: c.step_tokens as u32,
+    let attention = AttentionStep {
+        layout: AttentionLayout {
+            n_heads: h as u32,
+            n_kv_heads: kvh as u32,
+            head_dim: d as u32,
+            capacity: capacity as u32,
+            window: c.window as u32,
+            qkv_stride: stride as u32,
+        },
         step: &step,
         qkv: &qkv_buf,
-        rope: &rope_buf,
         k_cache: &kc,
         v_cache: &vc,
+    };
+    let rope = rope_kv_append_f32::RopeKvAppend {
+        attention,
+        max_tokens: c.step_tokens as u32,
+        rope: &rope_buf,
     };
     let attn = attention_prefill_f32::AttentionPrefill {
-        shape: layout,
+        attention,
         max_tokens: c.step_tokens as u32,
-        step: &step,
-        qkv: &qkv_buf,
-        k_cache: &kc,
-        v_cache: &vc,
         sinks: &sinks_buf,
         out: &o,
     };

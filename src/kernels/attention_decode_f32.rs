@@ -1,7 +1,7 @@
 //! Split-K attention for one query position (flash-decoding): per-chunk softmax partials,
 //! with the step's RoPE and KV-cache append folded in (q, k and v come unrotated in `qkv`).
 
-use super::{need, AttentionLayout, StepBuffer};
+use super::{need, AttentionStep};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -44,15 +44,10 @@ pub fn partials_len(n_heads: u32, head_dim: u32, max_positions: u32) -> u64 {
     max_positions.div_ceil(CHUNK) as u64 * n_heads as u64 * (head_dim as u64 + 2)
 }
 
-/// Attention of one layer for the query at the step's position.
+/// Attention of one layer for the query at the step's position; q, k and v come unrotated in
+/// `attention.qkv` [qkv_stride].
 pub struct AttentionDecode<'a> {
-    pub shape: AttentionLayout,
-    pub step: &'a StepBuffer,
-    /// f32 [qkv_stride]: q, k, v of the step's token, unrotated.
-    pub qkv: &'a GpuBuffer,
-    /// [n_kv_heads, capacity, head_dim] in the KV element type.
-    pub k_cache: &'a GpuBuffer,
-    pub v_cache: &'a GpuBuffer,
+    pub attention: AttentionStep<'a>,
     /// f32 [chunks, n_heads, head_dim + 2].
     pub partials: &'a GpuBuffer,
     /// [positions, head_dim / 2] (cos, sin).
@@ -60,9 +55,10 @@ pub struct AttentionDecode<'a> {
 }
 
 impl AttentionDecode<'_> {
-    /// Records the dispatch; its grid is set per step with [`AttentionDecode::grid`].
+    /// Records the dispatch; its grid is set per step with [`Grid::at`].
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let sh = &self.shape;
+        let a = &self.attention;
+        let sh = &a.layout;
         let (heads, kv_heads, d) = (sh.n_heads, sh.n_kv_heads, sh.head_dim);
         let group = heads / kv_heads.max(1);
         if group == 0
@@ -80,15 +76,10 @@ impl AttentionDecode<'_> {
                 actual: format!("{heads} / {kv_heads} / {d}"),
             });
         }
-        let kv_bytes = sh.cache_bytes(gpu);
+        a.need(gpu, SHADER, 1)?;
         need(
             SHADER,
-            &[
-                (self.qkv, sh.qkv_stride as u64 * 4),
-                (self.k_cache, kv_bytes),
-                (self.v_cache, kv_bytes),
-                (self.partials, heads as u64 * (d as u64 + 2) * 4),
-            ],
+            &[(self.partials, heads as u64 * (d as u64 + 2) * 4)],
         )?;
         let params = Params {
             n_heads: heads,
@@ -105,10 +96,10 @@ impl AttentionDecode<'_> {
             ("HEAD_DIM", d as f64),
         ];
         Bindings {
-            step: self.step.buffer.as_entire_binding(),
-            qkv: self.qkv.binding(),
-            k_cache: self.k_cache.binding(),
-            v_cache: self.v_cache.binding(),
+            step: a.step.buffer.as_entire_binding(),
+            qkv: a.qkv.binding(),
+            k_cache: a.k_cache.binding(),
+            v_cache: a.v_cache.binding(),
             partials: self.partials.binding(),
             rope: self.rope.binding(),
         }
@@ -124,8 +115,8 @@ impl AttentionDecode<'_> {
     /// What the per-step grid depends on.
     pub fn grid_shape(&self) -> Grid {
         Grid {
-            window: self.shape.window,
-            n_kv_heads: self.shape.n_kv_heads,
+            window: self.attention.layout.window,
+            n_kv_heads: self.attention.layout.n_kv_heads,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Tiled causal attention with sinks and sliding window for a prefill step, over the cache.
 
-use super::{need, AttentionLayout, StepBuffer};
+use super::{need, AttentionStep};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -22,15 +22,9 @@ pub const MAX_HEAD_DIM: u32 = 64;
 
 /// `out` [n_tokens, heads, head_dim] for the step's queries (q already rotated, in `qkv`).
 pub struct AttentionPrefill<'a> {
-    pub shape: AttentionLayout,
+    pub attention: AttentionStep<'a>,
     /// The largest step: buffers are checked for it and the grid is set per step.
     pub max_tokens: u32,
-    pub step: &'a StepBuffer,
-    /// f32 [max_tokens, qkv_stride].
-    pub qkv: &'a GpuBuffer,
-    /// [n_kv_heads, capacity, head_dim] in the KV element type.
-    pub k_cache: &'a GpuBuffer,
-    pub v_cache: &'a GpuBuffer,
     /// f32 [n_heads].
     pub sinks: &'a GpuBuffer,
     /// f32 [max_tokens, n_heads, head_dim].
@@ -39,7 +33,8 @@ pub struct AttentionPrefill<'a> {
 
 impl AttentionPrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let sh = &self.shape;
+        let a = &self.attention;
+        let sh = &a.layout;
         let d = sh.head_dim;
         if d > MAX_HEAD_DIM || d % 2 != 0 || sh.n_heads % sh.n_kv_heads != 0 {
             return Err(Error::Shape {
@@ -50,17 +45,11 @@ impl AttentionPrefill<'_> {
                 actual: format!("{d} / {} / {}", sh.n_heads, sh.n_kv_heads),
             });
         }
-        let (t, heads) = (self.max_tokens as u64, sh.n_heads as u64);
-        let kv_bytes = sh.cache_bytes(gpu);
+        a.need(gpu, SHADER, self.max_tokens)?;
+        let out_bytes = self.max_tokens as u64 * sh.n_heads as u64 * d as u64 * 4;
         need(
             SHADER,
-            &[
-                (self.qkv, t * sh.qkv_stride as u64 * 4),
-                (self.k_cache, kv_bytes),
-                (self.v_cache, kv_bytes),
-                (self.sinks, heads * 4),
-                (self.out, t * heads * d as u64 * 4),
-            ],
+            &[(self.sinks, sh.n_heads as u64 * 4), (self.out, out_bytes)],
         )?;
         let params = Params {
             n_heads: sh.n_heads,
@@ -72,10 +61,10 @@ impl AttentionPrefill<'_> {
             ..Default::default()
         };
         Bindings {
-            step: self.step.buffer.as_entire_binding(),
-            qkv: self.qkv.binding(),
-            k_cache: self.k_cache.binding(),
-            v_cache: self.v_cache.binding(),
+            step: a.step.buffer.as_entire_binding(),
+            qkv: a.qkv.binding(),
+            k_cache: a.k_cache.binding(),
+            v_cache: a.v_cache.binding(),
             sinks: self.sinks.binding(),
             out: self.out.binding(),
         }
@@ -90,6 +79,6 @@ impl AttentionPrefill<'_> {
 
     /// The grid for a step of `n_tokens` queries.
     pub fn grid(&self, n_tokens: u32) -> [u32; 3] {
-        [n_tokens.div_ceil(BQ), self.shape.n_heads, 1]
+        [n_tokens.div_ceil(BQ), self.attention.layout.n_heads, 1]
     }
 }

@@ -296,3 +296,32 @@ impl AttentionLayout {
         elements * gpu.precision().kv.element_bytes()
     }
 }
+
+/// What the RoPE and attention kernels of one layer share in a step: the layout, the step
+/// uniform, the step's q, k and v, and the layer's KV cache.
+#[derive(Clone, Copy)]
+pub struct AttentionStep<'a> {
+    pub layout: AttentionLayout,
+    pub step: &'a StepBuffer,
+    /// f32 [tokens, qkv_stride].
+    pub qkv: &'a GpuBuffer,
+    /// [n_kv_heads, capacity, head_dim] in the KV element type.
+    pub k_cache: &'a GpuBuffer,
+    pub v_cache: &'a GpuBuffer,
+}
+
+impl AttentionStep<'_> {
+    /// Checks `qkv` for `tokens` tokens and both caches for the layout.
+    pub(crate) fn need(&self, gpu: &Gpu, kernel: &str, tokens: u32) -> Result<()> {
+        let qkv_bytes = tokens as u64 * self.layout.qkv_stride as u64 * 4;
+        let cache = self.layout.cache_bytes(gpu);
+        need(
+            kernel,
+            &[
+                (self.qkv, qkv_bytes),
+                (self.k_cache, cache),
+                (self.v_cache, cache),
+            ],
+        )
+    }
+}

@@ -48,6 +48,23 @@ impl Experts<'_> {
     }
 }
 
+/// The override constants of the MoE decode kernels: `rows_per_wg` output rows per
+/// workgroup, and the input vector of `width` floats staged in a workgroup tile unless
+/// [`crate::gpu::Tuning::moe_x_global`] reads it from global memory.
+pub(crate) fn decode_constants(
+    gpu: &Gpu,
+    rows_per_wg: u32,
+    width: u32,
+) -> [(&'static str, f64); 3] {
+    let x_global = gpu.tuning().moe_x_global;
+    [
+        ("ROWS_PER_WG", rows_per_wg as f64),
+        // With X_GLOBAL the tile is unused; keep it minimal.
+        ("X_VEC4", if x_global { 4.0 } else { (width / 4) as f64 }),
+        ("X_GLOBAL", x_global as u32 as f64),
+    ]
+}
+
 /// Upper bound on the row tiles for `n_tokens` tokens: every expert may leave a partial tile.
 pub fn max_tiles(n_tokens: u32, k: u32, n_experts: u32) -> u32 {
     (n_tokens * k).div_ceil(TILE_M) + n_experts.min(n_tokens * k)

@@ -1,7 +1,7 @@
 //! MoE decode, second half: MXFP4 down projection per selected expert, weighted by the
 //! routing weight; moe_combine_f32 adds the slots to the residual stream.
 
-use super::moe::{Experts, MoeShape};
+use super::moe::{decode_constants, Experts, MoeShape};
 use super::need;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
@@ -62,13 +62,7 @@ impl MoeDown<'_> {
             n_part: ex.n_part,
             ..Default::default()
         };
-        let x_global = gpu.tuning().moe_x_global;
-        let constants = [
-            ("ROWS_PER_WG", ROWS_PER_WG as f64),
-            // With X_GLOBAL the tile is unused; keep it minimal.
-            ("X_VEC4", if x_global { 4.0 } else { (inter / 4) as f64 }),
-            ("X_GLOBAL", x_global as u32 as f64),
-        ];
+        let constants = decode_constants(gpu, ROWS_PER_WG, inter);
         Bindings {
             route: self.route.binding(),
             act: self.act.binding(),

@@ -1,6 +1,6 @@
 //! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
-use super::moe::{Experts, MoeShape};
+use super::moe::{decode_constants, Experts, MoeShape};
 use super::need;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
@@ -64,13 +64,7 @@ impl MoeGateUp<'_> {
             limit: self.limit,
             ..Default::default()
         };
-        let x_global = gpu.tuning().moe_x_global;
-        let constants = [
-            ("ROWS_PER_WG", ROWS_PER_WG as f64),
-            // With X_GLOBAL the tile is unused; keep it minimal.
-            ("X_VEC4", if x_global { 4.0 } else { (hidden / 4) as f64 }),
-            ("X_GLOBAL", x_global as u32 as f64),
-        ];
+        let constants = decode_constants(gpu, ROWS_PER_WG, hidden);
         Bindings {
             route: self.route.binding(),
             xn: self.xn.binding(),

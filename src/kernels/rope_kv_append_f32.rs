@@ -1,6 +1,6 @@
 //! YaRN RoPE on q and k, and the KV-cache append, for the tokens of one step.
 
-use super::{need, AttentionLayout, StepBuffer};
+use super::AttentionStep;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -18,29 +18,18 @@ const WG: u32 = 128;
 /// Rotates q in place in `qkv` [n_tokens, qkv_stride] and writes rotated k and v to the caches
 /// at slot position % capacity.
 pub struct RopeKvAppend<'a> {
-    pub shape: AttentionLayout,
+    pub attention: AttentionStep<'a>,
     /// The largest step: buffers are checked for it and the grid is set per step.
     pub max_tokens: u32,
-    pub step: &'a StepBuffer,
-    pub qkv: &'a GpuBuffer,
     /// The [positions, head_dim / 2] (cos, sin) table.
     pub rope: &'a GpuBuffer,
-    pub k_cache: &'a GpuBuffer,
-    pub v_cache: &'a GpuBuffer,
 }
 
 impl RopeKvAppend<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let sh = &self.shape;
-        let kv_bytes = sh.cache_bytes(gpu);
-        need(
-            SHADER,
-            &[
-                (self.qkv, self.max_tokens as u64 * sh.qkv_stride as u64 * 4),
-                (self.k_cache, kv_bytes),
-                (self.v_cache, kv_bytes),
-            ],
-        )?;
+        let a = &self.attention;
+        let sh = &a.layout;
+        a.need(gpu, SHADER, self.max_tokens)?;
         let params = Params {
             n_heads: sh.n_heads,
             n_kv_heads: sh.n_kv_heads,
@@ -50,24 +39,24 @@ impl RopeKvAppend<'_> {
             ..Default::default()
         };
         Bindings {
-            step: self.step.buffer.as_entire_binding(),
-            qkv: self.qkv.binding(),
+            step: a.step.buffer.as_entire_binding(),
+            qkv: a.qkv.binding(),
             rope: self.rope.binding(),
-            k_cache: self.k_cache.binding(),
-            v_cache: self.v_cache.binding(),
+            k_cache: a.k_cache.binding(),
+            v_cache: a.v_cache.binding(),
         }
         .build(
             gpu,
             &[],
             &params,
-            &self.k_cache.label,
+            &a.k_cache.label,
             self.workgroups(gpu, self.max_tokens),
         )
     }
 
     /// Workgroups for a step of `n_tokens` tokens.
     pub fn workgroups(&self, gpu: &Gpu, n_tokens: u32) -> [u32; 3] {
-        let sh = &self.shape;
+        let sh = &self.attention.layout;
         let quads = sh.head_dim / 4;
         gpu.grid((n_tokens * (sh.n_heads + sh.n_kv_heads) * quads).div_ceil(WG))
     }

@@ -451,15 +451,23 @@ impl Forward {
             .collect()
     }
 
-    fn attention_layout(&self, l: usize) -> AttentionLayout {
+    /// Layer `l`'s attention in a step whose q, k and v are in `qkv`.
+    fn attention_step<'a>(&'a self, l: usize, qkv: &'a GpuBuffer) -> AttentionStep<'a> {
         let c = &self.config;
-        AttentionLayout {
-            n_heads: c.num_attention_heads as u32,
-            n_kv_heads: c.num_key_value_heads as u32,
-            head_dim: c.head_dim as u32,
-            capacity: self.kv[l].capacity,
-            window: self.kv[l].window,
-            qkv_stride: qkv_stride(c) as u32,
+        let kv = &self.kv[l];
+        AttentionStep {
+            layout: AttentionLayout {
+                n_heads: c.num_attention_heads as u32,
+                n_kv_heads: c.num_key_value_heads as u32,
+                head_dim: c.head_dim as u32,
+                capacity: kv.capacity,
+                window: kv.window,
+                qkv_stride: qkv_stride(c) as u32,
+            },
+            step: &self.step,
+            qkv,
+            k_cache: &kv.k,
+            v_cache: &kv.v,
         }
     }
 
@@ -523,11 +531,7 @@ impl Forward {
             );
             let kv = &self.kv[l];
             let attn = attention_decode_f32::AttentionDecode {
-                shape: self.attention_layout(l),
-                step: &self.step,
-                qkv: &d.qkv,
-                k_cache: &kv.k,
-                v_cache: &kv.v,
+                attention: self.attention_step(l, &d.qkv),
                 partials: &d.partials,
                 rope: &self.rope,
             };
@@ -711,26 +715,18 @@ impl Forward {
                     out: &p.qkv,
                 },
             )?);
-            let kv = &self.kv[l];
+            let attention = self.attention_step(l, &p.qkv);
             let rope = rope_kv_append_f32::RopeKvAppend {
-                shape: self.attention_layout(l),
+                attention,
                 max_tokens: self.chunk as u32,
-                step: &self.step,
-                qkv: &p.qkv,
                 rope: &self.rope,
-                k_cache: &kv.k,
-                v_cache: &kv.v,
             };
             let mut rope_d = rope.dispatch(gpu)?;
             rope_d.workgroups = rope.workgroups(gpu, n as u32);
             ops.push(rope_d);
             let attn = attention_prefill_f32::AttentionPrefill {
-                shape: self.attention_layout(l),
+                attention,
                 max_tokens: self.chunk as u32,
-                step: &self.step,
-                qkv: &p.qkv,
-                k_cache: &kv.k,
-                v_cache: &kv.v,
                 sinks: &lw.sinks.buffer,
                 out: &p.attn,
             };

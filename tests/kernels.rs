@@ -4,15 +4,8 @@
 
 mod common;
 
-use common::kernels::{
-    attention_tolerance, bf16_matrix, kv_caches, out, random_experts, rope_buffer, row_parts, up,
-    ExpertPartBuffers,
-};
-use common::{assert_close, paths, Rng};
-use oss_wgpu::gpu::Gpu;
-use oss_wgpu::kernels::moe::MoeShape;
-use oss_wgpu::kernels::*;
-use oss_wgpu::reference::{self as r, AttentionShape, ExpertsRef, Sampling};
+use common::kernels::*;
+use oss_wgpu::reference::{self as r, AttentionShape, Sampling};
 
 /// f32 sums of up to a few thousand terms against f64: relative error well under 1e-5 per
 /// term; 1e-4 relative plus a small absolute floor leaves room for cancellation.
@@ -90,14 +83,20 @@ fn rmsnorm_matches_reference() {
     }
 }
 
+/// A matvec's weights, input and norm gain, drawn in that order.
+fn matvec_inputs(rng: &mut Rng, rows: usize, k: usize) -> (Vec<u8>, Vec<f32>, Vec<f32>) {
+    let w = bf16_matrix(rng, rows, k, 0.5);
+    let x = rng.vec_sym(k, 2.0);
+    let gain = rng.vec_sym(k, 1.5);
+    (w, x, gain)
+}
+
 #[test]
 fn matvec_with_norm_bias_residual_and_split_rows() {
     let mut rng = Rng::new(3);
     // 37 rows: a partial last workgroup; K = 200: not a multiple of the workgroup's stride.
     let (rows, k) = (37usize, 200usize);
-    let w = bf16_matrix(&mut rng, rows, k, 0.5);
-    let x = rng.vec_sym(k, 2.0);
-    let gain = rng.vec_sym(k, 1.5);
+    let (w, x, gain) = matvec_inputs(&mut rng, rows, k);
     let bias = rng.vec_sym(rows, 1.0);
     let resid = rng.vec_sym(rows, 4.0);
     for gpu in paths() {
@@ -260,14 +259,7 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let rope_buf = rope_buffer(gpu, &table);
     let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
     let attention = AttentionStep {
-        layout: AttentionLayout {
-            n_heads: h as u32,
-            n_kv_heads: kvh as u32,
-            head_dim: d as u32,
-            capacity: capacity as u32,
-            window: c.window as u32,
-            qkv_stride: stride as u32,
-        },
+        layout: attention_layout(h, kvh, d, capacity, c.window),
         step: &step,
         qkv: &qkv_buf,
         k_cache: &kc,
@@ -472,23 +464,11 @@ struct MoeCase {
 fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let mut rng = Rng::new(seed);
     let (h, i, e, k) = (c.hidden, c.inter, c.experts, c.k);
-    let (gu_b, gu_s) = random_experts(&mut rng, e, 2 * i, h, &c.scales);
-    let (dn_b, dn_s) = random_experts(&mut rng, e, h, i, &c.scales);
-    let gu_bias = rng.vec_sym(e * 2 * i, 1.0);
-    let dn_bias = rng.vec_sym(e * h, 1.0);
+    let weights = RandomExperts::new(&mut rng, e, h, i, &c.scales);
     let x = rng.vec_sym(h, 3.0);
     let gain = rng.vec_sym(h, 1.0);
     let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(e, 3.0));
-    let experts = ExpertsRef {
-        hidden: h,
-        inter: i,
-        gate_up_blocks: &gu_b,
-        gate_up_scales: &gu_s,
-        gate_up_bias: &gu_bias,
-        down_blocks: &dn_b,
-        down_scales: &dn_s,
-        down_bias: &dn_bias,
-    };
+    let experts = weights.as_ref();
     let want_act = r::moe_gate_up_f32_mf4w(&x, &gain, 1e-5, &logits, k, c.limit, &experts);
     let want_x = r::moe_down_f32_mf4w(&x, &logits, k, &want_act, &experts);
 
@@ -526,12 +506,7 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     }
     .dispatch(gpu)
     .unwrap();
-    let shape = MoeShape {
-        hidden: h as u32,
-        inter: i as u32,
-        n_experts: e as u32,
-        k: k as u32,
-    };
+    let shape = moe_shape(h, i, e, k);
     let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
     let parts: Vec<_> = c
@@ -782,9 +757,7 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
 fn matvec_many_rows_with_argmax() {
     let mut rng = Rng::new(31);
     let (rows, k) = (16390usize, 64usize);
-    let w = bf16_matrix(&mut rng, rows, k, 0.5);
-    let x = rng.vec_sym(k, 2.0);
-    let gain = rng.vec_sym(k, 1.5);
+    let (w, x, gain) = matvec_inputs(&mut rng, rows, k);
     let want = r::matvec_f32_bf16w(&w, &x, Some((&gain, 1e-5)), None, None);
     for gpu in paths() {
         assert_eq!(

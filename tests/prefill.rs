@@ -5,14 +5,7 @@
 
 mod common;
 
-use common::kernels::{
-    attention_tolerance, bf16_matrix, kv_caches, out, random_experts, rope_buffer, row_parts, up,
-    ExpertPartBuffers,
-};
-use common::{assert_close, paths, Rng};
-use oss_wgpu::gpu::Gpu;
-use oss_wgpu::kernels::moe::{MoeShape, Routing};
-use oss_wgpu::kernels::*;
+use common::kernels::*;
 use oss_wgpu::reference::{self as r, AttentionShape, ExpertsRef};
 
 /// f32 sums against f64 references (see tests/kernels.rs).
@@ -129,14 +122,7 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let sinks_buf = up(gpu, "sinks", &sinks);
     let o = out(gpu, "attn", c.step_tokens * h * d);
     let attention = AttentionStep {
-        layout: AttentionLayout {
-            n_heads: h as u32,
-            n_kv_heads: kvh as u32,
-            head_dim: d as u32,
-            capacity: capacity as u32,
-            window: c.window as u32,
-            qkv_stride: stride as u32,
-        },
+        layout: attention_layout(h, kvh, d, capacity, c.window),
         step: &step,
         qkv: &qkv_buf,
         k_cache: &kc,
@@ -273,23 +259,11 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
     let mut rng = Rng::new(seed);
     let (t, h, i, e, k) = (c.tokens, c.hidden, c.inter, c.experts, c.k);
     // Scale bytes from the first 8 of the case's list.
-    let (gu_b, gu_s) = random_experts(&mut rng, e, 2 * i, h, &c.scales[..8]);
-    let (dn_b, dn_s) = random_experts(&mut rng, e, h, i, &c.scales[..8]);
-    let gu_bias = rng.vec_sym(e * 2 * i, 1.0);
-    let dn_bias = rng.vec_sym(e * h, 1.0);
+    let weights = RandomExperts::new(&mut rng, e, h, i, &c.scales[..8]);
     let x = rng.vec_sym(t * h, 3.0);
     let gain = rng.vec_sym(h, 1.0);
     let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(t * e, 3.0));
-    let experts = ExpertsRef {
-        hidden: h,
-        inter: i,
-        gate_up_blocks: &gu_b,
-        gate_up_scales: &gu_s,
-        gate_up_bias: &gu_bias,
-        down_blocks: &dn_b,
-        down_scales: &dn_s,
-        down_bias: &dn_bias,
-    };
+    let experts = weights.as_ref();
     let mut want = Vec::new();
     for tok in 0..t {
         want.extend(r::moe_f32_mf4w(
@@ -310,12 +284,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
     let act = out(gpu, "act", t * k * i);
     let y = out(gpu, "y", t * k * h);
     let routing = Routing::new(gpu, t as u32, k as u32, e as u32).unwrap();
-    let shape = MoeShape {
-        hidden: h as u32,
-        inter: i as u32,
-        n_experts: e as u32,
-        k: k as u32,
-    };
+    let shape = moe_shape(h, i, e, k);
     let norm = rmsnorm_f32::RmsNorm {
         x: &xb,
         gain: &gb,

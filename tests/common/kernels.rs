@@ -1,12 +1,18 @@
 //! What the kernel tests (tests/kernels.rs, tests/prefill.rs) share: poisoned outputs, weight
 //! matrices and expert tensors split into parts as a lowered binding limit splits them, KV
 //! caches in the device's element type, and the f16-cache tolerance.
+//!
+//! `use common::kernels::*` brings in what every kernel test uses: the kernel modules and
+//! their shared types, the test paths and comparisons, and these helpers.
+// Every test executable compiles this module; those that are not kernel tests use none of it.
+#![allow(unused_imports)]
 
-use oss_wgpu::gpu::{Gpu, GpuBuffer, KvChoice};
-use oss_wgpu::kernels::moe::Experts;
+pub use super::{assert_close, paths, Rng};
+pub use oss_wgpu::gpu::{Gpu, GpuBuffer, KvChoice};
+pub use oss_wgpu::kernels::moe::{Experts, MoeShape, Routing};
+pub use oss_wgpu::kernels::*;
+
 use oss_wgpu::reference::{f32_to_bf16, ExpertsRef};
-
-use super::Rng;
 
 pub fn up(gpu: &Gpu, label: &str, v: &[f32]) -> GpuBuffer {
     gpu.upload_pod(label, v).unwrap()
@@ -48,6 +54,72 @@ pub fn random_experts(
         .map(|_| scales[rng.below(scales.len() as u32) as usize])
         .collect();
     (blocks, s)
+}
+
+/// Random MXFP4 weights and f32 biases of both expert matrices of one layer.
+pub struct RandomExperts {
+    pub hidden: usize,
+    pub inter: usize,
+    pub gate_up: (Vec<u8>, Vec<u8>),
+    pub down: (Vec<u8>, Vec<u8>),
+    pub gate_up_bias: Vec<f32>,
+    pub down_bias: Vec<f32>,
+}
+
+impl RandomExperts {
+    /// `e` experts of hidden size `h` and intermediate size `i`, scale bytes from `scales`.
+    pub fn new(rng: &mut Rng, e: usize, h: usize, i: usize, scales: &[u8]) -> Self {
+        let gate_up = random_experts(rng, e, 2 * i, h, scales);
+        let down = random_experts(rng, e, h, i, scales);
+        RandomExperts {
+            hidden: h,
+            inter: i,
+            gate_up,
+            down,
+            gate_up_bias: rng.vec_sym(e * 2 * i, 1.0),
+            down_bias: rng.vec_sym(e * h, 1.0),
+        }
+    }
+
+    pub fn as_ref(&self) -> ExpertsRef<'_> {
+        ExpertsRef {
+            hidden: self.hidden,
+            inter: self.inter,
+            gate_up_blocks: &self.gate_up.0,
+            gate_up_scales: &self.gate_up.1,
+            gate_up_bias: &self.gate_up_bias,
+            down_blocks: &self.down.0,
+            down_scales: &self.down.1,
+            down_bias: &self.down_bias,
+        }
+    }
+}
+
+/// An attention layout of `h` query and `kvh` KV heads of `d`, q, k and v packed per token.
+pub fn attention_layout(
+    h: usize,
+    kvh: usize,
+    d: usize,
+    capacity: usize,
+    window: usize,
+) -> AttentionLayout {
+    AttentionLayout {
+        n_heads: h as u32,
+        n_kv_heads: kvh as u32,
+        head_dim: d as u32,
+        capacity: capacity as u32,
+        window: window as u32,
+        qkv_stride: ((h + 2 * kvh) * d) as u32,
+    }
+}
+
+pub fn moe_shape(hidden: usize, inter: usize, n_experts: usize, k: usize) -> MoeShape {
+    MoeShape {
+        hidden: hidden as u32,
+        inter: inter as u32,
+        n_experts: n_experts as u32,
+        k: k as u32,
+    }
 }
 
 /// Experts `e0 .. e0 + n` of both expert matrices, each in buffers of its own.

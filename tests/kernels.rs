@@ -441,11 +441,7 @@ fn attention_decode_full_and_sliding_with_sinks() {
             sink_scale: 30.0,
         },
     ];
-    for gpu in paths() {
-        for (i, c) in cases.iter().enumerate() {
-            check_attention(&gpu, c, 100 + i as u64);
-        }
-    }
+    for_each_case(&cases, 100, check_attention);
 }
 
 struct MoeCase {
@@ -633,11 +629,7 @@ fn moe_decode_matches_reference() {
             logits: Some(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]),
         },
     ];
-    for gpu in paths() {
-        for (n, c) in cases.iter().enumerate() {
-            check_moe(&gpu, c, 200 + n as u64);
-        }
-    }
+    for_each_case(&cases, 200, check_moe);
 }
 
 #[test]

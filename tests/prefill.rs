@@ -233,11 +233,7 @@ fn prefill_attention_causal_window_and_chunked_steps() {
             total: 200,
         },
     ];
-    for gpu in paths() {
-        for (i, c) in cases.iter().enumerate() {
-            check_prefill_attention(&gpu, c, 300 + i as u64);
-        }
-    }
+    for_each_case(&cases, 300, check_prefill_attention);
 }
 
 struct MoePrefill {
@@ -518,9 +514,5 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             limit: 1e30,
         },
     ];
-    for gpu in paths() {
-        for (n, c) in cases.iter().enumerate() {
-            check_moe_prefill(&gpu, c, 400 + n as u64);
-        }
-    }
+    for_each_case(&cases, 400, check_moe_prefill);
 }

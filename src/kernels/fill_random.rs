@@ -6,14 +6,8 @@ use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 kernel! {
     shader: "fill_random",
     params {
-        n_words: u32,
-        mode: u32,
-        seed: u32,
-        _pad: u32,
-        lo: f32,
-        hi: f32,
-        _pad1: u32,
-        _pad2: u32,
+        n_words: u32, mode: u32, seed: u32, _pad: u32, lo: f32, hi: f32,
+        _pad1: u32, _pad2: u32,
     }
     bindings { out: ReadWrite }
 }

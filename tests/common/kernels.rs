@@ -14,6 +14,15 @@ pub use oss_wgpu::kernels::*;
 
 use oss_wgpu::reference::{f32_to_bf16, ExpertsRef};
 
+/// Runs `check(gpu, case, seed0 + i)` for every case `i` on every test path.
+pub fn for_each_case<C>(cases: &[C], seed0: u64, check: impl Fn(&Gpu, &C, u64)) {
+    for gpu in paths() {
+        for (i, c) in cases.iter().enumerate() {
+            check(&gpu, c, seed0 + i as u64);
+        }
+    }
+}
+
 pub fn up(gpu: &Gpu, label: &str, v: &[f32]) -> GpuBuffer {
     gpu.upload_pod(label, v).unwrap()
 }

@@ -19,6 +19,17 @@ use oss_wgpu::model::{synthetic, Model};
 
 const REPS: usize = 5;
 
+/// Adds one step's (kernel, ns) times to `samples`, keyed by (n-th dispatch of that kernel in
+/// the step, kernel): the layers' dispatches of one kernel stay apart.
+fn add_step(samples: &mut BTreeMap<(usize, String), Vec<f64>>, times: Vec<(String, f64)>) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, ns) in times {
+        let n = seen.entry(name.clone()).or_default();
+        samples.entry((*n, name)).or_default().push(ns);
+        *n += 1;
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -107,15 +118,16 @@ fn main() {
     let gpu =
         Gpu::new(&GpuOptions::from_env().expect("OSS_WGPU_* variables")).expect("a GPU adapter");
     let (bandwidth, _) = measure_bandwidth(&gpu, REPS).expect("bandwidth");
-    let kv_elem = oss_wgpu::kernels::kv_element_bytes(&gpu);
+    let precision = gpu.precision();
+    let kv_elem = precision.kv.element_bytes();
     println!(
-        "{} ({}, {} {}): bandwidth_read {bandwidth:.0} GB/s; f16 KV {}, subgroups {}",
+        "{} ({}, {} {}): bandwidth_read {bandwidth:.0} GB/s; KV {:?}, subgroups {}",
         gpu.info.name,
         gpu.info.backend.to_str(),
         gpu.info.driver,
         gpu.info.driver_info,
-        gpu.features().f16,
-        gpu.features().subgroups
+        precision.kv,
+        precision.subgroups
     );
 
     for preset in presets {
@@ -148,12 +160,7 @@ fn main() {
                     return;
                 };
                 // Dispatch order within a step: attention of layer 0 (sliding) comes first.
-                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-                for (name, ns) in times {
-                    let n = seen.entry(name.clone()).or_default();
-                    samples.entry((*n, name)).or_default().push(ns);
-                    *n += 1;
-                }
+                add_step(&mut samples, times);
             }
             for ((nth, name), v) in samples {
                 let us = median(v[1..].to_vec()) / 1e3;
@@ -191,12 +198,7 @@ fn main() {
                 .profile_prefill_step(&gpu, &model.weights, &ids)
                 .expect("profile")
                 .expect("timestamps");
-            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-            for (name, ns) in times {
-                let n = seen.entry(name.clone()).or_default();
-                samples.entry((*n, name)).or_default().push(ns);
-                *n += 1;
-            }
+            add_step(&mut samples, times);
         }
         for ((nth, name), v) in samples {
             let us = median(v[1..].to_vec()) / 1e3;

@@ -10,7 +10,7 @@ use crate::checkpoint::inspect::decode_bytes;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Profiler};
-use crate::kernels::{bandwidth_read, build, fill_random};
+use crate::kernels::{bandwidth_read, fill_random};
 use crate::model::forward::{Forward, DEFAULT_CHUNK};
 use crate::model::memory::MemoryPlan;
 use crate::model::{GenerateOptions, Generator, Model, SamplingParams};
@@ -167,26 +167,21 @@ pub fn measure_bandwidth(gpu: &Gpu, reps: usize) -> Result<(f64, u64)> {
     let data = gpu.storage("bandwidth.data", bytes)?;
     let sink = gpu.storage("bandwidth.sink", 1024)?;
     let words = (bytes / 4) as u32;
-    let fill = build(
-        gpu,
-        fill_random::SHADER,
-        &[],
-        &fill_random::Params {
-            n_words: words,
-            mode: 1,
-            seed: 7,
-            _pad: 0,
-            lo: 0.0,
-            hi: 0.0,
-            _pad1: [0; 2],
-        },
-        "bandwidth.fill",
-        &[data.binding()],
-        gpu.grid(words.div_ceil(256)),
-    )?;
+    let fill = fill_random::FillRandom {
+        out: &data,
+        n_words: words,
+        mode: fill_random::Mode::Bytes,
+        seed: 7,
+    }
+    .dispatch(gpu)?;
     gpu.run("bandwidth fill", &[&fill])?;
     // Enough workgroups to fill any GPU; each streams its share with a grid stride.
-    let read = bandwidth_read::dispatch(gpu, &data, &sink, 8192)?;
+    let read = bandwidth_read::BandwidthRead {
+        data: &data,
+        sink: &sink,
+        workgroups: 8192,
+    }
+    .dispatch(gpu)?;
     let profiler = Profiler::new(gpu, 1);
     let mut secs = Vec::new();
     for i in 0..reps + 1 {
@@ -262,8 +257,9 @@ pub fn run(
         c,
         ctx,
         DEFAULT_CHUNK,
-        crate::kernels::kv_element_bytes(gpu),
+        gpu.precision().kv.element_bytes(),
         gpu.max_binding().min(gpu.max_buffer()),
+        &gpu.tuning(),
     )?;
     gpu.save_pipeline_cache();
     let setup_s = setup.elapsed().as_secs_f64();
@@ -357,14 +353,14 @@ pub fn run(
         }
     }
 
-    let f = gpu.features();
+    let precision = gpu.precision();
     Ok(BenchReport {
         adapter: gpu.info.name.clone(),
         backend: gpu.info.backend.to_str().to_string(),
         driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info),
         model: name.to_string(),
-        f16_kv: f.f16,
-        subgroups: f.subgroups,
+        f16_kv: precision.kv == crate::gpu::KvChoice::F16,
+        subgroups: precision.subgroups,
         bandwidth_gb_s: bandwidth,
         bandwidth_bytes: bw_bytes,
         bytes_per_token,

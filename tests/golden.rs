@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use common::{max_abs_diff, paths};
 use oss_wgpu::checkpoint::Checkpoint;
-use oss_wgpu::gpu::Gpu;
+use oss_wgpu::gpu::{Gpu, KvChoice};
 use oss_wgpu::model::{GenerateOptions, Generator, Model, SamplingParams};
 use oss_wgpu::reference::forward::forward_with;
 
@@ -102,7 +102,7 @@ fn generation_matches_transformers_on_every_path() {
                 assert_eq!(case.vocab, model.config.vocab_size);
                 let (logits, ids) = run(&gpu, &model, case);
                 let diff = max_abs_diff(&logits, &case.logits);
-                if gpu.features().f16 {
+                if gpu.precision().kv == KvChoice::F16 {
                     let f32_ref = forward_with(&ckpt, &case.prompt_ids, false).unwrap();
                     let f16_ref = forward_with(&ckpt, &case.prompt_ids, true).unwrap();
                     let rounding = max_abs_diff(&f16_ref, &f32_ref);

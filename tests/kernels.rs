@@ -4,30 +4,13 @@
 
 mod common;
 
-use common::{assert_close, paths, Rng};
-use oss_wgpu::gpu::{Gpu, GpuBuffer};
-use oss_wgpu::kernels::moe_gate_up_f32_mf4w::ExpertPart;
-use oss_wgpu::kernels::*;
-use oss_wgpu::reference::{self as r, f32_to_bf16, AttentionShape, ExpertsRef, Sampling};
+use common::kernels::*;
+use oss_wgpu::reference::{self as r, AttentionShape, Sampling};
 
 /// f32 sums of up to a few thousand terms against f64: relative error well under 1e-5 per
 /// term; 1e-4 relative plus a small absolute floor leaves room for cancellation.
 const F32_RTOL: f32 = 1e-4;
 const F32_ATOL: f32 = 1e-5;
-
-fn up(gpu: &Gpu, label: &str, v: &[f32]) -> GpuBuffer {
-    gpu.upload_pod(label, v).unwrap()
-}
-
-fn out(gpu: &Gpu, label: &str, floats: usize) -> GpuBuffer {
-    let b = gpu.storage(label, floats as u64 * 4).unwrap();
-    gpu.poison(&b);
-    b
-}
-
-fn bf16_matrix(rng: &mut Rng, rows: usize, k: usize, a: f32) -> Vec<u8> {
-    f32_to_bf16(&rng.vec_sym(rows * k, a))
-}
 
 #[test]
 fn embed_gathers_rows_from_split_tables() {
@@ -46,10 +29,20 @@ fn embed_gathers_rows_from_split_tables() {
             .unwrap();
         let idb = gpu.upload_pod("ids", &ids).unwrap();
         let o = out(&gpu, "x", ids.len() * hidden);
-        let d0 =
-            embed_f32_bf16w::dispatch(&gpu, &part0, 0, 30, hidden as u32, &idb, 6, &o).unwrap();
-        let d1 =
-            embed_f32_bf16w::dispatch(&gpu, &part1, 30, 20, hidden as u32, &idb, 6, &o).unwrap();
+        let embed = |table, row0, rows| {
+            embed_f32_bf16w::Embed {
+                table,
+                row0,
+                rows,
+                hidden: hidden as u32,
+                ids: &idb,
+                n_tokens: 6,
+                out: &o,
+            }
+            .dispatch(&gpu)
+            .unwrap()
+        };
+        let (d0, d1) = (embed(&part0, 0, 30), embed(&part1, 30, 20));
         gpu.run("embed", &[&d0, &d1]).unwrap();
         assert_eq!(gpu.read_f32(&o).unwrap(), want);
     }
@@ -69,7 +62,16 @@ fn rmsnorm_matches_reference() {
             up(&gpu, "gain", &gain),
             out(&gpu, "out", t * h),
         );
-        let d = rmsnorm_f32::dispatch(&gpu, &xb, &gb, &o, t as u32, h as u32, 1e-5).unwrap();
+        let d = rmsnorm_f32::RmsNorm {
+            x: &xb,
+            gain: &gb,
+            out: &o,
+            n_tokens: t as u32,
+            hidden: h as u32,
+            eps: 1e-5,
+        }
+        .dispatch(&gpu)
+        .unwrap();
         gpu.run("rmsnorm", &[&d]).unwrap();
         assert_close(
             "rmsnorm",
@@ -81,14 +83,20 @@ fn rmsnorm_matches_reference() {
     }
 }
 
+/// A matvec's weights, input and norm gain, drawn in that order.
+fn matvec_inputs(rng: &mut Rng, rows: usize, k: usize) -> (Vec<u8>, Vec<f32>, Vec<f32>) {
+    let w = bf16_matrix(rng, rows, k, 0.5);
+    let x = rng.vec_sym(k, 2.0);
+    let gain = rng.vec_sym(k, 1.5);
+    (w, x, gain)
+}
+
 #[test]
 fn matvec_with_norm_bias_residual_and_split_rows() {
     let mut rng = Rng::new(3);
     // 37 rows: a partial last workgroup; K = 200: not a multiple of the workgroup's stride.
     let (rows, k) = (37usize, 200usize);
-    let w = bf16_matrix(&mut rng, rows, k, 0.5);
-    let x = rng.vec_sym(k, 2.0);
-    let gain = rng.vec_sym(k, 1.5);
+    let (w, x, gain) = matvec_inputs(&mut rng, rows, k);
     let bias = rng.vec_sym(rows, 1.0);
     let resid = rng.vec_sym(rows, 4.0);
     for gpu in paths() {
@@ -97,11 +105,11 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             up(&gpu, "gain", &gain),
             up(&gpu, "bias", &bias),
         );
-        let wg0 = matvec_f32_bf16w::workgroups(20);
+        let wg0 = matvec_f32_bf16w::workgroups(&gpu, 20);
         let argmax = gpu
             .storage(
                 "argmax",
-                8 * (wg0 + matvec_f32_bf16w::workgroups(17)) as u64,
+                8 * (wg0 + matvec_f32_bf16w::workgroups(&gpu, 17)) as u64,
             )
             .unwrap();
         let normed = out(&gpu, "normed", k);
@@ -125,33 +133,25 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             };
             // Rows split in two parts at row 20, each with its own buffer and offset.
             let parts = [(0usize, 20usize), (20, 17)];
-            let bufs: Vec<GpuBuffer> = parts
-                .iter()
-                .map(|&(r0, n)| {
-                    gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2])
-                        .unwrap()
-                })
-                .collect();
+            let bufs = row_parts(&gpu, &w, k, &parts);
             let ds: Vec<_> = parts
                 .iter()
                 .zip(&bufs)
                 .map(|(&(r0, n), wb)| {
-                    matvec_f32_bf16w::dispatch(
-                        &gpu,
-                        &matvec_f32_bf16w::Matvec {
-                            w: wb,
-                            rows: n as u32,
-                            k: k as u32,
-                            out_offset: r0 as u32,
-                            x: &xb,
-                            norm: norm.then_some((&gb, 1e-5)),
-                            bias: with_bias.then_some(&bb),
-                            residual,
-                            out: &o,
-                            normed_out: norm.then_some(&normed),
-                            argmax: Some((&argmax, if r0 == 0 { 0 } else { wg0 })),
-                        },
-                    )
+                    matvec_f32_bf16w::Matvec {
+                        w: wb,
+                        rows: n as u32,
+                        k: k as u32,
+                        out_offset: r0 as u32,
+                        x: &xb,
+                        norm: norm.then_some((&gb, 1e-5)),
+                        bias: with_bias.then_some(&bb),
+                        residual,
+                        out: &o,
+                        normed_out: norm.then_some(&normed),
+                        argmax: Some((&argmax, if r0 == 0 { 0 } else { wg0 })),
+                    }
+                    .dispatch(&gpu)
                     .unwrap()
                 })
                 .collect();
@@ -174,7 +174,7 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             let wg_rows: Vec<(usize, usize)> = parts
                 .iter()
                 .flat_map(|&(r0, n)| {
-                    let rows_per_wg = matvec_f32_bf16w::split(n as u32).0 as usize;
+                    let rows_per_wg = matvec_f32_bf16w::split(&gpu, n as u32).0 as usize;
                     (0..n.div_ceil(rows_per_wg)).map(move |w| {
                         (
                             r0 + w * rows_per_wg,
@@ -256,22 +256,22 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
 
     let step = StepBuffer::new(gpu, "step").unwrap();
     let qkv_buf = gpu.storage("qkv", (chunk * stride * 4) as u64).unwrap();
-    let flat: Vec<f32> = table.iter().flatten().copied().collect();
-    let rope_buf = up(gpu, "rope", &flat);
-    let kv_bytes = (kvh * capacity * d) as u64 * kv_element_bytes(gpu);
-    let kc = gpu.storage("k_cache", kv_bytes).unwrap();
-    let vc = gpu.storage("v_cache", kv_bytes).unwrap();
-    let rp = rope_kv_append_f32::Params {
-        n_heads: h as u32,
-        n_kv_heads: kvh as u32,
-        head_dim: d as u32,
-        capacity: capacity as u32,
-        qkv_stride: stride as u32,
-        _pad: [0; 3],
+    let rope_buf = rope_buffer(gpu, &table);
+    let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
+    let attention = AttentionStep {
+        layout: attention_layout(h, kvh, d, capacity, c.window),
+        step: &step,
+        qkv: &qkv_buf,
+        k_cache: &kc,
+        v_cache: &vc,
     };
-    let rope_d =
-        rope_kv_append_f32::dispatch(gpu, rp, &step, chunk as u32, &qkv_buf, &rope_buf, &kc, &vc)
-            .unwrap();
+    let rope_d = rope_kv_append_f32::RopeKvAppend {
+        attention,
+        max_tokens: chunk as u32,
+        rope: &rope_buf,
+    }
+    .dispatch(gpu)
+    .unwrap();
     // Every position but the last through the prefill-side RoPE + append, in steps.
     let mut t0 = 0;
     while t0 + 1 < n {
@@ -281,81 +281,55 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
             0,
             bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]),
         );
-        step.set(
-            gpu,
-            Step {
-                pos0: t0 as u32,
-                n_tokens: tn as u32,
-                sample_index: 0,
-                _pad: 0,
-            },
-        );
+        step.set_at(gpu, t0, tn, 0);
         gpu.run("rope", &[&rope_d]).unwrap();
         t0 += tn;
     }
     // Decode attention for the last position: q, k, v unrotated in a qkv row; the kernel
     // rotates them, appends k and v to the cache and attends.
     let q_last = up(gpu, "qkv.last", &qkv[(n - 1) * stride..n * stride]);
-    step.set(
-        gpu,
-        Step {
-            pos0: (n - 1) as u32,
-            n_tokens: 1,
-            sample_index: 0,
-            _pad: 0,
-        },
-    );
-    let ap = attention_decode_f32::Params {
-        n_heads: h as u32,
-        n_kv_heads: kvh as u32,
-        capacity: capacity as u32,
-        window: c.window as u32,
-        qkv_stride: stride as u32,
-        scale: 1.0 / (d as f32).sqrt(),
-        _pad: [0; 2],
-    };
+    step.set_at(gpu, n - 1, 1, 0);
     let partials = out(
         gpu,
         "partials",
         attention_decode_f32::partials_len(h as u32, d as u32, n as u32) as usize,
     );
-    let mut dec = attention_decode_f32::dispatch(
-        gpu, ap, d as u32, &step, &q_last, &kc, &vc, &partials, &rope_buf,
-    )
-    .unwrap();
-    dec.workgroups = attention_decode_f32::grid(&ap, (n - 1) as u32);
+    let attn = attention_decode_f32::AttentionDecode {
+        attention: AttentionStep {
+            qkv: &q_last,
+            ..attention
+        },
+        partials: &partials,
+        rope: &rope_buf,
+    };
+    let mut dec = attn.dispatch(gpu).unwrap();
+    dec.workgroups = attn.grid_shape().at((n - 1) as u32);
     let sinks_buf = up(gpu, "sinks", &sinks);
     let o = out(gpu, "attn", h * d);
-    let comb = attention_combine_f32::dispatch(
-        gpu,
-        h as u32,
-        d as u32,
-        c.window as u32,
-        &step,
-        &partials,
-        &sinks_buf,
-        &o,
-    )
+    let comb = attention_combine_f32::AttentionCombine {
+        n_heads: h as u32,
+        head_dim: d as u32,
+        window: c.window as u32,
+        step: &step,
+        partials: &partials,
+        sinks: &sinks_buf,
+        out: &o,
+    }
+    .dispatch(gpu)
     .unwrap();
     gpu.run("attention", &[&dec, &comb]).unwrap();
-    // f16 cache: k and v rounded to 11 significant bits (relative 2^-11 each); with |q|, |k|
-    // and |v| of O(1) over 16-64 dims that moves outputs by well under 3e-3.
-    let (atol, rtol) = if gpu.features().f16 {
-        (3e-3, 3e-3)
-    } else {
-        (2e-5, 1e-4)
-    };
+    let (atol, rtol) = attention_tolerance(gpu);
     let what = format!(
-        "attention window={} positions={} heads={h}/{kvh} d={d} f16={}",
+        "attention window={} positions={} heads={h}/{kvh} d={d} kv={:?}",
         c.window,
         n,
-        gpu.features().f16
+        gpu.precision().kv
     );
     assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, atol, rtol);
 
     // The appended key of the last position, read back from its cache slot.
     let slot = (n - 1) % capacity;
-    let elem = kv_element_bytes(gpu) as usize;
+    let elem = gpu.precision().kv.element_bytes() as usize;
     for head in 0..kvh {
         let off = ((head * capacity + slot) * d * elem) as u64;
         let raw = gpu.read_range(&kc, off, (d * elem) as u64).unwrap();
@@ -467,27 +441,7 @@ fn attention_decode_full_and_sliding_with_sinks() {
             sink_scale: 30.0,
         },
     ];
-    for gpu in paths() {
-        for (i, c) in cases.iter().enumerate() {
-            check_attention(&gpu, c, 100 + i as u64);
-        }
-    }
-}
-
-/// Random MXFP4 expert weights, canonical blocks, with the given scale bytes.
-fn random_experts(
-    rng: &mut Rng,
-    e: usize,
-    rows: usize,
-    k: usize,
-    scales: &[u8],
-) -> (Vec<u8>, Vec<u8>) {
-    let nb = e * rows * k / 32;
-    let blocks = rng.bytes(nb * 16);
-    let s: Vec<u8> = (0..nb)
-        .map(|_| scales[rng.below(scales.len() as u32) as usize])
-        .collect();
-    (blocks, s)
+    for_each_case(&cases, 100, check_attention);
 }
 
 struct MoeCase {
@@ -506,23 +460,11 @@ struct MoeCase {
 fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let mut rng = Rng::new(seed);
     let (h, i, e, k) = (c.hidden, c.inter, c.experts, c.k);
-    let (gu_b, gu_s) = random_experts(&mut rng, e, 2 * i, h, &c.scales);
-    let (dn_b, dn_s) = random_experts(&mut rng, e, h, i, &c.scales);
-    let gu_bias = rng.vec_sym(e * 2 * i, 1.0);
-    let dn_bias = rng.vec_sym(e * h, 1.0);
+    let weights = RandomExperts::new(&mut rng, e, h, i, &c.scales);
     let x = rng.vec_sym(h, 3.0);
     let gain = rng.vec_sym(h, 1.0);
     let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(e, 3.0));
-    let experts = ExpertsRef {
-        hidden: h,
-        inter: i,
-        gate_up_blocks: &gu_b,
-        gate_up_scales: &gu_s,
-        gate_up_bias: &gu_bias,
-        down_blocks: &dn_b,
-        down_scales: &dn_s,
-        down_bias: &dn_bias,
-    };
+    let experts = weights.as_ref();
     let want_act = r::moe_gate_up_f32_mf4w(&x, &gain, 1e-5, &logits, k, c.limit, &experts);
     let want_x = r::moe_down_f32_mf4w(&x, &logits, k, &want_act, &experts);
 
@@ -537,80 +479,65 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let route = gpu.storage("route", (2 * k * 4) as u64).unwrap();
     let act = out(gpu, "act", k * i);
     let moe_out = out(gpu, "moe_out", k * h);
-    let router = matvec_f32_bf16w::dispatch(
-        gpu,
-        &matvec_f32_bf16w::Matvec {
-            w: &zero_router,
-            rows: e as u32,
-            k: h as u32,
-            out_offset: 0,
-            x: &xb,
-            norm: Some((&gb, 1e-5)),
-            bias: Some(&lb),
-            residual: false,
-            out: &logits_out,
-            normed_out: Some(&xn),
-            argmax: None,
-        },
-    )
+    let router = matvec_f32_bf16w::Matvec {
+        w: &zero_router,
+        rows: e as u32,
+        k: h as u32,
+        out_offset: 0,
+        x: &xb,
+        norm: Some((&gb, 1e-5)),
+        bias: Some(&lb),
+        residual: false,
+        out: &logits_out,
+        normed_out: Some(&xn),
+        argmax: None,
+    }
+    .dispatch(gpu)
     .unwrap();
-    let topk = router_topk_f32::dispatch(gpu, e as u32, k as u32, &logits_out, &route).unwrap();
+    let topk = router_topk_f32::RouterTopk {
+        n_experts: e as u32,
+        k: k as u32,
+        logits: &logits_out,
+        route: &route,
+    }
+    .dispatch(gpu)
+    .unwrap();
+    let shape = moe_shape(h, i, e, k);
     let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
-    let mut keep = Vec::new();
-    for &(e0, n) in &c.parts {
-        let gu = (
-            gpu.upload(
-                "gate_up.blocks",
-                &gu_b[e0 * 2 * i * h / 2..(e0 + n) * 2 * i * h / 2],
-            )
-            .unwrap(),
-            gpu.upload(
-                "gate_up.scales",
-                &gu_s[e0 * 2 * i * h / 32..(e0 + n) * 2 * i * h / 32],
-            )
-            .unwrap(),
-            up(gpu, "gate_up.bias", &gu_bias[e0 * 2 * i..(e0 + n) * 2 * i]),
-        );
-        let dn = (
-            gpu.upload("down.blocks", &dn_b[e0 * h * i / 2..(e0 + n) * h * i / 2])
-                .unwrap(),
-            gpu.upload("down.scales", &dn_s[e0 * h * i / 32..(e0 + n) * h * i / 32])
-                .unwrap(),
-            up(gpu, "down.bias", &dn_bias[e0 * h..(e0 + n) * h]),
-        );
-        let gp = moe_gate_up_f32_mf4w::Params {
-            hidden: h as u32,
-            inter: i as u32,
-            k: k as u32,
-            e0: e0 as u32,
-            n_part: n as u32,
+    let parts: Vec<_> = c
+        .parts
+        .iter()
+        .map(|&p| ExpertPartBuffers::upload(gpu, &experts, p))
+        .collect();
+    for part in &parts {
+        let gu = part.gate_up();
+        let gate_up_d = moe_gate_up_f32_mf4w::MoeGateUp {
+            shape,
             limit: c.limit,
-            _pad: [0; 2],
+            route: &route,
+            xn: &xn,
+            experts: &gu,
+            act: &act,
         };
-        let part = ExpertPart {
-            blocks: &gu.0,
-            scales: &gu.1,
-            bias: &gu.2,
+        gate_up.push(gate_up_d.dispatch(gpu).unwrap());
+        let dn = part.down();
+        let down_d = moe_down_f32_mf4w::MoeDown {
+            shape,
+            route: &route,
+            act: &act,
+            experts: &dn,
+            y: &moe_out,
         };
-        gate_up.push(moe_gate_up_f32_mf4w::dispatch(gpu, gp, &route, &xn, &part, &act).unwrap());
-        let dp = moe_down_f32_mf4w::Params {
-            hidden: h as u32,
-            inter: i as u32,
-            k: k as u32,
-            e0: e0 as u32,
-            n_part: n as u32,
-            _pad: [0; 3],
-        };
-        let part = ExpertPart {
-            blocks: &dn.0,
-            scales: &dn.1,
-            bias: &dn.2,
-        };
-        down.push(moe_down_f32_mf4w::dispatch(gpu, dp, &route, &act, &part, &moe_out).unwrap());
-        keep.push((gu, dn));
+        down.push(down_d.dispatch(gpu).unwrap());
     }
-    down.push(moe_down_f32_mf4w::combine(gpu, h as u32, k as u32, &moe_out, &xb).unwrap());
+    let combine = moe_combine_f32::MoeCombine {
+        hidden: h as u32,
+        k: k as u32,
+        y: &moe_out,
+        x: &xb,
+    };
+    down.push(combine.dispatch(gpu).unwrap());
     let all: Vec<_> = gate_up.iter().chain(down.iter()).collect();
     gpu.run("moe", &all).unwrap();
     let what = format!("moe E={e} k={k} parts={:?}", c.parts);
@@ -702,11 +629,7 @@ fn moe_decode_matches_reference() {
             logits: Some(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]),
         },
     ];
-    for gpu in paths() {
-        for (n, c) in cases.iter().enumerate() {
-            check_moe(&gpu, c, 200 + n as u64);
-        }
-    }
+    for_each_case(&cases, 200, check_moe);
 }
 
 #[test]
@@ -768,30 +691,26 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
                 })
                 .collect();
             let pb = gpu.upload_pod("partials", &partials).unwrap();
-            let p = sample_f32::Params {
+            let n_partials = if use_partials {
+                (partials.len() / 2) as u32
+            } else {
+                0
+            };
+            let d = sample_f32::Sample {
                 vocab: vocab as u32,
                 top_k: s.top_k as u32,
                 temperature: s.temperature,
                 top_p: s.top_p,
                 seed: s.seed,
-                n_partials: if use_partials {
-                    (partials.len() / 2) as u32
-                } else {
-                    0
-                },
-                _pad: [0; 2],
-            };
-            let d =
-                sample_f32::dispatch(&gpu, p, &step, &lb, &tokens, &history, Some(&pb)).unwrap();
-            step.set(
-                &gpu,
-                Step {
-                    pos0: 0,
-                    n_tokens: 1,
-                    sample_index: trial,
-                    _pad: 0,
-                },
-            );
+                step: &step,
+                logits: &lb,
+                tokens: &tokens,
+                history: &history,
+                partials: Some((&pb, n_partials)),
+            }
+            .dispatch(&gpu)
+            .unwrap();
+            step.set_at(&gpu, 0, 1, trial as usize);
             gpu.run("sample", &[&d]).unwrap();
             let got = gpu.read_u32(&tokens).unwrap()[0];
             let hist = gpu.read_u32(&history).unwrap()[trial as usize];
@@ -830,37 +749,33 @@ fn sampler_greedy_and_seeded_sampling_match_reference() {
 fn matvec_many_rows_with_argmax() {
     let mut rng = Rng::new(31);
     let (rows, k) = (16390usize, 64usize);
-    assert_eq!(
-        matvec_f32_bf16w::split(rows as u32).1,
-        4,
-        "this test is for the R = 4 path"
-    );
-    let w = bf16_matrix(&mut rng, rows, k, 0.5);
-    let x = rng.vec_sym(k, 2.0);
-    let gain = rng.vec_sym(k, 1.5);
+    let (w, x, gain) = matvec_inputs(&mut rng, rows, k);
     let want = r::matvec_f32_bf16w(&w, &x, Some((&gain, 1e-5)), None, None);
     for gpu in paths() {
+        assert_eq!(
+            matvec_f32_bf16w::split(&gpu, rows as u32).1,
+            4,
+            "this test is for the R = 4 path"
+        );
         let wb = gpu.upload("lm_head", &w).unwrap();
         let (xb, gb) = (up(&gpu, "x", &x), up(&gpu, "gain", &gain));
         let o = out(&gpu, "logits", rows);
-        let n_wg = matvec_f32_bf16w::workgroups(rows as u32);
+        let n_wg = matvec_f32_bf16w::workgroups(&gpu, rows as u32);
         let argmax = gpu.storage("argmax", 8 * n_wg as u64).unwrap();
-        let d = matvec_f32_bf16w::dispatch(
-            &gpu,
-            &matvec_f32_bf16w::Matvec {
-                w: &wb,
-                rows: rows as u32,
-                k: k as u32,
-                out_offset: 0,
-                x: &xb,
-                norm: Some((&gb, 1e-5)),
-                bias: None,
-                residual: false,
-                out: &o,
-                normed_out: None,
-                argmax: Some((&argmax, 0)),
-            },
-        )
+        let d = matvec_f32_bf16w::Matvec {
+            w: &wb,
+            rows: rows as u32,
+            k: k as u32,
+            out_offset: 0,
+            x: &xb,
+            norm: Some((&gb, 1e-5)),
+            bias: None,
+            residual: false,
+            out: &o,
+            normed_out: None,
+            argmax: Some((&argmax, 0)),
+        }
+        .dispatch(&gpu)
         .unwrap();
         gpu.run("lm_head", &[&d]).unwrap();
         let got = gpu.read_f32(&o).unwrap();

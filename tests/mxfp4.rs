@@ -14,7 +14,14 @@ fn gpu_decode(gpu: &Gpu, blocks: &[u8], scales: &[u8]) -> Vec<u32> {
     let s = gpu.upload("test.scales", scales).unwrap();
     let out = gpu.storage("test.out", n_blocks as u64 * 32 * 4).unwrap();
     gpu.poison(&out);
-    let d = dequant_f32_mf4w::dispatch(gpu, &b, &s, &out, n_blocks).unwrap();
+    let d = dequant_f32_mf4w::Dequant {
+        blocks: &b,
+        scales: &s,
+        out: &out,
+        n_blocks,
+    }
+    .dispatch(gpu)
+    .unwrap();
     gpu.run("dequant", &[&d]).unwrap();
     gpu.read_u32(&out).unwrap()
 }

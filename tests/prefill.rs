@@ -5,32 +5,19 @@
 
 mod common;
 
-use common::{assert_close, paths, Rng};
-use oss_wgpu::gpu::{Gpu, GpuBuffer};
-use oss_wgpu::kernels::moe_gate_up_f32_mf4w::ExpertPart;
-use oss_wgpu::kernels::*;
-use oss_wgpu::reference::{self as r, f32_to_bf16, AttentionShape, ExpertsRef};
+use common::kernels::*;
+use oss_wgpu::reference::{self as r, AttentionShape, ExpertsRef};
 
 /// f32 sums against f64 references (see tests/kernels.rs).
 const F32_RTOL: f32 = 1e-4;
 const F32_ATOL: f32 = 1e-5;
-
-fn up(gpu: &Gpu, label: &str, v: &[f32]) -> GpuBuffer {
-    gpu.upload_pod(label, v).unwrap()
-}
-
-fn out(gpu: &Gpu, label: &str, floats: usize) -> GpuBuffer {
-    let b = gpu.storage(label, floats as u64 * 4).unwrap();
-    gpu.poison(&b);
-    b
-}
 
 #[test]
 fn matmul_matches_per_token_matvec() {
     let mut rng = Rng::new(11);
     // 70 tokens and 100 rows: partial tiles both ways; K = 96.
     let (t, rows, k) = (70usize, 100usize, 96usize);
-    let w = f32_to_bf16(&rng.vec_sym(rows * k, 0.5));
+    let w = bf16_matrix(&mut rng, rows, k, 0.5);
     let x = rng.vec_sym(t * k, 2.0);
     let bias = rng.vec_sym(rows, 1.0);
     let resid = rng.vec_sym(t * rows, 3.0);
@@ -50,32 +37,24 @@ fn matmul_matches_per_token_matvec() {
         let o = up(&gpu, "resid", &resid);
         // Two row parts writing their columns of one output.
         let parts = [(0usize, 64usize), (64, 36)];
-        let bufs: Vec<GpuBuffer> = parts
-            .iter()
-            .map(|&(r0, n)| {
-                gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2])
-                    .unwrap()
-            })
-            .collect();
+        let bufs = row_parts(&gpu, &w, k, &parts);
         let ds: Vec<_> = parts
             .iter()
             .zip(&bufs)
             .map(|(&(r0, n), wb)| {
-                matmul_f32_bf16w::dispatch(
-                    &gpu,
-                    &matmul_f32_bf16w::Matmul {
-                        w: wb,
-                        rows: n as u32,
-                        k: k as u32,
-                        n_tokens: t as u32,
-                        x: &xb,
-                        bias: Some(&bb),
-                        residual: true,
-                        out: &o,
-                        out_offset: r0 as u32,
-                        out_stride: rows as u32,
-                    },
-                )
+                matmul_f32_bf16w::Matmul {
+                    w: wb,
+                    rows: n as u32,
+                    k: k as u32,
+                    n_tokens: t as u32,
+                    x: &xb,
+                    bias: Some(&bb),
+                    residual: true,
+                    out: &o,
+                    out_offset: r0 as u32,
+                    out_stride: rows as u32,
+                }
+                .dispatch(&gpu)
                 .unwrap()
             })
             .collect();
@@ -138,29 +117,27 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let qkv_buf = gpu
         .storage("qkv", (c.step_tokens * stride * 4) as u64)
         .unwrap();
-    let flat: Vec<f32> = table.iter().flatten().copied().collect();
-    let rope_buf = up(gpu, "rope", &flat);
-    let kv_bytes = (kvh * capacity * d) as u64 * kv_element_bytes(gpu);
-    let kc = gpu.storage("k_cache", kv_bytes).unwrap();
-    let vc = gpu.storage("v_cache", kv_bytes).unwrap();
+    let rope_buf = rope_buffer(gpu, &table);
+    let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
     let sinks_buf = up(gpu, "sinks", &sinks);
     let o = out(gpu, "attn", c.step_tokens * h * d);
-    let rp = rope_kv_append_f32::Params {
-        n_heads: h as u32,
-        n_kv_heads: kvh as u32,
-        head_dim: d as u32,
-        capacity: capacity as u32,
-        qkv_stride: stride as u32,
-        _pad: [0; 3],
+    let attention = AttentionStep {
+        layout: attention_layout(h, kvh, d, capacity, c.window),
+        step: &step,
+        qkv: &qkv_buf,
+        k_cache: &kc,
+        v_cache: &vc,
     };
-    let ap = attention_prefill_f32::Params {
-        n_heads: h as u32,
-        n_kv_heads: kvh as u32,
-        capacity: capacity as u32,
-        window: c.window as u32,
-        qkv_stride: stride as u32,
-        scale: 1.0 / (d as f32).sqrt(),
-        _pad: [0; 2],
+    let rope = rope_kv_append_f32::RopeKvAppend {
+        attention,
+        max_tokens: c.step_tokens as u32,
+        rope: &rope_buf,
+    };
+    let attn = attention_prefill_f32::AttentionPrefill {
+        attention,
+        max_tokens: c.step_tokens as u32,
+        sinks: &sinks_buf,
+        out: &o,
     };
     let mut got = Vec::new();
     let mut t0 = 0;
@@ -171,52 +148,18 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
             0,
             bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]),
         );
-        step.set(
-            gpu,
-            Step {
-                pos0: t0 as u32,
-                n_tokens: tn as u32,
-                sample_index: 0,
-                _pad: 0,
-            },
-        );
-        let mut rd = rope_kv_append_f32::dispatch(
-            gpu,
-            rp,
-            &step,
-            c.step_tokens as u32,
-            &qkv_buf,
-            &rope_buf,
-            &kc,
-            &vc,
-        )
-        .unwrap();
-        rd.workgroups = rp.workgroups(gpu, tn as u32);
-        let mut ad = attention_prefill_f32::dispatch(
-            gpu,
-            ap,
-            d as u32,
-            c.step_tokens as u32,
-            &step,
-            &qkv_buf,
-            &kc,
-            &vc,
-            &sinks_buf,
-            &o,
-        )
-        .unwrap();
-        ad.workgroups = attention_prefill_f32::grid(&ap, tn as u32);
+        step.set_at(gpu, t0, tn, 0);
+        let mut rd = rope.dispatch(gpu).unwrap();
+        rd.workgroups = rope.workgroups(gpu, tn as u32);
+        let mut ad = attn.dispatch(gpu).unwrap();
+        ad.workgroups = attn.grid(tn as u32);
         gpu.poison(&o);
         gpu.run("prefill attention", &[&rd, &ad]).unwrap();
         let part = gpu.read_range(&o, 0, (tn * h * d * 4) as u64).unwrap();
         got.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&part));
         t0 += tn;
     }
-    let (atol, rtol) = if gpu.features().f16 {
-        (3e-3, 3e-3)
-    } else {
-        (2e-5, 1e-4)
-    };
+    let (atol, rtol) = attention_tolerance(gpu);
     let what = format!(
         "prefill attention window={} steps of {} over {n}",
         c.window, c.step_tokens
@@ -290,11 +233,7 @@ fn prefill_attention_causal_window_and_chunked_steps() {
             total: 200,
         },
     ];
-    for gpu in paths() {
-        for (i, c) in cases.iter().enumerate() {
-            check_prefill_attention(&gpu, c, 300 + i as u64);
-        }
-    }
+    for_each_case(&cases, 300, check_prefill_attention);
 }
 
 struct MoePrefill {
@@ -315,28 +254,12 @@ struct MoePrefill {
 fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
     let mut rng = Rng::new(seed);
     let (t, h, i, e, k) = (c.tokens, c.hidden, c.inter, c.experts, c.k);
-    let scales = c.scales.clone();
-    let nb_gu = e * 2 * i * h / 32;
-    let nb_dn = e * h * i / 32;
-    let gu_b = rng.bytes(nb_gu * 16);
-    let gu_s: Vec<u8> = (0..nb_gu).map(|_| scales[rng.below(8) as usize]).collect();
-    let dn_b = rng.bytes(nb_dn * 16);
-    let dn_s: Vec<u8> = (0..nb_dn).map(|_| scales[rng.below(8) as usize]).collect();
-    let gu_bias = rng.vec_sym(e * 2 * i, 1.0);
-    let dn_bias = rng.vec_sym(e * h, 1.0);
+    // Scale bytes from the first 8 of the case's list.
+    let weights = RandomExperts::new(&mut rng, e, h, i, &c.scales[..8]);
     let x = rng.vec_sym(t * h, 3.0);
     let gain = rng.vec_sym(h, 1.0);
     let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(t * e, 3.0));
-    let experts = ExpertsRef {
-        hidden: h,
-        inter: i,
-        gate_up_blocks: &gu_b,
-        gate_up_scales: &gu_s,
-        gate_up_bias: &gu_bias,
-        down_blocks: &dn_b,
-        down_scales: &dn_s,
-        down_bias: &dn_bias,
-    };
+    let experts = weights.as_ref();
     let mut want = Vec::new();
     for tok in 0..t {
         want.extend(r::moe_f32_mf4w(
@@ -356,86 +279,59 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
     let xn = out(gpu, "xn", t * h);
     let act = out(gpu, "act", t * k * i);
     let y = out(gpu, "y", t * k * h);
-    let routing = moe_prefill::Routing::new(gpu, t as u32, k as u32, e as u32).unwrap();
-    let norm = rmsnorm_f32::dispatch(gpu, &xb, &gb, &xn, t as u32, h as u32, 1e-5).unwrap();
-    let route = moe_prefill::route(
-        gpu,
-        moe_prefill::RouteParams {
-            n_tokens: t as u32,
-            n_experts: e as u32,
-            k: k as u32,
-            tile_m: moe_prefill::TILE_M,
-        },
-        &lb,
-        &routing,
-    )
-    .unwrap();
-    let mut ds = vec![norm, route];
-    let mut keep = Vec::new();
-    for &(e0, n) in &c.parts {
-        keep.push((
-            gpu.upload(
-                "gate_up.blocks",
-                &gu_b[e0 * 2 * i * h / 2..(e0 + n) * 2 * i * h / 2],
-            )
-            .unwrap(),
-            gpu.upload(
-                "gate_up.scales",
-                &gu_s[e0 * 2 * i * h / 32..(e0 + n) * 2 * i * h / 32],
-            )
-            .unwrap(),
-            up(gpu, "gate_up.bias", &gu_bias[e0 * 2 * i..(e0 + n) * 2 * i]),
-            gpu.upload("down.blocks", &dn_b[e0 * h * i / 2..(e0 + n) * h * i / 2])
-                .unwrap(),
-            gpu.upload("down.scales", &dn_s[e0 * h * i / 32..(e0 + n) * h * i / 32])
-                .unwrap(),
-            up(gpu, "down.bias", &dn_bias[e0 * h..(e0 + n) * h]),
-        ));
-    }
-    for (&(e0, n), b) in c.parts.iter().zip(&keep) {
-        let gp = moe_prefill::GateUpParams {
-            hidden: h as u32,
-            inter: i as u32,
-            k: k as u32,
-            e0: e0 as u32,
-            n_part: n as u32,
-            limit: c.limit,
-            n_experts: e as u32,
-            _pad: 0,
-        };
-        let part = ExpertPart {
-            blocks: &b.0,
-            scales: &b.1,
-            bias: &b.2,
-        };
-        ds.push(moe_prefill::gate_up(gpu, gp, t as u32, &xn, &routing, &part, &act).unwrap());
-    }
-    for (&(e0, n), b) in c.parts.iter().zip(&keep) {
-        let dp = moe_prefill::DownParams {
-            hidden: h as u32,
-            inter: i as u32,
-            e0: e0 as u32,
-            n_part: n as u32,
-        };
-        let part = ExpertPart {
-            blocks: &b.3,
-            scales: &b.4,
-            bias: &b.5,
-        };
-        ds.push(
-            moe_prefill::down(
-                gpu, dp, t as u32, k as u32, e as u32, &act, &routing, &part, &y,
-            )
-            .unwrap(),
-        );
-    }
-    let cp = moe_prefill::CombineParams {
+    let routing = Routing::new(gpu, t as u32, k as u32, e as u32).unwrap();
+    let shape = moe_shape(h, i, e, k);
+    let norm = rmsnorm_f32::RmsNorm {
+        x: &xb,
+        gain: &gb,
+        out: &xn,
         n_tokens: t as u32,
         hidden: h as u32,
-        k: k as u32,
-        _pad: 0,
+        eps: 1e-5,
     };
-    ds.push(moe_prefill::combine(gpu, cp, &y, &routing, &xb).unwrap());
+    let route = moe_route_prefill::MoeRoutePrefill {
+        shape,
+        n_tokens: t as u32,
+        logits: &lb,
+        routing: &routing,
+    };
+    let mut ds = vec![norm.dispatch(gpu).unwrap(), route.dispatch(gpu).unwrap()];
+    let parts: Vec<_> = c
+        .parts
+        .iter()
+        .map(|&p| ExpertPartBuffers::upload(gpu, &experts, p))
+        .collect();
+    for part in &parts {
+        let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
+            shape,
+            limit: c.limit,
+            max_tokens: t as u32,
+            xn: &xn,
+            routing: &routing,
+            experts: &part.gate_up(),
+            act: &act,
+        };
+        ds.push(gate_up.dispatch(gpu).unwrap());
+    }
+    for part in &parts {
+        let down = moe_down_prefill_f32_mf4w::MoeDownPrefill {
+            shape,
+            max_tokens: t as u32,
+            act: &act,
+            routing: &routing,
+            experts: &part.down(),
+            y: &y,
+        };
+        ds.push(down.dispatch(gpu).unwrap());
+    }
+    let combine = moe_combine_prefill_f32::MoeCombinePrefill {
+        shape,
+        n_tokens: t as u32,
+        y: &y,
+        routing: &routing,
+        x: &xb,
+    };
+    ds.push(combine.dispatch(gpu).unwrap());
     gpu.run("moe prefill", &ds.iter().collect::<Vec<_>>())
         .unwrap();
     let what = format!("moe prefill T={t} E={e} k={k} parts={:?}", c.parts);
@@ -618,9 +514,5 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             limit: 1e30,
         },
     ];
-    for gpu in paths() {
-        for (n, c) in cases.iter().enumerate() {
-            check_moe_prefill(&gpu, c, 400 + n as u64);
-        }
-    }
+    for_each_case(&cases, 400, check_moe_prefill);
 }

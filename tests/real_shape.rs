@@ -227,13 +227,9 @@ fn run_all(size: &Size, cases: Vec<Case>, paths: &[(&'static str, GpuOptions)]) 
     for (name, opts) in paths {
         let t = Instant::now();
         let gpu = gpu_with(opts.clone());
-        assert_eq!(
-            gpu.features().f16,
-            opts.kv == KvChoice::F16,
-            "{name}: KV type"
-        );
+        assert_eq!(gpu.precision().kv, opts.kv, "{name}: KV type");
         if opts.portable {
-            assert!(!gpu.features().subgroups, "{name}: subgroups in use");
+            assert!(!gpu.precision().subgroups, "{name}: subgroups in use");
         }
         let model = Model::load(&gpu, dir.path(), false).unwrap();
         let outputs = cases
@@ -241,10 +237,10 @@ fn run_all(size: &Size, cases: Vec<Case>, paths: &[(&'static str, GpuOptions)]) 
             .map(|case| run(&gpu, &model, case, &prompt[..case.prompt]))
             .collect();
         eprintln!(
-            "{name} on {} (f16 KV {}, subgroups {}): {:.1?}",
+            "{name} on {} (KV {:?}, subgroups {}): {:.1?}",
             gpu.adapter_name(),
-            gpu.features().f16,
-            gpu.features().subgroups,
+            gpu.precision().kv,
+            gpu.precision().subgroups,
             t.elapsed()
         );
         out.push((*name, outputs));

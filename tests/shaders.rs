@@ -1,12 +1,15 @@
 //! Every shader, parsed and validated by naga and translated to SPIR-V, MSL, HLSL and GLSL,
 //! without a GPU: this is how Metal and DX12 breakage is caught on Linux. Kernels are checked
 //! in every variant (portable and subgroup); shared modules through every kernel that includes
-//! them and on their own. A failure prints the source location.
+//! them and on their own. A failure prints the source location. Each kernel module's
+//! declarations (its `Params` layout and binding table, and `Step`) are checked against the
+//! WGSL through naga's reflection.
 
 mod common;
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use oss_wgpu::gpu::shader::{self, ShaderVariant, SHADERS};
+use oss_wgpu::kernels::{Access, Kernel, Layout, KERNELS, STEP};
 
 /// Override constants that some modules leave for their including kernel.
 const MODULE_PRELUDE: &str =
@@ -144,23 +147,163 @@ fn shader_table_matches_the_directory() {
     assert_eq!(on_disk, table, "shaders/ and gpu::shader::SHADERS disagree");
 }
 
-/// Each kernel's Rust parameter struct has the size naga computes for the WGSL `Params`.
+/// The Rust spelling of a WGSL type, as `kernels::Field::ty` writes it.
+fn rust_type(module: &naga::Module, ty: naga::Handle<naga::Type>) -> String {
+    use naga::{ArraySize, ScalarKind, TypeInner};
+    let scalar = |s: &naga::Scalar| match (s.kind, s.width) {
+        (ScalarKind::Uint, 4) => "u32".to_string(),
+        (ScalarKind::Sint, 4) => "i32".to_string(),
+        (ScalarKind::Float, 4) => "f32".to_string(),
+        _ => format!("{s:?}"),
+    };
+    match &module.types[ty].inner {
+        TypeInner::Scalar(s) => scalar(s),
+        TypeInner::Vector { size, scalar: s } => format!("[{}; {}]", scalar(s), *size as u8),
+        TypeInner::Array {
+            base,
+            size: ArraySize::Constant(n),
+            ..
+        } => format!("[{}; {n}]", rust_type(module, *base)),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Differences between the Rust layout of a uniform struct and the WGSL struct of that name.
+fn layout_mismatches(shader: &str, module: &naga::Module, rust: &Layout) -> Vec<String> {
+    let what = format!("{shader}.wgsl struct {}", rust.name);
+    let Some((handle, ty)) = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(rust.name))
+    else {
+        return vec![format!("{what}: not in the shader")];
+    };
+    let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+        return vec![format!("{what}: not a struct")];
+    };
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).unwrap();
+    let mut bad = Vec::new();
+    let wgsl_size = layouter[handle].size as usize;
+    if wgsl_size != rust.size {
+        bad.push(format!(
+            "{what}: WGSL {wgsl_size} bytes, Rust {} bytes",
+            rust.size
+        ));
+    }
+    let wgsl: Vec<(String, usize, String)> = members
+        .iter()
+        .map(|m| {
+            let name = m.name.clone().unwrap_or_default();
+            (name, m.offset as usize, rust_type(module, m.ty))
+        })
+        .collect();
+    let rust_fields: Vec<(String, usize, String)> = rust
+        .fields
+        .iter()
+        .map(|f| (f.name.to_string(), f.offset, f.ty.replace(' ', "")))
+        .collect();
+    let wgsl_cmp: Vec<_> = wgsl
+        .iter()
+        .map(|(n, o, t)| (n.clone(), *o, t.replace(' ', "")))
+        .collect();
+    if wgsl_cmp != rust_fields {
+        bad.push(format!(
+            "{what}: fields (name, offset, type) differ\n  WGSL: {wgsl:?}\n  Rust: {rust_fields:?}"
+        ));
+    }
+    bad
+}
+
+/// Differences between a kernel's declared bindings and the shader's group-0 globals.
+fn binding_mismatches(
+    kernel: &Kernel,
+    module: &naga::Module,
+    variant: ShaderVariant,
+) -> Vec<String> {
+    let mut wgsl: Vec<(u32, String, Access)> = Vec::new();
+    let mut bad = Vec::new();
+    for (_, g) in module.global_variables.iter() {
+        let Some(rb) = &g.binding else { continue };
+        let name = g.name.clone().unwrap_or_default();
+        if rb.group != 0 {
+            bad.push(format!(
+                "{}.wgsl: '{name}' is in group {}",
+                kernel.shader, rb.group
+            ));
+        }
+        let access = match g.space {
+            naga::AddressSpace::Uniform => Access::Uniform,
+            naga::AddressSpace::Storage { access }
+                if access.contains(naga::StorageAccess::STORE) =>
+            {
+                Access::ReadWrite
+            }
+            naga::AddressSpace::Storage { .. } => Access::Read,
+            other => {
+                bad.push(format!(
+                    "{}.wgsl: '{name}' in address space {other:?}",
+                    kernel.shader
+                ));
+                continue;
+            }
+        };
+        wgsl.push((rb.binding, name, access));
+    }
+    wgsl.sort_by_key(|b| b.0);
+    let rust: Vec<(u32, String, Access)> = kernel
+        .bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (i as u32, b.name.to_string(), b.access))
+        .collect();
+    if wgsl != rust {
+        bad.push(format!(
+            "{}.wgsl ({variant:?}): bindings (index, name, access) differ\n  WGSL: {wgsl:?}\n  Rust: {rust:?}",
+            kernel.shader
+        ));
+    }
+    bad
+}
+
+/// Every kernel module's declarations against its shader, in every variant: the `Params`
+/// struct (size, and each field's name, offset and type), every binding's index, name and
+/// access, and `Step` against shaders/step.wgsl. The binding table is the one each kernel's
+/// `Bindings` builds its bind group from (see the `kernel!` macro in src/kernels/mod.rs).
 #[test]
 fn params_structs_agree_with_wgsl() {
-    for &(name, rust_size) in oss_wgpu::kernels::PARAMS_SIZES {
-        let src = shader::compose(name, ShaderVariant::PORTABLE).unwrap();
-        let module = naga::front::wgsl::parse_str(&src).unwrap();
-        let mut layouter = naga::proc::Layouter::default();
-        layouter.update(module.to_ctx()).unwrap();
-        let (handle, _) = module
-            .types
-            .iter()
-            .find(|(_, t)| t.name.as_deref() == Some("Params"))
-            .unwrap_or_else(|| panic!("{name}.wgsl has no struct Params"));
-        let wgsl_size = layouter[handle].size as usize;
-        assert_eq!(
-            wgsl_size, rust_size,
-            "{name}: WGSL Params is {wgsl_size} bytes, Rust Params is {rust_size}"
-        );
+    let mut failures = Vec::new();
+    for kernel in KERNELS {
+        for variant in ShaderVariant::ALL {
+            let src = shader::compose(kernel.shader, variant).unwrap();
+            let module = naga::front::wgsl::parse_str(&src).unwrap();
+            failures.extend(layout_mismatches(kernel.shader, &module, &kernel.params));
+            failures.extend(binding_mismatches(kernel, &module, variant));
+            if kernel.bindings.iter().any(|b| b.name == "step") {
+                failures.extend(layout_mismatches(kernel.shader, &module, &STEP));
+            }
+        }
     }
+    let step = naga::front::wgsl::parse_str(shader::raw_source("step").unwrap()).unwrap();
+    failures.extend(layout_mismatches("step", &step, &STEP));
+    failures.sort();
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every kernel shader has exactly one kernel module declaring it, of the same name.
+#[test]
+fn every_kernel_shader_is_declared_once() {
+    let mut declared: Vec<&str> = KERNELS.iter().map(|k| k.shader).collect();
+    declared.sort();
+    let mut shaders: Vec<&str> = SHADERS
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !shader::is_module(n))
+        .collect();
+    shaders.sort();
+    assert_eq!(
+        declared, shaders,
+        "kernels::KERNELS and the kernel shaders disagree"
+    );
 }

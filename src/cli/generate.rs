@@ -14,9 +14,7 @@ use oss_wgpu::gpu::{Gpu, GpuOptions};
 use oss_wgpu::harmony::{self, Channel, ChatRequest, Event, HarmonyParser, Reasoning};
 use oss_wgpu::model::forward::DEFAULT_CHUNK;
 use oss_wgpu::model::memory::MemoryPlan;
-use oss_wgpu::model::{
-    fit, locate, GenerateOptions, Generator, Model, SamplingParams,
-};
+use oss_wgpu::model::{fit, locate, GenerateOptions, Generator, Model, SamplingParams};
 use oss_wgpu::tokenizer::Tokenizer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -307,8 +305,9 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
         &config,
         ctx,
         DEFAULT_CHUNK,
-        oss_wgpu::kernels::kv_element_bytes(&gpu),
+        gpu.precision().kv.element_bytes(),
         gpu.max_binding().min(gpu.max_buffer()),
+        &gpu.tuning(),
     )?;
     eprintln!(
         "{} on {}: weights {}, KV cache {} at --ctx {ctx}, activations {}",

@@ -1,8 +1,9 @@
 //! Adapter choice, device creation and the features and limits in use.
 //!
 //! Every subcommand goes through [`Gpu::new`]: the backend and adapter switches, the forced
-//! portable path and the lowered binding limit all apply here, so the kernels only ever ask
-//! [`Gpu::features`] and [`Gpu::limits`].
+//! portable path, the lowered binding limit and the OSS_WGPU_TUNE_* switches all apply here, so
+//! the kernels only ever ask [`Gpu::precision`], [`Gpu::tuning`], [`Gpu::features`] and
+//! [`Gpu::limits`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -169,13 +170,53 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
+/// What the kernels compute with on this device, decided once when it opens: the shader
+/// composer picks its module variants from it and the kernels size the KV cache by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Precision {
+    /// The KV cache's element type (f16 only where SHADER_F16 was granted).
+    pub kv: KvChoice,
+    /// Subgroup reductions are used (the adapter has them and the path is not portable).
+    pub subgroups: bool,
+}
+
+/// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R" and
+/// OSS_WGPU_TUNE_MOE=global when the device opens; the defaults are what ships.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// matvec_f32_bf16w: (rows per workgroup, rows a group takes at once) for every matrix.
+    pub matvec: Option<(u32, u32)>,
+    /// The MoE decode kernels read activations from global memory, not a workgroup tile.
+    pub moe_x_global: bool,
+}
+
+impl Tuning {
+    /// An unparsable OSS_WGPU_TUNE_MATVEC is ignored: these are experiment switches, not options.
+    pub fn from_env() -> Self {
+        let matvec = std::env::var("OSS_WGPU_TUNE_MATVEC").ok().and_then(|v| {
+            let (a, b) = v.split_once(',')?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        });
+        Tuning {
+            matvec,
+            moe_x_global: std::env::var("OSS_WGPU_TUNE_MOE").is_ok_and(|v| v.trim() == "global"),
+        }
+    }
+}
+
+impl KvChoice {
+    /// Bytes per KV-cache element.
+    pub fn element_bytes(self) -> u64 {
+        match self {
+            KvChoice::F32 => 4,
+            KvChoice::F16 => 2,
+        }
+    }
+}
+
 /// The optional features a kernel may use, as granted on this device.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub struct GpuFeatures {
-    /// The KV cache is stored in f16 (`--kv f16`; SHADER_F16 granted).
-    pub f16: bool,
-    /// Subgroup reductions are used.
-    pub subgroups: bool,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
     /// Timestamp queries at pass boundaries.
@@ -402,6 +443,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     features: GpuFeatures,
+    precision: Precision,
+    tuning: Tuning,
     limits: wgpu::Limits,
     sink: Arc<ErrorSink>,
     pub(crate) cache: crate::gpu::PipelineCache,
@@ -498,9 +541,16 @@ impl Gpu {
         }
 
         let granted = device.features();
-        let features = GpuFeatures {
-            f16: granted.contains(wgpu::Features::SHADER_F16),
+        let precision = Precision {
+            kv: if granted.contains(wgpu::Features::SHADER_F16) {
+                KvChoice::F16
+            } else {
+                KvChoice::F32
+            },
             subgroups: granted.contains(wgpu::Features::SUBGROUP),
+        };
+        let tuning = Tuning::from_env();
+        let features = GpuFeatures {
             subgroup_min_size: info.subgroup_min_size,
             subgroup_max_size: info.subgroup_max_size,
             timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY),
@@ -510,8 +560,8 @@ impl Gpu {
             info.name,
             info.backend.to_str(),
             info.driver,
-            features.f16,
-            features.subgroups,
+            precision.kv == KvChoice::F16,
+            precision.subgroups,
             features.subgroup_min_size,
             features.subgroup_max_size,
             features.timestamps,
@@ -524,6 +574,8 @@ impl Gpu {
             queue,
             info,
             features,
+            precision,
+            tuning,
             limits,
             sink,
             cache: Default::default(),
@@ -552,6 +604,14 @@ impl Gpu {
 
     pub fn features(&self) -> GpuFeatures {
         self.features
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    pub fn tuning(&self) -> Tuning {
+        self.tuning
     }
 
     pub fn limits(&self) -> &wgpu::Limits {

@@ -26,10 +26,7 @@ pub struct PipelineCache {
 impl Gpu {
     /// The shader variant this device runs (subgroups or not, f16 KV cache or not).
     pub fn variant(&self) -> ShaderVariant {
-        ShaderVariant {
-            subgroups: self.features().subgroups,
-            f16_kv: self.features().f16,
-        }
+        self.precision().into()
     }
 
     fn module(&self, name: &str) -> Result<Arc<wgpu::ShaderModule>> {

@@ -59,6 +59,15 @@ pub struct ShaderVariant {
     pub f16_kv: bool,
 }
 
+impl From<crate::gpu::Precision> for ShaderVariant {
+    fn from(p: crate::gpu::Precision) -> Self {
+        ShaderVariant {
+            subgroups: p.subgroups,
+            f16_kv: p.kv == crate::gpu::KvChoice::F16,
+        }
+    }
+}
+
 impl ShaderVariant {
     pub const PORTABLE: ShaderVariant = ShaderVariant {
         subgroups: false,

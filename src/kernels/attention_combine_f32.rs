@@ -1,51 +1,51 @@
 //! Merges attention_decode_f32's chunk partials and the sink into each head's output.
 
-use super::{attention_decode_f32, build, need, StepBuffer};
+use super::{attention_decode_f32, need, StepBuffer};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
-pub const SHADER: &str = "attention_combine_f32";
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n_heads: u32,
-    pub head_dim: u32,
-    pub window: u32,
-    pub chunk: u32,
+kernel! {
+    shader: "attention_combine_f32",
+    params { n_heads: u32, head_dim: u32, window: u32, chunk: u32 }
+    bindings { step: Uniform, partials: Read, sinks: Read, out: ReadWrite }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch(
-    gpu: &Gpu,
-    n_heads: u32,
-    head_dim: u32,
-    window: u32,
-    step: &StepBuffer,
-    partials: &GpuBuffer,
-    sinks: &GpuBuffer,
-    out: &GpuBuffer,
-) -> Result<Dispatch> {
-    need(sinks, n_heads as u64 * 4, SHADER)?;
-    need(out, n_heads as u64 * head_dim as u64 * 4, SHADER)?;
-    let params = Params {
-        n_heads,
-        head_dim,
-        window,
-        chunk: attention_decode_f32::CHUNK,
-    };
-    build(
-        gpu,
-        SHADER,
-        &[],
-        &params,
-        &out.label,
-        &[
-            step.buffer.as_entire_binding(),
-            partials.binding(),
-            sinks.binding(),
-            out.binding(),
-        ],
-        [n_heads, 1, 1],
-    )
+/// `out` [n_heads, head_dim] from the partials of the query at the step's position.
+pub struct AttentionCombine<'a> {
+    pub n_heads: u32,
+    pub head_dim: u32,
+    /// 0: full causal attention; otherwise the sliding window.
+    pub window: u32,
+    pub step: &'a StepBuffer,
+    /// f32 [chunks, n_heads, head_dim + 2].
+    pub partials: &'a GpuBuffer,
+    /// f32 [n_heads].
+    pub sinks: &'a GpuBuffer,
+    pub out: &'a GpuBuffer,
+}
+
+impl AttentionCombine<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        let heads = self.n_heads as u64;
+        need(
+            SHADER,
+            &[
+                (self.sinks, heads * 4),
+                (self.out, heads * self.head_dim as u64 * 4),
+            ],
+        )?;
+        let params = Params {
+            n_heads: self.n_heads,
+            head_dim: self.head_dim,
+            window: self.window,
+            chunk: attention_decode_f32::CHUNK,
+        };
+        Bindings {
+            step: self.step.buffer.as_entire_binding(),
+            partials: self.partials.binding(),
+            sinks: self.sinks.binding(),
+            out: self.out.binding(),
+        }
+        .build(gpu, &[], &params, &self.out.label, [self.n_heads, 1, 1])
+    }
 }

@@ -1,28 +1,33 @@
 //! Split-K attention for one query position (flash-decoding): per-chunk softmax partials,
 //! with the step's RoPE and KV-cache append folded in (q, k and v come unrotated in `qkv`).
 
-use super::{build, need, StepBuffer};
+use super::{need, AttentionStep};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
-pub const SHADER: &str = "attention_decode_f32";
+kernel! {
+    shader: "attention_decode_f32",
+    params {
+        n_heads: u32,
+        n_kv_heads: u32,
+        capacity: u32,
+        /// 0: full causal attention; otherwise the sliding window.
+        window: u32,
+        qkv_stride: u32,
+        scale: f32,
+        _pad0: u32,
+        _pad1: u32,
+    }
+    bindings {
+        step: Uniform, qkv: Read, k_cache: ReadWrite, v_cache: ReadWrite,
+        partials: ReadWrite, rope: Read,
+    }
+}
+
 /// Cached positions per workgroup (CHUNK in the shader).
 pub const CHUNK: u32 = 128;
 const WG: u32 = 256;
 const MAX_GROUP: u32 = 16;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n_heads: u32,
-    pub n_kv_heads: u32,
-    pub capacity: u32,
-    /// 0: full causal attention; otherwise the sliding window.
-    pub window: u32,
-    pub qkv_stride: u32,
-    pub scale: f32,
-    pub _pad: [u32; 2],
-}
 
 /// Chunks (workgroups per KV head) that a query at `pos` needs.
 pub fn chunks(pos: u32, window: u32) -> u32 {
@@ -39,68 +44,93 @@ pub fn partials_len(n_heads: u32, head_dim: u32, max_positions: u32) -> u64 {
     max_positions.div_ceil(CHUNK) as u64 * n_heads as u64 * (head_dim as u64 + 2)
 }
 
-/// Records the dispatch; its grid is set per step with [`grid`].
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch(
-    gpu: &Gpu,
-    params: Params,
-    head_dim: u32,
-    step: &StepBuffer,
-    qkv: &GpuBuffer,
-    k_cache: &GpuBuffer,
-    v_cache: &GpuBuffer,
-    partials: &GpuBuffer,
-    rope: &GpuBuffer,
-) -> Result<Dispatch> {
-    let group = params.n_heads / params.n_kv_heads.max(1);
-    if group == 0
-        || group > MAX_GROUP
-        || params.n_heads % params.n_kv_heads != 0
-        || head_dim % 4 != 0
-        || (2 * WG) % head_dim != 0
-    {
-        return Err(Error::Shape {
-            what: format!("{SHADER}: heads / KV heads / head_dim"),
-            expected: format!(
-                "heads a multiple of KV heads, at most {MAX_GROUP} per KV head, head_dim a multiple of 4 dividing {}",
-                2 * WG
-            ),
-            actual: format!("{} / {} / {head_dim}", params.n_heads, params.n_kv_heads),
-        });
-    }
-    need(qkv, params.qkv_stride as u64 * 4, SHADER)?;
-    let kv = params.n_kv_heads as u64 * params.capacity as u64 * head_dim as u64;
-    need(k_cache, kv * super::kv_element_bytes(gpu), SHADER)?;
-    need(v_cache, kv * super::kv_element_bytes(gpu), SHADER)?;
-    need(
-        partials,
-        params.n_heads as u64 * (head_dim as u64 + 2) * 4,
-        SHADER,
-    )?;
-    let constants = [
-        ("CHUNK", CHUNK as f64),
-        ("GROUP", group as f64),
-        ("HEAD_DIM", head_dim as f64),
-    ];
-    build(
-        gpu,
-        SHADER,
-        &constants,
-        &params,
-        &partials.label,
-        &[
-            step.buffer.as_entire_binding(),
-            qkv.binding(),
-            k_cache.binding(),
-            v_cache.binding(),
-            partials.binding(),
-            rope.binding(),
-        ],
-        [1, params.n_kv_heads, 1],
-    )
+/// Attention of one layer for the query at the step's position; q, k and v come unrotated in
+/// `attention.qkv` [qkv_stride].
+pub struct AttentionDecode<'a> {
+    pub attention: AttentionStep<'a>,
+    /// f32 [chunks, n_heads, head_dim + 2].
+    pub partials: &'a GpuBuffer,
+    /// [positions, head_dim / 2] (cos, sin).
+    pub rope: &'a GpuBuffer,
 }
 
-/// The grid for a query at `pos`.
-pub fn grid(params: &Params, pos: u32) -> [u32; 3] {
-    [chunks(pos, params.window), params.n_kv_heads, 1]
+impl AttentionDecode<'_> {
+    /// Records the dispatch; its grid is set per step with [`Grid::at`].
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        let a = &self.attention;
+        let sh = &a.layout;
+        let (heads, kv_heads, d) = (sh.n_heads, sh.n_kv_heads, sh.head_dim);
+        let group = heads / kv_heads.max(1);
+        if group == 0
+            || group > MAX_GROUP
+            || heads % kv_heads != 0
+            || d % 4 != 0
+            || (2 * WG) % d != 0
+        {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: heads / KV heads / head_dim"),
+                expected: format!(
+                    "heads a multiple of KV heads, at most {MAX_GROUP} per KV head, head_dim a multiple of 4 dividing {}",
+                    2 * WG
+                ),
+                actual: format!("{heads} / {kv_heads} / {d}"),
+            });
+        }
+        a.need(gpu, SHADER, 1)?;
+        need(
+            SHADER,
+            &[(self.partials, heads as u64 * (d as u64 + 2) * 4)],
+        )?;
+        let params = Params {
+            n_heads: heads,
+            n_kv_heads: kv_heads,
+            capacity: sh.capacity,
+            window: sh.window,
+            qkv_stride: sh.qkv_stride,
+            scale: sh.scale(),
+            ..Default::default()
+        };
+        let constants = [
+            ("CHUNK", CHUNK as f64),
+            ("GROUP", group as f64),
+            ("HEAD_DIM", d as f64),
+        ];
+        Bindings {
+            step: a.step.buffer.as_entire_binding(),
+            qkv: a.qkv.binding(),
+            k_cache: a.k_cache.binding(),
+            v_cache: a.v_cache.binding(),
+            partials: self.partials.binding(),
+            rope: self.rope.binding(),
+        }
+        .build(
+            gpu,
+            &constants,
+            &params,
+            &self.partials.label,
+            [1, kv_heads, 1],
+        )
+    }
+
+    /// What the per-step grid depends on.
+    pub fn grid_shape(&self) -> Grid {
+        Grid {
+            window: self.attention.layout.window,
+            n_kv_heads: self.attention.layout.n_kv_heads,
+        }
+    }
+}
+
+/// The shape behind an attention dispatch's per-step grid.
+#[derive(Clone, Copy, Debug)]
+pub struct Grid {
+    window: u32,
+    n_kv_heads: u32,
+}
+
+impl Grid {
+    /// The grid for a query at `pos`.
+    pub fn at(&self, pos: u32) -> [u32; 3] {
+        [chunks(pos, self.window), self.n_kv_heads, 1]
+    }
 }

@@ -1,40 +1,37 @@
 //! One pass of 16-byte loads over a large buffer: the bandwidth a WGSL kernel reaches here.
 
-use super::{build, need};
+use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
-pub const SHADER: &str = "bandwidth_read";
-const WG: u32 = 256;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n_vec4: u32,
-    pub stride: u32,
-    pub _pad: [u32; 2],
+kernel! {
+    shader: "bandwidth_read",
+    params { n_vec4: u32, stride: u32, _pad0: u32, _pad1: u32 }
+    bindings { data: Read, sink: ReadWrite }
 }
 
+const WG: u32 = 256;
+
 /// Reads all of `data` (a multiple of 16 bytes) with `workgroups` workgroups.
-pub fn dispatch(
-    gpu: &Gpu,
-    data: &GpuBuffer,
-    sink: &GpuBuffer,
-    workgroups: u32,
-) -> Result<Dispatch> {
-    need(sink, 256 * 4, SHADER)?;
-    let params = Params {
-        n_vec4: (data.bytes / 16) as u32,
-        stride: workgroups * WG,
-        _pad: [0; 2],
-    };
-    build(
-        gpu,
-        SHADER,
-        &[],
-        &params,
-        &data.label,
-        &[data.binding(), sink.binding()],
-        [workgroups, 1, 1],
-    )
+pub struct BandwidthRead<'a> {
+    pub data: &'a GpuBuffer,
+    /// [256] u32 the kernel writes so that the loads are not optimised away.
+    pub sink: &'a GpuBuffer,
+    pub workgroups: u32,
+}
+
+impl BandwidthRead<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        need(SHADER, &[(self.sink, 256 * 4)])?;
+        let params = Params {
+            n_vec4: (self.data.bytes / 16) as u32,
+            stride: self.workgroups * WG,
+            ..Default::default()
+        };
+        Bindings {
+            data: self.data.binding(),
+            sink: self.sink.binding(),
+        }
+        .build(gpu, &[], &params, &self.data.label, [self.workgroups, 1, 1])
+    }
 }

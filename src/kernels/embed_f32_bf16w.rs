@@ -1,49 +1,54 @@
 //! Embedding gather: bf16 table rows to f32 activations, one part of a row-split table.
 
-use super::{build, need};
+use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
-pub const SHADER: &str = "embed_f32_bf16w";
-const WG: u32 = 256;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n_tokens: u32,
-    pub h2: u32,
-    pub row0: u32,
-    pub rows: u32,
+kernel! {
+    shader: "embed_f32_bf16w",
+    params { n_tokens: u32, h2: u32, row0: u32, rows: u32 }
+    bindings { table: Read, ids: Read, out: ReadWrite }
 }
 
+const WG: u32 = 256;
+
 /// `out[t] = table[ids[t]]` for ids in `row0..row0 + rows` (the rows `table` holds).
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch(
-    gpu: &Gpu,
-    table: &GpuBuffer,
-    row0: u32,
-    rows: u32,
-    hidden: u32,
-    ids: &GpuBuffer,
-    n_tokens: u32,
-    out: &GpuBuffer,
-) -> Result<Dispatch> {
-    need(table, rows as u64 * hidden as u64 * 2, SHADER)?;
-    need(ids, n_tokens as u64 * 4, SHADER)?;
-    need(out, n_tokens as u64 * hidden as u64 * 4, SHADER)?;
-    let params = Params {
-        n_tokens,
-        h2: hidden / 2,
-        row0,
-        rows,
-    };
-    build(
-        gpu,
-        SHADER,
-        &[],
-        &params,
-        &table.label,
-        &[table.binding(), ids.binding(), out.binding()],
-        gpu.grid((n_tokens * hidden / 2).div_ceil(WG)),
-    )
+pub struct Embed<'a> {
+    /// bf16 [rows, hidden].
+    pub table: &'a GpuBuffer,
+    pub row0: u32,
+    pub rows: u32,
+    pub hidden: u32,
+    /// u32 [n_tokens].
+    pub ids: &'a GpuBuffer,
+    pub n_tokens: u32,
+    /// f32 [n_tokens, hidden].
+    pub out: &'a GpuBuffer,
+}
+
+impl Embed<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        let (t, h) = (self.n_tokens as u64, self.hidden as u64);
+        need(
+            SHADER,
+            &[
+                (self.table, self.rows as u64 * h * 2),
+                (self.ids, t * 4),
+                (self.out, t * h * 4),
+            ],
+        )?;
+        let params = Params {
+            n_tokens: self.n_tokens,
+            h2: self.hidden / 2,
+            row0: self.row0,
+            rows: self.rows,
+        };
+        let grid = gpu.grid((self.n_tokens * self.hidden / 2).div_ceil(WG));
+        Bindings {
+            table: self.table.binding(),
+            ids: self.ids.binding(),
+            out: self.out.binding(),
+        }
+        .build(gpu, &[], &params, &self.table.label, grid)
+    }
 }

@@ -1,24 +1,21 @@
 //! bf16-weight matrix times a batch of f32 token vectors (prefill), with bias and residual.
 
-use super::{build, need};
+use super::{need, or_dummy};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
-pub const SHADER: &str = "matmul_f32_bf16w";
+kernel! {
+    shader: "matmul_f32_bf16w",
+    params {
+        n_tokens: u32, rows: u32, k: u32, out_offset: u32, out_stride: u32,
+        _pad0: u32, _pad1: u32, _pad2: u32,
+    }
+    bindings { w: Read, x: Read, bias: Read, out: ReadWrite }
+}
+
 const TM: u32 = 64;
 const TN: u32 = 64;
 pub const TK: u32 = 32;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n_tokens: u32,
-    pub rows: u32,
-    pub k: u32,
-    pub out_offset: u32,
-    pub out_stride: u32,
-    pub _pad: [u32; 3],
-}
 
 /// One matmul over one row-part of a weight matrix.
 pub struct Matmul<'a> {
@@ -38,48 +35,45 @@ pub struct Matmul<'a> {
     pub out_stride: u32,
 }
 
-pub fn dispatch(gpu: &Gpu, m: &Matmul<'_>) -> Result<Dispatch> {
-    if m.k % TK != 0 {
-        return Err(Error::Shape {
-            what: format!("{SHADER}: '{}' row length", m.w.label),
-            expected: format!("a multiple of {TK}"),
-            actual: m.k.to_string(),
-        });
-    }
-    need(m.w, m.rows as u64 * m.k as u64 * 2, SHADER)?;
-    need(m.x, m.n_tokens as u64 * m.k as u64 * 4, SHADER)?;
-    need(m.out, m.n_tokens as u64 * m.out_stride as u64 * 4, SHADER)?;
-    let bias = match m.bias {
-        Some(b) => {
-            need(b, (m.out_offset + m.rows) as u64 * 4, SHADER)?;
-            b
+impl Matmul<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        if self.k % TK != 0 {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: '{}' row length", self.w.label),
+                expected: format!("a multiple of {TK}"),
+                actual: self.k.to_string(),
+            });
         }
-        None => gpu.dummy(0)?,
-    };
-    let params = Params {
-        n_tokens: m.n_tokens,
-        rows: m.rows,
-        k: m.k,
-        out_offset: m.out_offset,
-        out_stride: m.out_stride,
-        _pad: [0; 3],
-    };
-    let constants = [
-        ("BIAS", m.bias.is_some() as u32 as f64),
-        ("RESIDUAL", m.residual as u32 as f64),
-    ];
-    build(
-        gpu,
-        SHADER,
-        &constants,
-        &params,
-        &m.w.label,
-        &[
-            m.w.binding(),
-            m.x.binding(),
-            bias.binding(),
-            m.out.binding(),
-        ],
-        [m.rows.div_ceil(TN), m.n_tokens.div_ceil(TM), 1],
-    )
+        let (t, k) = (self.n_tokens as u64, self.k as u64);
+        need(
+            SHADER,
+            &[
+                (self.w, self.rows as u64 * k * 2),
+                (self.x, t * k * 4),
+                (self.out, t * self.out_stride as u64 * 4),
+            ],
+        )?;
+        let bias_bytes = (self.out_offset + self.rows) as u64 * 4;
+        let bias = or_dummy(gpu, SHADER, self.bias, bias_bytes, 0)?;
+        let params = Params {
+            n_tokens: self.n_tokens,
+            rows: self.rows,
+            k: self.k,
+            out_offset: self.out_offset,
+            out_stride: self.out_stride,
+            ..Default::default()
+        };
+        let constants = [
+            ("BIAS", self.bias.is_some() as u32 as f64),
+            ("RESIDUAL", self.residual as u32 as f64),
+        ];
+        let grid = [self.rows.div_ceil(TN), self.n_tokens.div_ceil(TM), 1];
+        Bindings {
+            w: self.w.binding(),
+            x: self.x.binding(),
+            bias: bias.binding(),
+            out: self.out.binding(),
+        }
+        .build(gpu, &constants, &params, &self.w.label, grid)
+    }
 }

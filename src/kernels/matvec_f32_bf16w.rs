@@ -2,24 +2,34 @@
 //! add, and the options the decode path needs: the normalised input written out (the MoE's
 //! input) and per-workgroup maxima for the greedy sampler.
 
-use super::{build, need};
+use super::{need, or_dummy};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Tuning};
 
-pub const SHADER: &str = "matvec_f32_bf16w";
+kernel! {
+    shader: "matvec_f32_bf16w",
+    params {
+        rows: u32, k8: u32, out_offset: u32, eps: f32, argmax_offset: u32,
+        _pad0: u32, _pad1: u32, _pad2: u32,
+    }
+    bindings {
+        w: Read, x: Read, gain: Read, bias: Read,
+        out: ReadWrite, normed: ReadWrite, argmax: ReadWrite,
+    }
+}
 
 /// How a matvec of `rows` rows is split: (rows per workgroup, rows a group takes at once).
 /// Large matrices (lm_head) reuse each x chunk for 4 rows; smaller ones take 1 row at a time
-/// so that there are enough workgroups to fill the GPU. OSS_WGPU_TUNE_MATVEC="ROWS,R" overrides
-/// this for experiments.
-pub fn split(rows: u32) -> (u32, u32) {
-    if let Some((a, b)) = std::env::var("OSS_WGPU_TUNE_MATVEC").ok().and_then(|v| {
-        v.split_once(',')
-            .map(|(a, b)| (a.trim().parse().ok(), b.trim().parse().ok()))
-    }) {
-        if let (Some(a), Some(b)) = (a, b) {
-            return (a, b);
-        }
+/// so that there are enough workgroups to fill the GPU. [`crate::gpu::Tuning::matvec`]
+/// overrides this for experiments.
+pub fn split(gpu: &Gpu, rows: u32) -> (u32, u32) {
+    split_with(&gpu.tuning(), rows)
+}
+
+/// [`split`] under `tuning`, for plans made without a device (the memory plan).
+pub fn split_with(tuning: &Tuning, rows: u32) -> (u32, u32) {
+    if let Some(split) = tuning.matvec {
+        return split;
     }
     if rows >= 16384 {
         (16, 4)
@@ -28,15 +38,14 @@ pub fn split(rows: u32) -> (u32, u32) {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub rows: u32,
-    pub k8: u32,
-    pub out_offset: u32,
-    pub eps: f32,
-    pub argmax_offset: u32,
-    pub _pad: [u32; 3],
+/// Workgroups a matvec over `rows` rows uses (and so its entries in an argmax buffer).
+pub fn workgroups(gpu: &Gpu, rows: u32) -> u32 {
+    workgroups_with(&gpu.tuning(), rows)
+}
+
+/// [`workgroups`] under `tuning`.
+pub fn workgroups_with(tuning: &Tuning, rows: u32) -> u32 {
+    rows.div_ceil(split_with(tuning, rows).0)
 }
 
 /// One matvec over one row-part of a weight matrix.
@@ -63,89 +72,59 @@ pub struct Matvec<'a> {
     pub argmax: Option<(&'a GpuBuffer, u32)>,
 }
 
-/// Workgroups a matvec over `rows` rows uses (and so its entries in an argmax buffer).
-pub fn workgroups(rows: u32) -> u32 {
-    rows.div_ceil(split(rows).0)
-}
-
-pub fn dispatch(gpu: &Gpu, m: &Matvec<'_>) -> Result<Dispatch> {
-    if m.k % 8 != 0 {
-        return Err(Error::Shape {
-            what: format!("{SHADER}: '{}' row length", m.w.label),
-            expected: "a multiple of 8".into(),
-            actual: m.k.to_string(),
-        });
+impl Matvec<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        if self.k % 8 != 0 {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: '{}' row length", self.w.label),
+                expected: "a multiple of 8".into(),
+                actual: self.k.to_string(),
+            });
+        }
+        let (rows, k) = (self.rows as u64, self.k as u64);
+        let end = (self.out_offset as u64 + rows) * 4;
+        need(
+            SHADER,
+            &[(self.w, rows * k * 2), (self.x, k * 4), (self.out, end)],
+        )?;
+        let gain = or_dummy(gpu, SHADER, self.norm.map(|(g, _)| g), k * 4, 0)?;
+        let bias = or_dummy(gpu, SHADER, self.bias, end, 0)?;
+        let normed = or_dummy(gpu, SHADER, self.normed_out, k * 4, 1)?;
+        let wgs = workgroups(gpu, self.rows);
+        let argmax_offset = self.argmax.map_or(0, |(_, off)| off);
+        let argmax_bytes = (argmax_offset + wgs) as u64 * 8;
+        let argmax = or_dummy(gpu, SHADER, self.argmax.map(|(a, _)| a), argmax_bytes, 2)?;
+        let params = Params {
+            rows: self.rows,
+            k8: self.k / 8,
+            out_offset: self.out_offset,
+            eps: self.norm.map_or(0.0, |(_, e)| e),
+            argmax_offset,
+            ..Default::default()
+        };
+        let flag = |b: bool| b as u32 as f64;
+        let (rows_per_wg, r) = split(gpu, self.rows);
+        let constants = [
+            ("ROWS_PER_WG", rows_per_wg as f64),
+            ("R", r.clamp(1, 4) as f64),
+            ("NORM", flag(self.norm.is_some())),
+            ("BIAS", flag(self.bias.is_some())),
+            ("RESIDUAL", flag(self.residual)),
+            (
+                "NORMED_OUT",
+                flag(self.normed_out.is_some() && self.norm.is_some()),
+            ),
+            ("ARGMAX", flag(self.argmax.is_some())),
+        ];
+        Bindings {
+            w: self.w.binding(),
+            x: self.x.binding(),
+            gain: gain.binding(),
+            bias: bias.binding(),
+            out: self.out.binding(),
+            normed: normed.binding(),
+            argmax: argmax.binding(),
+        }
+        .build(gpu, &constants, &params, &self.w.label, gpu.grid(wgs))
     }
-    need(m.w, m.rows as u64 * m.k as u64 * 2, SHADER)?;
-    need(m.x, m.k as u64 * 4, SHADER)?;
-    let end = (m.out_offset + m.rows) as u64 * 4;
-    need(m.out, end, SHADER)?;
-    let dummy = gpu.dummy(0)?;
-    let gain = match m.norm {
-        Some((g, _)) => {
-            need(g, m.k as u64 * 4, SHADER)?;
-            g
-        }
-        None => dummy,
-    };
-    let bias = match m.bias {
-        Some(b) => {
-            need(b, end, SHADER)?;
-            b
-        }
-        None => dummy,
-    };
-    let normed = match m.normed_out {
-        Some(n) => {
-            need(n, m.k as u64 * 4, SHADER)?;
-            n
-        }
-        None => gpu.dummy(1)?,
-    };
-    let (argmax, argmax_offset) = match m.argmax {
-        Some((a, off)) => {
-            need(a, (off + workgroups(m.rows)) as u64 * 8, SHADER)?;
-            (a, off)
-        }
-        None => (gpu.dummy(2)?, 0),
-    };
-    let params = Params {
-        rows: m.rows,
-        k8: m.k / 8,
-        out_offset: m.out_offset,
-        eps: m.norm.map(|(_, e)| e).unwrap_or(0.0),
-        argmax_offset,
-        _pad: [0; 3],
-    };
-    let flag = |b: bool| b as u32 as f64;
-    let (rows_per_wg, r) = split(m.rows);
-    let constants = [
-        ("ROWS_PER_WG", rows_per_wg as f64),
-        ("R", r.clamp(1, 4) as f64),
-        ("NORM", flag(m.norm.is_some())),
-        ("BIAS", flag(m.bias.is_some())),
-        ("RESIDUAL", flag(m.residual)),
-        (
-            "NORMED_OUT",
-            flag(m.normed_out.is_some() && m.norm.is_some()),
-        ),
-        ("ARGMAX", flag(m.argmax.is_some())),
-    ];
-    build(
-        gpu,
-        SHADER,
-        &constants,
-        &params,
-        &m.w.label,
-        &[
-            m.w.binding(),
-            m.x.binding(),
-            gain.binding(),
-            bias.binding(),
-            m.out.binding(),
-            normed.binding(),
-            argmax.binding(),
-        ],
-        gpu.grid(workgroups(m.rows)),
-    )
 }

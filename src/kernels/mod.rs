@@ -1,6 +1,82 @@
-//! One module per WGSL kernel: its parameter struct (the same struct as in the shader), its
-//! bindings and grid, and the shape checks made before anything is dispatched. Module, shader
-//! file, entry point and CPU reference (src/reference) share the kernel's name.
+//! One module per WGSL kernel, named after its shader: a descriptor struct whose `dispatch`
+//! checks shapes and records the dispatch, the kernel's parameter struct (the same struct as
+//! in the shader, private: callers fill the descriptor) and its binding table. Module, shader
+//! file, entry point and CPU reference (src/reference) share the kernel's name. [`KERNELS`]
+//! lists every kernel's declarations so that tests/registry.rs can compare them with the WGSL.
+
+/// Declares a uniform struct shared with WGSL: `#[repr(C)]`, Pod, and its [`Layout`] (each
+/// field's name, offset and Rust type) for the registry test.
+macro_rules! uniform {
+    ($(#[$m:meta])* $vis:vis struct $name:ident {
+        $($(#[$fm:meta])* $fvis:vis $field:ident : $ty:ty),* $(,)?
+    }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name { $($(#[$fm])* $fvis $field: $ty),* }
+
+        impl $name {
+            pub(crate) const LAYOUT: $crate::kernels::Layout = $crate::kernels::Layout {
+                name: stringify!($name),
+                size: size_of::<$name>(),
+                fields: &[$($crate::kernels::Field {
+                    name: stringify!($field),
+                    offset: core::mem::offset_of!($name, $field),
+                    ty: stringify!($ty),
+                }),*],
+            };
+        }
+    };
+}
+
+/// Declares a kernel: its shader, its `Params` uniform (binding 0) and the resources at
+/// bindings 1, 2, ... by WGSL variable name and access. The `Bindings` struct it defines has
+/// one field per binding, and its `build` binds them in the declared order, so the table the
+/// registry test checks is the order the bind group gets.
+macro_rules! kernel {
+    (
+        shader: $shader:literal,
+        params { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }
+        bindings { $($binding:ident : $access:ident),* $(,)? }
+    ) => {
+        pub const SHADER: &str = $shader;
+
+        uniform! {
+            struct Params { $($(#[$fm])* $field: $ty),* }
+        }
+
+        struct Bindings<'a> {
+            $($binding: wgpu::BindingResource<'a>),*
+        }
+
+        impl Bindings<'_> {
+            fn build(
+                self,
+                gpu: &$crate::gpu::Gpu,
+                constants: &[(&str, f64)],
+                params: &Params,
+                label: &str,
+                workgroups: [u32; 3],
+            ) -> $crate::error::Result<$crate::gpu::Dispatch> {
+                let resources = [$(self.$binding),*];
+                $crate::kernels::build(gpu, SHADER, constants, params, label, &resources, workgroups)
+            }
+        }
+
+        /// What this module declares about its shader.
+        pub const KERNEL: $crate::kernels::Kernel = $crate::kernels::Kernel {
+            shader: SHADER,
+            params: Params::LAYOUT,
+            bindings: &[
+                $crate::kernels::Binding { name: "params", access: $crate::kernels::Access::Uniform },
+                $($crate::kernels::Binding {
+                    name: stringify!($binding),
+                    access: $crate::kernels::Access::$access,
+                }),*
+            ],
+        };
+    };
+}
 
 pub mod attention_combine_f32;
 pub mod attention_decode_f32;
@@ -11,9 +87,14 @@ pub mod embed_f32_bf16w;
 pub mod fill_random;
 pub mod matmul_f32_bf16w;
 pub mod matvec_f32_bf16w;
+pub mod moe;
+pub mod moe_combine_f32;
+pub mod moe_combine_prefill_f32;
 pub mod moe_down_f32_mf4w;
+pub mod moe_down_prefill_f32_mf4w;
 pub mod moe_gate_up_f32_mf4w;
-pub mod moe_prefill;
+pub mod moe_gate_up_prefill_f32_mf4w;
+pub mod moe_route_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod router_topk_f32;
@@ -22,15 +103,84 @@ pub mod sample_f32;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
-/// The per-step uniform (shaders/step.wgsl): what changes from one submit to the next.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Step {
-    pub pos0: u32,
-    pub n_tokens: u32,
-    pub sample_index: u32,
-    pub _pad: u32,
+/// How a shader declares a binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Uniform,
+    /// `var<storage, read>`
+    Read,
+    /// `var<storage, read_write>`
+    ReadWrite,
 }
+
+/// One binding of group 0, at the index of its place in [`Kernel::bindings`].
+#[derive(Clone, Copy, Debug)]
+pub struct Binding {
+    /// The WGSL variable's name.
+    pub name: &'static str,
+    pub access: Access,
+}
+
+/// One field of a uniform struct: its name, byte offset and Rust type as written.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub offset: usize,
+    pub ty: &'static str,
+}
+
+/// A uniform struct as Rust lays it out.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub name: &'static str,
+    pub size: usize,
+    pub fields: &'static [Field],
+}
+
+/// What one kernel module declares about its shader: the `Params` layout and every binding.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    pub shader: &'static str,
+    pub params: Layout,
+    pub bindings: &'static [Binding],
+}
+
+/// Every kernel, for the registry test.
+pub const KERNELS: &[Kernel] = &[
+    attention_combine_f32::KERNEL,
+    attention_decode_f32::KERNEL,
+    attention_prefill_f32::KERNEL,
+    bandwidth_read::KERNEL,
+    dequant_f32_mf4w::KERNEL,
+    embed_f32_bf16w::KERNEL,
+    fill_random::KERNEL,
+    matmul_f32_bf16w::KERNEL,
+    matvec_f32_bf16w::KERNEL,
+    moe_combine_f32::KERNEL,
+    moe_combine_prefill_f32::KERNEL,
+    moe_down_f32_mf4w::KERNEL,
+    moe_down_prefill_f32_mf4w::KERNEL,
+    moe_gate_up_f32_mf4w::KERNEL,
+    moe_gate_up_prefill_f32_mf4w::KERNEL,
+    moe_route_prefill::KERNEL,
+    rmsnorm_f32::KERNEL,
+    rope_kv_append_f32::KERNEL,
+    router_topk_f32::KERNEL,
+    sample_f32::KERNEL,
+];
+
+uniform! {
+    /// The per-step uniform (shaders/step.wgsl): what changes from one submit to the next.
+    pub struct Step {
+        pub pos0: u32,
+        pub n_tokens: u32,
+        pub sample_index: u32,
+        pub _pad: u32,
+    }
+}
+
+/// [`Step`]'s layout, checked against shaders/step.wgsl.
+pub const STEP: Layout = Step::LAYOUT;
 
 /// A uniform buffer holding a [`Step`], rewritten before each submit.
 pub struct StepBuffer {
@@ -63,93 +213,23 @@ impl StepBuffer {
     }
 }
 
-/// (shader, size of the Rust parameter struct) for every kernel with a `Params` uniform; a test
-/// checks each against the size naga computes for the WGSL struct.
-pub const PARAMS_SIZES: &[(&str, usize)] = &[
-    (
-        dequant_f32_mf4w::SHADER,
-        size_of::<dequant_f32_mf4w::Params>(),
-    ),
-    (
-        embed_f32_bf16w::SHADER,
-        size_of::<embed_f32_bf16w::Params>(),
-    ),
-    (rmsnorm_f32::SHADER, size_of::<rmsnorm_f32::Params>()),
-    (
-        matvec_f32_bf16w::SHADER,
-        size_of::<matvec_f32_bf16w::Params>(),
-    ),
-    (
-        rope_kv_append_f32::SHADER,
-        size_of::<rope_kv_append_f32::Params>(),
-    ),
-    (
-        attention_decode_f32::SHADER,
-        size_of::<attention_decode_f32::Params>(),
-    ),
-    (
-        attention_combine_f32::SHADER,
-        size_of::<attention_combine_f32::Params>(),
-    ),
-    (
-        moe_gate_up_f32_mf4w::SHADER,
-        size_of::<moe_gate_up_f32_mf4w::Params>(),
-    ),
-    (
-        moe_down_f32_mf4w::SHADER,
-        size_of::<moe_down_f32_mf4w::Params>(),
-    ),
-    (sample_f32::SHADER, size_of::<sample_f32::Params>()),
-    (
-        matmul_f32_bf16w::SHADER,
-        size_of::<matmul_f32_bf16w::Params>(),
-    ),
-    (
-        attention_prefill_f32::SHADER,
-        size_of::<attention_prefill_f32::Params>(),
-    ),
-    (moe_prefill::ROUTE, size_of::<moe_prefill::RouteParams>()),
-    (moe_prefill::GATE_UP, size_of::<moe_prefill::GateUpParams>()),
-    (moe_prefill::DOWN, size_of::<moe_prefill::DownParams>()),
-    (
-        moe_prefill::COMBINE,
-        size_of::<moe_prefill::CombineParams>(),
-    ),
-    (fill_random::SHADER, size_of::<fill_random::Params>()),
-    (
-        router_topk_f32::SHADER,
-        size_of::<router_topk_f32::Params>(),
-    ),
-    (bandwidth_read::SHADER, size_of::<bandwidth_read::Params>()),
-];
-
-/// Every shader that uses the Step uniform, with its size (checked against shaders/step.wgsl).
-pub const STEP_SIZE: usize = size_of::<Step>();
-
-/// Bytes per KV-cache element: 2 with `--kv f16`, else 4.
-pub fn kv_element_bytes(gpu: &Gpu) -> u64 {
-    if gpu.features().f16 {
-        2
-    } else {
-        4
-    }
-}
-
-/// Checks that `buf` holds at least `bytes` bytes before a kernel reads or writes them.
-pub(crate) fn need(buf: &GpuBuffer, bytes: u64, kernel: &str) -> Result<()> {
-    if buf.bytes < bytes {
-        return Err(Error::Shape {
-            what: format!("{kernel}: buffer '{}'", buf.label),
-            expected: format!("at least {bytes} bytes"),
-            actual: format!("{} bytes", buf.bytes),
-        });
+/// Checks that each buffer holds at least its byte count before a kernel reads or writes it.
+pub(crate) fn need(kernel: &str, checks: &[(&GpuBuffer, u64)]) -> Result<()> {
+    for &(buf, bytes) in checks {
+        if buf.bytes < bytes {
+            return Err(Error::Shape {
+                what: format!("{kernel}: buffer '{}'", buf.label),
+                expected: format!("at least {bytes} bytes"),
+                actual: format!("{} bytes", buf.bytes),
+            });
+        }
     }
     Ok(())
 }
 
 /// Creates the pipeline (cached), a uniform for `params`, and a bind group with the params at
-/// binding 0 followed by `resources` at bindings 1, 2, ...
-pub(crate) fn build<P: bytemuck::Pod>(
+/// binding 0 followed by `resources` at bindings 1, 2, ... (see [`kernel!`]).
+fn build<P: bytemuck::Pod>(
     gpu: &Gpu,
     shader: &str,
     constants: &[(&str, f64)],
@@ -170,4 +250,78 @@ pub(crate) fn build<P: bytemuck::Pod>(
         workgroups,
         target: label.to_string(),
     })
+}
+
+/// `buf` checked for `bytes`, or where it is absent the dummy buffer of `slot` for a binding
+/// that the kernel's variant declares but does not use (see [`Gpu::dummy`]).
+pub(crate) fn or_dummy<'a>(
+    gpu: &'a Gpu,
+    kernel: &str,
+    buf: Option<&'a GpuBuffer>,
+    bytes: u64,
+    slot: usize,
+) -> Result<&'a GpuBuffer> {
+    match buf {
+        Some(b) => {
+            need(kernel, &[(b, bytes)])?;
+            Ok(b)
+        }
+        None => gpu.dummy(slot),
+    }
+}
+
+/// One layer's attention shape, as the RoPE and attention kernels read `qkv` and the cache.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionLayout {
+    pub n_heads: u32,
+    pub n_kv_heads: u32,
+    pub head_dim: u32,
+    /// Positions the KV cache holds (slot = position % capacity).
+    pub capacity: u32,
+    /// 0: full causal attention; otherwise the sliding window.
+    pub window: u32,
+    /// Floats per token in `qkv` (q, then k, then v).
+    pub qkv_stride: u32,
+}
+
+impl AttentionLayout {
+    /// The softmax scale, 1 / sqrt(head_dim).
+    pub fn scale(&self) -> f32 {
+        1.0 / (self.head_dim as f32).sqrt()
+    }
+
+    /// Bytes of one layer's K (or V) cache in the device's KV element type.
+    pub fn cache_bytes(&self, gpu: &Gpu) -> u64 {
+        let elements = self.n_kv_heads as u64 * self.capacity as u64 * self.head_dim as u64;
+        elements * gpu.precision().kv.element_bytes()
+    }
+}
+
+/// What the RoPE and attention kernels of one layer share in a step: the layout, the step
+/// uniform, the step's q, k and v, and the layer's KV cache.
+#[derive(Clone, Copy)]
+pub struct AttentionStep<'a> {
+    pub layout: AttentionLayout,
+    pub step: &'a StepBuffer,
+    /// f32 [tokens, qkv_stride].
+    pub qkv: &'a GpuBuffer,
+    /// [n_kv_heads, capacity, head_dim] in the KV element type.
+    pub k_cache: &'a GpuBuffer,
+    pub v_cache: &'a GpuBuffer,
+}
+
+impl AttentionStep<'_> {
+    /// Checks `qkv` for `tokens` tokens and both caches for the layout.
+    pub(crate) fn need(&self, gpu: &Gpu, kernel: &str, tokens: u32) -> Result<()> {
+        let qkv_bytes = tokens as u64 * self.layout.qkv_stride as u64 * 4;
+        let cache = self.layout.cache_bytes(gpu);
+        need(
+            kernel,
+            &[
+                (self.qkv, qkv_bytes),
+                (self.k_cache, cache),
+                (self.v_cache, cache),
+            ],
+        )
+    }
 }

@@ -1,91 +1,84 @@
 //! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
-use super::{build, need};
+use super::moe::{decode_constants, Experts, MoeShape};
+use super::need;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
-pub const SHADER: &str = "moe_gate_up_f32_mf4w";
+kernel! {
+    shader: "moe_gate_up_f32_mf4w",
+    params {
+        hidden: u32, inter: u32, k: u32, e0: u32, n_part: u32, limit: f32,
+        _pad0: u32, _pad1: u32,
+    }
+    bindings { route: Read, xn: Read, blocks: Read, scales: Read, bias: Read, act: ReadWrite }
+}
+
 /// gate_up rows per workgroup (the ROWS_PER_WG override; even).
 pub const ROWS_PER_WG: u32 = 32;
 pub const MAX_HIDDEN: u32 = 4096;
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub hidden: u32,
-    pub inter: u32,
-    pub k: u32,
-    pub e0: u32,
-    pub n_part: u32,
+/// `act` [k, inter] for the slots whose expert (in `route`) lies in `experts`.
+pub struct MoeGateUp<'a> {
+    pub shape: MoeShape,
+    /// The SwiGLU clamp.
     pub limit: f32,
-    pub _pad: [u32; 2],
+    /// [2 k]: ids, then weights (router_topk_f32's output).
+    pub route: &'a GpuBuffer,
+    /// The MLP-normalised token, f32 [hidden].
+    pub xn: &'a GpuBuffer,
+    pub experts: &'a Experts<'a>,
+    pub act: &'a GpuBuffer,
 }
 
-/// Whether the MoE decode kernels read activations from global memory rather than a
-/// workgroup-memory tile (OSS_WGPU_TUNE_MOE=global, for experiments).
-pub fn x_global() -> bool {
-    std::env::var("OSS_WGPU_TUNE_MOE").is_ok_and(|v| v.trim() == "global")
-}
-
-/// The expert weights of one part: experts `e0 .. e0 + n_part`.
-pub struct ExpertPart<'a> {
-    pub blocks: &'a GpuBuffer,
-    pub scales: &'a GpuBuffer,
-    /// f32 biases.
-    pub bias: &'a GpuBuffer,
-}
-
-/// `act` [k, inter] for the slots whose expert (in `route`) lies in this part; `xn` is the
-/// MLP-normalised token.
-pub fn dispatch(
-    gpu: &Gpu,
-    params: Params,
-    route: &GpuBuffer,
-    xn: &GpuBuffer,
-    part: &ExpertPart<'_>,
-    act: &GpuBuffer,
-) -> Result<Dispatch> {
-    let p = &params;
-    if p.hidden > MAX_HIDDEN || p.hidden % 32 != 0 || p.inter % 32 != 0 || p.k == 0 {
-        return Err(Error::Shape {
-            what: format!("{SHADER}: hidden / intermediate / experts per token"),
-            expected: format!("multiples of 32 up to {MAX_HIDDEN} / multiple of 32 / at least 1"),
-            actual: format!("{} / {} / {}", p.hidden, p.inter, p.k),
-        });
+impl MoeGateUp<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        let MoeShape {
+            hidden, inter, k, ..
+        } = self.shape;
+        if hidden > MAX_HIDDEN || hidden % 32 != 0 || inter % 32 != 0 || k == 0 {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: hidden / intermediate / experts per token"),
+                expected: format!(
+                    "multiples of 32 up to {MAX_HIDDEN} / multiple of 32 / at least 1"
+                ),
+                actual: format!("{hidden} / {inter} / {k}"),
+            });
+        }
+        let ex = self.experts;
+        ex.need(SHADER, 2 * inter, hidden)?;
+        need(
+            SHADER,
+            &[
+                (self.route, 2 * k as u64 * 4),
+                (self.xn, hidden as u64 * 4),
+                (self.act, k as u64 * inter as u64 * 4),
+            ],
+        )?;
+        let params = Params {
+            hidden,
+            inter,
+            k,
+            e0: ex.e0,
+            n_part: ex.n_part,
+            limit: self.limit,
+            ..Default::default()
+        };
+        let constants = decode_constants(gpu, ROWS_PER_WG, hidden);
+        Bindings {
+            route: self.route.binding(),
+            xn: self.xn.binding(),
+            blocks: ex.blocks.binding(),
+            scales: ex.scales.binding(),
+            bias: ex.bias.binding(),
+            act: self.act.binding(),
+        }
+        .build(
+            gpu,
+            &constants,
+            &params,
+            &ex.blocks.label,
+            [(2 * inter).div_ceil(ROWS_PER_WG), k, 1],
+        )
     }
-    let rows = p.n_part as u64 * 2 * p.inter as u64;
-    need(part.blocks, rows * p.hidden as u64 / 2, SHADER)?;
-    need(part.scales, rows * p.hidden as u64 / 32, SHADER)?;
-    need(part.bias, rows * 4, SHADER)?;
-    need(route, 2 * p.k as u64 * 4, SHADER)?;
-    need(xn, p.hidden as u64 * 4, SHADER)?;
-    need(act, p.k as u64 * p.inter as u64 * 4, SHADER)?;
-    build(
-        gpu,
-        SHADER,
-        &[
-            ("ROWS_PER_WG", ROWS_PER_WG as f64),
-            // With X_GLOBAL the tile is unused; keep it minimal.
-            (
-                "X_VEC4",
-                if x_global() {
-                    4.0
-                } else {
-                    (p.hidden / 4) as f64
-                },
-            ),
-            ("X_GLOBAL", x_global() as u32 as f64),
-        ],
-        &params,
-        &part.blocks.label,
-        &[
-            route.binding(),
-            xn.binding(),
-            part.blocks.binding(),
-            part.scales.binding(),
-            part.bias.binding(),
-            act.binding(),
-        ],
-        [(2 * p.inter).div_ceil(ROWS_PER_WG), p.k, 1],
-    )
 }

@@ -1,52 +1,52 @@
 //! The router's top-k and softmax, once per layer: route = [ids[k], weights[k]].
 
-use super::{build, need};
+use super::need;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
-pub const SHADER: &str = "router_topk_f32";
+kernel! {
+    shader: "router_topk_f32",
+    params { n_experts: u32, k: u32, _pad0: u32, _pad1: u32 }
+    bindings { logits: Read, route: ReadWrite }
+}
+
 /// One invocation per expert.
 pub const MAX_EXPERTS: u32 = 256;
 pub const MAX_K: u32 = 32;
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
+/// `route` [2 k] (ids, then weights as f32 bits) from the router's `logits` [n_experts].
+pub struct RouterTopk<'a> {
     pub n_experts: u32,
     pub k: u32,
-    pub _pad: [u32; 2],
+    pub logits: &'a GpuBuffer,
+    pub route: &'a GpuBuffer,
 }
 
-pub fn dispatch(
-    gpu: &Gpu,
-    n_experts: u32,
-    k: u32,
-    logits: &GpuBuffer,
-    route: &GpuBuffer,
-) -> Result<Dispatch> {
-    if n_experts > MAX_EXPERTS || k == 0 || k > MAX_K || k > n_experts {
-        return Err(Error::Shape {
-            what: format!("{SHADER}: experts / experts per token"),
-            expected: format!(
-                "at most {MAX_EXPERTS} experts, 1..={MAX_K} per token, no more than experts"
-            ),
-            actual: format!("{n_experts} / {k}"),
-        });
+impl RouterTopk<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        let (e, k) = (self.n_experts, self.k);
+        if e > MAX_EXPERTS || k == 0 || k > MAX_K || k > e {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: experts / experts per token"),
+                expected: format!(
+                    "at most {MAX_EXPERTS} experts, 1..={MAX_K} per token, no more than experts"
+                ),
+                actual: format!("{e} / {k}"),
+            });
+        }
+        need(
+            SHADER,
+            &[(self.logits, e as u64 * 4), (self.route, 2 * k as u64 * 4)],
+        )?;
+        let params = Params {
+            n_experts: e,
+            k,
+            ..Default::default()
+        };
+        Bindings {
+            logits: self.logits.binding(),
+            route: self.route.binding(),
+        }
+        .build(gpu, &[], &params, &self.route.label, [1, 1, 1])
     }
-    need(logits, n_experts as u64 * 4, SHADER)?;
-    need(route, 2 * k as u64 * 4, SHADER)?;
-    let params = Params {
-        n_experts,
-        k,
-        _pad: [0; 2],
-    };
-    build(
-        gpu,
-        SHADER,
-        &[],
-        &params,
-        &route.label,
-        &[logits.binding(), route.binding()],
-        [1, 1, 1],
-    )
 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::kernels::*;
 use crate::model::activations::activations;
-use crate::model::forward::{qkv_stride, State};
+use crate::model::forward::{moe_shape, qkv_stride, State};
 use crate::model::plan::Plan;
 use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
 
@@ -58,7 +58,6 @@ impl Buffers<u64> {
             moe_out: f(k * h),
         }
     }
-
 }
 
 impl Buffers<GpuBuffer> {
@@ -140,27 +139,49 @@ impl MatvecOf<'_> {
         let parts = self.m.parts.iter().enumerate();
         parts
             .map(|(i, p)| {
-                let d = matvec_f32_bf16w::dispatch(
-                    gpu,
-                    &matvec_f32_bf16w::Matvec {
-                        w: &p.buffer,
-                        rows: p.rows as u32,
-                        k: self.m.cols as u32,
-                        out_offset: p.first_row as u32,
-                        x: self.x,
-                        norm: self.norm,
-                        bias: self.bias,
-                        residual: self.residual,
-                        out: self.out,
-                        normed_out: self.normed_out.filter(|_| i == 0),
-                        argmax: self.argmax.map(|a| (a, argmax_offset)),
-                    },
-                );
-                argmax_offset += matvec_f32_bf16w::workgroups(p.rows as u32);
+                let d = matvec_f32_bf16w::Matvec {
+                    w: &p.buffer,
+                    rows: p.rows as u32,
+                    k: self.m.cols as u32,
+                    out_offset: p.first_row as u32,
+                    x: self.x,
+                    norm: self.norm,
+                    bias: self.bias,
+                    residual: self.residual,
+                    out: self.out,
+                    normed_out: self.normed_out.filter(|_| i == 0),
+                    argmax: self.argmax.map(|a| (a, argmax_offset)),
+                }
+                .dispatch(gpu);
+                argmax_offset += matvec_f32_bf16w::workgroups(gpu, p.rows as u32);
                 d
             })
             .collect()
     }
+}
+
+/// The embedding of `n_tokens` ids from `ids` into `out`, one dispatch per stored part of the
+/// table (decode and prefill).
+pub(crate) fn embed<'a>(
+    gpu: &'a Gpu,
+    c: &'a ModelConfig,
+    w: &'a Weights,
+    ids: &'a GpuBuffer,
+    n_tokens: u32,
+    out: &'a GpuBuffer,
+) -> impl Iterator<Item = Result<Dispatch>> + 'a {
+    w.embedding.parts.iter().map(move |p| {
+        embed_f32_bf16w::Embed {
+            table: &p.buffer,
+            row0: p.first_row as u32,
+            rows: p.rows as u32,
+            hidden: c.hidden_size as u32,
+            ids,
+            n_tokens,
+            out,
+        }
+        .dispatch(gpu)
+    })
 }
 
 /// What the decode builders read: the device, the model's shape, the shared state and this
@@ -183,17 +204,8 @@ pub fn build(
 ) -> Result<Plan> {
     let b = Builder { gpu, c, state, buf };
     let mut plan = Plan::default();
-    for p in &w.embedding.parts {
-        plan.push(embed_f32_bf16w::dispatch(
-            gpu,
-            &p.buffer,
-            p.first_row as u32,
-            p.rows as u32,
-            c.hidden_size as u32,
-            tokens,
-            1,
-            &buf.x,
-        )?);
+    for d in embed(gpu, c, w, tokens, 1, &buf.x) {
+        plan.push(d?);
     }
     for (l, lw) in w.layers.iter().enumerate() {
         b.attention(&mut plan, l, lw)?;
@@ -210,38 +222,25 @@ impl Builder<'_> {
             .norm(&lw.attn_norm.buffer, c.rms_norm_eps)
             .bias(&lw.qkv_bias.buffer);
         plan.push_matrix("qkv_proj", qkv.dispatches(gpu)?);
-        let kv = &self.state.kv[l];
-        let ap = attention_decode_f32::Params {
-            n_heads: c.num_attention_heads as u32,
-            n_kv_heads: c.num_key_value_heads as u32,
-            capacity: kv.capacity,
-            window: kv.window,
-            qkv_stride: qkv_stride(c) as u32,
-            scale: 1.0 / (c.head_dim as f32).sqrt(),
-            _pad: [0; 2],
+        let attn = attention_decode_f32::AttentionDecode {
+            attention: self.state.attention(c, l, &d.qkv),
+            partials: &d.partials,
+            rope: &self.state.rope,
         };
-        let attn = attention_decode_f32::dispatch(
-            gpu,
-            ap,
-            c.head_dim as u32,
-            &self.state.step,
-            &d.qkv,
-            &kv.k,
-            &kv.v,
-            &d.partials,
-            &self.state.rope,
-        )?;
-        plan.push_per_position(attn, move |pos| attention_decode_f32::grid(&ap, pos));
-        plan.push(attention_combine_f32::dispatch(
-            gpu,
-            c.num_attention_heads as u32,
-            c.head_dim as u32,
-            kv.window,
-            &self.state.step,
-            &d.partials,
-            &lw.sinks.buffer,
-            &d.attn,
-        )?);
+        let grid = attn.grid_shape();
+        plan.push_per_position(attn.dispatch(gpu)?, move |pos| grid.at(pos));
+        plan.push(
+            attention_combine_f32::AttentionCombine {
+                n_heads: c.num_attention_heads as u32,
+                head_dim: c.head_dim as u32,
+                window: self.state.kv[l].window,
+                step: &self.state.step,
+                partials: &d.partials,
+                sinks: &lw.sinks.buffer,
+                out: &d.attn,
+            }
+            .dispatch(gpu)?,
+        );
         let o = MatvecOf::new(&lw.o, &d.attn, &d.x)
             .bias(&lw.o_bias.buffer)
             .residual();
@@ -257,47 +256,44 @@ impl Builder<'_> {
             .bias(&lw.router_bias.buffer)
             .normed_out(&d.xn);
         plan.push_matrix("router", router.dispatches(gpu)?);
-        plan.push(router_topk_f32::dispatch(
-            gpu,
-            c.num_experts as u32,
-            c.experts_per_token as u32,
-            &d.router_logits,
-            &d.route,
-        )?);
-        for (part, e0, n) in lw.gate_up.parts() {
-            let p = moe_gate_up_f32_mf4w::Params {
-                hidden: c.hidden_size as u32,
-                inter: c.intermediate_size as u32,
-                k: c.experts_per_token as u32,
-                e0,
-                n_part: n,
+        let shape = moe_shape(c);
+        plan.push(
+            router_topk_f32::RouterTopk {
+                n_experts: shape.n_experts,
+                k: shape.k,
+                logits: &d.router_logits,
+                route: &d.route,
+            }
+            .dispatch(gpu)?,
+        );
+        for experts in &lw.gate_up.parts() {
+            let gate_up = moe_gate_up_f32_mf4w::MoeGateUp {
+                shape,
                 limit: c.swiglu_limit,
-                _pad: [0; 2],
+                route: &d.route,
+                xn: &d.xn,
+                experts,
+                act: &d.act,
             };
-            plan.push(moe_gate_up_f32_mf4w::dispatch(
-                gpu, p, &d.route, &d.xn, &part, &d.act,
-            )?);
+            plan.push(gate_up.dispatch(gpu)?);
         }
-        for (part, e0, n) in lw.down.parts() {
-            let p = moe_down_f32_mf4w::Params {
-                hidden: c.hidden_size as u32,
-                inter: c.intermediate_size as u32,
-                k: c.experts_per_token as u32,
-                e0,
-                n_part: n,
-                _pad: [0; 3],
+        for experts in &lw.down.parts() {
+            let down = moe_down_f32_mf4w::MoeDown {
+                shape,
+                route: &d.route,
+                act: &d.act,
+                experts,
+                y: &d.moe_out,
             };
-            plan.push(moe_down_f32_mf4w::dispatch(
-                gpu, p, &d.route, &d.act, &part, &d.moe_out,
-            )?);
+            plan.push(down.dispatch(gpu)?);
         }
-        plan.push(moe_down_f32_mf4w::combine(
-            gpu,
-            c.hidden_size as u32,
-            c.experts_per_token as u32,
-            &d.moe_out,
-            &d.x,
-        )?);
+        let combine = moe_combine_f32::MoeCombine {
+            hidden: shape.hidden,
+            k: shape.k,
+            y: &d.moe_out,
+            x: &d.x,
+        };
+        plan.push(combine.dispatch(gpu)?);
         Ok(())
     }
 }

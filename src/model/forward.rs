@@ -12,7 +12,8 @@
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
-use crate::kernels::{kv_element_bytes, StepBuffer};
+use crate::kernels::moe::MoeShape;
+use crate::kernels::{AttentionLayout, AttentionStep, StepBuffer};
 use crate::model::kv_cache::{self, LayerCache};
 use crate::model::plan::{self, Plan};
 use crate::model::prefill::Prefill;
@@ -34,6 +35,42 @@ pub struct State {
     pub step: StepBuffer,
     pub rope: GpuBuffer,
     pub kv: Vec<LayerCache>,
+}
+
+impl State {
+    /// Layer `l`'s attention in a step whose q, k and v are in `qkv`.
+    pub fn attention<'a>(
+        &'a self,
+        c: &ModelConfig,
+        l: usize,
+        qkv: &'a GpuBuffer,
+    ) -> AttentionStep<'a> {
+        let kv = &self.kv[l];
+        AttentionStep {
+            layout: AttentionLayout {
+                n_heads: c.num_attention_heads as u32,
+                n_kv_heads: c.num_key_value_heads as u32,
+                head_dim: c.head_dim as u32,
+                capacity: kv.capacity,
+                window: kv.window,
+                qkv_stride: qkv_stride(c) as u32,
+            },
+            step: &self.step,
+            qkv,
+            k_cache: &kv.k,
+            v_cache: &kv.v,
+        }
+    }
+}
+
+/// The sizes every MoE kernel takes.
+pub(crate) fn moe_shape(c: &ModelConfig) -> MoeShape {
+    MoeShape {
+        hidden: c.hidden_size as u32,
+        inter: c.intermediate_size as u32,
+        n_experts: c.num_experts as u32,
+        k: c.experts_per_token as u32,
+    }
 }
 
 pub struct Forward {
@@ -64,7 +101,8 @@ impl Forward {
         let limit = gpu.max_binding().min(gpu.max_buffer());
         fit::check_ctx(&c, ctx)?;
         let chunk = fitting_chunk(&c, chunk, gpu.max_binding()).clamp(1, ctx);
-        fit::check_ctx_on_adapter(&c, ctx, chunk, kv_element_bytes(gpu), limit)?;
+        let kv_bytes = gpu.precision().kv.element_bytes();
+        fit::check_ctx_on_adapter(&c, ctx, chunk, kv_bytes, limit)?;
         let table: Vec<f32> = rope::table(&c, ctx).into_iter().flatten().collect();
         let state = State {
             step: StepBuffer::new(gpu, "step")?,
@@ -74,7 +112,14 @@ impl Forward {
         let decode = decode::Buffers::new(gpu, &c, ctx)?;
         let mut sampler = Sampler::new(gpu, &c, weights, max_samples)?;
         let decode_plan = decode::build(gpu, &c, &state, &decode, weights, &sampler.tokens)?;
-        sampler.set_sampling(gpu, &c, &state, weights, &decode.x, SamplingParams::default())?;
+        sampler.set_sampling(
+            gpu,
+            &c,
+            &state,
+            weights,
+            &decode.x,
+            SamplingParams::default(),
+        )?;
         Ok(Forward {
             prefill: Prefill::new(gpu, &c, chunk)?,
             config: c,
@@ -188,7 +233,8 @@ impl Forward {
     /// compilation is not counted as prefill time.
     pub fn prepare_prefill(&mut self, gpu: &Gpu, w: &Weights) -> Result<()> {
         let chunk = self.chunk;
-        self.prefill.plan(gpu, &self.config, &self.state, w, chunk)?;
+        self.prefill
+            .plan(gpu, &self.config, &self.state, w, chunk)?;
         Ok(())
     }
 

@@ -80,8 +80,7 @@ impl<'a> Generator<'a> {
                 format!("{max_tokens} is more than the context of {ctx}"),
             ));
         }
-        let mut forward =
-            Forward::new(gpu, &model.weights, &model.config, ctx, chunk, max_tokens)?;
+        let mut forward = Forward::new(gpu, &model.weights, &model.config, ctx, chunk, max_tokens)?;
         forward.prepare_prefill(gpu, &model.weights)?;
         Ok(Generator {
             gpu,

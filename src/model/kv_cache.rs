@@ -44,7 +44,7 @@ pub fn allocate(
     ctx: usize,
     chunk: usize,
 ) -> Result<Vec<LayerCache>> {
-    let element = crate::kernels::kv_element_bytes(gpu);
+    let element = gpu.precision().kv.element_bytes();
     (0..config.num_hidden_layers)
         .map(|l| {
             let cap = capacity(config, l, ctx, chunk);

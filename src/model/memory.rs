@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::checkpoint::TensorId;
 use crate::config::ModelConfig;
 use crate::error::Result;
+use crate::gpu::Tuning;
 use crate::kernels::matvec_f32_bf16w;
 use crate::model::{decode, kv_cache, prefill, sampler, weights};
 
@@ -21,13 +22,14 @@ pub struct MemoryPlan {
 
 impl MemoryPlan {
     /// For a context of `ctx`, prefill steps of `chunk` tokens, `kv_element_bytes` per KV
-    /// element and buffers of at most `max_binding` bytes.
+    /// element, buffers of at most `max_binding` bytes and the matvec split of `tuning`.
     pub fn new(
         c: &ModelConfig,
         ctx: usize,
         chunk: usize,
         kv_element_bytes: u64,
         max_binding: u64,
+        tuning: &Tuning,
     ) -> Result<MemoryPlan> {
         let plans = weights::plan(c, max_binding)?;
         let weights = plans.iter().map(|p| p.gpu_bytes()).sum();
@@ -36,7 +38,7 @@ impl MemoryPlan {
             .find(|p| p.label == TensorId::LmHead.hf_name())
             .map_or(0, |p| {
                 (p.parts.iter())
-                    .map(|&(_, rows)| matvec_f32_bf16w::workgroups(rows as u32) as u64)
+                    .map(|&(_, rows)| matvec_f32_bf16w::workgroups_with(tuning, rows as u32) as u64)
                     .sum()
             });
         let chunk = prefill::fitting_chunk(c, chunk, max_binding).clamp(1, ctx.max(1));

@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::kernels::moe::Routing;
 use crate::kernels::*;
 use crate::model::activations::activations;
-use crate::model::forward::{qkv_stride, State};
+use crate::model::decode::embed;
+use crate::model::forward::{moe_shape, qkv_stride, State};
 use crate::model::plan::Plan;
 use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
 
@@ -83,7 +85,7 @@ impl Buffers<u64> {
 pub struct Prefill {
     pub chunk: usize,
     pub buf: Buffers<GpuBuffer>,
-    routing: moe_prefill::Routing,
+    routing: Routing,
     plans: HashMap<usize, Plan>,
 }
 
@@ -93,7 +95,7 @@ impl Prefill {
         Ok(Prefill {
             chunk,
             buf: Buffers::sizes(c, chunk).allocate(gpu, "prefill")?,
-            routing: moe_prefill::Routing::new(gpu, chunk as u32, k, e)?,
+            routing: Routing::new(gpu, chunk as u32, k, e)?,
             plans: HashMap::new(),
         })
     }
@@ -139,15 +141,7 @@ impl Prefill {
     ) -> Result<Plan> {
         let mut plan = Plan::default();
         let p = &self.buf;
-        plan.push(rmsnorm_f32::dispatch(
-            gpu,
-            &p.x,
-            &w.final_norm.buffer,
-            &p.xn,
-            n as u32,
-            c.hidden_size as u32,
-            c.rms_norm_eps,
-        )?);
+        plan.push(rmsnorm(gpu, c, p, n, &w.final_norm.buffer)?);
         let lm_head = MatmulOf::new(&w.lm_head, n, &p.xn, logits);
         plan.push_matrix("lm_head", lm_head.dispatches(gpu)?);
         Ok(plan)
@@ -197,24 +191,41 @@ impl MatmulOf<'_> {
     fn dispatches(&self, gpu: &Gpu) -> Result<Vec<Dispatch>> {
         (self.m.parts.iter())
             .map(|p| {
-                matmul_f32_bf16w::dispatch(
-                    gpu,
-                    &matmul_f32_bf16w::Matmul {
-                        w: &p.buffer,
-                        rows: p.rows as u32,
-                        k: self.m.cols as u32,
-                        n_tokens: self.n as u32,
-                        x: self.x,
-                        bias: self.bias,
-                        residual: self.residual,
-                        out: self.out,
-                        out_offset: p.first_row as u32,
-                        out_stride: self.m.rows as u32,
-                    },
-                )
+                matmul_f32_bf16w::Matmul {
+                    w: &p.buffer,
+                    rows: p.rows as u32,
+                    k: self.m.cols as u32,
+                    n_tokens: self.n as u32,
+                    x: self.x,
+                    bias: self.bias,
+                    residual: self.residual,
+                    out: self.out,
+                    out_offset: p.first_row as u32,
+                    out_stride: self.m.rows as u32,
+                }
+                .dispatch(gpu)
             })
             .collect()
     }
+}
+
+/// RMSNorm of the `n` tokens of `p.x` with `gain` into `p.xn`.
+fn rmsnorm(
+    gpu: &Gpu,
+    c: &ModelConfig,
+    p: &Buffers<GpuBuffer>,
+    n: usize,
+    gain: &GpuBuffer,
+) -> Result<Dispatch> {
+    let norm = rmsnorm_f32::RmsNorm {
+        x: &p.x,
+        gain,
+        out: &p.xn,
+        n_tokens: n as u32,
+        hidden: c.hidden_size as u32,
+        eps: c.rms_norm_eps,
+    };
+    norm.dispatch(gpu)
 }
 
 /// What the prefill builders read, for a step of `n` tokens.
@@ -223,7 +234,7 @@ struct Builder<'a> {
     c: &'a ModelConfig,
     state: &'a State,
     buf: &'a Buffers<GpuBuffer>,
-    routing: &'a moe_prefill::Routing,
+    routing: &'a Routing,
     /// The largest step (the size the rope and attention kernels index the qkv rows by).
     chunk: usize,
     n: usize,
@@ -233,17 +244,8 @@ impl Builder<'_> {
     fn build(&self, w: &Weights) -> Result<Plan> {
         let (gpu, c, p) = (self.gpu, self.c, self.buf);
         let mut plan = Plan::default();
-        for part in &w.embedding.parts {
-            plan.push(embed_f32_bf16w::dispatch(
-                gpu,
-                &part.buffer,
-                part.first_row as u32,
-                part.rows as u32,
-                c.hidden_size as u32,
-                &p.ids,
-                self.n as u32,
-                &p.x,
-            )?);
+        for d in embed(gpu, c, w, &p.ids, self.n as u32, &p.x) {
+            plan.push(d?);
         }
         for (l, lw) in w.layers.iter().enumerate() {
             self.attention(&mut plan, l, lw)?;
@@ -253,16 +255,7 @@ impl Builder<'_> {
     }
 
     fn rmsnorm(&self, gain: &GpuBuffer) -> Result<Dispatch> {
-        let (c, p) = (self.c, self.buf);
-        rmsnorm_f32::dispatch(
-            self.gpu,
-            &p.x,
-            gain,
-            &p.xn,
-            self.n as u32,
-            c.hidden_size as u32,
-            c.rms_norm_eps,
-        )
+        rmsnorm(self.gpu, self.c, self.buf, self.n, gain)
     }
 
     /// `x += o_proj(attention(rope(qkv(norm(x)))))`, appending K and V to the cache.
@@ -271,50 +264,24 @@ impl Builder<'_> {
         plan.push(self.rmsnorm(&lw.attn_norm.buffer)?);
         let qkv = MatmulOf::new(&lw.qkv, n, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer);
         plan.push_matrix("qkv_proj", qkv.dispatches(gpu)?);
-        let kv = &self.state.kv[l];
-        let rp = rope_kv_append_f32::Params {
-            n_heads: c.num_attention_heads as u32,
-            n_kv_heads: c.num_key_value_heads as u32,
-            head_dim: c.head_dim as u32,
-            capacity: kv.capacity,
-            qkv_stride: qkv_stride(c) as u32,
-            _pad: [0; 3],
+        let attention = self.state.attention(c, l, &p.qkv);
+        let rope = rope_kv_append_f32::RopeKvAppend {
+            attention,
+            max_tokens: self.chunk as u32,
+            rope: &self.state.rope,
         };
-        let mut rope = rope_kv_append_f32::dispatch(
-            gpu,
-            rp,
-            &self.state.step,
-            self.chunk as u32,
-            &p.qkv,
-            &self.state.rope,
-            &kv.k,
-            &kv.v,
-        )?;
-        rope.workgroups = rp.workgroups(gpu, n as u32);
-        plan.push(rope);
-        let ap = attention_prefill_f32::Params {
-            n_heads: c.num_attention_heads as u32,
-            n_kv_heads: c.num_key_value_heads as u32,
-            capacity: kv.capacity,
-            window: kv.window,
-            qkv_stride: qkv_stride(c) as u32,
-            scale: 1.0 / (c.head_dim as f32).sqrt(),
-            _pad: [0; 2],
+        let mut d = rope.dispatch(gpu)?;
+        d.workgroups = rope.workgroups(gpu, n as u32);
+        plan.push(d);
+        let attn = attention_prefill_f32::AttentionPrefill {
+            attention,
+            max_tokens: self.chunk as u32,
+            sinks: &lw.sinks.buffer,
+            out: &p.attn,
         };
-        let mut attn = attention_prefill_f32::dispatch(
-            gpu,
-            ap,
-            c.head_dim as u32,
-            self.chunk as u32,
-            &self.state.step,
-            &p.qkv,
-            &kv.k,
-            &kv.v,
-            &lw.sinks.buffer,
-            &p.attn,
-        )?;
-        attn.workgroups = attention_prefill_f32::grid(&ap, n as u32);
-        plan.push(attn);
+        let mut d = attn.dispatch(gpu)?;
+        d.workgroups = attn.grid(n as u32);
+        plan.push(d);
         let o = MatmulOf::new(&lw.o, n, &p.attn, &p.x)
             .bias(&lw.o_bias.buffer)
             .residual();
@@ -326,79 +293,49 @@ impl Builder<'_> {
     /// grouped by expert.
     fn moe(&self, plan: &mut Plan, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n as u32);
-        let (h, e, k, inter) = (
-            c.hidden_size as u32,
-            c.num_experts as u32,
-            c.experts_per_token as u32,
-            c.intermediate_size as u32,
-        );
+        let (shape, routing) = (moe_shape(c), self.routing);
         plan.push(self.rmsnorm(&lw.mlp_norm.buffer)?);
-        let router = MatmulOf::new(&lw.router, self.n, &p.xn, &p.router_logits)
-            .bias(&lw.router_bias.buffer);
+        let router =
+            MatmulOf::new(&lw.router, self.n, &p.xn, &p.router_logits).bias(&lw.router_bias.buffer);
         plan.push_matrix("router", router.dispatches(gpu)?);
-        plan.push(moe_prefill::route(
-            gpu,
-            moe_prefill::RouteParams {
-                n_tokens: n,
-                n_experts: e,
-                k,
-                tile_m: moe_prefill::TILE_M,
-            },
-            &p.router_logits,
-            self.routing,
-        )?);
-        for (part, e0, np) in lw.gate_up.parts() {
-            let gp = moe_prefill::GateUpParams {
-                hidden: h,
-                inter,
-                k,
-                e0,
-                n_part: np,
+        let route = moe_route_prefill::MoeRoutePrefill {
+            shape,
+            n_tokens: n,
+            logits: &p.router_logits,
+            routing,
+        };
+        plan.push(route.dispatch(gpu)?);
+        for experts in &lw.gate_up.parts() {
+            let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
+                shape,
                 limit: c.swiglu_limit,
-                n_experts: e,
-                _pad: 0,
+                max_tokens: n,
+                xn: &p.xn,
+                routing,
+                experts,
+                act: &p.act,
             };
-            plan.push(moe_prefill::gate_up(
-                gpu,
-                gp,
-                n,
-                &p.xn,
-                self.routing,
-                &part,
-                &p.act,
-            )?);
+            plan.push(gate_up.dispatch(gpu)?);
         }
-        for (part, e0, np) in lw.down.parts() {
-            let dp = moe_prefill::DownParams {
-                hidden: h,
-                inter,
-                e0,
-                n_part: np,
+        for experts in &lw.down.parts() {
+            let down = moe_down_prefill_f32_mf4w::MoeDownPrefill {
+                shape,
+                max_tokens: n,
+                act: &p.act,
+                routing,
+                experts,
+                y: &p.y,
             };
-            plan.push(moe_prefill::down(
-                gpu,
-                dp,
-                n,
-                k,
-                e,
-                &p.act,
-                self.routing,
-                &part,
-                &p.y,
-            )?);
+            plan.push(down.dispatch(gpu)?);
         }
-        plan.push(moe_prefill::combine(
-            gpu,
-            moe_prefill::CombineParams {
-                n_tokens: n,
-                hidden: h,
-                k,
-                _pad: 0,
-            },
-            &p.y,
-            self.routing,
-            &p.x,
-        )?);
+        let combine = moe_combine_prefill_f32::MoeCombinePrefill {
+            shape,
+            n_tokens: n,
+            y: &p.y,
+            routing,
+            x: &p.x,
+        };
+        plan.push(combine.dispatch(gpu)?);
         Ok(())
     }
 }

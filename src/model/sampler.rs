@@ -35,9 +35,9 @@ impl Default for SamplingParams {
 }
 
 /// Workgroups of the lm_head matvec over all its parts (one argmax entry each).
-fn lm_head_workgroups(w: &Weights) -> u32 {
+fn lm_head_workgroups(gpu: &Gpu, w: &Weights) -> u32 {
     (w.lm_head.parts.iter())
-        .map(|p| matvec_f32_bf16w::workgroups(p.rows as u32))
+        .map(|p| matvec_f32_bf16w::workgroups(gpu, p.rows as u32))
         .sum()
 }
 
@@ -78,7 +78,7 @@ impl Sampler {
             .collect();
         Ok(Sampler {
             logits: gpu.storage("sampler.logits", 4 * c.vocab_size as u64)?,
-            argmax: gpu.storage("sampler.argmax", 8 * lm_head_workgroups(w) as u64)?,
+            argmax: gpu.storage("sampler.argmax", 8 * lm_head_workgroups(gpu, w) as u64)?,
             tokens: gpu.storage("sampler.tokens", 4)?,
             history: gpu.storage("sampler.history", 4 * max_samples.max(1) as u64)?,
             max_samples: max_samples.max(1),
@@ -107,23 +107,19 @@ impl Sampler {
             .norm(&w.final_norm.buffer, c.rms_norm_eps)
             .argmax(&self.argmax);
         head.push_matrix("lm_head", lm_head.dispatches(gpu)?);
-        head.push(sample_f32::dispatch(
-            gpu,
-            sample_f32::Params {
-                vocab: c.vocab_size as u32,
-                top_k: s.top_k,
-                temperature: s.temperature,
-                top_p: s.top_p,
-                seed: s.seed,
-                n_partials: lm_head_workgroups(w),
-                _pad: [0; 2],
-            },
-            &state.step,
-            &self.logits,
-            &self.tokens,
-            &self.history,
-            Some(&self.argmax),
-        )?);
+        let sample = sample_f32::Sample {
+            vocab: c.vocab_size as u32,
+            top_k: s.top_k,
+            temperature: s.temperature,
+            top_p: s.top_p,
+            seed: s.seed,
+            step: &state.step,
+            logits: &self.logits,
+            tokens: &self.tokens,
+            history: &self.history,
+            partials: Some((&self.argmax, lm_head_workgroups(gpu, w))),
+        };
+        head.push(sample.dispatch(gpu)?);
         self.head = head;
         self.sampling = s;
         Ok(())
@@ -181,8 +177,8 @@ impl PendingSample {
             return Err(failed("mapping failed".into()));
         }
         let id = {
-            let view = (self.staging.slice(..).get_mapped_range())
-                .map_err(|e| failed(e.to_string()))?;
+            let view =
+                (self.staging.slice(..).get_mapped_range()).map_err(|e| failed(e.to_string()))?;
             u32::from_le_bytes([view[0], view[1], view[2], view[3]])
         };
         self.staging.unmap();

@@ -6,7 +6,7 @@
 use crate::config::{LayerType, ModelConfig, RopeScaling};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
-use crate::kernels::{build, fill_random};
+use crate::kernels::fill_random::{FillRandom, Mode};
 use crate::model::weights::{
     plan_expert_split, plan_row_split, Bf16Matrix, ExpertPart, ExpertTensor, ExpertWeights,
     F32Vector, LayerWeights, MatrixPart, Weights,
@@ -77,32 +77,26 @@ struct Filler<'a> {
 impl Filler<'_> {
     fn buffer(&mut self, label: &str, bytes: u64, fill: Fill) -> Result<GpuBuffer> {
         let buf = self.gpu.storage(label, bytes)?;
-        let (mode, lo, hi) = match fill {
-            Fill::Bf16(a) => (0, -a, a),
-            Fill::Bytes => (1, 0.0, 0.0),
-            Fill::Scales(lo, hi) => (2, lo as f32, hi as f32),
-            Fill::F32(lo, hi) => (3, lo, hi),
+        let mode = match fill {
+            Fill::Bf16(a) => Mode::Bf16 { lo: -a, hi: a },
+            Fill::Bytes => Mode::Bytes,
+            Fill::Scales(lo, hi) => Mode::Integers {
+                lo: lo as f32,
+                hi: hi as f32,
+            },
+            Fill::F32(lo, hi) => Mode::F32 { lo, hi },
         };
         self.seed = self.seed.wrapping_add(1);
         let words = bytes.div_ceil(4) as u32;
-        let params = fill_random::Params {
-            n_words: words,
-            mode,
-            seed: self.seed,
-            _pad: 0,
-            lo,
-            hi,
-            _pad1: [0; 2],
-        };
-        self.pending.push(build(
-            self.gpu,
-            fill_random::SHADER,
-            &[],
-            &params,
-            label,
-            &[buf.binding()],
-            self.gpu.grid(words.div_ceil(256)),
-        )?);
+        self.pending.push(
+            FillRandom {
+                out: &buf,
+                n_words: words,
+                mode,
+                seed: self.seed,
+            }
+            .dispatch(self.gpu)?,
+        );
         if self.pending.len() >= 64 {
             self.flush()?;
         }

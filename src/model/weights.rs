@@ -82,18 +82,22 @@ pub struct ExpertWeights {
 }
 
 impl ExpertWeights {
-    /// (part, first expert, experts) for each stored part, as the MoE kernels take them.
-    pub fn parts(&self) -> Vec<(crate::kernels::moe_gate_up_f32_mf4w::ExpertPart<'_>, u32, u32)> {
-        (self.blocks.parts.iter().zip(&self.scales.parts).zip(&self.bias.parts))
-            .map(|((b, s), bias)| {
-                let part = crate::kernels::moe_gate_up_f32_mf4w::ExpertPart {
-                    blocks: &b.buffer,
-                    scales: &s.buffer,
-                    bias: &bias.buffer,
-                };
-                (part, b.first_expert as u32, b.n_experts as u32)
-            })
-            .collect()
+    /// Each stored part (a range of experts), as the MoE kernels bind it.
+    pub fn parts(&self) -> Vec<crate::kernels::moe::Experts<'_>> {
+        (self
+            .blocks
+            .parts
+            .iter()
+            .zip(&self.scales.parts)
+            .zip(&self.bias.parts))
+        .map(|((b, s), bias)| crate::kernels::moe::Experts {
+            blocks: &b.buffer,
+            scales: &s.buffer,
+            bias: &bias.buffer,
+            e0: b.first_expert as u32,
+            n_part: b.n_experts as u32,
+        })
+        .collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shared test helpers: GPU contexts on both paths, seeded random data, comparisons.
 #![allow(dead_code)]
 
+pub mod kernels;
 pub mod o200k;
 
 use oss_wgpu::gpu::{Gpu, GpuOptions, KvChoice};

@@ -1,0 +1,101 @@
+//! What the MoE kernels share. Decode: moe_gate_up_f32_mf4w and moe_down_f32_mf4w per selected
+//! expert, then moe_combine_f32. Prefill: moe_route_prefill groups the step's (token, expert)
+//! entries by expert into row tiles, moe_gate_up_prefill_f32_mf4w and moe_down_prefill_f32_mf4w
+//! run over (row tile, output tile), and moe_combine_prefill_f32 adds them back in fixed order.
+
+use super::need;
+use crate::error::Result;
+use crate::gpu::{Gpu, GpuBuffer};
+
+/// Rows (sorted token-expert entries) per prefill tile.
+pub const TILE_M: u32 = 64;
+/// Output columns per prefill workgroup.
+pub(crate) const TILE_N: u32 = 64;
+
+/// The layer's MoE sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct MoeShape {
+    pub hidden: u32,
+    /// Intermediate size per expert.
+    pub inter: u32,
+    pub n_experts: u32,
+    /// Experts per token.
+    pub k: u32,
+}
+
+/// One expert range of one MXFP4 expert matrix (gate_up or down) as the kernels bind it:
+/// experts `e0 .. e0 + n_part`, their weights in `blocks`, `scales` and f32 `bias`.
+pub struct Experts<'a> {
+    pub blocks: &'a GpuBuffer,
+    pub scales: &'a GpuBuffer,
+    pub bias: &'a GpuBuffer,
+    pub e0: u32,
+    pub n_part: u32,
+}
+
+impl Experts<'_> {
+    /// Checks the buffers hold `rows` output rows per expert of `cols` inputs each.
+    pub(crate) fn need(&self, kernel: &str, rows: u32, cols: u32) -> Result<()> {
+        let rows = self.n_part as u64 * rows as u64;
+        need(
+            kernel,
+            &[
+                (self.blocks, rows * cols as u64 / 2),
+                (self.scales, rows * cols as u64 / 32),
+                (self.bias, rows * 4),
+            ],
+        )
+    }
+}
+
+/// The override constants of the MoE decode kernels: `rows_per_wg` output rows per
+/// workgroup, and the input vector of `width` floats staged in a workgroup tile unless
+/// [`crate::gpu::Tuning::moe_x_global`] reads it from global memory.
+pub(crate) fn decode_constants(
+    gpu: &Gpu,
+    rows_per_wg: u32,
+    width: u32,
+) -> [(&'static str, f64); 3] {
+    let x_global = gpu.tuning().moe_x_global;
+    [
+        ("ROWS_PER_WG", rows_per_wg as f64),
+        // With X_GLOBAL the tile is unused; keep it minimal.
+        ("X_VEC4", if x_global { 4.0 } else { (width / 4) as f64 }),
+        ("X_GLOBAL", x_global as u32 as f64),
+    ]
+}
+
+/// Upper bound on the row tiles for `n_tokens` tokens: every expert may leave a partial tile.
+pub fn max_tiles(n_tokens: u32, k: u32, n_experts: u32) -> u32 {
+    (n_tokens * k).div_ceil(TILE_M) + n_experts.min(n_tokens * k)
+}
+
+/// The routing buffers of one prefill step (sized for the largest step), written by
+/// moe_route_prefill and read by the grouped matmuls and the combine.
+pub struct Routing {
+    pub weights: GpuBuffer,
+    pub experts: GpuBuffer,
+    pub offsets: GpuBuffer,
+    pub sorted: GpuBuffer,
+    pub slot_pos: GpuBuffer,
+    pub tiles: GpuBuffer,
+    pub tile_count: GpuBuffer,
+}
+
+impl Routing {
+    pub fn new(gpu: &Gpu, max_tokens: u32, k: u32, n_experts: u32) -> Result<Self> {
+        let entries = max_tokens as u64 * k as u64 * 4;
+        Ok(Routing {
+            weights: gpu.storage("moe.route.weights", entries)?,
+            experts: gpu.storage("moe.route.experts", entries)?,
+            offsets: gpu.storage("moe.route.offsets", (n_experts as u64 + 1) * 4)?,
+            sorted: gpu.storage("moe.route.sorted", entries)?,
+            slot_pos: gpu.storage("moe.route.slot_pos", entries)?,
+            tiles: gpu.storage(
+                "moe.route.tiles",
+                max_tiles(max_tokens, k, n_experts) as u64 * 8,
+            )?,
+            tile_count: gpu.storage("moe.route.tile_count", 4)?,
+        })
+    }
+}

@@ -1,0 +1,81 @@
+//! MoE prefill: grouped MXFP4 gate_up and clamped SwiGLU over (output tile, row tile).
+
+use super::moe::{max_tiles, Experts, MoeShape, Routing, TILE_N};
+use super::need;
+use crate::error::Result;
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+
+kernel! {
+    shader: "moe_gate_up_prefill_f32_mf4w",
+    params {
+        hidden: u32, inter: u32, k: u32, e0: u32, n_part: u32, limit: f32, n_experts: u32,
+        _pad: u32,
+    }
+    bindings {
+        xn: Read, offsets: Read, sorted: Read, tiles: Read, tile_count: Read,
+        blocks: Read, scales: Read, bias: Read, act: ReadWrite,
+    }
+}
+
+/// `act` [entries (sorted), inter] for the tiles whose expert is in `experts`.
+pub struct MoeGateUpPrefill<'a> {
+    pub shape: MoeShape,
+    /// The SwiGLU clamp.
+    pub limit: f32,
+    /// The largest step: buffers are checked and the grid sized for it.
+    pub max_tokens: u32,
+    /// f32 [max_tokens, hidden], normalised.
+    pub xn: &'a GpuBuffer,
+    pub routing: &'a Routing,
+    pub experts: &'a Experts<'a>,
+    pub act: &'a GpuBuffer,
+}
+
+impl MoeGateUpPrefill<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        let MoeShape {
+            hidden,
+            inter,
+            n_experts,
+            k,
+        } = self.shape;
+        let ex = self.experts;
+        ex.need(SHADER, 2 * inter, hidden)?;
+        let t = self.max_tokens as u64;
+        need(
+            SHADER,
+            &[
+                (self.xn, t * hidden as u64 * 4),
+                (self.act, t * k as u64 * inter as u64 * 4),
+            ],
+        )?;
+        let params = Params {
+            hidden,
+            inter,
+            k,
+            e0: ex.e0,
+            n_part: ex.n_part,
+            limit: self.limit,
+            n_experts,
+            _pad: 0,
+        };
+        let r = self.routing;
+        let grid = [
+            (2 * inter).div_ceil(TILE_N),
+            max_tiles(self.max_tokens, k, n_experts),
+            1,
+        ];
+        Bindings {
+            xn: self.xn.binding(),
+            offsets: r.offsets.binding(),
+            sorted: r.sorted.binding(),
+            tiles: r.tiles.binding(),
+            tile_count: r.tile_count.binding(),
+            blocks: ex.blocks.binding(),
+            scales: ex.scales.binding(),
+            bias: ex.bias.binding(),
+            act: self.act.binding(),
+        }
+        .build(gpu, &[], &params, &ex.blocks.label, grid)
+    }
+}

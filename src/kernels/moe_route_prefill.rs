@@ -1,0 +1,64 @@
+//! MoE prefill, first step: top-k of each token's router logits, and the step's (token,
+//! expert) entries sorted by expert into row tiles of [`TILE_M`] (see [`super::moe`]).
+
+use super::moe::{MoeShape, Routing, TILE_M};
+use super::need;
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+
+kernel! {
+    shader: "moe_route_prefill",
+    params { n_tokens: u32, n_experts: u32, k: u32, tile_m: u32 }
+    bindings {
+        router_logits: Read, weights: ReadWrite, experts: ReadWrite, offsets: ReadWrite,
+        sorted: ReadWrite, slot_pos: ReadWrite, tiles: ReadWrite, tile_count: ReadWrite,
+    }
+}
+
+/// One expert per invocation of the kernel's single workgroup.
+pub const MAX_EXPERTS: u32 = 256;
+
+/// Fills `routing` from `logits` [n_tokens, n_experts].
+pub struct MoeRoutePrefill<'a> {
+    pub shape: MoeShape,
+    pub n_tokens: u32,
+    pub logits: &'a GpuBuffer,
+    pub routing: &'a Routing,
+}
+
+impl MoeRoutePrefill<'_> {
+    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        let MoeShape { n_experts, k, .. } = self.shape;
+        if n_experts > MAX_EXPERTS || k == 0 || k > 32 || k > n_experts {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: experts / experts per token"),
+                expected: format!(
+                    "at most {MAX_EXPERTS} experts, 1..=32 per token, no more than experts"
+                ),
+                actual: format!("{n_experts} / {k}"),
+            });
+        }
+        need(
+            SHADER,
+            &[(self.logits, self.n_tokens as u64 * n_experts as u64 * 4)],
+        )?;
+        let params = Params {
+            n_tokens: self.n_tokens,
+            n_experts,
+            k,
+            tile_m: TILE_M,
+        };
+        let r = self.routing;
+        Bindings {
+            router_logits: self.logits.binding(),
+            weights: r.weights.binding(),
+            experts: r.experts.binding(),
+            offsets: r.offsets.binding(),
+            sorted: r.sorted.binding(),
+            slot_pos: r.slot_pos.binding(),
+            tiles: r.tiles.binding(),
+            tile_count: r.tile_count.binding(),
+        }
+        .build(gpu, &[], &params, "moe.route", [1, 1, 1])
+    }
+}

@@ -1,0 +1,226 @@
+//! What the kernel tests (tests/kernels.rs, tests/prefill.rs) share: poisoned outputs, weight
+//! matrices and expert tensors split into parts as a lowered binding limit splits them, KV
+//! caches in the device's element type, and the f16-cache tolerance.
+//!
+//! `use common::kernels::*` brings in what every kernel test uses: the kernel modules and
+//! their shared types, the test paths and comparisons, and these helpers.
+// Every test executable compiles this module; those that are not kernel tests use none of it.
+#![allow(unused_imports)]
+
+pub use super::{assert_close, paths, Rng};
+pub use oss_wgpu::gpu::{Gpu, GpuBuffer, KvChoice};
+pub use oss_wgpu::kernels::moe::{Experts, MoeShape, Routing};
+pub use oss_wgpu::kernels::*;
+
+use oss_wgpu::reference::{f32_to_bf16, ExpertsRef};
+
+/// Runs `check(gpu, case, seed0 + i)` for every case `i` on every test path.
+pub fn for_each_case<C>(cases: &[C], seed0: u64, check: impl Fn(&Gpu, &C, u64)) {
+    for gpu in paths() {
+        for (i, c) in cases.iter().enumerate() {
+            check(&gpu, c, seed0 + i as u64);
+        }
+    }
+}
+
+pub fn up(gpu: &Gpu, label: &str, v: &[f32]) -> GpuBuffer {
+    gpu.upload_pod(label, v).unwrap()
+}
+
+/// An output buffer of `floats` f32, poisoned so that unwritten elements show.
+pub fn out(gpu: &Gpu, label: &str, floats: usize) -> GpuBuffer {
+    let b = gpu.storage(label, floats as u64 * 4).unwrap();
+    gpu.poison(&b);
+    b
+}
+
+pub fn bf16_matrix(rng: &mut Rng, rows: usize, k: usize, a: f32) -> Vec<u8> {
+    f32_to_bf16(&rng.vec_sym(rows * k, a))
+}
+
+/// One buffer per (first row, rows) part of the bf16 [_, k] matrix `w`.
+pub fn row_parts(gpu: &Gpu, w: &[u8], k: usize, parts: &[(usize, usize)]) -> Vec<GpuBuffer> {
+    parts
+        .iter()
+        .map(|&(r0, n)| {
+            gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2])
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Random MXFP4 expert weights, canonical blocks, with scale bytes drawn from `scales`.
+pub fn random_experts(
+    rng: &mut Rng,
+    e: usize,
+    rows: usize,
+    k: usize,
+    scales: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let nb = e * rows * k / 32;
+    let blocks = rng.bytes(nb * 16);
+    let s: Vec<u8> = (0..nb)
+        .map(|_| scales[rng.below(scales.len() as u32) as usize])
+        .collect();
+    (blocks, s)
+}
+
+/// Random MXFP4 weights and f32 biases of both expert matrices of one layer.
+pub struct RandomExperts {
+    pub hidden: usize,
+    pub inter: usize,
+    pub gate_up: (Vec<u8>, Vec<u8>),
+    pub down: (Vec<u8>, Vec<u8>),
+    pub gate_up_bias: Vec<f32>,
+    pub down_bias: Vec<f32>,
+}
+
+impl RandomExperts {
+    /// `e` experts of hidden size `h` and intermediate size `i`, scale bytes from `scales`.
+    pub fn new(rng: &mut Rng, e: usize, h: usize, i: usize, scales: &[u8]) -> Self {
+        let gate_up = random_experts(rng, e, 2 * i, h, scales);
+        let down = random_experts(rng, e, h, i, scales);
+        RandomExperts {
+            hidden: h,
+            inter: i,
+            gate_up,
+            down,
+            gate_up_bias: rng.vec_sym(e * 2 * i, 1.0),
+            down_bias: rng.vec_sym(e * h, 1.0),
+        }
+    }
+
+    pub fn as_ref(&self) -> ExpertsRef<'_> {
+        ExpertsRef {
+            hidden: self.hidden,
+            inter: self.inter,
+            gate_up_blocks: &self.gate_up.0,
+            gate_up_scales: &self.gate_up.1,
+            gate_up_bias: &self.gate_up_bias,
+            down_blocks: &self.down.0,
+            down_scales: &self.down.1,
+            down_bias: &self.down_bias,
+        }
+    }
+}
+
+/// An attention layout of `h` query and `kvh` KV heads of `d`, q, k and v packed per token.
+pub fn attention_layout(
+    h: usize,
+    kvh: usize,
+    d: usize,
+    capacity: usize,
+    window: usize,
+) -> AttentionLayout {
+    AttentionLayout {
+        n_heads: h as u32,
+        n_kv_heads: kvh as u32,
+        head_dim: d as u32,
+        capacity: capacity as u32,
+        window: window as u32,
+        qkv_stride: ((h + 2 * kvh) * d) as u32,
+    }
+}
+
+pub fn moe_shape(hidden: usize, inter: usize, n_experts: usize, k: usize) -> MoeShape {
+    MoeShape {
+        hidden: hidden as u32,
+        inter: inter as u32,
+        n_experts: n_experts as u32,
+        k: k as u32,
+    }
+}
+
+/// Experts `e0 .. e0 + n` of both expert matrices, each in buffers of its own.
+pub struct ExpertPartBuffers {
+    e0: u32,
+    n: u32,
+    /// Blocks, scales, bias.
+    gate_up: [GpuBuffer; 3],
+    down: [GpuBuffer; 3],
+}
+
+impl ExpertPartBuffers {
+    pub fn upload(gpu: &Gpu, ex: &ExpertsRef<'_>, (e0, n): (usize, usize)) -> Self {
+        let (h, i) = (ex.hidden, ex.inter);
+        // Expert `e` holds `rows` rows of `cols` inputs: per = rows * cols weights.
+        let matrix =
+            |name: &str, blocks: &[u8], scales: &[u8], bias: &[f32], rows: usize, cols: usize| {
+                let per = rows * cols;
+                [
+                    gpu.upload(
+                        &format!("{name}.blocks"),
+                        &blocks[e0 * per / 2..(e0 + n) * per / 2],
+                    )
+                    .unwrap(),
+                    gpu.upload(
+                        &format!("{name}.scales"),
+                        &scales[e0 * per / 32..(e0 + n) * per / 32],
+                    )
+                    .unwrap(),
+                    up(
+                        gpu,
+                        &format!("{name}.bias"),
+                        &bias[e0 * rows..(e0 + n) * rows],
+                    ),
+                ]
+            };
+        ExpertPartBuffers {
+            e0: e0 as u32,
+            n: n as u32,
+            gate_up: matrix(
+                "gate_up",
+                ex.gate_up_blocks,
+                ex.gate_up_scales,
+                ex.gate_up_bias,
+                2 * i,
+                h,
+            ),
+            down: matrix("down", ex.down_blocks, ex.down_scales, ex.down_bias, h, i),
+        }
+    }
+
+    pub fn gate_up(&self) -> Experts<'_> {
+        self.experts(&self.gate_up)
+    }
+
+    pub fn down(&self) -> Experts<'_> {
+        self.experts(&self.down)
+    }
+
+    fn experts<'a>(&self, [blocks, scales, bias]: &'a [GpuBuffer; 3]) -> Experts<'a> {
+        Experts {
+            blocks,
+            scales,
+            bias,
+            e0: self.e0,
+            n_part: self.n,
+        }
+    }
+}
+
+/// K and V caches of [kv_heads, capacity, head_dim] in the device's KV element type.
+pub fn kv_caches(gpu: &Gpu, kv_heads: usize, capacity: usize, d: usize) -> (GpuBuffer, GpuBuffer) {
+    let bytes = (kv_heads * capacity * d) as u64 * gpu.precision().kv.element_bytes();
+    (
+        gpu.storage("k_cache", bytes).unwrap(),
+        gpu.storage("v_cache", bytes).unwrap(),
+    )
+}
+
+/// The [positions, head_dim / 2] (cos, sin) table as one buffer.
+pub fn rope_buffer(gpu: &Gpu, table: &[[f32; 2]]) -> GpuBuffer {
+    let flat: Vec<f32> = table.iter().flatten().copied().collect();
+    up(gpu, "rope", &flat)
+}
+
+/// (atol, rtol) for attention outputs. f16 cache: k and v rounded to 11 significant bits
+/// (relative 2^-11 each); with |q|, |k| and |v| of O(1) over 16-64 dims that moves outputs by
+/// well under 3e-3.
+pub fn attention_tolerance(gpu: &Gpu) -> (f32, f32) {
+    if gpu.precision().kv == KvChoice::F16 {
+        (3e-3, 3e-3)
+    } else {
+        (2e-5, 1e-4)
+    }
+}

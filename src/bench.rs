@@ -253,14 +253,7 @@ pub fn run(
     phase(&format!("KV cache and pipelines for a context of {ctx}"));
     let setup = Instant::now();
     let mut generator = Generator::new(gpu, model, ctx, o.tg + 1)?;
-    let memory = MemoryPlan::new(
-        c,
-        ctx,
-        DEFAULT_CHUNK,
-        gpu.precision().kv.element_bytes(),
-        gpu.max_binding().min(gpu.max_buffer()),
-        &gpu.tuning(),
-    )?;
+    let memory = MemoryPlan::on(gpu, c, ctx)?;
     gpu.save_pipeline_cache();
     let setup_s = setup.elapsed().as_secs_f64();
     let greedy = GenerateOptions {

@@ -32,11 +32,10 @@ fn gen(g: &mut Generator, prompt: &[u32], reuse: Option<usize>) -> (Vec<f32>, Ve
         ids.push(id);
         Ok(true)
     };
-    let stats = match reuse {
-        None => g.generate_reusing(prompt, &opts(NEW_TOKENS), on),
-        Some(r) => g.generate_from(prompt, r, &opts(NEW_TOKENS), on),
-    }
-    .unwrap();
+    let reuse = reuse.unwrap_or_else(|| g.reusable_prefix(prompt));
+    let stats = g
+        .generate_from(prompt, reuse, &opts(NEW_TOKENS), on)
+        .unwrap();
     (stats.prompt_logits.unwrap(), ids, stats.reused_tokens)
 }
 

@@ -12,7 +12,6 @@ use oss_wgpu::checkpoint::{Checkpoint, WeightSource};
 use oss_wgpu::conversation::render;
 use oss_wgpu::gpu::{Gpu, GpuOptions};
 use oss_wgpu::harmony::{self, Channel, ChatRequest, Event, HarmonyParser, Reasoning};
-use oss_wgpu::model::forward::DEFAULT_CHUNK;
 use oss_wgpu::model::memory::MemoryPlan;
 use oss_wgpu::model::{fit, locate, GenerateOptions, Generator, Model, SamplingParams};
 use oss_wgpu::tokenizer::Tokenizer;
@@ -301,14 +300,7 @@ pub fn run(gpu_opts: &GpuOptions, a: GenerateArgs) -> Result<ExitCode> {
 
     let device_start = Instant::now();
     let gpu = Gpu::new(gpu_opts)?;
-    let memory = MemoryPlan::new(
-        &config,
-        ctx,
-        DEFAULT_CHUNK,
-        gpu.precision().kv.element_bytes(),
-        gpu.max_binding().min(gpu.max_buffer()),
-        &gpu.tuning(),
-    )?;
+    let memory = MemoryPlan::on(&gpu, &config, ctx)?;
     eprintln!(
         "{} on {}: weights {}, KV cache {} at --ctx {ctx}, activations {}",
         dir.display(),

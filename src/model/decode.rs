@@ -8,12 +8,13 @@
 
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::kernels::*;
 use crate::model::activations::activations;
 use crate::model::forward::{moe_shape, qkv_stride, State};
+use crate::model::matrix::{embed, Product};
 use crate::model::plan::Plan;
-use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
+use crate::model::weights::{LayerWeights, Weights};
 
 activations! {
     /// The decode path's activations for one token: sizes in bytes (`Buffers<u64>`, for the
@@ -66,124 +67,6 @@ impl Buffers<GpuBuffer> {
     }
 }
 
-/// One decode matvec of `m` (one dispatch per stored part): `out = m norm(x) + bias`, added
-/// to `out` with `residual`; optionally also the normalised input and per-workgroup maxima.
-pub struct MatvecOf<'a> {
-    m: &'a Bf16Matrix,
-    x: &'a GpuBuffer,
-    out: &'a GpuBuffer,
-    norm: Option<(&'a GpuBuffer, f32)>,
-    bias: Option<&'a GpuBuffer>,
-    residual: bool,
-    /// The normalised input (written by the first part only).
-    normed_out: Option<&'a GpuBuffer>,
-    /// Per-workgroup (max, id) pairs, indexed across parts.
-    argmax: Option<&'a GpuBuffer>,
-}
-
-impl<'a> MatvecOf<'a> {
-    pub fn new(m: &'a Bf16Matrix, x: &'a GpuBuffer, out: &'a GpuBuffer) -> Self {
-        MatvecOf {
-            m,
-            x,
-            out,
-            norm: None,
-            bias: None,
-            residual: false,
-            normed_out: None,
-            argmax: None,
-        }
-    }
-
-    /// RMSNorm of `x` with `gain` first.
-    pub fn norm(self, gain: &'a GpuBuffer, eps: f32) -> Self {
-        MatvecOf {
-            norm: Some((gain, eps)),
-            ..self
-        }
-    }
-
-    pub fn bias(self, bias: &'a GpuBuffer) -> Self {
-        MatvecOf {
-            bias: Some(bias),
-            ..self
-        }
-    }
-
-    /// Adds to `out` instead of overwriting it.
-    pub fn residual(self) -> Self {
-        MatvecOf {
-            residual: true,
-            ..self
-        }
-    }
-
-    pub fn normed_out(self, buf: &'a GpuBuffer) -> Self {
-        MatvecOf {
-            normed_out: Some(buf),
-            ..self
-        }
-    }
-
-    pub fn argmax(self, buf: &'a GpuBuffer) -> Self {
-        MatvecOf {
-            argmax: Some(buf),
-            ..self
-        }
-    }
-}
-
-impl MatvecOf<'_> {
-    pub fn dispatches(&self, gpu: &Gpu) -> Result<Vec<Dispatch>> {
-        let mut argmax_offset = 0;
-        let parts = self.m.parts.iter().enumerate();
-        parts
-            .map(|(i, p)| {
-                let d = matvec_f32_bf16w::Matvec {
-                    w: &p.buffer,
-                    rows: p.rows as u32,
-                    k: self.m.cols as u32,
-                    out_offset: p.first_row as u32,
-                    x: self.x,
-                    norm: self.norm,
-                    bias: self.bias,
-                    residual: self.residual,
-                    out: self.out,
-                    normed_out: self.normed_out.filter(|_| i == 0),
-                    argmax: self.argmax.map(|a| (a, argmax_offset)),
-                }
-                .dispatch(gpu);
-                argmax_offset += matvec_f32_bf16w::workgroups(gpu, p.rows as u32);
-                d
-            })
-            .collect()
-    }
-}
-
-/// The embedding of `n_tokens` ids from `ids` into `out`, one dispatch per stored part of the
-/// table (decode and prefill).
-pub(crate) fn embed<'a>(
-    gpu: &'a Gpu,
-    c: &'a ModelConfig,
-    w: &'a Weights,
-    ids: &'a GpuBuffer,
-    n_tokens: u32,
-    out: &'a GpuBuffer,
-) -> impl Iterator<Item = Result<Dispatch>> + 'a {
-    w.embedding.parts.iter().map(move |p| {
-        embed_f32_bf16w::Embed {
-            table: &p.buffer,
-            row0: p.first_row as u32,
-            rows: p.rows as u32,
-            hidden: c.hidden_size as u32,
-            ids,
-            n_tokens,
-            out,
-        }
-        .dispatch(gpu)
-    })
-}
-
 /// What the decode builders read: the device, the model's shape, the shared state and this
 /// path's buffers.
 struct Builder<'a> {
@@ -218,10 +101,10 @@ impl Builder<'_> {
     /// `x += o_proj(attention(rope(qkv(norm(x)))))` with the layer's sinks.
     fn attention(&self, plan: &mut Plan, l: usize, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, d) = (self.gpu, self.c, self.buf);
-        let qkv = MatvecOf::new(&lw.qkv, &d.x, &d.qkv)
+        let qkv = Product::new(&lw.qkv, &d.x, &d.qkv)
             .norm(&lw.attn_norm.buffer, c.rms_norm_eps)
             .bias(&lw.qkv_bias.buffer);
-        plan.push_matrix("qkv_proj", qkv.dispatches(gpu)?);
+        plan.push_matrix("qkv_proj", qkv.matvec(gpu)?);
         let attn = attention_decode_f32::AttentionDecode {
             attention: self.state.attention(c, l, &d.qkv),
             partials: &d.partials,
@@ -241,21 +124,21 @@ impl Builder<'_> {
             }
             .dispatch(gpu)?,
         );
-        let o = MatvecOf::new(&lw.o, &d.attn, &d.x)
+        let o = Product::new(&lw.o, &d.attn, &d.x)
             .bias(&lw.o_bias.buffer)
             .residual();
-        plan.push_matrix("o_proj", o.dispatches(gpu)?);
+        plan.push_matrix("o_proj", o.matvec(gpu)?);
         Ok(())
     }
 
     /// `x += sum over the top-k experts of weight * down(swiglu(gate_up(norm(x))))`.
     fn moe(&self, plan: &mut Plan, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, d) = (self.gpu, self.c, self.buf);
-        let router = MatvecOf::new(&lw.router, &d.x, &d.router_logits)
+        let router = Product::new(&lw.router, &d.x, &d.router_logits)
             .norm(&lw.mlp_norm.buffer, c.rms_norm_eps)
             .bias(&lw.router_bias.buffer)
             .normed_out(&d.xn);
-        plan.push_matrix("router", router.dispatches(gpu)?);
+        plan.push_matrix("router", router.matvec(gpu)?);
         let shape = moe_shape(c);
         plan.push(
             router_topk_f32::RouterTopk {

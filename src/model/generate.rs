@@ -100,22 +100,17 @@ impl<'a> Generator<'a> {
         &self.kv_ids
     }
 
-    /// Generates from `prompt` re-using the cache where it is exact: the longest prefix
-    /// shared with the last generation that `prefix_cache::reusable_prefix` allows.
-    pub fn generate_reusing(
-        &mut self,
-        prompt: &[u32],
-        opts: &GenerateOptions,
-        on_token: impl FnMut(u32) -> Result<bool>,
-    ) -> Result<GenerateStats> {
-        let reuse = crate::model::prefix_cache::reusable_prefix(
+    /// How much of `prompt`'s KV the cache already holds exactly: the longest prefix shared
+    /// with the last generation that `prefix_cache::reusable_prefix` allows (for
+    /// [`generate_from`](Self::generate_from)).
+    pub fn reusable_prefix(&self, prompt: &[u32]) -> usize {
+        crate::model::prefix_cache::reusable_prefix(
             &self.kv_ids,
             prompt,
             &self.model.config,
             self.forward.ctx,
             self.forward.chunk,
-        );
-        self.generate_from(prompt, reuse, opts, on_token)
+        )
     }
 
     pub fn ctx(&self) -> usize {

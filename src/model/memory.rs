@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::checkpoint::TensorId;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::gpu::Tuning;
+use crate::gpu::{Gpu, Tuning};
 use crate::kernels::matvec_f32_bf16w;
 use crate::model::{decode, kv_cache, prefill, sampler, weights};
 
@@ -52,6 +52,13 @@ impl MemoryPlan {
             kv_cache: kv_cache::bytes(c, ctx, chunk, kv_element_bytes),
             activations,
         })
+    }
+
+    /// For `gpu`'s KV element type, binding limit and tuning, at the default prefill step.
+    pub fn on(gpu: &Gpu, c: &ModelConfig, ctx: usize) -> Result<MemoryPlan> {
+        let kv = gpu.precision().kv.element_bytes();
+        let limit = gpu.max_binding().min(gpu.max_buffer());
+        MemoryPlan::new(c, ctx, prefill::DEFAULT_CHUNK, kv, limit, &gpu.tuning())
     }
 
     pub fn total(&self) -> u64 {

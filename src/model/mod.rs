@@ -8,6 +8,7 @@ pub mod forward;
 pub mod generate;
 pub mod kv_cache;
 pub mod locate;
+pub mod matrix;
 pub mod memory;
 pub mod plan;
 pub mod prefill;

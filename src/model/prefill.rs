@@ -16,10 +16,10 @@ use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::kernels::moe::Routing;
 use crate::kernels::*;
 use crate::model::activations::activations;
-use crate::model::decode::embed;
 use crate::model::forward::{moe_shape, qkv_stride, State};
+use crate::model::matrix::{embed, Product};
 use crate::model::plan::Plan;
-use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
+use crate::model::weights::{LayerWeights, Weights};
 
 /// Tokens per prefill step unless the caller or the binding limit asks for fewer. Large steps
 /// keep the grouped expert matmuls' row tiles full (gpt-oss-120b routes 2048 x 4 entries over
@@ -142,70 +142,9 @@ impl Prefill {
         let mut plan = Plan::default();
         let p = &self.buf;
         plan.push(rmsnorm(gpu, c, p, n, &w.final_norm.buffer)?);
-        let lm_head = MatmulOf::new(&w.lm_head, n, &p.xn, logits);
-        plan.push_matrix("lm_head", lm_head.dispatches(gpu)?);
+        let lm_head = Product::new(&w.lm_head, &p.xn, logits);
+        plan.push_matrix("lm_head", lm_head.matmul(gpu, n)?);
         Ok(plan)
-    }
-}
-
-/// One prefill matmul of `m` over `n` tokens (one dispatch per stored part):
-/// `out = x m^T + bias`, added to `out` with `residual`.
-struct MatmulOf<'a> {
-    m: &'a Bf16Matrix,
-    n: usize,
-    x: &'a GpuBuffer,
-    out: &'a GpuBuffer,
-    bias: Option<&'a GpuBuffer>,
-    residual: bool,
-}
-
-impl<'a> MatmulOf<'a> {
-    fn new(m: &'a Bf16Matrix, n: usize, x: &'a GpuBuffer, out: &'a GpuBuffer) -> Self {
-        MatmulOf {
-            m,
-            n,
-            x,
-            out,
-            bias: None,
-            residual: false,
-        }
-    }
-
-    fn bias(self, bias: &'a GpuBuffer) -> Self {
-        MatmulOf {
-            bias: Some(bias),
-            ..self
-        }
-    }
-
-    /// Adds to `out` instead of overwriting it.
-    fn residual(self) -> Self {
-        MatmulOf {
-            residual: true,
-            ..self
-        }
-    }
-}
-
-impl MatmulOf<'_> {
-    fn dispatches(&self, gpu: &Gpu) -> Result<Vec<Dispatch>> {
-        (self.m.parts.iter())
-            .map(|p| {
-                matmul_f32_bf16w::Matmul {
-                    w: &p.buffer,
-                    rows: p.rows as u32,
-                    k: self.m.cols as u32,
-                    n_tokens: self.n as u32,
-                    x: self.x,
-                    bias: self.bias,
-                    residual: self.residual,
-                    out: self.out,
-                    out_offset: p.first_row as u32,
-                    out_stride: self.m.rows as u32,
-                }
-                .dispatch(gpu)
-            })
-            .collect()
     }
 }
 
@@ -262,8 +201,8 @@ impl Builder<'_> {
     fn attention(&self, plan: &mut Plan, l: usize, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n);
         plan.push(self.rmsnorm(&lw.attn_norm.buffer)?);
-        let qkv = MatmulOf::new(&lw.qkv, n, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer);
-        plan.push_matrix("qkv_proj", qkv.dispatches(gpu)?);
+        let qkv = Product::new(&lw.qkv, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer);
+        plan.push_matrix("qkv_proj", qkv.matmul(gpu, n)?);
         let attention = self.state.attention(c, l, &p.qkv);
         let rope = rope_kv_append_f32::RopeKvAppend {
             attention,
@@ -282,10 +221,10 @@ impl Builder<'_> {
         let mut d = attn.dispatch(gpu)?;
         d.workgroups = attn.grid(n as u32);
         plan.push(d);
-        let o = MatmulOf::new(&lw.o, n, &p.attn, &p.x)
+        let o = Product::new(&lw.o, &p.attn, &p.x)
             .bias(&lw.o_bias.buffer)
             .residual();
-        plan.push_matrix("o_proj", o.dispatches(gpu)?);
+        plan.push_matrix("o_proj", o.matmul(gpu, n)?);
         Ok(())
     }
 
@@ -295,9 +234,8 @@ impl Builder<'_> {
         let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n as u32);
         let (shape, routing) = (moe_shape(c), self.routing);
         plan.push(self.rmsnorm(&lw.mlp_norm.buffer)?);
-        let router =
-            MatmulOf::new(&lw.router, self.n, &p.xn, &p.router_logits).bias(&lw.router_bias.buffer);
-        plan.push_matrix("router", router.dispatches(gpu)?);
+        let router = Product::new(&lw.router, &p.xn, &p.router_logits).bias(&lw.router_bias.buffer);
+        plan.push_matrix("router", router.matmul(gpu, self.n)?);
         let route = moe_route_prefill::MoeRoutePrefill {
             shape,
             n_tokens: n,

@@ -6,8 +6,8 @@ use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 use crate::kernels::*;
-use crate::model::decode::MatvecOf;
 use crate::model::forward::State;
+use crate::model::matrix::Product;
 use crate::model::plan::Plan;
 use crate::model::weights::Weights;
 
@@ -103,10 +103,10 @@ impl Sampler {
             return Ok(());
         }
         let mut head = Plan::default();
-        let lm_head = MatvecOf::new(&w.lm_head, x, &self.logits)
+        let lm_head = Product::new(&w.lm_head, x, &self.logits)
             .norm(&w.final_norm.buffer, c.rms_norm_eps)
             .argmax(&self.argmax);
-        head.push_matrix("lm_head", lm_head.dispatches(gpu)?);
+        head.push_matrix("lm_head", lm_head.matvec(gpu)?);
         let sample = sample_f32::Sample {
             vocab: c.vocab_size as u32,
             top_k: s.top_k,

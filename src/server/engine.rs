@@ -276,13 +276,7 @@ fn run(
         };
         let started = std::time::Instant::now();
         let mut first = None;
-        let reuse = crate::model::prefix_cache::reusable_prefix(
-            generator.kv_ids(),
-            &job.prompt,
-            &model.config,
-            generator.ctx(),
-            generator.chunk(),
-        );
+        let reuse = generator.reusable_prefix(&job.prompt);
         let _ = job.events.send(EngineEvent::Started { reused: reuse });
         let result = generator.generate_from(&job.prompt, reuse, &gen_opts, |id| {
             if first.is_none() {

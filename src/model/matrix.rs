@@ -1,0 +1,146 @@
+//! Products of a stored weight matrix, which may be split by rows into several buffers (see
+//! `weights::plan_row_split`): one dispatch per part, each writing its rows of the output.
+//! Decode multiplies one token (matvec_f32_bf16w, with the RMSNorm fused and optional extra
+//! outputs); prefill multiplies a step of tokens (matmul_f32_bf16w, normalised beforehand).
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::kernels::{embed_f32_bf16w, matmul_f32_bf16w, matvec_f32_bf16w};
+use crate::model::weights::{Bf16Matrix, Weights};
+
+/// `out = m norm(x) + bias` (added to `out` with `residual`), built up with the methods below.
+pub struct Product<'a> {
+    m: &'a Bf16Matrix,
+    x: &'a GpuBuffer,
+    out: &'a GpuBuffer,
+    bias: Option<&'a GpuBuffer>,
+    residual: bool,
+    /// Decode only: RMSNorm of x with this gain and eps first.
+    norm: Option<(&'a GpuBuffer, f32)>,
+    /// Decode only: the normalised input, written by the first part.
+    normed_out: Option<&'a GpuBuffer>,
+    /// Decode only: per-workgroup (max, id) pairs, indexed across parts.
+    argmax: Option<&'a GpuBuffer>,
+}
+
+impl<'a> Product<'a> {
+    pub fn new(m: &'a Bf16Matrix, x: &'a GpuBuffer, out: &'a GpuBuffer) -> Self {
+        Product {
+            m,
+            x,
+            out,
+            bias: None,
+            residual: false,
+            norm: None,
+            normed_out: None,
+            argmax: None,
+        }
+    }
+
+    pub fn bias(self, bias: &'a GpuBuffer) -> Self {
+        let bias = Some(bias);
+        Product { bias, ..self }
+    }
+
+    /// Adds to `out` instead of overwriting it.
+    pub fn residual(self) -> Self {
+        Product {
+            residual: true,
+            ..self
+        }
+    }
+
+    pub fn norm(self, gain: &'a GpuBuffer, eps: f32) -> Self {
+        let norm = Some((gain, eps));
+        Product { norm, ..self }
+    }
+
+    pub fn normed_out(self, buf: &'a GpuBuffer) -> Self {
+        let normed_out = Some(buf);
+        Product { normed_out, ..self }
+    }
+
+    pub fn argmax(self, buf: &'a GpuBuffer) -> Self {
+        let argmax = Some(buf);
+        Product { argmax, ..self }
+    }
+
+    /// One token: a matvec per part.
+    pub fn matvec(&self, gpu: &Gpu) -> Result<Vec<Dispatch>> {
+        let mut argmax_offset = 0;
+        (self.m.parts.iter().enumerate())
+            .map(|(i, p)| {
+                let d = matvec_f32_bf16w::Matvec {
+                    w: &p.buffer,
+                    rows: p.rows as u32,
+                    k: self.m.cols as u32,
+                    out_offset: p.first_row as u32,
+                    x: self.x,
+                    norm: self.norm,
+                    bias: self.bias,
+                    residual: self.residual,
+                    out: self.out,
+                    normed_out: self.normed_out.filter(|_| i == 0),
+                    argmax: self.argmax.map(|a| (a, argmax_offset)),
+                }
+                .dispatch(gpu);
+                argmax_offset += matvec_f32_bf16w::workgroups(gpu, p.rows as u32);
+                d
+            })
+            .collect()
+    }
+
+    /// `n_tokens` tokens: a tiled matmul per part. The batched kernel has no fused norm or
+    /// extra outputs; asking for them is a programming error, reported rather than ignored.
+    pub fn matmul(&self, gpu: &Gpu, n_tokens: usize) -> Result<Vec<Dispatch>> {
+        if self.norm.is_some() || self.normed_out.is_some() || self.argmax.is_some() {
+            return Err(Error::Shape {
+                what: format!("{}: matmul_f32_bf16w options", self.out.label),
+                expected: "no fused norm, normalised output or argmax".into(),
+                actual: "one of them".into(),
+            });
+        }
+        (self.m.parts.iter())
+            .map(|p| {
+                matmul_f32_bf16w::Matmul {
+                    w: &p.buffer,
+                    rows: p.rows as u32,
+                    k: self.m.cols as u32,
+                    n_tokens: n_tokens as u32,
+                    x: self.x,
+                    bias: self.bias,
+                    residual: self.residual,
+                    out: self.out,
+                    out_offset: p.first_row as u32,
+                    out_stride: self.m.rows as u32,
+                }
+                .dispatch(gpu)
+            })
+            .collect()
+    }
+}
+
+/// The embedding of `n_tokens` ids from `ids` into `out`, one dispatch per stored part of the
+/// table (decode and prefill).
+pub fn embed<'a>(
+    gpu: &'a Gpu,
+    c: &'a ModelConfig,
+    w: &'a Weights,
+    ids: &'a GpuBuffer,
+    n_tokens: u32,
+    out: &'a GpuBuffer,
+) -> impl Iterator<Item = Result<Dispatch>> + 'a {
+    w.embedding.parts.iter().map(move |p| {
+        embed_f32_bf16w::Embed {
+            table: &p.buffer,
+            row0: p.first_row as u32,
+            rows: p.rows as u32,
+            hidden: c.hidden_size as u32,
+            ids,
+            n_tokens,
+            out,
+        }
+        .dispatch(gpu)
+    })
+}

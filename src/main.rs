@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 mod cli;
 
-use oss_wgpu::checkpoint::inspect::{self, InspectReport};
+use oss_wgpu::inspect::{self, InspectReport};
 use oss_wgpu::config::LayerType;
 use oss_wgpu::gpu::{self, BackendChoice, GpuOptions};
 
@@ -220,7 +220,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?;
             let config = oss_wgpu::model::synthetic::preset(&preset)?;
             let start = std::time::Instant::now();
-            let total = oss_wgpu::checkpoint::writer::write_synthetic(&dir, &config, shard)?;
+            let total = oss_wgpu::testing::writer::write_synthetic(&dir, &config, shard)?;
             if let Some(t) = tokenizer {
                 std::fs::copy(&t, dir.join("tokenizer.json"))
                     .map_err(|e| oss_wgpu::Error::io(&t, e))?;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use oss_wgpu::checkpoint::inspect::{decode_bytes, param_counts};
-use oss_wgpu::checkpoint::writer::{
+use oss_wgpu::inspect::{decode_bytes, param_counts};
+use oss_wgpu::testing::writer::{
     hf_config_json, original_config_json, tiny_config, tokenizer_json, write_json, Rng, WeightSet,
     WriteLayout,
 };

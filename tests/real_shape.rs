@@ -28,7 +28,7 @@ mod common;
 use std::time::Instant;
 
 use common::{env_options, gpu_with};
-use oss_wgpu::checkpoint::writer::{WeightScales, WeightSet, WriteLayout};
+use oss_wgpu::testing::writer::{WeightScales, WeightSet, WriteLayout};
 use oss_wgpu::checkpoint::Checkpoint;
 use oss_wgpu::config::ModelConfig;
 use oss_wgpu::gpu::{Gpu, GpuOptions, KvChoice};

@@ -1,0 +1,4 @@
+//! Test support the library ships so tests, benchmarks and `oss-wgpu write-synthetic` can build
+//! checkpoints without a download. Nothing on the load or inference path uses it.
+
+pub mod writer;

@@ -419,8 +419,9 @@ pub fn decode_bytes(c: &ModelConfig) -> DecodeBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LayerType;
 
-    /// config.json of openai/gpt-oss-20b (spec 1.1).
+    /// config.json of openai/gpt-oss-20b (https://huggingface.co/openai/gpt-oss-20b/blob/main/config.json).
     const GPT_OSS_20B: &str = r#"{
       "architectures": ["GptOssForCausalLM"], "attention_bias": true, "attention_dropout": 0.0,
       "eos_token_id": 200002, "experts_per_token": 4, "head_dim": 64, "hidden_act": "silu",
@@ -450,6 +451,24 @@ mod tests {
     }
 
     #[test]
+    fn the_presets_are_the_published_configs() {
+        let want = ModelConfig {
+            eos_token_ids: vec![],
+            ..config_20b()
+        };
+        assert_eq!(ModelConfig::gpt_oss_20b(), want);
+        assert_eq!(
+            ModelConfig::gpt_oss_120b(),
+            ModelConfig {
+                num_hidden_layers: 36,
+                num_experts: 128,
+                layer_types: LayerType::alternating(36),
+                ..want
+            }
+        );
+    }
+
+    #[test]
     fn gpt_oss_20b_parameter_counts() {
         let p = param_counts(&config_20b());
         assert_eq!(p.total, 20_914_757_184);
@@ -458,11 +477,7 @@ mod tests {
 
     #[test]
     fn gpt_oss_120b_parameter_counts() {
-        let mut c = config_20b();
-        c.num_hidden_layers = 36;
-        c.num_experts = 128;
-        c.layer_types = (0..36).map(|i| c.layer_types[i % 2]).collect();
-        let p = param_counts(&c);
+        let p = param_counts(&ModelConfig::gpt_oss_120b());
         assert_eq!(p.total, 116_829_156_672);
         assert_eq!(p.active, 5_132_849_472);
     }

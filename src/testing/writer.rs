@@ -12,10 +12,11 @@ use crate::checkpoint::mxfp4;
 use crate::checkpoint::names::{ExpertMatrix, LayerTensor, TensorId, TensorKind};
 use crate::checkpoint::shards::INDEX;
 use crate::checkpoint::tensor::{canonical_shape, element_count, DType, Tensor, WeightSource};
-use crate::config::{LayerType, ModelConfig, RopeScaling, CONFIG, GENERATION_CONFIG};
+use crate::config::{LayerType, ModelConfig, CONFIG, GENERATION_CONFIG};
 use crate::error::{Error, Result};
 
-/// A small config with every size different, so a transposed or swapped dimension shows.
+/// A small config with every size different, so a transposed or swapped dimension shows; the
+/// rest is gpt-oss-20b's.
 pub fn tiny_config() -> ModelConfig {
     let layers = 3;
     ModelConfig {
@@ -29,27 +30,9 @@ pub fn tiny_config() -> ModelConfig {
         num_key_value_heads: 2,
         vocab_size: 300,
         sliding_window: 8,
-        layer_types: (0..layers)
-            .map(|i| {
-                if i % 2 == 0 {
-                    LayerType::Sliding
-                } else {
-                    LayerType::Full
-                }
-            })
-            .collect(),
-        rms_norm_eps: 1e-5,
-        swiglu_limit: 7.0,
-        rope_theta: 150000.0,
-        rope_scaling: RopeScaling {
-            factor: 32.0,
-            beta_fast: 32.0,
-            beta_slow: 1.0,
-            original_max_position_embeddings: 4096,
-            truncate: false,
-        },
-        max_position_embeddings: 131072,
+        layer_types: LayerType::alternating(layers),
         eos_token_ids: vec![200, 201],
+        ..ModelConfig::gpt_oss_20b()
     }
 }
 

@@ -1,4 +1,5 @@
-//! Harmony, the chat format gpt-oss was trained on (spec §5): the prompt renderer for one user
+//! Harmony, the chat format gpt-oss was trained on
+//! (https://github.com/openai/harmony/blob/main/docs/format.md): the prompt renderer for one user
 //! turn, and a streaming parser that splits the model's output into channels.
 //!
 //! Special-token ids are looked up through the tokenizer by their text, never hard-coded, so

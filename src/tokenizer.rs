@@ -2,7 +2,8 @@
 //!
 //! Harmony prompts (`crate::harmony`) are rendered as text that spells out the special tokens
 //! (`<|start|>`, `<|message|>`, ...), so `encode` must turn each of those into its single id, and
-//! must not add a BOS: a gpt-oss prompt starts directly with `<|start|>` (spec §5.2).
+//! must not add a BOS: a gpt-oss prompt starts directly with `<|start|>`
+//! (https://github.com/openai/harmony/blob/main/docs/format.md).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -73,7 +73,8 @@ fn tokenizer_json_path_matches_tiktoken() {
 
 #[test]
 fn stop_ids_on_the_real_vocabulary() {
-    // The HF generation_config's eos_token_id list (spec §5.4).
+    // The eos_token_id list of
+    // https://huggingface.co/openai/gpt-oss-20b/blob/main/generation_config.json.
     assert_eq!(
         stop_ids(hf(), &[200002, 199999, 200012]),
         vec![200002, 200012, 199999]

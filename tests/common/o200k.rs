@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use oss_wgpu::tokenizer::Tokenizer;
 use tiktoken_rs::CoreBPE;
 
-/// o200k_harmony's ordinary tokens are ids 0..199998; specials run to 201087 (spec §5.1).
+/// o200k_harmony's ordinary tokens are ids 0..199998; specials run to 201087 (the encoding's
+/// special-token table, https://github.com/openai/harmony/blob/main/docs/format.md).
 pub const ORDINARY: u32 = 199_998;
 
 pub fn tiktoken() -> &'static CoreBPE {

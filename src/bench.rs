@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::inspect::decode_bytes;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Profiler};
+use crate::inspect::decode_bytes;
 use crate::kernels::{bandwidth_read, build, fill_random};
 use crate::model::forward::{Forward, DEFAULT_CHUNK};
 use crate::model::{GenerateOptions, Generator, Model, SamplingParams};

@@ -371,9 +371,11 @@ fn generation_eos(json: &str, path: &Path) -> Result<Option<Vec<u32>>> {
 /// More layers than this is a corrupt config, not a model (gpt-oss-120b has 36).
 const MAX_LAYERS: usize = 1 << 16;
 
+type Obj = Map<String, Value>;
+
 /// Typed access to config.json fields, with errors that name the field.
 struct Fields<'a> {
-    obj: &'a Map<String, Value>,
+    obj: &'a Obj,
     path: &'a Path,
 }
 
@@ -386,7 +388,7 @@ impl Fields<'_> {
     }
 
     /// The first of `names` that is present and not null.
-    fn find<'v>(&self, obj: &'v Map<String, Value>, names: &[&str]) -> Option<(String, &'v Value)> {
+    fn find<'v>(&self, obj: &'v Obj, names: &[&str]) -> Option<(String, &'v Value)> {
         names.iter().find_map(|n| {
             obj.get(*n)
                 .filter(|v| !v.is_null())
@@ -394,59 +396,45 @@ impl Fields<'_> {
         })
     }
 
-    fn usize_in(
+    /// The first of `names` present, converted by `convert`; an error names the field and
+    /// what it should have been.
+    fn typed_in<T>(
         &self,
-        obj: &Map<String, Value>,
+        obj: &Obj,
         prefix: &str,
         names: &[&str],
-    ) -> Result<Option<usize>> {
+        expected: &str,
+        convert: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Option<T>> {
         let Some((name, v)) = self.find(obj, names) else {
             return Ok(None);
         };
+        convert(v)
+            .map(Some)
+            .ok_or_else(|| self.err(format!("{prefix}{name}: expected {expected}, got {v}")))
+    }
+
+    fn usize_in(&self, obj: &Obj, prefix: &str, names: &[&str]) -> Result<Option<usize>> {
         // Some exporters write integral floats ("4096.0"); only those an f64 holds exactly
         // (below 2^53), since `as u64` would saturate 1e308 to u64::MAX.
-        let n = v
-            .as_u64()
-            .or_else(|| {
-                v.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
-                    .map(|f| f as u64)
-            })
-            .and_then(|x| usize::try_from(x).ok())
-            .ok_or_else(|| {
-                self.err(format!(
-                    "{prefix}{name}: expected a non-negative integer, got {v}"
-                ))
-            })?;
-        Ok(Some(n))
+        let integral = |v: &Value| {
+            v.as_u64()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
+                        .map(|f| f as u64)
+                })
+                .and_then(|x| usize::try_from(x).ok())
+        };
+        self.typed_in(obj, prefix, names, "a non-negative integer", integral)
     }
 
-    fn f64_in(
-        &self,
-        obj: &Map<String, Value>,
-        prefix: &str,
-        names: &[&str],
-    ) -> Result<Option<f64>> {
-        let Some((name, v)) = self.find(obj, names) else {
-            return Ok(None);
-        };
-        v.as_f64()
-            .map(Some)
-            .ok_or_else(|| self.err(format!("{prefix}{name}: expected a number, got {v}")))
+    fn f64_in(&self, obj: &Obj, prefix: &str, names: &[&str]) -> Result<Option<f64>> {
+        self.typed_in(obj, prefix, names, "a number", Value::as_f64)
     }
 
-    fn bool_in(
-        &self,
-        obj: &Map<String, Value>,
-        prefix: &str,
-        names: &[&str],
-    ) -> Result<Option<bool>> {
-        let Some((name, v)) = self.find(obj, names) else {
-            return Ok(None);
-        };
-        v.as_bool()
-            .map(Some)
-            .ok_or_else(|| self.err(format!("{prefix}{name}: expected true or false, got {v}")))
+    fn bool_in(&self, obj: &Obj, prefix: &str, names: &[&str]) -> Result<Option<bool>> {
+        self.typed_in(obj, prefix, names, "true or false", Value::as_bool)
     }
 
     /// The first of `names` present; every other alias present must agree with it (the hub
@@ -559,10 +547,16 @@ impl Fields<'_> {
                 let scaling = match rope_type.as_str() {
                     "yarn" => RopeScaling {
                         factor: self.f64_in(r, &prefix, &["factor"])?.unwrap_or(d.factor),
-                        beta_fast: self.f64_in(r, &prefix, &["beta_fast"])?.unwrap_or(d.beta_fast),
-                        beta_slow: self.f64_in(r, &prefix, &["beta_slow"])?.unwrap_or(d.beta_slow),
+                        beta_fast: self
+                            .f64_in(r, &prefix, &["beta_fast"])?
+                            .unwrap_or(d.beta_fast),
+                        beta_slow: self
+                            .f64_in(r, &prefix, &["beta_slow"])?
+                            .unwrap_or(d.beta_slow),
                         original_max_position_embeddings: original_max,
-                        truncate: self.bool_in(r, &prefix, &["truncate"])?.unwrap_or(d.truncate),
+                        truncate: self
+                            .bool_in(r, &prefix, &["truncate"])?
+                            .unwrap_or(d.truncate),
                     },
                     // YaRN with factor 1 is plain RoPE: the ramp blends two equal frequencies
                     // and the attention factor is 0.1 ln 1 + 1 = 1.
@@ -592,8 +586,12 @@ impl Fields<'_> {
                 let original_max = initial.unwrap_or(d.original_max_position_embeddings);
                 let scaling = RopeScaling {
                     factor,
-                    beta_fast: self.f64_in(obj, "", &["rope_ntk_beta"])?.unwrap_or(d.beta_fast),
-                    beta_slow: self.f64_in(obj, "", &["rope_ntk_alpha"])?.unwrap_or(d.beta_slow),
+                    beta_fast: self
+                        .f64_in(obj, "", &["rope_ntk_beta"])?
+                        .unwrap_or(d.beta_fast),
+                    beta_slow: self
+                        .f64_in(obj, "", &["rope_ntk_alpha"])?
+                        .unwrap_or(d.beta_slow),
                     original_max_position_embeddings: original_max,
                     truncate: d.truncate,
                 };

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 mod cli;
 
-use oss_wgpu::inspect::{self, InspectReport};
 use oss_wgpu::config::LayerType;
 use oss_wgpu::gpu::{self, BackendChoice, GpuOptions};
+use oss_wgpu::inspect::{self, InspectReport};
 
 #[derive(Parser)]
 #[command(name = "oss-wgpu", version, about = "gpt-oss on any GPU through wgpu")]

@@ -7,13 +7,13 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::process::Command;
 
-use oss_wgpu::testing::writer::{
-    hf_config_json, tiny_config, write_json, write_safetensors, RawTensor, WeightSet, WriteLayout,
-};
 use oss_wgpu::checkpoint::{Checkpoint, DType, Layout, TensorId, WeightSource};
 use oss_wgpu::config::ModelConfig;
 use oss_wgpu::gpu::{Gpu, GpuOptions};
 use oss_wgpu::model::Weights;
+use oss_wgpu::testing::writer::{
+    hf_config_json, tiny_config, write_json, write_safetensors, RawTensor, WeightSet, WriteLayout,
+};
 use oss_wgpu::Error;
 
 const SEED: u64 = 0x5eed;

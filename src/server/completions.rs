@@ -10,10 +10,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-
-use axum::response::sse::{Event, KeepAlive, Sse};
 
 use crate::conversation::StopMatcher;
 use crate::tokenizer::DecodeStream;
@@ -33,22 +30,15 @@ pub enum Prompt {
 
 #[derive(Debug, Deserialize)]
 pub struct CompletionRequest {
-    #[serde(default)]
     pub model: Option<String>,
     pub prompt: Prompt,
-    #[serde(default)]
     pub max_tokens: Option<usize>,
-    #[serde(default)]
     pub temperature: Option<f32>,
-    #[serde(default)]
     pub top_p: Option<f32>,
-    #[serde(default)]
     pub seed: Option<u64>,
-    #[serde(default)]
     pub stop: Option<Stop>,
     #[serde(default)]
     pub stream: bool,
-    #[serde(default)]
     pub stream_options: Option<StreamOptions>,
 }
 
@@ -129,48 +119,34 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
     let model = req.model.unwrap_or_else(|| e.model_name.clone());
     if req.stream {
         let usage = req.stream_options.is_some_and(|o| o.include_usage);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
-        tokio::spawn(async move {
+        return Ok(stream::sse(move |events| async move {
             let created = unix_now();
             let chunk = |t: &str, finish: Option<&str>| {
-                let v = json!({"id": id, "object": "text_completion", "created": created,
+                json!({"id": id, "object": "text_completion", "created": created,
                     "model": model, "choices": [{"index": 0, "text": t,
-                    "finish_reason": finish, "logprobs": null}]});
-                Ok(Event::default().data(v.to_string()))
+                    "finish_reason": finish, "logprobs": null}]})
             };
             loop {
-                let step = next_text(&mut handle, &mut text).await;
-                match step {
-                    Ok(TextStep::Text(t)) => {
-                        if tx.send(chunk(&t, None)).await.is_err() {
-                            return;
-                        }
-                    }
+                match next_text(&mut handle, &mut text).await {
+                    Ok(TextStep::Text(t)) => events.json(&chunk(&t, None)).await?,
                     Ok(TextStep::Done(rest, finished)) => {
-                        let _ = tx.send(chunk(&rest, Some(text.finish_reason()))).await;
+                        events
+                            .json(&chunk(&rest, Some(text.finish_reason())))
+                            .await?;
                         if usage {
-                            let v = json!({"id": id, "object": "text_completion",
-                                "created": created, "model": model, "choices": [],
-                                "usage": stream::usage(&finished, None),
-                                "timings": stream::timings(&finished)});
-                            let _ = tx.send(Ok(Event::default().data(v.to_string()))).await;
+                            let (usage, timings) = stream::usage_fields(&finished, None);
+                            events
+                                .json(&json!({"id": id, "object": "text_completion",
+                                    "created": created, "model": model, "choices": [],
+                                    "usage": usage, "timings": timings}))
+                                .await?;
                         }
-                        break;
+                        return events.done().await;
                     }
-                    Err(e) => {
-                        let _ = tx
-                            .send(Ok(Event::default().data(e.body().to_string())))
-                            .await;
-                        break;
-                    }
+                    Err(e) => return events.error_then_done(&e).await,
                 }
             }
-            let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
-        });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-        return Ok(Sse::new(stream)
-            .keep_alive(KeepAlive::default())
-            .into_response());
+        }));
     }
     let mut all = String::new();
     let finished = loop {
@@ -182,12 +158,13 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
             }
         }
     };
+    let (usage, timings) = stream::usage_fields(&finished, None);
     Ok(Json(json!({
         "id": id, "object": "text_completion", "created": unix_now(), "model": model,
         "choices": [{"index": 0, "text": all, "finish_reason": text.finish_reason(),
                      "logprobs": null}],
-        "usage": stream::usage(&finished, None),
-        "timings": stream::timings(&finished),
+        "usage": usage,
+        "timings": timings,
     }))
     .into_response())
 }

@@ -32,6 +32,20 @@ pub struct ChatMessage {
     pub reasoning_content: Option<String>,
 }
 
+impl ChatMessage {
+    /// A message of plain text from `role`.
+    pub fn text(role: &str, text: String) -> ChatMessage {
+        ChatMessage {
+            role: role.to_owned(),
+            content: Some(MessageContent::Text(text)),
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+            reasoning_content: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum MessageContent {

@@ -15,7 +15,7 @@ use crate::harmony::{self, Reasoning};
 
 use super::engine::JobHandle;
 use super::error::ApiError;
-use super::stream::{self, Step, Stop};
+use super::stream::{self, Generation, Step};
 use super::{next_id, unix_now, Shared};
 
 #[derive(Debug, Deserialize)]
@@ -27,20 +27,9 @@ pub struct ChatCompletionRequest {
     pub reasoning_effort: Option<String>,
     pub max_tokens: Option<usize>,
     pub max_completion_tokens: Option<usize>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub seed: Option<u64>,
-    pub stop: Option<Stop>,
-    #[serde(default)]
-    pub stream: bool,
-    pub stream_options: Option<StreamOptions>,
     pub n: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct StreamOptions {
-    #[serde(default)]
-    pub include_usage: bool,
+    #[serde(flatten)]
+    pub generation: Generation,
 }
 
 /// A request made ready for the engine.
@@ -129,12 +118,11 @@ fn parse(state: &Shared, req: ChatCompletionRequest) -> Result<(Prepared, bool, 
         identity: None,
         tools: offered_tools(req.tools.unwrap_or_default(), req.tool_choice.as_ref())?,
     };
-    let sampling = stream::sampling(req.temperature, req.top_p, req.seed)?;
-    let stop = stream::stop_list(req.stop)?;
+    let mut generation = req.generation;
+    let (sampling, stop) = generation.checked()?;
     let max_tokens = req.max_completion_tokens.or(req.max_tokens);
     let prepared = prepare(state, &req.messages, chat, max_tokens, sampling, stop)?;
-    let usage = req.stream_options.is_some_and(|o| o.include_usage);
-    Ok((prepared, req.stream, usage))
+    Ok((prepared, generation.stream, generation.usage_in_stream()))
 }
 
 pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {

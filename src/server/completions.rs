@@ -15,10 +15,9 @@ use std::sync::atomic::Ordering;
 use crate::conversation::StopMatcher;
 use crate::tokenizer::DecodeStream;
 
-use super::chat::StreamOptions;
 use super::engine::{EngineEvent, Finished, JobHandle};
 use super::error::ApiError;
-use super::stream::{self, Stop};
+use super::stream::{self, Generation};
 use super::{next_id, unix_now, Shared};
 
 #[derive(Debug, Deserialize)]
@@ -33,13 +32,8 @@ pub struct CompletionRequest {
     pub model: Option<String>,
     pub prompt: Prompt,
     pub max_tokens: Option<usize>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub seed: Option<u64>,
-    pub stop: Option<Stop>,
-    #[serde(default)]
-    pub stream: bool,
-    pub stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    pub generation: Generation,
 }
 
 pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -106,19 +100,20 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
         }
     };
     let max_tokens = stream::budget(&state, prompt.len(), req.max_tokens.or(Some(16)))?;
-    let sampling = stream::sampling(req.temperature, req.top_p, req.seed)?;
+    let mut generation = req.generation;
+    let (sampling, stop) = generation.checked()?;
     let stop_ids = e.config.eos_token_ids.clone();
     let mut text = TextReply {
         decoder: e.tokenizer.decode_stream(),
-        stop: StopMatcher::new(stream::stop_list(req.stop)?),
+        stop: StopMatcher::new(stop),
         stop_ids: stop_ids.clone(),
         stopped: false,
     };
     let mut handle = stream::submit(&state, prompt, max_tokens, sampling, stop_ids)?;
     let id = next_id("cmpl-");
     let model = req.model.unwrap_or_else(|| e.model_name.clone());
-    if req.stream {
-        let usage = req.stream_options.is_some_and(|o| o.include_usage);
+    if generation.stream {
+        let usage = generation.usage_in_stream();
         return Ok(stream::sse(move |events| async move {
             let created = unix_now();
             let chunk = |t: &str, finish: Option<&str>| {

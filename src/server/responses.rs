@@ -70,23 +70,12 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-fn message(role: &str, content: String) -> ChatMessage {
-    ChatMessage {
-        role: role.to_owned(),
-        content: Some(MessageContent::Text(content)),
-        name: None,
-        tool_calls: None,
-        tool_call_id: None,
-        reasoning_content: None,
-    }
-}
-
 /// Input items as chat messages: reasoning and function calls attach to the assistant message
 /// they belong to (the one that follows them, or a new one).
 fn to_messages(input: Input, instructions: Option<String>) -> Result<Vec<ChatMessage>, ApiError> {
     let mut out: Vec<ChatMessage> = instructions
         .into_iter()
-        .map(|i| message("system", i))
+        .map(|i| ChatMessage::text("system", i))
         .collect();
     let items = match input {
         Input::Text(t) => vec![json!({"role": "user", "content": t})],
@@ -97,7 +86,7 @@ fn to_messages(input: Input, instructions: Option<String>) -> Result<Vec<ChatMes
     let assistant = |p: &mut Option<ChatMessage>| -> ChatMessage {
         p.take().unwrap_or_else(|| ChatMessage {
             content: None,
-            ..message("assistant", String::new())
+            ..ChatMessage::text("assistant", String::new())
         })
     };
     for (i, item) in items.iter().enumerate() {
@@ -118,7 +107,7 @@ fn to_messages(input: Input, instructions: Option<String>) -> Result<Vec<ChatMes
                     if let Some(p) = pending.take() {
                         out.push(p);
                     }
-                    out.push(message(role, text));
+                    out.push(ChatMessage::text(role, text));
                 }
             }
             "reasoning" => {
@@ -160,7 +149,7 @@ fn to_messages(input: Input, instructions: Option<String>) -> Result<Vec<ChatMes
                         .get("call_id")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
-                    ..message("tool", output)
+                    ..ChatMessage::text("tool", output)
                 });
             }
             other => {

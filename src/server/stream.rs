@@ -85,6 +85,39 @@ pub fn sampling(
     })
 }
 
+/// The fields chat and text completions share: sampling, stop sequences and streaming.
+#[derive(Debug, serde::Deserialize)]
+pub struct Generation {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<u64>,
+    pub stop: Option<Stop>,
+    #[serde(default)]
+    pub stream: bool,
+    pub stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+impl Generation {
+    /// The sampling parameters and stop sequences, checked.
+    pub fn checked(&mut self) -> Result<(SamplingParams, Vec<String>), ApiError> {
+        let sampling = sampling(self.temperature, self.top_p, self.seed)?;
+        Ok((sampling, stop_list(self.stop.take())?))
+    }
+
+    /// Whether a stream ends with a usage chunk.
+    pub fn usage_in_stream(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
+    }
+}
+
 /// `stop`: a string or a list of up to 4.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(untagged)]

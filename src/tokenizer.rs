@@ -89,18 +89,17 @@ impl Tokenizer {
     /// Ids for `text`, with special tokens written in it (`<|start|>`) matched as their single
     /// ids. Adds nothing: no BOS, no post-processor template.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| self.error(format!("encoding {} bytes of text: {e}", text.len())))?;
-        Ok(encoding.get_ids().to_vec())
+        self.encode_with(&self.inner, text)
     }
 
     /// Ids for `text` with nothing matched as a special token: `<|end|>` written in the text is
     /// BPE'd like any other characters. For user, tool and other untrusted text.
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .ordinary
+        self.encode_with(&self.ordinary, text)
+    }
+
+    fn encode_with(&self, t: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u32>> {
+        let encoding = t
             .encode_fast(text, false)
             .map_err(|e| self.error(format!("encoding {} bytes of text: {e}", text.len())))?;
         Ok(encoding.get_ids().to_vec())

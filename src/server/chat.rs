@@ -196,9 +196,12 @@ fn sse(
 ) -> Response {
     stream::sse(move |events| async move {
         let created = unix_now();
+        let head = json!({"id": id, "object": "chat.completion.chunk", "created": created,
+            "model": model});
         let chunk = |delta: Value, finish: Option<&str>| {
-            json!({"id": id, "object": "chat.completion.chunk", "created": created,
-                "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            let mut v = head.clone();
+            v["choices"] = json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
+            v
         };
         events
             .json(&chunk(json!({"role": "assistant", "content": ""}), None))
@@ -218,12 +221,9 @@ fn sse(
                     .json(&chunk(json!({}), Some(reply.finish_reason.as_str())))
                     .await?;
                 if include_usage {
-                    let (usage, timings) =
-                        stream::usage_fields(&finished, Some(reply.reasoning_tokens));
+                    let reasoning = Some(reply.reasoning_tokens);
                     events
-                        .json(&json!({"id": id, "object": "chat.completion.chunk",
-                            "created": created, "model": model, "choices": [],
-                            "usage": usage, "timings": timings}))
+                        .json(&stream::usage_chunk(&head, &finished, reasoning))
                         .await?;
                 }
                 return events.done().await;

@@ -116,10 +116,13 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
         let usage = generation.usage_in_stream();
         return Ok(stream::sse(move |events| async move {
             let created = unix_now();
+            let head = json!({"id": id, "object": "text_completion", "created": created,
+                "model": model});
             let chunk = |t: &str, finish: Option<&str>| {
-                json!({"id": id, "object": "text_completion", "created": created,
-                    "model": model, "choices": [{"index": 0, "text": t,
-                    "finish_reason": finish, "logprobs": null}]})
+                let mut v = head.clone();
+                v["choices"] =
+                    json!([{"index": 0, "text": t, "finish_reason": finish, "logprobs": null}]);
+                v
             };
             loop {
                 match next_text(&mut handle, &mut text).await {
@@ -129,11 +132,8 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
                             .json(&chunk(&rest, Some(text.finish_reason())))
                             .await?;
                         if usage {
-                            let (usage, timings) = stream::usage_fields(&finished, None);
                             events
-                                .json(&json!({"id": id, "object": "text_completion",
-                                    "created": created, "model": model, "choices": [],
-                                    "usage": usage, "timings": timings}))
+                                .json(&stream::usage_chunk(&head, &finished, None))
                                 .await?;
                         }
                         return events.done().await;

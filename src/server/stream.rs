@@ -235,6 +235,16 @@ pub fn usage_fields(f: &Finished, reasoning_tokens: Option<usize>) -> (Value, Va
     (usage(f, reasoning_tokens), timings(f))
 }
 
+/// The chunk that ends a chat or text stream when the client asked for usage
+/// (`stream_options.include_usage`): no choices, the numbers of the whole reply.
+pub fn usage_chunk(head: &Value, f: &Finished, reasoning_tokens: Option<usize>) -> Value {
+    let mut v = head.clone();
+    v["choices"] = json!([]);
+    v["usage"] = usage(f, reasoning_tokens);
+    v["timings"] = timings(f);
+    v
+}
+
 /// The client has gone. The stream ends there; dropping the job handle with it cancels the
 /// generation.
 pub struct Gone;

@@ -29,16 +29,13 @@ fn moe_tile_x(start: u32, m: u32, k: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn moe_down_prefill_f32_mf4w(@builtin(local_invocation_index) lid: u32,
                              @builtin(workgroup_id) wg_id: vec3<u32>) {
-    if wg_id.y >= tile_count[0] {
+    let rows = moe_tile_rows(wg_id.y, params.e0, params.n_part);
+    if rows.z == 0u {
         return;
     }
-    let tile = tiles[wg_id.y];
-    let e = tile.x;
-    if e < params.e0 || e >= params.e0 + params.n_part {
-        return;
-    }
-    let start = tile.y;
-    let n_rows = min(TM, offsets[e + 1u] - start);
+    let e = rows.x;
+    let start = rows.y;
+    let n_rows = rows.z;
     let n0 = wg_id.x * TN;
     let nb = params.inter / 32u;
     let local_e = e - params.e0;

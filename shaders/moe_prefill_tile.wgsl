@@ -3,9 +3,10 @@
 // outputs each (tx = lid % 16 picks 4 columns, ty = lid / 16 picks 4 rows). Each K step is one
 // 32-block: TM x 32 activations and TN rows' raw E2M1 values go to workgroup memory, and each
 // row's E8M0 scale is applied once per block (overflow-safe).
-// The including kernel declares `blocks` ([rows, K/32, 16] u8 in u32) and `scales`
-// ([rows, K/32] u8 in u32) of its expert part, and `moe_tile_x(start, m, k)`: the activation at
-// column k of sorted entry start + m, the only thing the two kernels read differently.
+// The including kernel declares moe_route_prefill's `offsets`, `tiles` and `tile_count`,
+// `blocks` ([rows, K/32, 16] u8 in u32) and `scales` ([rows, K/32] u8 in u32) of its expert
+// part, and `moe_tile_x(start, m, k)`: the activation at column k of sorted entry start + m,
+// the only thing the two kernels read differently.
 
 //!include mxfp4
 
@@ -16,6 +17,21 @@ const WG: u32 = 256u;
 var<workgroup> xs: array<vec4<f32>, 32u * TM / 4u>;   // [32][TM]
 var<workgroup> ws: array<vec4<f32>, 32u * TN / 4u>;   // [32][TN] E2M1 values, unscaled
 var<workgroup> row_scale: array<u32, TN>;
+
+// The row tile of workgroup row wg_y in a dispatch for experts e0..e0 + n_part: (expert, first
+// sorted entry, entries). No entries when the list has no such tile or its expert is in
+// another part (a listed tile always has at least one).
+fn moe_tile_rows(wg_y: u32, e0: u32, n_part: u32) -> vec3<u32> {
+    if wg_y >= tile_count[0] {
+        return vec3<u32>(0u);
+    }
+    let tile = tiles[wg_y];
+    let e = tile.x;
+    if e < e0 || e >= e0 + n_part {
+        return vec3<u32>(0u);
+    }
+    return vec3<u32>(e, tile.y, min(TM, offsets[e + 1u] - tile.y));
+}
 
 // acc for the tile of sorted entries start.. (n_rows of them valid) and weight rows n0.. of
 // local expert local_e (n_total rows of nb blocks each). Call after mxfp4_init_pairs and a

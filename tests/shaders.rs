@@ -14,6 +14,9 @@ const MODULE_PRELUDE: &str = concat!(
     // What moe_prefill_tile asks of the kernel that includes it.
     "@group(0) @binding(0) var<storage, read> blocks: array<u32>;\n",
     "@group(0) @binding(1) var<storage, read> scales: array<u32>;\n",
+    "@group(0) @binding(2) var<storage, read> offsets: array<u32>;\n",
+    "@group(0) @binding(3) var<storage, read> tiles: array<vec2<u32>>;\n",
+    "@group(0) @binding(4) var<storage, read> tile_count: array<u32>;\n",
     "fn moe_tile_x(start: u32, m: u32, k: u32) -> f32 { return f32(start + m + k); }\n",
 );
 

@@ -177,7 +177,8 @@ SWIGLU_ALPHA = 1.702  # fixed in every implementation; not written to config.jso
 MODULES_TO_NOT_CONVERT = ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
 
 # Prompt cases. (name, model, kind, text). "harmony" text goes through the tokenizer with its
-# special tokens; raw text is plain text. The harmony prompt is spec §5.3 verbatim.
+# special tokens; raw text is plain text. The harmony prompt is the system + user
+# example of https://github.com/openai/harmony/blob/main/docs/format.md verbatim.
 HARMONY_PROMPT = (
     "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
     "Knowledge cutoff: 2024-06\n\nReasoning: medium\n\n"
@@ -432,11 +433,13 @@ def write_checkpoint(d, tensors, cfg, gen_cfg, tok):
 
 
 # ----------------------------------------------------------------------------------------------
-# Our own float64 reference forward pass (spec §4), with switches for common porting bugs
+# Our own float64 reference forward pass (after https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py),
+# with switches for common porting bugs
 # ----------------------------------------------------------------------------------------------
 
 def yarn_bounds(cfg, truncate=False):
-    """NTK-by-parts ramp bounds as transformers computes them (spec §4.4); d = head_dim."""
+    """NTK-by-parts ramp bounds as transformers computes them (_compute_yarn_parameters in
+    modeling_rope_utils.py); d = head_dim."""
     rs, d, base = cfg["rope_scaling"], cfg["head_dim"], cfg["rope_theta"]
     l0 = rs["original_max_position_embeddings"]
 

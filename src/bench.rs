@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::checkpoint::inspect::decode_bytes;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Profiler};
+use crate::inspect::decode_bytes;
 use crate::kernels::{bandwidth_read, fill_random};
 use crate::model::forward::{Forward, DEFAULT_CHUNK};
 use crate::model::memory::MemoryPlan;
@@ -214,7 +214,7 @@ pub fn measure_bandwidth(gpu: &Gpu, reps: usize) -> Result<(f64, u64)> {
 }
 
 fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
-    let mut rng = crate::checkpoint::writer::Rng::new(seed);
+    let mut rng = crate::testing::writer::Rng::new(seed);
     (0..n).map(|_| rng.below(vocab as u64) as u32).collect()
 }
 

@@ -58,7 +58,76 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
 }
 
+/// The values both reference config classes fall back to where config.json has none
+/// (`ModelConfig` in https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py and
+/// `GptOssConfig` in transformers' models/gpt_oss/configuration_gpt_oss.py); gpt-oss-20b and
+/// -120b ship with them.
+pub const DEFAULT_SLIDING_WINDOW: usize = 128;
+pub const DEFAULT_SWIGLU_LIMIT: f32 = 7.0;
+pub const DEFAULT_ROPE_THETA: f64 = 150000.0;
+pub const DEFAULT_MAX_POSITION_EMBEDDINGS: usize = 131072;
+
+impl LayerType {
+    /// The gpt-oss pattern: even layer index slides, odd attends to everything.
+    pub fn alternating(layers: usize) -> Vec<LayerType> {
+        (0..layers)
+            .map(|i| {
+                if i % 2 == 0 {
+                    LayerType::Sliding
+                } else {
+                    LayerType::Full
+                }
+            })
+            .collect()
+    }
+}
+
+impl RopeScaling {
+    /// YaRN as gpt-oss is trained: 4096 positions stretched 32 times.
+    pub const GPT_OSS: RopeScaling = RopeScaling {
+        factor: 32.0,
+        beta_fast: 32.0,
+        beta_slow: 1.0,
+        original_max_position_embeddings: 4096,
+        truncate: false,
+    };
+}
+
 impl ModelConfig {
+    /// openai/gpt-oss-20b's config.json, less its stop tokens (a preset has no
+    /// generation_config.json; `--synthetic` never stops early). Tests start tiny configs from
+    /// it and change the sizes.
+    pub fn gpt_oss_20b() -> ModelConfig {
+        ModelConfig::gpt_oss(24, 32)
+    }
+
+    /// openai/gpt-oss-120b's config.json: gpt-oss-20b with more layers and experts.
+    pub fn gpt_oss_120b() -> ModelConfig {
+        ModelConfig::gpt_oss(36, 128)
+    }
+
+    fn gpt_oss(layers: usize, experts: usize) -> ModelConfig {
+        ModelConfig {
+            num_hidden_layers: layers,
+            num_experts: experts,
+            experts_per_token: 4,
+            hidden_size: 2880,
+            intermediate_size: 2880,
+            head_dim: 64,
+            num_attention_heads: 64,
+            num_key_value_heads: 8,
+            vocab_size: 201088,
+            sliding_window: DEFAULT_SLIDING_WINDOW,
+            layer_types: LayerType::alternating(layers),
+            rms_norm_eps: DEFAULT_RMS_NORM_EPS,
+            swiglu_limit: DEFAULT_SWIGLU_LIMIT,
+            rope_theta: DEFAULT_ROPE_THETA,
+            rope_scaling: RopeScaling::GPT_OSS,
+            max_position_embeddings: DEFAULT_MAX_POSITION_EMBEDDINGS,
+            eos_token_ids: vec![],
+        }
+    }
+
     /// Reads `dir/config.json` (either naming) and, when present, `dir/generation_config.json`
     /// for the stop tokens.
     pub fn from_dir(dir: &Path) -> Result<Self> {
@@ -302,9 +371,11 @@ fn generation_eos(json: &str, path: &Path) -> Result<Option<Vec<u32>>> {
 /// More layers than this is a corrupt config, not a model (gpt-oss-120b has 36).
 const MAX_LAYERS: usize = 1 << 16;
 
+type Obj = Map<String, Value>;
+
 /// Typed access to config.json fields, with errors that name the field.
 struct Fields<'a> {
-    obj: &'a Map<String, Value>,
+    obj: &'a Obj,
     path: &'a Path,
 }
 
@@ -317,7 +388,7 @@ impl Fields<'_> {
     }
 
     /// The first of `names` that is present and not null.
-    fn find<'v>(&self, obj: &'v Map<String, Value>, names: &[&str]) -> Option<(String, &'v Value)> {
+    fn find<'v>(&self, obj: &'v Obj, names: &[&str]) -> Option<(String, &'v Value)> {
         names.iter().find_map(|n| {
             obj.get(*n)
                 .filter(|v| !v.is_null())
@@ -325,59 +396,45 @@ impl Fields<'_> {
         })
     }
 
-    fn usize_in(
+    /// The first of `names` present, converted by `convert`; an error names the field and
+    /// what it should have been.
+    fn typed_in<T>(
         &self,
-        obj: &Map<String, Value>,
+        obj: &Obj,
         prefix: &str,
         names: &[&str],
-    ) -> Result<Option<usize>> {
+        expected: &str,
+        convert: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Option<T>> {
         let Some((name, v)) = self.find(obj, names) else {
             return Ok(None);
         };
+        convert(v)
+            .map(Some)
+            .ok_or_else(|| self.err(format!("{prefix}{name}: expected {expected}, got {v}")))
+    }
+
+    fn usize_in(&self, obj: &Obj, prefix: &str, names: &[&str]) -> Result<Option<usize>> {
         // Some exporters write integral floats ("4096.0"); only those an f64 holds exactly
         // (below 2^53), since `as u64` would saturate 1e308 to u64::MAX.
-        let n = v
-            .as_u64()
-            .or_else(|| {
-                v.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
-                    .map(|f| f as u64)
-            })
-            .and_then(|x| usize::try_from(x).ok())
-            .ok_or_else(|| {
-                self.err(format!(
-                    "{prefix}{name}: expected a non-negative integer, got {v}"
-                ))
-            })?;
-        Ok(Some(n))
+        let integral = |v: &Value| {
+            v.as_u64()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
+                        .map(|f| f as u64)
+                })
+                .and_then(|x| usize::try_from(x).ok())
+        };
+        self.typed_in(obj, prefix, names, "a non-negative integer", integral)
     }
 
-    fn f64_in(
-        &self,
-        obj: &Map<String, Value>,
-        prefix: &str,
-        names: &[&str],
-    ) -> Result<Option<f64>> {
-        let Some((name, v)) = self.find(obj, names) else {
-            return Ok(None);
-        };
-        v.as_f64()
-            .map(Some)
-            .ok_or_else(|| self.err(format!("{prefix}{name}: expected a number, got {v}")))
+    fn f64_in(&self, obj: &Obj, prefix: &str, names: &[&str]) -> Result<Option<f64>> {
+        self.typed_in(obj, prefix, names, "a number", Value::as_f64)
     }
 
-    fn bool_in(
-        &self,
-        obj: &Map<String, Value>,
-        prefix: &str,
-        names: &[&str],
-    ) -> Result<Option<bool>> {
-        let Some((name, v)) = self.find(obj, names) else {
-            return Ok(None);
-        };
-        v.as_bool()
-            .map(Some)
-            .ok_or_else(|| self.err(format!("{prefix}{name}: expected true or false, got {v}")))
+    fn bool_in(&self, obj: &Obj, prefix: &str, names: &[&str]) -> Result<Option<bool>> {
+        self.typed_in(obj, prefix, names, "true or false", Value::as_bool)
     }
 
     /// The first of `names` present; every other alias present must agree with it (the hub
@@ -421,12 +478,16 @@ impl Fields<'_> {
         let num_attention_heads = self.required(&["num_attention_heads"])?;
         let num_key_value_heads = self.required(&["num_key_value_heads"])?;
         let vocab_size = self.required(&["vocab_size"])?;
-        // The remaining defaults are those of both reference config classes (spec 1.2, 1.3).
-        let sliding_window = self.usize_in(obj, "", &["sliding_window"])?.unwrap_or(128);
+        // The remaining defaults are those of both reference config classes.
+        let sliding_window = self
+            .usize_in(obj, "", &["sliding_window"])?
+            .unwrap_or(DEFAULT_SLIDING_WINDOW);
         let rms_norm_eps = self
             .f64_in(obj, "", &["rms_norm_eps"])?
             .map_or(DEFAULT_RMS_NORM_EPS, |v| v as f32);
-        let swiglu_limit = self.f64_in(obj, "", &["swiglu_limit"])?.unwrap_or(7.0) as f32;
+        let swiglu_limit = self
+            .f64_in(obj, "", &["swiglu_limit"])?
+            .map_or(DEFAULT_SWIGLU_LIMIT, |v| v as f32);
 
         let (rope_theta, rope_scaling, max_position_embeddings) = self.rope()?;
         let layer_types = self.layer_types(num_hidden_layers)?;
@@ -474,30 +535,35 @@ impl Fields<'_> {
                         self.err(format!("{prefix}{field}: expected a string, got {v}"))
                     })?,
                 };
+                let d = RopeScaling::GPT_OSS;
                 let theta = self
                     .f64_in(r, &prefix, &["rope_theta"])?
                     .or(top_theta)
-                    .unwrap_or(150000.0);
+                    .unwrap_or(DEFAULT_ROPE_THETA);
                 let original_max = self
                     .usize_in(r, &prefix, &["original_max_position_embeddings"])?
                     .or(initial)
-                    .unwrap_or(4096);
+                    .unwrap_or(d.original_max_position_embeddings);
                 let scaling = match rope_type.as_str() {
                     "yarn" => RopeScaling {
-                        factor: self.f64_in(r, &prefix, &["factor"])?.unwrap_or(32.0),
-                        beta_fast: self.f64_in(r, &prefix, &["beta_fast"])?.unwrap_or(32.0),
-                        beta_slow: self.f64_in(r, &prefix, &["beta_slow"])?.unwrap_or(1.0),
+                        factor: self.f64_in(r, &prefix, &["factor"])?.unwrap_or(d.factor),
+                        beta_fast: self
+                            .f64_in(r, &prefix, &["beta_fast"])?
+                            .unwrap_or(d.beta_fast),
+                        beta_slow: self
+                            .f64_in(r, &prefix, &["beta_slow"])?
+                            .unwrap_or(d.beta_slow),
                         original_max_position_embeddings: original_max,
-                        truncate: self.bool_in(r, &prefix, &["truncate"])?.unwrap_or(false),
+                        truncate: self
+                            .bool_in(r, &prefix, &["truncate"])?
+                            .unwrap_or(d.truncate),
                     },
                     // YaRN with factor 1 is plain RoPE: the ramp blends two equal frequencies
                     // and the attention factor is 0.1 ln 1 + 1 = 1.
                     "default" => RopeScaling {
                         factor: 1.0,
-                        beta_fast: 32.0,
-                        beta_slow: 1.0,
                         original_max_position_embeddings: original_max,
-                        truncate: false,
+                        ..d
                     },
                     other => {
                         return Err(self.err(format!(
@@ -507,21 +573,27 @@ impl Fields<'_> {
                 };
                 let max_pos = self
                     .usize_in(obj, "", &["max_position_embeddings"])?
-                    .unwrap_or(131072);
+                    .unwrap_or(DEFAULT_MAX_POSITION_EMBEDDINGS);
                 Ok((theta, scaling, max_pos))
             }
             None => {
-                // The original naming (spec 1.2), mapped as the HF converter maps it.
+                // The original naming (`ModelConfig` in gpt_oss/torch/model.py), mapped as
+                // transformers' convert_gpt_oss_weights_to_hf.py maps it.
+                let d = RopeScaling::GPT_OSS;
                 let factor = self
                     .f64_in(obj, "", &["rope_scaling_factor"])?
-                    .unwrap_or(32.0);
-                let original_max = initial.unwrap_or(4096);
+                    .unwrap_or(d.factor);
+                let original_max = initial.unwrap_or(d.original_max_position_embeddings);
                 let scaling = RopeScaling {
                     factor,
-                    beta_fast: self.f64_in(obj, "", &["rope_ntk_beta"])?.unwrap_or(32.0),
-                    beta_slow: self.f64_in(obj, "", &["rope_ntk_alpha"])?.unwrap_or(1.0),
+                    beta_fast: self
+                        .f64_in(obj, "", &["rope_ntk_beta"])?
+                        .unwrap_or(d.beta_fast),
+                    beta_slow: self
+                        .f64_in(obj, "", &["rope_ntk_alpha"])?
+                        .unwrap_or(d.beta_slow),
                     original_max_position_embeddings: original_max,
-                    truncate: false,
+                    truncate: d.truncate,
                 };
                 let max_pos = match self.usize_in(obj, "", &["max_position_embeddings"])? {
                     Some(m) => m,
@@ -536,7 +608,7 @@ impl Fields<'_> {
                         m as usize
                     }
                 };
-                Ok((top_theta.unwrap_or(150000.0), scaling, max_pos))
+                Ok((top_theta.unwrap_or(DEFAULT_ROPE_THETA), scaling, max_pos))
             }
         }
     }
@@ -550,16 +622,7 @@ impl Fields<'_> {
             )));
         }
         let Some((_, v)) = self.find(self.obj, &["layer_types"]) else {
-            // Both reference configs: even layer index slides, odd attends to everything.
-            return Ok((0..layers)
-                .map(|i| {
-                    if i % 2 == 0 {
-                        LayerType::Sliding
-                    } else {
-                        LayerType::Full
-                    }
-                })
-                .collect());
+            return Ok(LayerType::alternating(layers));
         };
         let list = v
             .as_array()

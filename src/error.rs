@@ -147,6 +147,15 @@ pub enum Error {
     },
 }
 
+/// "a, b, c": a list inside a message.
+pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Error {
     pub fn argument(name: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Argument {

@@ -1,5 +1,7 @@
-//! Harmony, the chat format gpt-oss was trained on (spec §5): the prompt renderer for one user
-//! turn, and a streaming parser that splits the model's output into channels.
+//! Harmony, the chat format gpt-oss was trained on
+//! (https://github.com/openai/harmony/blob/main/docs/format.md): its tokens, the one-turn
+//! request `generate` renders (through `conversation::render`), stop ids, and a streaming parser
+//! that splits the model's output into channels.
 //!
 //! Special-token ids are looked up through the tokenizer by their text, never hard-coded, so
 //! the parser runs the same on o200k_harmony and on small test vocabularies.
@@ -83,42 +85,6 @@ impl ChatRequest {
             ..ChatRequest::default()
         }
     }
-}
-
-fn push_message(out: &mut String, header: &str, content: &str) {
-    for part in [START, header, MESSAGE, content, END] {
-        out.push_str(part);
-    }
-}
-
-/// The prompt text for `req`, ending with `<|start|>assistant` so the model writes the
-/// assistant's header next. Matches harmony's renderer (test-data/test_simple_convo*.txt):
-/// no BOS, no newline between messages.
-pub fn render_prompt(req: &ChatRequest) -> String {
-    let identity = req.system_identity.as_deref().unwrap_or(DEFAULT_IDENTITY);
-    let mut system = format!("{identity}\nKnowledge cutoff: {KNOWLEDGE_CUTOFF}\n");
-    if let Some(date) = &req.current_date {
-        system.push_str(&format!("Current date: {date}\n"));
-    }
-    system.push_str(&format!(
-        "\nReasoning: {}\n\n# Valid channels: analysis, commentary, final. \
-         Channel must be included for every message.",
-        req.reasoning
-    ));
-
-    let mut out = String::new();
-    push_message(&mut out, "system", &system);
-    if let Some(instructions) = &req.developer_instructions {
-        push_message(
-            &mut out,
-            "developer",
-            &format!("# Instructions\n\n{instructions}"),
-        );
-    }
-    push_message(&mut out, "user", &req.user);
-    out.push_str(START);
-    out.push_str("assistant");
-    out
 }
 
 /// Ids to stop sampling on: `<|return|>`, `<|call|>` and the model's generation_config
@@ -417,59 +383,6 @@ impl HarmonyParser {
 mod tests {
     use super::*;
     use crate::tokenizer::test_support::tiny;
-
-    /// Spec §5.3, identical to harmony's test-data/test_simple_convo.txt.
-    const SPEC_EXAMPLE: &str = "<|start|>system<|message|>You are ChatGPT, a large language model \
-        trained by OpenAI.\nKnowledge cutoff: 2024-06\n\nReasoning: medium\n\n# Valid channels: \
-        analysis, commentary, final. Channel must be included for every message.<|end|>\
-        <|start|>user<|message|>What is 2 + 2?<|end|><|start|>assistant";
-
-    #[test]
-    fn renders_the_spec_example_exactly() {
-        assert_eq!(
-            render_prompt(&ChatRequest::new("What is 2 + 2?")),
-            SPEC_EXAMPLE
-        );
-    }
-
-    #[test]
-    fn renders_date_developer_and_reasoning() {
-        // The layout of harmony's test_simple_convo_high_effort.txt, plus a date line placed
-        // as in test_reasoning_system_message_with_dates.txt.
-        let req = ChatRequest {
-            current_date: Some("2025-08-05".into()),
-            reasoning: Reasoning::High,
-            developer_instructions: Some("Answer the user's questions like a robot.".into()),
-            ..ChatRequest::new("What is the capital of the largest country in the world?")
-        };
-        let expected = "<|start|>system<|message|>You are ChatGPT, a large language model \
-            trained by OpenAI.\nKnowledge cutoff: 2024-06\nCurrent date: 2025-08-05\n\n\
-            Reasoning: high\n\n# Valid channels: analysis, commentary, final. Channel must be \
-            included for every message.<|end|><|start|>developer<|message|># Instructions\n\n\
-            Answer the user's questions like a robot.<|end|><|start|>user<|message|>What is the \
-            capital of the largest country in the world?<|end|><|start|>assistant";
-        assert_eq!(render_prompt(&req), expected);
-
-        for (level, word) in [(Reasoning::Low, "low"), (Reasoning::Medium, "medium")] {
-            let p = render_prompt(&ChatRequest {
-                reasoning: level,
-                ..ChatRequest::new("x")
-            });
-            assert!(p.contains(&format!("\n\nReasoning: {word}\n\n")), "{p}");
-        }
-    }
-
-    #[test]
-    fn system_identity_replaces_the_first_line_only() {
-        let p = render_prompt(&ChatRequest {
-            system_identity: Some("You are a pirate.".into()),
-            ..ChatRequest::new("hi")
-        });
-        assert!(p.starts_with(
-            "<|start|>system<|message|>You are a pirate.\nKnowledge cutoff: 2024-06\n\n"
-        ));
-        assert!(!p.contains(DEFAULT_IDENTITY));
-    }
 
     #[test]
     fn reasoning_parses() {

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::shards::{EXTENSION, INDEX};
-use crate::error::{Error, Result};
+use crate::error::{comma_list, Error, Result};
 
 /// Files of a repo the engine uses: the top-level JSON files (config, generation config,
 /// tokenizer, index) and weights. The hub's `original/` and `metal/` copies of the weights are
@@ -102,14 +102,7 @@ pub fn check_snapshot(dir: &Path, progress: bool) -> Result<SnapshotCheck> {
     if !missing.is_empty() {
         return Err(Error::Checkpoint {
             path: dir.to_path_buf(),
-            message: format!(
-                "incomplete download: {} missing",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            message: format!("incomplete download: {} missing", comma_list(&missing)),
         });
     }
     let mut files = Vec::new();

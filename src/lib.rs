@@ -13,11 +13,13 @@ pub mod fsutil;
 pub mod gpu;
 pub mod harmony;
 pub mod hub;
+pub mod inspect;
 pub mod kernels;
 pub mod model;
 pub mod npy;
 pub mod reference;
 pub mod server;
+pub mod testing;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 mod cli;
 
-use oss_wgpu::checkpoint::inspect::{self, InspectReport};
 use oss_wgpu::config::LayerType;
 use oss_wgpu::gpu::{self, BackendChoice, GpuOptions};
+use oss_wgpu::inspect::{self, InspectReport};
 
 #[derive(Parser)]
 #[command(name = "oss-wgpu", version, about = "gpt-oss on any GPU through wgpu")]
@@ -234,7 +234,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?;
             let config = oss_wgpu::model::synthetic::preset(&preset)?;
             let start = std::time::Instant::now();
-            let total = oss_wgpu::checkpoint::writer::write_synthetic(&dir, &config, shard)?;
+            let total = oss_wgpu::testing::writer::write_synthetic(&dir, &config, shard)?;
             if let Some(t) = tokenizer {
                 std::fs::copy(&t, dir.join("tokenizer.json"))
                     .map_err(|e| oss_wgpu::Error::io(&t, e))?;
@@ -429,13 +429,14 @@ fn render_report(r: &InspectReport) -> String {
     let _ =
         writeln!(o,
         "GPU memory   weights {} (binding limit {}, {split}), KV cache {} at ctx {} ({} positions \
-         on full layers, {} on sliding), total {}",
+         on full layers, {} on sliding), activations {}, total {}",
         bytes(g.weights),
         bytes(g.max_binding),
         bytes(g.kv_cache),
         g.ctx,
         g.kv_positions_full,
         g.kv_positions_sliding,
+        bytes(g.activations),
         bytes(g.total)
     );
     for n in &r.notes {

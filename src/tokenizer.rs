@@ -2,7 +2,8 @@
 //!
 //! Harmony prompts (`crate::harmony`) are rendered as text that spells out the special tokens
 //! (`<|start|>`, `<|message|>`, ...), so `encode` must turn each of those into its single id, and
-//! must not add a BOS: a gpt-oss prompt starts directly with `<|start|>` (spec §5.2).
+//! must not add a BOS: a gpt-oss prompt starts directly with `<|start|>`
+//! (https://github.com/openai/harmony/blob/main/docs/format.md).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -88,18 +89,17 @@ impl Tokenizer {
     /// Ids for `text`, with special tokens written in it (`<|start|>`) matched as their single
     /// ids. Adds nothing: no BOS, no post-processor template.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| self.error(format!("encoding {} bytes of text: {e}", text.len())))?;
-        Ok(encoding.get_ids().to_vec())
+        self.encode_with(&self.inner, text)
     }
 
     /// Ids for `text` with nothing matched as a special token: `<|end|>` written in the text is
     /// BPE'd like any other characters. For user, tool and other untrusted text.
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .ordinary
+        self.encode_with(&self.ordinary, text)
+    }
+
+    fn encode_with(&self, t: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u32>> {
+        let encoding = t
             .encode_fast(text, false)
             .map_err(|e| self.error(format!("encoding {} bytes of text: {e}", text.len())))?;
         Ok(encoding.get_ids().to_vec())
@@ -249,76 +249,37 @@ impl DecodeStream {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::Tokenizer;
+    pub use crate::testing::tokenizer::byte_char;
+    use crate::testing::tokenizer::{added_specials, bpe_json, byte_vocab, HARMONY_SPECIALS};
 
-    pub const SPECIALS: [&str; 10] = [
-        "<|startoftext|>",
-        "<|endoftext|>",
-        "<|return|>",
-        "<|constrain|>",
-        "<|channel|>",
-        "<|start|>",
-        "<|end|>",
-        "<|message|>",
-        "<|call|>",
-        "<|reserved_1|>",
-    ];
+    /// The harmony specials, and a reserved token that is neither text nor structure.
+    pub const SPECIALS: [&str; 10] = {
+        let mut all = ["<|reserved_1|>"; 10];
+        let mut i = 0;
+        while i < HARMONY_SPECIALS.len() {
+            all[i] = HARMONY_SPECIALS[i];
+            i += 1;
+        }
+        all
+    };
     const MERGES: [(&str, &str); 5] =
         [("h", "e"), ("l", "l"), ("he", "ll"), ("Ġ", "w"), ("o", "r")];
     /// First special id: right after the 256 bytes and the merged tokens, because the
     /// `tokenizers` crate renumbers added tokens that leave a gap.
     pub const SPECIAL_BASE: u32 = 256 + MERGES.len() as u32;
 
-    /// GPT-2's byte -> printable char map, which byte-level vocabularies are written in.
-    pub fn byte_char(b: u8) -> char {
-        let printable =
-            |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
-        if printable(b) {
-            return b as char;
-        }
-        let n = (0..b).filter(|&x| !printable(x)).count() as u32;
-        char::from_u32(256 + n).expect("below 512")
-    }
-
     pub fn tiny() -> Tokenizer {
         tiny_with_special_base(SPECIAL_BASE).expect("tiny tokenizer loads")
     }
 
     pub fn tiny_with_special_base(special_base: u32) -> crate::Result<Tokenizer> {
-        let merges = MERGES;
-        let mut vocab = serde_json::Map::new();
-        for b in 0..=255u8 {
-            vocab.insert(byte_char(b).to_string(), b.into());
-        }
-        for (i, (a, b)) in merges.iter().enumerate() {
+        let mut vocab = byte_vocab();
+        for (i, (a, b)) in MERGES.iter().enumerate() {
             vocab.insert(format!("{a}{b}"), (256 + i).into());
         }
-        let added: Vec<_> = SPECIALS
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                serde_json::json!({
-                    "id": special_base as usize + i, "content": s, "single_word": false,
-                    "lstrip": false, "rstrip": false, "normalized": false, "special": true
-                })
-            })
-            .collect();
-        let json = serde_json::json!({
-            "version": "1.0",
-            "truncation": null,
-            "padding": null,
-            "added_tokens": added,
-            "normalizer": null,
-            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false,
-                              "trim_offsets": true, "use_regex": true},
-            "post_processor": null,
-            "decoder": {"type": "ByteLevel", "add_prefix_space": false,
-                        "trim_offsets": true, "use_regex": true},
-            "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                      "vocab": vocab,
-                      "merges": merges.iter().map(|(a, b)| format!("{a} {b}")).collect::<Vec<_>>()}
-        });
+        let merges = MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
+        let added = added_specials(special_base as usize, SPECIALS);
+        let json = bpe_json(vocab, merges, added, None);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("tokenizer.json");
         std::fs::write(&path, json.to_string()).expect("write tokenizer.json");

@@ -1,5 +1,5 @@
 //! Checkpoint layouts, validation and upload, on tiny checkpoints written by
-//! `oss_wgpu::checkpoint::writer` from one set of seeded random weights.
+//! `oss_wgpu::testing::writer` from one set of seeded random weights.
 
 mod common;
 
@@ -7,13 +7,13 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::process::Command;
 
-use oss_wgpu::checkpoint::writer::{
-    hf_config_json, tiny_config, write_json, write_safetensors, RawTensor, WeightSet, WriteLayout,
-};
 use oss_wgpu::checkpoint::{Checkpoint, DType, Layout, TensorId, WeightSource};
 use oss_wgpu::config::ModelConfig;
 use oss_wgpu::gpu::{Gpu, GpuOptions};
 use oss_wgpu::model::Weights;
+use oss_wgpu::testing::writer::{
+    hf_config_json, tiny_config, write_json, write_safetensors, RawTensor, WeightSet, WriteLayout,
+};
 use oss_wgpu::Error;
 
 const SEED: u64 = 0x5eed;
@@ -598,7 +598,7 @@ fn inspect_reports_a_good_checkpoint_and_fails_a_bad_one() {
     // The original layout's folder has no tokenizer of its own; inspect requires one.
     write_json(
         &dir.path().join("tokenizer.json"),
-        &oss_wgpu::checkpoint::writer::tokenizer_json(ws.config.vocab_size),
+        &oss_wgpu::testing::writer::tokenizer_json(ws.config.vocab_size),
     )
     .unwrap();
     let (ok, out, err) = inspect(&[], dir.path());

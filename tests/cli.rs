@@ -10,10 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use oss_wgpu::checkpoint::writer::{
-    tiny_config, tokenizer_json, write_json, WeightSet, WriteLayout,
-};
 use oss_wgpu::checkpoint::{LayerTensor, TensorId};
+use oss_wgpu::testing::writer::{tiny_config, tokenizer_json, write_json, WeightSet, WriteLayout};
 
 mod common;
 

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use oss_wgpu::checkpoint::inspect::{decode_bytes, param_counts};
-use oss_wgpu::checkpoint::writer::{
+use oss_wgpu::checkpoint::{Checkpoint, TensorId, WeightSource};
+use oss_wgpu::config::ModelConfig;
+use oss_wgpu::inspect::{decode_bytes, param_counts};
+use oss_wgpu::model::{forward::DEFAULT_CHUNK, kv_cache, weights};
+use oss_wgpu::testing::writer::{
     hf_config_json, original_config_json, tiny_config, tokenizer_json, write_json, Rng, WeightSet,
     WriteLayout,
 };
-use oss_wgpu::checkpoint::{Checkpoint, TensorId, WeightSource};
-use oss_wgpu::config::ModelConfig;
-use oss_wgpu::model::{forward::DEFAULT_CHUNK, kv_cache, weights};
 
 const SEED: u64 = 0xf022;
 const CASES: usize = 400;

@@ -6,7 +6,8 @@
 mod common;
 
 use common::o200k::{hf, tiktoken};
-use oss_wgpu::harmony::{render_prompt, stop_ids, Channel, ChatRequest, Event, HarmonyParser};
+use oss_wgpu::conversation::render::single_turn_text;
+use oss_wgpu::harmony::{stop_ids, Channel, ChatRequest, Event, HarmonyParser};
 use oss_wgpu::harmony::{Reasoning, StopKind};
 
 const VOCAB: usize = 201_088;
@@ -17,8 +18,8 @@ fn spec_request() -> ChatRequest {
 
 #[test]
 fn spec_prompt_ids_on_the_real_vocabulary() {
-    let ids = tiktoken().encode_with_special_tokens(&render_prompt(&spec_request()));
-    // Spec §5.3: <|start|> system <|message|> ... <|end|> <|start|> assistant.
+    let ids = tiktoken().encode_with_special_tokens(&single_turn_text(&spec_request()).unwrap());
+    // harmony docs/format.md: <|start|> system <|message|> ... <|end|> <|start|> assistant.
     assert_eq!(&ids[..3], &[200006, 17360, 200008]);
     assert_eq!(&ids[ids.len() - 3..], &[200007, 200006, 173781]);
     // <|end|><|start|>user<|message|> in the middle.
@@ -39,8 +40,8 @@ fn tokenizer_json_path_matches_tiktoken() {
     };
     let texts = [
         "hello world".to_string(),
-        render_prompt(&spec_request()),
-        render_prompt(&dated),
+        single_turn_text(&spec_request()).unwrap(),
+        single_turn_text(&dated).unwrap(),
         "I'M DONE, you're right: they'll see it's 12345678 o'clock!!!  ".into(),
         "<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>final<|message|>y<|return|>".into(),
         "fn main() {\n    println!(\"{}\", 1_000_000 / 7);\n}\n".into(),
@@ -73,7 +74,8 @@ fn tokenizer_json_path_matches_tiktoken() {
 
 #[test]
 fn stop_ids_on_the_real_vocabulary() {
-    // The HF generation_config's eos_token_id list (spec §5.4).
+    // The eos_token_id list of
+    // https://huggingface.co/openai/gpt-oss-20b/blob/main/generation_config.json.
     assert_eq!(
         stop_ids(hf(), &[200002, 199999, 200012]),
         vec![200002, 200012, 199999]
@@ -110,7 +112,7 @@ fn parser_on_real_ids() {
                   Provide answer.<|end|><|start|>assistant<|channel|>final<|message|>2 + 2 = 4.\
                   <|return|>";
     let ids = tiktoken().encode_with_special_tokens(output);
-    // Spec §5.3: the channel names are single tokens.
+    // harmony docs/format.md: the channel names are single tokens.
     assert_eq!(&ids[..3], &[200005, 35644, 200008]);
     assert!(ids.windows(3).any(|w| w == [200005, 17196, 200008]));
     let (messages, events) = parse_real(output);

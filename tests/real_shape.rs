@@ -28,7 +28,6 @@ mod common;
 use std::time::Instant;
 
 use common::{env_options, gpu_with};
-use oss_wgpu::checkpoint::writer::{WeightScales, WeightSet, WriteLayout};
 use oss_wgpu::checkpoint::Checkpoint;
 use oss_wgpu::config::ModelConfig;
 use oss_wgpu::gpu::{Gpu, GpuOptions, KvChoice};
@@ -36,6 +35,7 @@ use oss_wgpu::model::forward::{Forward, SamplingParams, DEFAULT_CHUNK};
 use oss_wgpu::model::synthetic;
 use oss_wgpu::model::Model;
 use oss_wgpu::reference::forward::forward_with;
+use oss_wgpu::testing::writer::{WeightScales, WeightSet, WriteLayout};
 
 /// f32 against f64 of the same function. Sums run over at most 2,880 terms (relative error
 /// at most ~2,880 x 2^-24 = 1.7e-4 of the terms' magnitude, typically sqrt(2,880) x 2^-24),

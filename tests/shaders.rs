@@ -11,9 +11,17 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 use oss_wgpu::gpu::shader::{self, ShaderVariant, SHADERS};
 use oss_wgpu::kernels::{Access, Kernel, Layout, KERNELS, STEP};
 
-/// Override constants that some modules leave for their including kernel.
-const MODULE_PRELUDE: &str =
-    "override REDUCE_SIZE: u32 = 64u;\nconst K_CACHE_BINDING: u32 = 10u;\nconst V_CACHE_BINDING: u32 = 11u;\n";
+/// Declarations that some modules leave for their including kernel.
+const MODULE_PRELUDE: &str = concat!(
+    "override REDUCE_SIZE: u32 = 64u;\nconst K_CACHE_BINDING: u32 = 10u;\nconst V_CACHE_BINDING: u32 = 11u;\n",
+    // What moe_prefill_tile asks of the kernel that includes it.
+    "@group(0) @binding(0) var<storage, read> blocks: array<u32>;\n",
+    "@group(0) @binding(1) var<storage, read> scales: array<u32>;\n",
+    "@group(0) @binding(2) var<storage, read> offsets: array<u32>;\n",
+    "@group(0) @binding(3) var<storage, read> tiles: array<vec2<u32>>;\n",
+    "@group(0) @binding(4) var<storage, read> tile_count: array<u32>;\n",
+    "fn moe_tile_x(start: u32, m: u32, k: u32) -> f32 { return f32(start + m + k); }\n",
+);
 
 /// The portable variant must need nothing beyond core WGSL; the others exactly their feature.
 fn capabilities(variant: ShaderVariant) -> Capabilities {

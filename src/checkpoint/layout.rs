@@ -1,8 +1,10 @@
 //! Checkpoint layouts and how each canonical tensor is found in them.
 //!
 //! - Hugging Face MXFP4 (`model.*`, `lm_head.weight`): stored exactly in canonical form.
-//! - Original (`block.*`, spec 2.1): the same bytes under other names, except that q, k and v
-//!   are row ranges of the fused `attn.qkv` tensors (borrowed, not copied).
+//! - Original (`block.*`, the module paths of
+//!   https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py): the same bytes under
+//!   other names, except that q, k and v are row ranges of the fused `attn.qkv` tensors
+//!   (borrowed, not copied).
 //! - Hugging Face BF16 experts (`mlp.experts.gate_up_proj` [E, H, 2I] and `down_proj` [E, I, H],
 //!   [in, out] as transformers saves them): transposed and quantized to MXFP4 on load.
 //! - Both key sets in one folder: the `model.*` keys win and `block.*` is ignored.

@@ -1,6 +1,6 @@
-//! Checkpoints on disk: safetensors shards, layouts, validation, and the MXFP4 codec.
+//! Reading checkpoints on disk: safetensors shards, layouts, validation, and the MXFP4 codec.
+//! The report on a checkpoint is `crate::inspect`; test checkpoints are `crate::testing::writer`.
 
-pub mod inspect;
 pub mod layout;
 pub mod loader;
 pub mod mxfp4;
@@ -8,7 +8,6 @@ pub mod names;
 pub mod shards;
 pub mod tensor;
 pub mod values;
-pub mod writer;
 
 pub use layout::Layout;
 pub use loader::Checkpoint;

@@ -226,7 +226,8 @@ impl TensorId {
         }
     }
 
-    /// The name in OpenAI's original layout (spec 2.1).
+    /// The name in OpenAI's original layout: the module paths of `Transformer` in
+    /// https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py.
     pub fn original_name(self) -> OriginalName {
         use LayerTensor::*;
         let whole = |name: String| OriginalName { name, qkv: None };

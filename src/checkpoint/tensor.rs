@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use crate::checkpoint::mxfp4;
 use crate::checkpoint::names::{ExpertMatrix, LayerTensor, TensorId, TensorKind};
 use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::error::{comma_list, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum DType {
@@ -113,14 +113,7 @@ pub fn element_count(shape: &[usize]) -> Option<usize> {
 
 /// "[64, 2880]", for messages.
 pub fn shape_string(shape: &[usize]) -> String {
-    format!(
-        "[{}]",
-        shape
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    format!("[{}]", comma_list(shape))
 }
 
 /// One tensor in canonical form. Shapes are those of the Hugging Face MXFP4 layout: weight

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
-use oss_wgpu::bench::{self, BenchOptions, BenchReport};
+use oss_wgpu::bench::{self, BenchOptions, BenchReport, KernelTime};
 use oss_wgpu::checkpoint::{Checkpoint, WeightSource};
 use oss_wgpu::gpu::{self, Gpu, GpuOptions};
 use oss_wgpu::model::{locate, synthetic, Model};
@@ -109,6 +109,21 @@ fn one(opts: &GpuOptions, a: &BenchArgs) -> Result<BenchReport> {
     Ok(r)
 }
 
+/// One line per kernel: its dispatches, GPU time and share of `total`.
+fn kernel_rows(o: &mut String, kernels: &[KernelTime], total: f64) {
+    use std::fmt::Write;
+    for k in kernels {
+        let _ = writeln!(
+            o,
+            "    {:<44} x{:<4} {:>9.1} us  {:>5.1}%",
+            k.kernel,
+            k.dispatches,
+            k.us,
+            100.0 * k.us / total
+        );
+    }
+}
+
 fn print(o: &mut String, r: &BenchReport) {
     use std::fmt::Write;
     let _ = writeln!(
@@ -161,16 +176,7 @@ fn print(o: &mut String, r: &BenchReport) {
             "  decode step at depth {depth}: GPU time per kernel, each dispatch in its own timed pass ({} dispatches, {:.1} us in all):",
             r.decode_dispatches, total
         );
-        for k in kernels {
-            let _ = writeln!(
-                o,
-                "    {:<44} x{:<4} {:>9.1} us  {:>5.1}%",
-                k.kernel,
-                k.dispatches,
-                k.us,
-                100.0 * k.us / total
-            );
-        }
+        kernel_rows(o, kernels, total);
     }
     for (n, kernels) in &r.prefill_kernels {
         let total: f64 = kernels.iter().map(|k| k.us).sum();
@@ -179,16 +185,7 @@ fn print(o: &mut String, r: &BenchReport) {
             "  prefill step of {n} tokens: GPU time per kernel ({:.1} us in all):",
             total
         );
-        for k in kernels {
-            let _ = writeln!(
-                o,
-                "    {:<44} x{:<4} {:>9.1} us  {:>5.1}%",
-                k.kernel,
-                k.dispatches,
-                k.us,
-                100.0 * k.us / total
-            );
-        }
+        kernel_rows(o, kernels, total);
     }
     let m = &r.memory;
     let _ = writeln!(

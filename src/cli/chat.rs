@@ -13,12 +13,14 @@ use anyhow::Result;
 use clap::Args;
 use rustyline::error::ReadlineError;
 
-use oss_wgpu::conversation::api::{self, ChatMessage, ChatOptions, MessageContent};
+use crate::cli::serve;
+
+use oss_wgpu::conversation::api::{self, ChatMessage, ChatOptions};
 use oss_wgpu::conversation::{Delta, ReplyOptions, ReplyParser};
 use oss_wgpu::gpu::GpuOptions;
 use oss_wgpu::harmony::{self, Reasoning};
 use oss_wgpu::model::{locate, SamplingParams};
-use oss_wgpu::server::engine::{Engine, EngineEvent, EngineOptions, Job};
+use oss_wgpu::server::engine::{EngineEvent, Job};
 
 #[derive(Args)]
 pub struct ChatArgs {
@@ -87,32 +89,13 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-fn text_message(role: &str, text: String) -> ChatMessage {
-    ChatMessage {
-        role: role.into(),
-        content: Some(MessageContent::Text(text)),
-        name: None,
-        tool_calls: None,
-        tool_call_id: None,
-        reasoning_content: None,
-    }
-}
-
 pub fn run(gpu: &GpuOptions, a: ChatArgs) -> Result<ExitCode> {
     let dir = locate::resolve(a.model.as_deref())?;
-    eprintln!("loading {}", dir.display());
-    let engine = Engine::start(EngineOptions {
-        model_dir: dir,
-        gpu: gpu.clone(),
-        ctx: a.ctx,
-        max_tokens: a.max_tokens,
-        queue: 1,
-        scripted: a.scripted_reply.clone(),
-    })?;
+    let engine = serve::start_engine(gpu, dir, a.ctx, a.max_tokens, 1, &a.scripted_reply)?;
     let interrupted = interrupt_flag()?;
     let mut reasoning: Reasoning = a.reasoning.parse()?;
     let mut show_reasoning = a.show_reasoning;
-    let date = crate::cli::serve::current_date(a.date.as_deref());
+    let date = serve::current_date(a.date.as_deref());
     let stop_ids = harmony::stop_ids(&engine.tokenizer, &engine.config.eos_token_ids);
     let mut history: Vec<ChatMessage> = Vec::new();
     let mut seed = a.seed.unwrap_or(0);
@@ -165,10 +148,10 @@ pub fn run(gpu: &GpuOptions, a: ChatArgs) -> Result<ExitCode> {
 
         let mut messages = Vec::new();
         if let Some(s) = &a.system {
-            messages.push(text_message("system", s.clone()));
+            messages.push(ChatMessage::text("system", s.clone()));
         }
         messages.extend(history.iter().cloned());
-        messages.push(text_message("user", line.clone()));
+        messages.push(ChatMessage::text("user", line.clone()));
         let opts = ChatOptions {
             reasoning,
             current_date: date.clone(),
@@ -256,10 +239,10 @@ pub fn run(gpu: &GpuOptions, a: ChatArgs) -> Result<ExitCode> {
             print!(" [stopped]");
         }
         println!();
-        history.push(text_message("user", line));
+        history.push(ChatMessage::text("user", line));
         history.push(ChatMessage {
             reasoning_content: Some(reply.reasoning),
-            ..text_message("assistant", reply.content)
+            ..ChatMessage::text("assistant", reply.content)
         });
     }
     Ok(ExitCode::SUCCESS)

@@ -59,6 +59,26 @@ pub fn current_date(arg: Option<&str>) -> Option<String> {
     }
 }
 
+/// The engine `serve` and `chat` run on, loaded from `dir`.
+pub fn start_engine(
+    gpu: &GpuOptions,
+    dir: PathBuf,
+    ctx: Option<usize>,
+    max_tokens: usize,
+    queue: usize,
+    scripted: &[String],
+) -> Result<Engine> {
+    eprintln!("loading {}", dir.display());
+    Ok(Engine::start(EngineOptions {
+        model_dir: dir,
+        gpu: gpu.clone(),
+        ctx,
+        max_tokens,
+        queue,
+        scripted: scripted.to_vec(),
+    })?)
+}
+
 pub fn run(gpu: &GpuOptions, a: ServeArgs) -> Result<ExitCode> {
     let dir = locate::resolve(a.model.as_deref())?;
     let addr: SocketAddr = format!("{}:{}", a.host, a.port)
@@ -73,15 +93,7 @@ pub fn run(gpu: &GpuOptions, a: ServeArgs) -> Result<ExitCode> {
         current_date: current_date(a.date.as_deref()),
         reasoning: a.reasoning.parse()?,
     };
-    eprintln!("loading {}", dir.display());
-    let engine = Engine::start(EngineOptions {
-        model_dir: dir,
-        gpu: gpu.clone(),
-        ctx: a.ctx,
-        max_tokens: a.max_tokens,
-        queue: a.queue,
-        scripted: a.scripted_reply.clone(),
-    })?;
+    let engine = start_engine(gpu, dir, a.ctx, a.max_tokens, a.queue, &a.scripted_reply)?;
     eprintln!("model {} ready, context {}", engine.model_name, engine.ctx);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -22,18 +22,28 @@ use super::ConversationError;
 #[derive(Clone, Debug, Deserialize)]
 pub struct ChatMessage {
     pub role: String,
-    #[serde(default)]
     pub content: Option<MessageContent>,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub tool_calls: Option<Vec<ToolCallIn>>,
-    #[serde(default)]
     pub tool_call_id: Option<String>,
     /// The reasoning of an earlier assistant turn, as this server returns it (`reasoning` is
     /// the name some clients use).
     #[serde(default, alias = "reasoning")]
     pub reasoning_content: Option<String>,
+}
+
+impl ChatMessage {
+    /// A message of plain text from `role`.
+    pub fn text(role: &str, text: String) -> ChatMessage {
+        ChatMessage {
+            role: role.to_owned(),
+            content: Some(MessageContent::Text(text)),
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+            reasoning_content: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -47,13 +57,11 @@ pub enum MessageContent {
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
     pub text: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct ToolCallIn {
-    #[serde(default)]
     pub id: Option<String>,
     pub function: FunctionCallIn,
 }
@@ -62,7 +70,6 @@ pub struct ToolCallIn {
 pub struct FunctionCallIn {
     pub name: String,
     /// A JSON string per the API; an object is accepted and written as JSON.
-    #[serde(default)]
     pub arguments: Option<Value>,
 }
 
@@ -76,9 +83,7 @@ pub struct Tool {
 #[derive(Clone, Debug, Deserialize)]
 pub struct FunctionDef {
     pub name: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub parameters: Option<Value>,
 }
 

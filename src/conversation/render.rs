@@ -116,6 +116,12 @@ impl Message {
     }
 }
 
+/// The prompt text of a one-turn `ChatRequest`, special tokens spelled out. Matches harmony's
+/// renderer (test-data/test_simple_convo*.txt): no BOS, no newline between messages.
+pub fn single_turn_text(req: &ChatRequest) -> Result<String, ConversationError> {
+    Ok(to_text(&render_for_completion(&single_turn(req))?))
+}
+
 /// The conversation of a one-turn `ChatRequest` (`generate`'s template).
 pub fn single_turn(req: &ChatRequest) -> Vec<Message> {
     let mut out = vec![Message::new(
@@ -307,8 +313,46 @@ pub fn to_text(pieces: &[Piece]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harmony::render_prompt;
     use crate::tokenizer::test_support::tiny;
+
+    fn prompt(req: &ChatRequest) -> String {
+        single_turn_text(req).unwrap()
+    }
+
+    /// Identical to harmony's test-data/test_simple_convo.txt, the system + user example of
+    /// https://github.com/openai/harmony/blob/main/docs/format.md.
+    const SIMPLE_CONVO: &str = "<|start|>system<|message|>You are ChatGPT, a large language \
+        model trained by OpenAI.\nKnowledge cutoff: 2024-06\n\nReasoning: medium\n\n# Valid \
+        channels: analysis, commentary, final. Channel must be included for every message.\
+        <|end|><|start|>user<|message|>What is 2 + 2?<|end|><|start|>assistant";
+
+    #[test]
+    fn renders_the_format_example_exactly() {
+        assert_eq!(prompt(&ChatRequest::new("What is 2 + 2?")), SIMPLE_CONVO);
+    }
+
+    #[test]
+    fn reasoning_levels() {
+        for (level, word) in [(Reasoning::Low, "low"), (Reasoning::Medium, "medium")] {
+            let p = prompt(&ChatRequest {
+                reasoning: level,
+                ..ChatRequest::new("x")
+            });
+            assert!(p.contains(&format!("\n\nReasoning: {word}\n\n")), "{p}");
+        }
+    }
+
+    #[test]
+    fn system_identity_replaces_the_first_line_only() {
+        let p = prompt(&ChatRequest {
+            system_identity: Some("You are a pirate.".into()),
+            ..ChatRequest::new("hi")
+        });
+        assert!(p.starts_with(
+            "<|start|>system<|message|>You are a pirate.\nKnowledge cutoff: 2024-06\n\n"
+        ));
+        assert!(!p.contains(DEFAULT_IDENTITY));
+    }
 
     fn system(reasoning: Reasoning, date: Option<&str>) -> Message {
         Message::new(
@@ -322,26 +366,36 @@ mod tests {
     }
 
     #[test]
-    fn one_turn_matches_the_single_turn_renderer() {
+    fn one_turn_with_date_developer_and_reasoning() {
+        // The layout of harmony's test_simple_convo_high_effort.txt, plus a date line placed
+        // as in test_reasoning_system_message_with_dates.txt.
         let req = ChatRequest {
             current_date: Some("2025-08-05".into()),
             reasoning: Reasoning::High,
-            developer_instructions: Some("Be a robot.".into()),
-            ..ChatRequest::new("Hi?")
+            developer_instructions: Some("Answer the user's questions like a robot.".into()),
+            ..ChatRequest::new("What is the capital of the largest country in the world?")
         };
+        let expected = "<|start|>system<|message|>You are ChatGPT, a large language model \
+            trained by OpenAI.\nKnowledge cutoff: 2024-06\nCurrent date: 2025-08-05\n\n\
+            Reasoning: high\n\n# Valid channels: analysis, commentary, final. Channel must be \
+            included for every message.<|end|><|start|>developer<|message|># Instructions\n\n\
+            Answer the user's questions like a robot.<|end|><|start|>user<|message|>What is the \
+            capital of the largest country in the world?<|end|><|start|>assistant";
+        assert_eq!(prompt(&req), expected);
         let messages = vec![
             system(Reasoning::High, Some("2025-08-05")),
             Message::new(
                 Role::Developer,
                 Content::Developer(DeveloperContent {
-                    instructions: Some("Be a robot.".into()),
+                    instructions: Some("Answer the user's questions like a robot.".into()),
                     tools: vec![],
                 }),
             ),
-            Message::text(Role::User, "Hi?"),
+            Message::text(
+                Role::User,
+                "What is the capital of the largest country in the world?",
+            ),
         ];
-        let text = to_text(&render_for_completion(&messages).unwrap());
-        assert_eq!(text, render_prompt(&req));
         assert_eq!(single_turn(&req), messages);
     }
 
@@ -359,7 +413,7 @@ mod tests {
         // The text is all there, as ordinary tokens.
         assert!(t.decode(&ids).unwrap().contains(attack));
         // The old path, encoding the rendered string, would have matched them.
-        let matched = t.encode(&render_prompt(&req)).unwrap();
+        let matched = t.encode(&prompt(&req)).unwrap();
         assert!(matched.iter().filter(|&&i| t.is_special(i)).count() > specials.len());
     }
 

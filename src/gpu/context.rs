@@ -206,7 +206,7 @@ impl Tuning {
 
 impl KvChoice {
     /// Bytes per KV-cache element.
-    pub fn element_bytes(self) -> u64 {
+    pub const fn element_bytes(self) -> u64 {
         match self {
             KvChoice::F32 => 4,
             KvChoice::F16 => 2,

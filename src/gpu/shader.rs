@@ -28,6 +28,7 @@ shader_table![
     "kv_cache_f32",
     "step",
     "topk",
+    "moe_prefill_tile",
     // kernels
     "dequant_f32_mf4w",
     "embed_f32_bf16w",
@@ -116,6 +117,7 @@ pub fn is_module(name: &str) -> bool {
             | "kv_cache_f32"
             | "step"
             | "topk"
+            | "moe_prefill_tile"
     )
 }
 

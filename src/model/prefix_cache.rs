@@ -65,7 +65,7 @@ mod tests {
     use crate::config::LayerType;
 
     fn config(window: usize, sliding: bool) -> ModelConfig {
-        let mut c = crate::checkpoint::writer::tiny_config();
+        let mut c = crate::testing::writer::tiny_config();
         c.sliding_window = window;
         let kind = if sliding {
             LayerType::Sliding

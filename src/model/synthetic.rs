@@ -3,7 +3,7 @@
 //! Values are seeded and sane (small bf16 weights, gains near 1, E8M0 scales spread like a real
 //! checkpoint's, around 2^-5), so the arithmetic is as busy as with real weights.
 
-use crate::config::{LayerType, ModelConfig, RopeScaling};
+use crate::config::{LayerType, ModelConfig};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 use crate::kernels::fill_random::{FillRandom, Mode};
@@ -12,53 +12,30 @@ use crate::model::weights::{
     F32Vector, LayerWeights, MatrixPart, Weights,
 };
 
-/// The configs `--synthetic` knows: gpt-oss-20b and -120b (spec §1.1), and a tiny one.
+/// The configs `--synthetic` knows: gpt-oss-20b and -120b, and a tiny one of the same shape.
 pub fn preset(name: &str) -> Result<ModelConfig> {
-    let (layers, experts) = match name {
-        "20b" => (24, 32),
-        "120b" => (36, 128),
-        "tiny" => (3, 8),
-        other => {
-            return Err(Error::argument(
-                "--synthetic",
-                format!("unknown preset '{other}'; choose 20b, 120b or tiny"),
-            ))
-        }
-    };
-    let tiny = name == "tiny";
-    Ok(ModelConfig {
-        num_hidden_layers: layers,
-        num_experts: experts,
-        experts_per_token: 4,
-        hidden_size: if tiny { 256 } else { 2880 },
-        intermediate_size: if tiny { 256 } else { 2880 },
-        head_dim: 64,
-        num_attention_heads: if tiny { 8 } else { 64 },
-        num_key_value_heads: if tiny { 2 } else { 8 },
-        vocab_size: if tiny { 4096 } else { 201088 },
-        sliding_window: 128,
-        layer_types: (0..layers)
-            .map(|l| {
-                if l % 2 == 0 {
-                    LayerType::Sliding
-                } else {
-                    LayerType::Full
-                }
+    match name {
+        "20b" => Ok(ModelConfig::gpt_oss_20b()),
+        "120b" => Ok(ModelConfig::gpt_oss_120b()),
+        "tiny" => {
+            let layers = 3;
+            Ok(ModelConfig {
+                num_hidden_layers: layers,
+                num_experts: 8,
+                hidden_size: 256,
+                intermediate_size: 256,
+                num_attention_heads: 8,
+                num_key_value_heads: 2,
+                vocab_size: 4096,
+                layer_types: LayerType::alternating(layers),
+                ..ModelConfig::gpt_oss_20b()
             })
-            .collect(),
-        rms_norm_eps: 1e-5,
-        swiglu_limit: 7.0,
-        rope_theta: 150000.0,
-        rope_scaling: RopeScaling {
-            factor: 32.0,
-            beta_fast: 32.0,
-            beta_slow: 1.0,
-            original_max_position_embeddings: 4096,
-            truncate: false,
-        },
-        max_position_embeddings: 131072,
-        eos_token_ids: vec![],
-    })
+        }
+        other => Err(Error::argument(
+            "--synthetic",
+            format!("unknown preset '{other}'; choose 20b, 120b or tiny"),
+        )),
+    }
 }
 
 enum Fill {

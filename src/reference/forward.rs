@@ -1,5 +1,6 @@
 //! The whole gpt-oss forward pass on the CPU, built from the per-kernel references: the
-//! reference that GPU generation is tested against on tiny models (spec §4.9).
+//! reference that GPU generation is tested against on tiny models. It follows `Transformer` in
+//! https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py.
 //!
 //! x = emb(ids); per layer: x += Attn(RMSNorm(x)) (sliding window on sliding layers), then
 //! x += MoE(RMSNorm(x)); logits = Unemb(RMSNorm(x)). No KV cache: every call recomputes all

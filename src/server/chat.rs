@@ -1,12 +1,9 @@
 //! `POST /v1/chat/completions`: messages rendered by `conversation::api`, the reply with
 //! `reasoning_content` beside `content`, tool calls in `tool_calls`; SSE chunks when streamed.
 
-use std::convert::Infallible;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -16,45 +13,23 @@ use crate::conversation::api::{self, ChatMessage, ChatOptions, Tool};
 use crate::conversation::{Delta, Reply, ReplyOptions, ReplyParser};
 use crate::harmony::{self, Reasoning};
 
+use super::engine::JobHandle;
 use super::error::ApiError;
-use super::stream::{self, Step, Stop};
+use super::stream::{self, Generation, Step};
 use super::{next_id, unix_now, Shared};
 
 #[derive(Debug, Deserialize)]
 pub struct ChatCompletionRequest {
-    #[serde(default)]
     pub model: Option<String>,
     pub messages: Vec<ChatMessage>,
-    #[serde(default)]
     pub tools: Option<Vec<Tool>>,
-    #[serde(default)]
     pub tool_choice: Option<Value>,
-    #[serde(default)]
     pub reasoning_effort: Option<String>,
-    #[serde(default)]
     pub max_tokens: Option<usize>,
-    #[serde(default)]
     pub max_completion_tokens: Option<usize>,
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    #[serde(default)]
-    pub top_p: Option<f32>,
-    #[serde(default)]
-    pub seed: Option<u64>,
-    #[serde(default)]
-    pub stop: Option<Stop>,
-    #[serde(default)]
-    pub stream: bool,
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
-    #[serde(default)]
     pub n: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct StreamOptions {
-    #[serde(default)]
-    pub include_usage: bool,
+    #[serde(flatten)]
+    pub generation: Generation,
 }
 
 /// A request made ready for the engine.
@@ -115,6 +90,24 @@ pub fn prepare(
     })
 }
 
+/// Submits a prepared chat request: the job, and the parser its tokens go through.
+pub fn start(
+    state: &super::AppState,
+    prepared: Prepared,
+) -> Result<(JobHandle, ReplyParser), ApiError> {
+    let e = &state.engine;
+    let parser = ReplyParser::new(&e.tokenizer, prepared.reply)?;
+    let stop_ids = harmony::stop_ids(&e.tokenizer, &e.config.eos_token_ids);
+    let handle = stream::submit(
+        state,
+        prepared.prompt,
+        prepared.max_tokens,
+        prepared.sampling,
+        stop_ids,
+    )?;
+    Ok((handle, parser))
+}
+
 fn parse(state: &Shared, req: ChatCompletionRequest) -> Result<(Prepared, bool, bool), ApiError> {
     if req.n.is_some_and(|n| n != 1) {
         return Err(ApiError::invalid("n", "only n = 1 is supported"));
@@ -125,12 +118,11 @@ fn parse(state: &Shared, req: ChatCompletionRequest) -> Result<(Prepared, bool, 
         identity: None,
         tools: offered_tools(req.tools.unwrap_or_default(), req.tool_choice.as_ref())?,
     };
-    let sampling = stream::sampling(req.temperature, req.top_p, req.seed)?;
-    let stop = stream::stop_list(req.stop)?;
+    let mut generation = req.generation;
+    let (sampling, stop) = generation.checked()?;
     let max_tokens = req.max_completion_tokens.or(req.max_tokens);
     let prepared = prepare(state, &req.messages, chat, max_tokens, sampling, stop)?;
-    let usage = req.stream_options.is_some_and(|o| o.include_usage);
-    Ok((prepared, req.stream, usage))
+    Ok((prepared, generation.stream, generation.usage_in_stream()))
 }
 
 pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -141,28 +133,20 @@ pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesReject
             .clone()
             .unwrap_or_else(|| state.engine.model_name.clone());
         let (prepared, streamed, usage) = parse(&state, req)?;
-        let stop_ids =
-            harmony::stop_ids(&state.engine.tokenizer, &state.engine.config.eos_token_ids);
-        let parser = ReplyParser::new(&state.engine.tokenizer, prepared.reply.clone())?;
-        let handle = stream::submit(
-            &state,
-            prepared.prompt,
-            prepared.max_tokens,
-            prepared.sampling,
-            stop_ids,
-        )?;
+        let (handle, parser) = start(&state, prepared)?;
         let id = next_id("chatcmpl-");
         if streamed {
-            return Ok(sse(handle, parser, id, model, usage).into_response());
+            return Ok(sse(handle, parser, id, model, usage));
         }
         let (reply, finished) = stream::collect(handle, parser).await?;
+        let (usage, timings) = stream::usage_fields(&finished, Some(reply.reasoning_tokens));
         Ok::<_, ApiError>(
             Json(json!({
                 "id": id, "object": "chat.completion", "created": unix_now(), "model": model,
                 "choices": [{"index": 0, "message": message(&reply),
                              "finish_reason": reply.finish_reason.as_str(), "logprobs": null}],
-                "usage": stream::usage(&finished, Some(reply.reasoning_tokens)),
-                "timings": stream::timings(&finished),
+                "usage": usage,
+                "timings": timings,
             }))
             .into_response(),
         )
@@ -204,67 +188,46 @@ fn delta_json(d: &Delta) -> Value {
 }
 
 fn sse(
-    mut handle: super::engine::JobHandle,
+    mut handle: JobHandle,
     parser: ReplyParser,
     id: String,
     model: String,
     include_usage: bool,
-) -> impl IntoResponse {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
-    tokio::spawn(async move {
+) -> Response {
+    stream::sse(move |events| async move {
         let created = unix_now();
+        let head = json!({"id": id, "object": "chat.completion.chunk", "created": created,
+            "model": model});
         let chunk = |delta: Value, finish: Option<&str>| {
-            let v = json!({"id": id, "object": "chat.completion.chunk", "created": created,
-                "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-            Ok(Event::default().data(v.to_string()))
+            let mut v = head.clone();
+            v["choices"] = json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
+            v
         };
-        if tx
-            .send(chunk(json!({"role": "assistant", "content": ""}), None))
-            .await
-            .is_err()
-        {
-            return;
-        }
+        events
+            .json(&chunk(json!({"role": "assistant", "content": ""}), None))
+            .await?;
         let mut parser = Some(parser);
         loop {
-            // A send that fails means the client is gone: returning drops the job handle,
-            // which cancels the generation.
-            match stream::next_step(&mut handle, &mut parser).await {
-                Ok(Step::Deltas(deltas)) => {
-                    for d in &deltas {
-                        if tx.send(chunk(delta_json(d), None)).await.is_err() {
-                            return;
-                        }
-                    }
+            let (deltas, done) = match stream::next_step(&mut handle, &mut parser).await {
+                Ok(Step::Deltas(deltas)) => (deltas, None),
+                Ok(Step::Done(done, deltas)) => (deltas, Some(*done)),
+                Err(e) => return events.error_then_done(&e).await,
+            };
+            for d in &deltas {
+                events.json(&chunk(delta_json(d), None)).await?;
+            }
+            if let Some((reply, finished)) = done {
+                events
+                    .json(&chunk(json!({}), Some(reply.finish_reason.as_str())))
+                    .await?;
+                if include_usage {
+                    let reasoning = Some(reply.reasoning_tokens);
+                    events
+                        .json(&stream::usage_chunk(&head, &finished, reasoning))
+                        .await?;
                 }
-                Ok(Step::Done(done, deltas)) => {
-                    let (reply, finished) = *done;
-                    for d in &deltas {
-                        if tx.send(chunk(delta_json(d), None)).await.is_err() {
-                            return;
-                        }
-                    }
-                    let _ = tx
-                        .send(chunk(json!({}), Some(reply.finish_reason.as_str())))
-                        .await;
-                    if include_usage {
-                        let v = json!({"id": id, "object": "chat.completion.chunk",
-                            "created": created, "model": model, "choices": [],
-                            "usage": stream::usage(&finished, Some(reply.reasoning_tokens)),
-                            "timings": stream::timings(&finished)});
-                        let _ = tx.send(Ok(Event::default().data(v.to_string()))).await;
-                    }
-                    break;
-                }
-                Err(e) => {
-                    let _ = tx
-                        .send(Ok(Event::default().data(e.body().to_string())))
-                        .await;
-                    break;
-                }
+                return events.done().await;
             }
         }
-        let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
-    });
-    Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx)).keep_alive(KeepAlive::default())
+    })
 }

@@ -10,18 +10,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-
-use axum::response::sse::{Event, KeepAlive, Sse};
 
 use crate::conversation::StopMatcher;
 use crate::tokenizer::DecodeStream;
 
-use super::chat::StreamOptions;
 use super::engine::{EngineEvent, Finished, JobHandle};
 use super::error::ApiError;
-use super::stream::{self, Stop};
+use super::stream::{self, Generation};
 use super::{next_id, unix_now, Shared};
 
 #[derive(Debug, Deserialize)]
@@ -33,23 +29,11 @@ pub enum Prompt {
 
 #[derive(Debug, Deserialize)]
 pub struct CompletionRequest {
-    #[serde(default)]
     pub model: Option<String>,
     pub prompt: Prompt,
-    #[serde(default)]
     pub max_tokens: Option<usize>,
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    #[serde(default)]
-    pub top_p: Option<f32>,
-    #[serde(default)]
-    pub seed: Option<u64>,
-    #[serde(default)]
-    pub stop: Option<Stop>,
-    #[serde(default)]
-    pub stream: bool,
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    pub generation: Generation,
 }
 
 pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -116,61 +100,48 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
         }
     };
     let max_tokens = stream::budget(&state, prompt.len(), req.max_tokens.or(Some(16)))?;
-    let sampling = stream::sampling(req.temperature, req.top_p, req.seed)?;
+    let mut generation = req.generation;
+    let (sampling, stop) = generation.checked()?;
     let stop_ids = e.config.eos_token_ids.clone();
     let mut text = TextReply {
         decoder: e.tokenizer.decode_stream(),
-        stop: StopMatcher::new(stream::stop_list(req.stop)?),
+        stop: StopMatcher::new(stop),
         stop_ids: stop_ids.clone(),
         stopped: false,
     };
     let mut handle = stream::submit(&state, prompt, max_tokens, sampling, stop_ids)?;
     let id = next_id("cmpl-");
     let model = req.model.unwrap_or_else(|| e.model_name.clone());
-    if req.stream {
-        let usage = req.stream_options.is_some_and(|o| o.include_usage);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
-        tokio::spawn(async move {
+    if generation.stream {
+        let usage = generation.usage_in_stream();
+        return Ok(stream::sse(move |events| async move {
             let created = unix_now();
+            let head = json!({"id": id, "object": "text_completion", "created": created,
+                "model": model});
             let chunk = |t: &str, finish: Option<&str>| {
-                let v = json!({"id": id, "object": "text_completion", "created": created,
-                    "model": model, "choices": [{"index": 0, "text": t,
-                    "finish_reason": finish, "logprobs": null}]});
-                Ok(Event::default().data(v.to_string()))
+                let mut v = head.clone();
+                v["choices"] =
+                    json!([{"index": 0, "text": t, "finish_reason": finish, "logprobs": null}]);
+                v
             };
             loop {
-                let step = next_text(&mut handle, &mut text).await;
-                match step {
-                    Ok(TextStep::Text(t)) => {
-                        if tx.send(chunk(&t, None)).await.is_err() {
-                            return;
-                        }
-                    }
+                match next_text(&mut handle, &mut text).await {
+                    Ok(TextStep::Text(t)) => events.json(&chunk(&t, None)).await?,
                     Ok(TextStep::Done(rest, finished)) => {
-                        let _ = tx.send(chunk(&rest, Some(text.finish_reason()))).await;
+                        events
+                            .json(&chunk(&rest, Some(text.finish_reason())))
+                            .await?;
                         if usage {
-                            let v = json!({"id": id, "object": "text_completion",
-                                "created": created, "model": model, "choices": [],
-                                "usage": stream::usage(&finished, None),
-                                "timings": stream::timings(&finished)});
-                            let _ = tx.send(Ok(Event::default().data(v.to_string()))).await;
+                            events
+                                .json(&stream::usage_chunk(&head, &finished, None))
+                                .await?;
                         }
-                        break;
+                        return events.done().await;
                     }
-                    Err(e) => {
-                        let _ = tx
-                            .send(Ok(Event::default().data(e.body().to_string())))
-                            .await;
-                        break;
-                    }
+                    Err(e) => return events.error_then_done(&e).await,
                 }
             }
-            let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
-        });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-        return Ok(Sse::new(stream)
-            .keep_alive(KeepAlive::default())
-            .into_response());
+        }));
     }
     let mut all = String::new();
     let finished = loop {
@@ -182,12 +153,13 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
             }
         }
     };
+    let (usage, timings) = stream::usage_fields(&finished, None);
     Ok(Json(json!({
         "id": id, "object": "text_completion", "created": unix_now(), "model": model,
         "choices": [{"index": 0, "text": all, "finish_reason": text.finish_reason(),
                      "logprobs": null}],
-        "usage": stream::usage(&finished, None),
-        "timings": stream::timings(&finished),
+        "usage": usage,
+        "timings": timings,
     }))
     .into_response())
 }

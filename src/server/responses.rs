@@ -13,8 +13,7 @@ use serde_json::{json, Value};
 use crate::conversation::api::{
     ChatMessage, ChatOptions, FunctionCallIn, FunctionDef, MessageContent, Tool, ToolCallIn,
 };
-use crate::conversation::{FinishReason, Reply, ReplyParser, ToolCall};
-use crate::harmony;
+use crate::conversation::{FinishReason, Reply, ToolCall};
 
 use super::chat;
 use super::engine::Finished;
@@ -24,22 +23,15 @@ use super::{next_id, unix_now, Shared};
 
 #[derive(Debug, Deserialize)]
 pub struct ResponsesRequest {
-    #[serde(default)]
     pub model: Option<String>,
     pub input: Input,
-    #[serde(default)]
     pub instructions: Option<String>,
     #[serde(default)]
     pub tools: Vec<ResponsesTool>,
-    #[serde(default)]
     pub tool_choice: Option<Value>,
-    #[serde(default)]
     pub reasoning: Option<ReasoningParam>,
-    #[serde(default)]
     pub max_output_tokens: Option<usize>,
-    #[serde(default)]
     pub temperature: Option<f32>,
-    #[serde(default)]
     pub top_p: Option<f32>,
     #[serde(default)]
     pub stream: bool,
@@ -54,7 +46,6 @@ pub enum Input {
 
 #[derive(Debug, Deserialize)]
 pub struct ReasoningParam {
-    #[serde(default)]
     pub effort: Option<String>,
 }
 
@@ -63,11 +54,8 @@ pub struct ReasoningParam {
 pub struct ResponsesTool {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub parameters: Option<Value>,
 }
 
@@ -82,23 +70,12 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-fn message(role: &str, content: String) -> ChatMessage {
-    ChatMessage {
-        role: role.to_owned(),
-        content: Some(MessageContent::Text(content)),
-        name: None,
-        tool_calls: None,
-        tool_call_id: None,
-        reasoning_content: None,
-    }
-}
-
 /// Input items as chat messages: reasoning and function calls attach to the assistant message
 /// they belong to (the one that follows them, or a new one).
 fn to_messages(input: Input, instructions: Option<String>) -> Result<Vec<ChatMessage>, ApiError> {
     let mut out: Vec<ChatMessage> = instructions
         .into_iter()
-        .map(|i| message("system", i))
+        .map(|i| ChatMessage::text("system", i))
         .collect();
     let items = match input {
         Input::Text(t) => vec![json!({"role": "user", "content": t})],
@@ -109,7 +86,7 @@ fn to_messages(input: Input, instructions: Option<String>) -> Result<Vec<ChatMes
     let assistant = |p: &mut Option<ChatMessage>| -> ChatMessage {
         p.take().unwrap_or_else(|| ChatMessage {
             content: None,
-            ..message("assistant", String::new())
+            ..ChatMessage::text("assistant", String::new())
         })
     };
     for (i, item) in items.iter().enumerate() {
@@ -130,7 +107,7 @@ fn to_messages(input: Input, instructions: Option<String>) -> Result<Vec<ChatMes
                     if let Some(p) = pending.take() {
                         out.push(p);
                     }
-                    out.push(message(role, text));
+                    out.push(ChatMessage::text(role, text));
                 }
             }
             "reasoning" => {
@@ -172,7 +149,7 @@ fn to_messages(input: Input, instructions: Option<String>) -> Result<Vec<ChatMes
                         .get("call_id")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
-                    ..message("tool", output)
+                    ..ChatMessage::text("tool", output)
                 });
             }
             other => {
@@ -236,20 +213,11 @@ async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Respo
         sampling,
         Vec::new(),
     )?;
-    let e = &state.engine;
-    let parser = ReplyParser::new(&e.tokenizer, prepared.reply.clone())?;
-    let stop_ids = harmony::stop_ids(&e.tokenizer, &e.config.eos_token_ids);
-    let handle = stream::submit(
-        &state,
-        prepared.prompt,
-        prepared.max_tokens,
-        prepared.sampling,
-        stop_ids,
-    )?;
-    let model = req.model.unwrap_or_else(|| e.model_name.clone());
+    let (handle, parser) = chat::start(&state, prepared)?;
+    let model = req.model.unwrap_or_else(|| state.engine.model_name.clone());
     let id = next_id("resp_");
     if req.stream {
-        return Ok(super::responses_stream::sse(handle, parser, id, model).into_response());
+        return Ok(super::responses_stream::sse(handle, parser, id, model));
     }
     let (reply, finished) = stream::collect(handle, parser).await?;
     let status = status(&reply);

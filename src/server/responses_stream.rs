@@ -3,10 +3,8 @@
 //! its `.done` events and `output_item.done`; `response.created` first and
 //! `response.completed` (or `.incomplete`) with the whole response last.
 
-use std::convert::Infallible;
-
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::IntoResponse;
+use axum::response::sse::Event;
+use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::conversation::{Delta, ReplyParser, ToolCall};
@@ -183,14 +181,8 @@ impl Items {
     }
 }
 
-pub fn sse(
-    mut handle: JobHandle,
-    parser: ReplyParser,
-    id: String,
-    model: String,
-) -> impl IntoResponse {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
-    tokio::spawn(async move {
+pub fn sse(mut handle: JobHandle, parser: ReplyParser, id: String, model: String) -> Response {
+    stream::sse(move |events| async move {
         let mut items = Items {
             open: None,
             done: Vec::new(),
@@ -234,15 +226,11 @@ pub fn sse(
                 }
             };
             for ev in items.events.drain(..) {
-                // A client gone: returning drops the handle, which cancels the generation.
-                if tx.send(Ok(ev)).await.is_err() {
-                    return;
-                }
+                events.send(ev).await?;
             }
             if last {
-                break;
+                return Ok(());
             }
         }
-    });
-    Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx)).keep_alive(KeepAlive::default())
+    })
 }

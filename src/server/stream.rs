@@ -1,8 +1,12 @@
 //! What every generating endpoint shares: limits and sampling from the request, submitting the
-//! job, and reading its events into a reply.
+//! job, reading its events into a reply, and the SSE stream that carries it.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::conversation::{Delta, Reply, ReplyParser};
@@ -79,6 +83,39 @@ pub fn sampling(
         top_p,
         seed,
     })
+}
+
+/// The fields chat and text completions share: sampling, stop sequences and streaming.
+#[derive(Debug, serde::Deserialize)]
+pub struct Generation {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<u64>,
+    pub stop: Option<Stop>,
+    #[serde(default)]
+    pub stream: bool,
+    pub stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+impl Generation {
+    /// The sampling parameters and stop sequences, checked.
+    pub fn checked(&mut self) -> Result<(SamplingParams, Vec<String>), ApiError> {
+        let sampling = sampling(self.temperature, self.top_p, self.seed)?;
+        Ok((sampling, stop_list(self.stop.take())?))
+    }
+
+    /// Whether a stream ends with a usage chunk.
+    pub fn usage_in_stream(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
+    }
 }
 
 /// `stop`: a string or a list of up to 4.
@@ -190,4 +227,63 @@ pub fn timings(f: &Finished) -> Value {
         "prompt_tokens_reused": f.reused_tokens,
         "decode_tok_s": f.decode_tok_s,
     })
+}
+
+/// `usage` and `timings`, as the last chunk of a stream (`choices` empty) or inside a whole
+/// response.
+pub fn usage_fields(f: &Finished, reasoning_tokens: Option<usize>) -> (Value, Value) {
+    (usage(f, reasoning_tokens), timings(f))
+}
+
+/// The chunk that ends a chat or text stream when the client asked for usage
+/// (`stream_options.include_usage`): no choices, the numbers of the whole reply.
+pub fn usage_chunk(head: &Value, f: &Finished, reasoning_tokens: Option<usize>) -> Value {
+    let mut v = head.clone();
+    v["choices"] = json!([]);
+    v["usage"] = usage(f, reasoning_tokens);
+    v["timings"] = timings(f);
+    v
+}
+
+/// The client has gone. The stream ends there; dropping the job handle with it cancels the
+/// generation.
+pub struct Gone;
+
+/// The sending half of an SSE response.
+pub struct Events(tokio::sync::mpsc::Sender<Result<Event, Infallible>>);
+
+impl Events {
+    pub async fn send(&self, event: Event) -> Result<(), Gone> {
+        self.0.send(Ok(event)).await.map_err(|_| Gone)
+    }
+
+    /// One `data:` event of JSON.
+    pub async fn json(&self, v: &Value) -> Result<(), Gone> {
+        self.send(Event::default().data(v.to_string())).await
+    }
+
+    /// The error body in place of the rest of a chat or text stream, which then ends with
+    /// `[DONE]` as a completed one does.
+    pub async fn error_then_done(&self, e: &ApiError) -> Result<(), Gone> {
+        self.json(&e.body()).await?;
+        self.done().await
+    }
+
+    /// `[DONE]`: the end of a chat or text completion stream.
+    pub async fn done(&self) -> Result<(), Gone> {
+        self.send(Event::default().data("[DONE]")).await
+    }
+}
+
+/// An SSE response whose events `produce` sends from a task of its own.
+pub fn sse<F, Fut>(produce: F) -> Response
+where
+    F: FnOnce(Events) -> Fut,
+    Fut: Future<Output = Result<(), Gone>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(produce(Events(tx)));
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

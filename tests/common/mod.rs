@@ -46,12 +46,12 @@ pub fn gpu_with(opts: GpuOptions) -> Gpu {
     }
 }
 
-/// The library's seeded xorshift generator (checkpoint::writer::Rng) with the draws tests use.
-pub struct Rng(oss_wgpu::checkpoint::writer::Rng);
+/// The library's seeded xorshift generator (testing::writer::Rng) with the draws tests use.
+pub struct Rng(oss_wgpu::testing::writer::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(oss_wgpu::checkpoint::writer::Rng::new(seed))
+        Rng(oss_wgpu::testing::writer::Rng::new(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()

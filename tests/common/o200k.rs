@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use oss_wgpu::testing::tokenizer::{bpe_json, byte_level, special_token};
 use oss_wgpu::tokenizer::Tokenizer;
 use tiktoken_rs::CoreBPE;
 
-/// o200k_harmony's ordinary tokens are ids 0..199998; specials run to 201087 (spec §5.1).
+/// o200k_harmony's ordinary tokens are ids 0..199998; specials run to 201087 (the encoding's
+/// special-token table, https://github.com/openai/harmony/blob/main/docs/format.md).
 pub const ORDINARY: u32 = 199_998;
 
 pub fn tiktoken() -> &'static CoreBPE {
@@ -19,20 +21,6 @@ pub fn tiktoken() -> &'static CoreBPE {
 pub fn hf() -> &'static Tokenizer {
     static T: OnceLock<Tokenizer> = OnceLock::new();
     T.get_or_init(build_tokenizer_json)
-}
-
-/// GPT-2's byte -> printable char map, the alphabet byte-level BPE vocabularies are written in.
-fn byte_char(b: u8) -> char {
-    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
-    if printable(b) {
-        return b as char;
-    }
-    let n = (0..b).filter(|&x| !printable(x)).count() as u32;
-    char::from_u32(256 + n).unwrap()
-}
-
-fn byte_level(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| byte_char(b)).collect()
 }
 
 /// tiktoken merges the adjacent pair whose concatenation has the lowest rank. A BPE merge list
@@ -71,30 +59,11 @@ pub fn build_tokenizer_json() -> Tokenizer {
         .map(|s| (bpe.encode_with_special_tokens(s)[0], s))
         .collect();
     specials.sort_unstable();
-    let added: Vec<_> = specials
+    let added = specials
         .iter()
-        .map(|(id, s)| {
-            serde_json::json!({"id": id, "content": s, "single_word": false, "lstrip": false,
-                               "rstrip": false, "normalized": false, "special": true})
-        })
+        .map(|&(id, s)| special_token(id as usize, s))
         .collect();
-    let json = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": added,
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": tiktoken_rs::O200K_BASE_PAT_STR},
-             "behavior": "Isolated", "invert": false},
-            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
-             "use_regex": false}]},
-        "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
-                    "use_regex": false},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": true,
-                  "vocab": vocab, "merges": merges}
-    });
+    let json = bpe_json(vocab, merges, added, Some(tiktoken_rs::O200K_BASE_PAT_STR));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokenizer.json");
     std::fs::write(&path, json.to_string()).unwrap();

@@ -12,10 +12,12 @@ use crate::checkpoint::mxfp4;
 use crate::checkpoint::names::{ExpertMatrix, LayerTensor, TensorId, TensorKind};
 use crate::checkpoint::shards::INDEX;
 use crate::checkpoint::tensor::{canonical_shape, element_count, DType, Tensor, WeightSource};
-use crate::config::{LayerType, ModelConfig, RopeScaling, CONFIG, GENERATION_CONFIG};
+use crate::config::{LayerType, ModelConfig, CONFIG, GENERATION_CONFIG};
 use crate::error::{Error, Result};
+use crate::testing::tokenizer::{added_specials, bpe_json, byte_vocab, HARMONY_SPECIALS};
 
-/// A small config with every size different, so a transposed or swapped dimension shows.
+/// A small config with every size different, so a transposed or swapped dimension shows; the
+/// rest is gpt-oss-20b's.
 pub fn tiny_config() -> ModelConfig {
     let layers = 3;
     ModelConfig {
@@ -29,27 +31,9 @@ pub fn tiny_config() -> ModelConfig {
         num_key_value_heads: 2,
         vocab_size: 300,
         sliding_window: 8,
-        layer_types: (0..layers)
-            .map(|i| {
-                if i % 2 == 0 {
-                    LayerType::Sliding
-                } else {
-                    LayerType::Full
-                }
-            })
-            .collect(),
-        rms_norm_eps: 1e-5,
-        swiglu_limit: 7.0,
-        rope_theta: 150000.0,
-        rope_scaling: RopeScaling {
-            factor: 32.0,
-            beta_fast: 32.0,
-            beta_slow: 1.0,
-            original_max_position_embeddings: 4096,
-            truncate: false,
-        },
-        max_position_embeddings: 131072,
+        layer_types: LayerType::alternating(layers),
         eos_token_ids: vec![200, 201],
+        ..ModelConfig::gpt_oss_20b()
     }
 }
 
@@ -430,60 +414,16 @@ fn canonical_blocks(rng: &mut Rng, n: usize) -> Vec<u8> {
     out
 }
 
-/// The harmony special tokens a tokenizer.json must have for chat generation.
-pub const HARMONY_SPECIALS: [&str; 9] = [
-    "<|startoftext|>",
-    "<|endoftext|>",
-    "<|return|>",
-    "<|constrain|>",
-    "<|channel|>",
-    "<|start|>",
-    "<|end|>",
-    "<|message|>",
-    "<|call|>",
-];
-
 /// A minimal byte-level BPE tokenizer.json: the 256 bytes (GPT-2's printable map), no merges,
 /// then the harmony specials, all below `vocab_size` when it is at least 265 (else the specials
 /// are left out).
 pub fn tokenizer_json(vocab_size: usize) -> Value {
-    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
-    let mut vocab = serde_json::Map::new();
-    let mut extra = 0u32;
-    for b in 0..=255u8 {
-        let ch = if printable(b) {
-            b as char
-        } else {
-            extra += 1;
-            char::from_u32(255 + extra).unwrap_or('?')
-        };
-        vocab.insert(ch.to_string(), b.into());
-    }
-    let added: Vec<Value> = if vocab_size >= 256 + HARMONY_SPECIALS.len() {
-        HARMONY_SPECIALS
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                json!({"id": 256 + i, "content": s, "single_word": false, "lstrip": false,
-                       "rstrip": false, "normalized": false, "special": true})
-            })
-            .collect()
+    let added = if vocab_size >= 256 + HARMONY_SPECIALS.len() {
+        added_specials(256, HARMONY_SPECIALS)
     } else {
         Vec::new()
     };
-    json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
-                          "use_regex": true},
-        "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
-                    "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                  "vocab": vocab, "merges": []}
-    })
+    bpe_json(byte_vocab(), Vec::new(), added, None)
 }
 
 /// config.json in Hugging Face naming.

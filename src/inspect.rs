@@ -15,13 +15,15 @@ use crate::checkpoint::tensor::{canonical_shape, element_count, WeightSource};
 use crate::checkpoint::values::{check_values as check_values_of, ValueReport};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::gpu::{KvChoice, Tuning};
 use crate::model::forward::DEFAULT_CHUNK;
 use crate::model::kv_cache;
-use crate::model::weights::{plan, Weights};
+use crate::model::memory::MemoryPlan;
+use crate::model::weights::plan;
 use crate::tokenizer::Tokenizer;
 
-/// Bytes per cached K or V element in the report: f16, as on adapters with SHADER_F16.
-const KV_ELEMENT_BYTES: u64 = 2;
+/// Bytes per cached K or V element in the report: the default KV cache's (f32).
+const KV_ELEMENT_BYTES: u64 = KvChoice::F32.element_bytes();
 
 /// The binding limit `inspect` plans the split for when none is given: WebGPU's default, and
 /// lavapipe's (the smallest common desktop limit).
@@ -101,8 +103,10 @@ pub struct GpuMemory {
     pub ctx: usize,
     pub kv_positions_full: usize,
     pub kv_positions_sliding: usize,
-    /// K and V, f16, every layer.
+    /// K and V, f32 (the default), every layer.
     pub kv_cache: u64,
+    /// The RoPE table and the activations of decode, prefill and the sampler.
+    pub activations: u64,
     pub total: u64,
 }
 
@@ -157,15 +161,7 @@ pub fn inspect_with(
     let c = ck.config().clone();
     let ctx = ctx.unwrap_or(DEFAULT_CTX.min(c.max_position_embeddings));
     check_tokenizer(&ck, &c)?;
-    if ctx == 0 || ctx > c.max_position_embeddings {
-        return Err(crate::Error::argument(
-            "--ctx",
-            format!(
-                "{ctx} is outside 1..={} (the model's maximum positions)",
-                c.max_position_embeddings
-            ),
-        ));
-    }
+    crate::model::fit::check_ctx(&c, ctx)?;
     let shards = ck.shards();
     let ids = TensorId::all(c.num_hidden_layers);
 
@@ -252,24 +248,31 @@ pub fn inspect_with(
         .collect();
 
     let plans = plan(&c, max_binding)?;
-    let weights = Weights::gpu_bytes(&c, max_binding)?;
+    let memory = MemoryPlan::new(
+        &c,
+        ctx,
+        DEFAULT_CHUNK,
+        KV_ELEMENT_BYTES,
+        max_binding,
+        &Tuning::default(),
+    )?;
     let split_tensors = plans
         .iter()
         .filter(|p| p.parts.len() > 1)
         .map(|p| (p.label.clone(), p.parts.len()))
         .collect();
-    let kv = kv_cache::bytes(&c, ctx, DEFAULT_CHUNK, KV_ELEMENT_BYTES);
     let sliding = (0..c.num_hidden_layers).find(|&l| c.is_sliding(l));
     let full = (0..c.num_hidden_layers).find(|&l| !c.is_sliding(l));
     let gpu = GpuMemory {
         max_binding,
-        weights,
+        weights: memory.weights,
         split_tensors,
         ctx,
         kv_positions_full: full.map_or(0, |l| kv_cache::capacity(&c, l, ctx, DEFAULT_CHUNK)),
         kv_positions_sliding: sliding.map_or(0, |l| kv_cache::capacity(&c, l, ctx, DEFAULT_CHUNK)),
-        kv_cache: kv,
-        total: weights + kv,
+        kv_cache: memory.kv_cache,
+        activations: memory.activations,
+        total: memory.total(),
     };
 
     let values = check_values.map(|progress| check_values_of(&ck, 0, progress));
@@ -419,8 +422,9 @@ pub fn decode_bytes(c: &ModelConfig) -> DecodeBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LayerType;
 
-    /// config.json of openai/gpt-oss-20b (spec 1.1).
+    /// config.json of openai/gpt-oss-20b (https://huggingface.co/openai/gpt-oss-20b/blob/main/config.json).
     const GPT_OSS_20B: &str = r#"{
       "architectures": ["GptOssForCausalLM"], "attention_bias": true, "attention_dropout": 0.0,
       "eos_token_id": 200002, "experts_per_token": 4, "head_dim": 64, "hidden_act": "silu",
@@ -450,6 +454,24 @@ mod tests {
     }
 
     #[test]
+    fn the_presets_are_the_published_configs() {
+        let want = ModelConfig {
+            eos_token_ids: vec![],
+            ..config_20b()
+        };
+        assert_eq!(ModelConfig::gpt_oss_20b(), want);
+        assert_eq!(
+            ModelConfig::gpt_oss_120b(),
+            ModelConfig {
+                num_hidden_layers: 36,
+                num_experts: 128,
+                layer_types: LayerType::alternating(36),
+                ..want
+            }
+        );
+    }
+
+    #[test]
     fn gpt_oss_20b_parameter_counts() {
         let p = param_counts(&config_20b());
         assert_eq!(p.total, 20_914_757_184);
@@ -458,11 +480,7 @@ mod tests {
 
     #[test]
     fn gpt_oss_120b_parameter_counts() {
-        let mut c = config_20b();
-        c.num_hidden_layers = 36;
-        c.num_experts = 128;
-        c.layer_types = (0..36).map(|i| c.layer_types[i % 2]).collect();
-        let p = param_counts(&c);
+        let p = param_counts(&ModelConfig::gpt_oss_120b());
         assert_eq!(p.total, 116_829_156_672);
         assert_eq!(p.active, 5_132_849_472);
     }

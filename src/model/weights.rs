@@ -101,7 +101,8 @@ impl ExpertWeights {
     }
 }
 
-/// One transformer layer (spec section 4.3 to 4.7).
+/// One transformer layer: `TransformerBlock` in gpt-oss's model.py
+/// (https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py).
 pub struct LayerWeights {
     /// Pre-attention RMSNorm gain [H].
     pub attn_norm: F32Vector,

@@ -155,11 +155,8 @@ fn error_text(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let text = match cause.downcast_ref() {
-            // The library names its parameters; here they are flags.
-            Some(oss_wgpu::Error::Argument { name, message }) => {
-                format!("invalid argument {}: {message}", flag(name))
-            }
-            _ => cause.to_string(),
+            Some(e) => library_error_text(e),
+            None => cause.to_string(),
         };
         if parts.iter().any(|p| p.contains(&text)) {
             continue;
@@ -167,6 +164,17 @@ fn error_text(e: &anyhow::Error) -> String {
         parts.push(text);
     }
     parts.join(": ")
+}
+
+/// A library error as the command line says it: the library names its parameters (`ctx`),
+/// here they are flags (`--ctx`).
+fn library_error_text(e: &oss_wgpu::Error) -> String {
+    match e {
+        oss_wgpu::Error::Argument { name, message } => {
+            format!("invalid argument {}: {message}", flag(name))
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// The flag that sets a library parameter (`ctx` is `--ctx`); other names as they are.
@@ -278,10 +286,10 @@ fn run_inspect(
         Ok(r) => r,
         Err(e) => {
             if json {
-                let v = serde_json::json!({ "valid": false, "error": e.to_string() });
+                let v = serde_json::json!({ "valid": false, "error": library_error_text(&e) });
                 out(&(serde_json::to_string_pretty(&v)? + "\n"))?;
             } else {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", library_error_text(&e));
             }
             let argument = matches!(e, oss_wgpu::Error::Argument { .. });
             return Ok(ExitCode::from(if argument { 2 } else { 1 }));

@@ -3,7 +3,7 @@
 
 use super::moe::{decode_constants, Experts, MoeShape};
 use super::need;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -17,7 +17,6 @@ kernel! {
 
 /// Output rows per workgroup (the ROWS_PER_WG override).
 pub const ROWS_PER_WG: u32 = 32;
-pub const MAX_INTER: u32 = 4096;
 
 /// `y[j] = w_j (W2_j act_j + b2_j)` for the slots whose expert lies in `experts`.
 pub struct MoeDown<'a> {
@@ -36,15 +35,7 @@ impl MoeDown<'_> {
         let MoeShape {
             hidden, inter, k, ..
         } = self.shape;
-        if inter > MAX_INTER || inter % 32 != 0 || hidden % 32 != 0 {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: intermediate size"),
-                expected: format!("a multiple of 32 up to {MAX_INTER}"),
-                actual: inter.to_string(),
-            });
-        }
-        let ex = self.experts;
-        ex.need(SHADER, hidden, inter)?;
+        let ex = self.experts.bind(SHADER, &self.shape, hidden, inter)?;
         let slots = k as u64 * 4;
         need(
             SHADER,
@@ -62,20 +53,20 @@ impl MoeDown<'_> {
             n_part: ex.n_part,
             ..Default::default()
         };
-        let constants = decode_constants(gpu, ROWS_PER_WG, inter);
+        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, inter)?;
         Bindings {
             route: self.route.binding(),
             act: self.act.binding(),
-            blocks: ex.blocks.binding(),
-            scales: ex.scales.binding(),
-            bias: ex.bias.binding(),
+            blocks: ex.blocks,
+            scales: ex.scales,
+            bias: ex.bias,
             y: self.y.binding(),
         }
         .build(
             gpu,
             &constants,
             &params,
-            &ex.blocks.label,
+            ex.label,
             [hidden.div_ceil(ROWS_PER_WG), k, 1],
         )
     }

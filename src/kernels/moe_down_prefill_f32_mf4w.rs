@@ -34,8 +34,7 @@ impl MoeDownPrefill<'_> {
             n_experts,
             k,
         } = self.shape;
-        let ex = self.experts;
-        ex.need(SHADER, hidden, inter)?;
+        let ex = self.experts.bind(SHADER, &self.shape, hidden, inter)?;
         let entries = self.max_tokens as u64 * k as u64;
         need(SHADER, &[(self.y, entries * hidden as u64 * 4)])?;
         let params = Params {
@@ -55,11 +54,11 @@ impl MoeDownPrefill<'_> {
             offsets: r.offsets.binding(),
             tiles: r.tiles.binding(),
             tile_count: r.tile_count.binding(),
-            blocks: ex.blocks.binding(),
-            scales: ex.scales.binding(),
-            bias: ex.bias.binding(),
+            blocks: ex.blocks,
+            scales: ex.scales,
+            bias: ex.bias,
             y: self.y.binding(),
         }
-        .build(gpu, &[], &params, &ex.blocks.label, grid)
+        .build(gpu, &[], &params, ex.label, grid)
     }
 }

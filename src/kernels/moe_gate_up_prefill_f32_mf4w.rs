@@ -39,8 +39,7 @@ impl MoeGateUpPrefill<'_> {
             n_experts,
             k,
         } = self.shape;
-        let ex = self.experts;
-        ex.need(SHADER, 2 * inter, hidden)?;
+        let ex = self.experts.bind(SHADER, &self.shape, 2 * inter, hidden)?;
         let t = self.max_tokens as u64;
         need(
             SHADER,
@@ -71,11 +70,11 @@ impl MoeGateUpPrefill<'_> {
             sorted: r.sorted.binding(),
             tiles: r.tiles.binding(),
             tile_count: r.tile_count.binding(),
-            blocks: ex.blocks.binding(),
-            scales: ex.scales.binding(),
-            bias: ex.bias.binding(),
+            blocks: ex.blocks,
+            scales: ex.scales,
+            bias: ex.bias,
             act: self.act.binding(),
         }
-        .build(gpu, &[], &params, &ex.blocks.label, grid)
+        .build(gpu, &[], &params, ex.label, grid)
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::kernels::*;
-use oss_wgpu::reference::{self as r, AttentionShape, Sampling};
+use oss_wgpu::reference::{self as r, Sampling};
 
 /// f32 sums of up to a few thousand terms against f64: relative error well under 1e-5 per
 /// term; 1e-4 relative plus a small absolute floor leaves room for cancellation.
@@ -197,78 +197,82 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
     }
 }
 
-/// A tiny attention setup: config-like numbers and random q/k/v for `n` tokens.
+/// A decode attention case: `positions` tokens, sinks drawn with scale `sink_scale`.
 struct AttnCase {
-    n_heads: usize,
-    n_kv_heads: usize,
-    head_dim: usize,
-    window: usize,
+    heads: Heads,
     positions: usize,
     sink_scale: f32,
+}
+
+impl AttnCase {
+    /// `h` query heads and `kvh` KV heads of `d`, `window` (0: full), then the rest in order.
+    const fn new(
+        h: usize,
+        kvh: usize,
+        d: usize,
+        window: usize,
+        positions: usize,
+        sink_scale: f32,
+    ) -> Self {
+        let heads = Heads {
+            n_heads: h,
+            n_kv_heads: kvh,
+            head_dim: d,
+            window,
+        };
+        AttnCase {
+            heads,
+            positions,
+            sink_scale,
+        }
+    }
 }
 
 /// Prefills the cache with RoPE + append for `positions` tokens (in steps of `chunk` tokens),
 /// then runs decode attention for the last position and compares with the reference.
 fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let mut rng = Rng::new(seed);
-    let (h, kvh, d) = (c.n_heads, c.n_kv_heads, c.head_dim);
-    let stride = (h + 2 * kvh) * d;
+    let heads = c.heads;
+    let (h, kvh, d) = (heads.n_heads, heads.n_kv_heads, heads.head_dim);
+    let stride = heads.stride();
     let n = c.positions;
     let qkv = rng.vec_sym(n * stride, 2.0);
     let sinks = rng.vec_sym(h, c.sink_scale);
     let cfg = tiny_rope_config(d);
     let table = oss_wgpu::model::rope::table(&cfg, n);
     let chunk = 7usize; // steps of 7 tokens: exercises ring wrap mid-step
-    let capacity = if c.window > 0 { c.window + chunk } else { n };
+    let capacity = if heads.window > 0 {
+        heads.window + chunk
+    } else {
+        n
+    };
 
     // Reference: rotate q and k of every token, attention for the last one.
-    let mut q_all = Vec::new();
-    let mut k_all = Vec::new();
-    let mut v_all = Vec::new();
-    for t in 0..n {
-        let row = &qkv[t * stride..(t + 1) * stride];
-        let mut q = row[..h * d].to_vec();
-        let mut k = row[h * d..(h + kvh) * d].to_vec();
-        for hv in q.chunks_exact_mut(d) {
+    let (mut q_all, mut k_all, v_all) = heads.split(&qkv);
+    let tokens = q_all
+        .chunks_exact_mut(h * d)
+        .zip(k_all.chunks_exact_mut(kvh * d));
+    for (t, (q, k)) in tokens.enumerate() {
+        for hv in q.chunks_exact_mut(d).chain(k.chunks_exact_mut(d)) {
             r::rope_f32(hv, t, &table);
         }
-        for hv in k.chunks_exact_mut(d) {
-            r::rope_f32(hv, t, &table);
-        }
-        q_all.extend(q);
-        k_all.extend(k);
-        v_all.extend_from_slice(&row[(h + kvh) * d..]);
     }
-    let shape = AttentionShape {
-        n_heads: h,
-        n_kv_heads: kvh,
-        head_dim: d,
-        window: c.window,
-    };
+    let q_last_rotated = &q_all[(n - 1) * h * d..];
     let want = r::attention_f32(
-        shape,
-        &q_all[(n - 1) * h * d..],
+        heads.shape(),
+        q_last_rotated,
         &[n - 1],
         &k_all,
         &v_all,
         &sinks,
     );
 
-    let step = StepBuffer::new(gpu, "step").unwrap();
-    let qkv_buf = gpu.storage("qkv", (chunk * stride * 4) as u64).unwrap();
-    let rope_buf = rope_buffer(gpu, &table);
-    let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
-    let attention = AttentionStep {
-        layout: attention_layout(h, kvh, d, capacity, c.window),
-        step: &step,
-        qkv: &qkv_buf,
-        k_cache: &kc,
-        v_cache: &vc,
-    };
+    let bufs = AttnBuffers::new(gpu, heads, capacity, chunk, &table);
+    let attention = bufs.attention();
     let rope_d = rope_kv_append_f32::RopeKvAppend {
         attention,
         max_tokens: chunk as u32,
-        rope: &rope_buf,
+        rope: &bufs.rope,
     }
     .dispatch(gpu)
     .unwrap();
@@ -276,19 +280,14 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let mut t0 = 0;
     while t0 + 1 < n {
         let tn = chunk.min(n - 1 - t0);
-        gpu.write(
-            &qkv_buf,
-            0,
-            bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]),
-        );
-        step.set_at(gpu, t0, tn, 0);
+        bufs.load(gpu, &qkv, t0, tn);
         gpu.run("rope", &[&rope_d]).unwrap();
         t0 += tn;
     }
     // Decode attention for the last position: q, k, v unrotated in a qkv row; the kernel
     // rotates them, appends k and v to the cache and attends.
     let q_last = up(gpu, "qkv.last", &qkv[(n - 1) * stride..n * stride]);
-    step.set_at(gpu, n - 1, 1, 0);
+    bufs.step.set_at(gpu, n - 1, 1, 0);
     let partials = out(
         gpu,
         "partials",
@@ -300,7 +299,7 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
             ..attention
         },
         partials: &partials,
-        rope: &rope_buf,
+        rope: &bufs.rope,
     };
     let mut dec = attn.dispatch(gpu).unwrap();
     dec.workgroups = attn.grid_shape().at((n - 1) as u32);
@@ -309,8 +308,8 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let comb = attention_combine_f32::AttentionCombine {
         n_heads: h as u32,
         head_dim: d as u32,
-        window: c.window as u32,
-        step: &step,
+        window: heads.window as u32,
+        step: &bufs.step,
         partials: &partials,
         sinks: &sinks_buf,
         out: &o,
@@ -321,7 +320,7 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let (atol, rtol) = attention_tolerance(gpu);
     let what = format!(
         "attention window={} positions={} heads={h}/{kvh} d={d} kv={:?}",
-        c.window,
+        heads.window,
         n,
         gpu.precision().kv
     );
@@ -332,7 +331,9 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let elem = gpu.precision().kv.element_bytes() as usize;
     for head in 0..kvh {
         let off = ((head * capacity + slot) * d * elem) as u64;
-        let raw = gpu.read_range(&kc, off, (d * elem) as u64).unwrap();
+        let raw = gpu
+            .read_range(&bufs.k_cache, off, (d * elem) as u64)
+            .unwrap();
         let k_gpu: Vec<f32> = if elem == 2 {
             raw.chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
@@ -379,67 +380,19 @@ fn tiny_rope_config(head_dim: usize) -> oss_wgpu::config::ModelConfig {
 
 #[test]
 fn attention_decode_full_and_sliding_with_sinks() {
+    // (heads, KV heads, head_dim, window, positions, sink scale)
     let cases = [
         // A single position (the query sees only itself).
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 16,
-            window: 0,
-            positions: 1,
-            sink_scale: 1.0,
-        },
+        AttnCase::new(4, 2, 16, 0, 1, 1.0),
         // gpt-oss's group of 8 query heads per KV head and head_dim 64, over several chunks.
-        AttnCase {
-            n_heads: 16,
-            n_kv_heads: 2,
-            head_dim: 64,
-            window: 0,
-            positions: 300,
-            sink_scale: 1.0,
-        },
+        AttnCase::new(16, 2, 64, 0, 300, 1.0),
         // Sliding window: shorter than the window, exactly the window, past it (ring wraps).
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 16,
-            window: 8,
-            positions: 5,
-            sink_scale: 1.0,
-        },
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 16,
-            window: 8,
-            positions: 8,
-            sink_scale: 1.0,
-        },
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 16,
-            window: 8,
-            positions: 9,
-            sink_scale: 1.0,
-        },
-        AttnCase {
-            n_heads: 8,
-            n_kv_heads: 2,
-            head_dim: 32,
-            window: 20,
-            positions: 61,
-            sink_scale: 1.0,
-        },
+        AttnCase::new(4, 1, 16, 8, 5, 1.0),
+        AttnCase::new(4, 1, 16, 8, 8, 1.0),
+        AttnCase::new(4, 1, 16, 8, 9, 1.0),
+        AttnCase::new(8, 2, 32, 20, 61, 1.0),
         // Dominant sinks: most of the mass goes nowhere.
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 16,
-            window: 0,
-            positions: 40,
-            sink_scale: 30.0,
-        },
+        AttnCase::new(4, 2, 16, 0, 40, 30.0),
     ];
     for_each_case(&cases, 100, check_attention);
 }

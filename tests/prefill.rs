@@ -6,7 +6,7 @@
 mod common;
 
 use common::kernels::*;
-use oss_wgpu::reference::{self as r, AttentionShape, ExpertsRef};
+use oss_wgpu::reference::{self as r, ExpertsRef};
 
 /// f32 sums against f64 references (see tests/kernels.rs).
 const F32_RTOL: f32 = 1e-4;
@@ -70,68 +70,64 @@ fn matmul_matches_per_token_matvec() {
 }
 
 struct PrefillAttn {
-    n_heads: usize,
-    n_kv_heads: usize,
-    head_dim: usize,
-    window: usize,
+    heads: Heads,
     /// Tokens per prefill step (the ring must hold window + step tokens).
     step_tokens: usize,
     total: usize,
 }
 
+impl PrefillAttn {
+    /// `h` query heads and `kvh` KV heads of `d`, `window` (0: full), then the rest in order.
+    const fn new(
+        h: usize,
+        kvh: usize,
+        d: usize,
+        window: usize,
+        step_tokens: usize,
+        total: usize,
+    ) -> Self {
+        let heads = Heads {
+            n_heads: h,
+            n_kv_heads: kvh,
+            head_dim: d,
+            window,
+        };
+        PrefillAttn {
+            heads,
+            step_tokens,
+            total,
+        }
+    }
+}
+
 fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let mut rng = Rng::new(seed);
-    let (h, kvh, d) = (c.n_heads, c.n_kv_heads, c.head_dim);
-    let stride = (h + 2 * kvh) * d;
+    let heads = c.heads;
+    let (h, d) = (heads.n_heads, heads.head_dim);
     let n = c.total;
     // Already-rotated q and k: this test is about attention (RoPE is tested in kernels.rs), so
     // the rope table is the identity (cos 1, sin 0).
-    let qkv = rng.vec_sym(n * stride, 2.0);
+    let qkv = rng.vec_sym(n * heads.stride(), 2.0);
     let sinks = rng.vec_sym(h, 2.0);
     let table: Vec<[f32; 2]> = vec![[1.0, 0.0]; n * d / 2];
-    let capacity = if c.window > 0 {
-        c.window + c.step_tokens
+    let capacity = if heads.window > 0 {
+        heads.window + c.step_tokens
     } else {
         n
     };
 
-    let mut q_all = Vec::new();
-    let mut k_all = Vec::new();
-    let mut v_all = Vec::new();
-    for t in 0..n {
-        let row = &qkv[t * stride..(t + 1) * stride];
-        q_all.extend_from_slice(&row[..h * d]);
-        k_all.extend_from_slice(&row[h * d..(h + kvh) * d]);
-        v_all.extend_from_slice(&row[(h + kvh) * d..]);
-    }
+    let (q_all, k_all, v_all) = heads.split(&qkv);
     let positions: Vec<usize> = (0..n).collect();
-    let shape = AttentionShape {
-        n_heads: h,
-        n_kv_heads: kvh,
-        head_dim: d,
-        window: c.window,
-    };
-    let want = r::attention_f32(shape, &q_all, &positions, &k_all, &v_all, &sinks);
+    let want = r::attention_f32(heads.shape(), &q_all, &positions, &k_all, &v_all, &sinks);
 
-    let step = StepBuffer::new(gpu, "step").unwrap();
-    let qkv_buf = gpu
-        .storage("qkv", (c.step_tokens * stride * 4) as u64)
-        .unwrap();
-    let rope_buf = rope_buffer(gpu, &table);
-    let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
+    let bufs = AttnBuffers::new(gpu, heads, capacity, c.step_tokens, &table);
     let sinks_buf = up(gpu, "sinks", &sinks);
     let o = out(gpu, "attn", c.step_tokens * h * d);
-    let attention = AttentionStep {
-        layout: attention_layout(h, kvh, d, capacity, c.window),
-        step: &step,
-        qkv: &qkv_buf,
-        k_cache: &kc,
-        v_cache: &vc,
-    };
+    let attention = bufs.attention();
     let rope = rope_kv_append_f32::RopeKvAppend {
         attention,
         max_tokens: c.step_tokens as u32,
-        rope: &rope_buf,
+        rope: &bufs.rope,
     };
     let attn = attention_prefill_f32::AttentionPrefill {
         attention,
@@ -143,12 +139,7 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let mut t0 = 0;
     while t0 < n {
         let tn = c.step_tokens.min(n - t0);
-        gpu.write(
-            &qkv_buf,
-            0,
-            bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]),
-        );
-        step.set_at(gpu, t0, tn, 0);
+        bufs.load(gpu, &qkv, t0, tn);
         let mut rd = rope.dispatch(gpu).unwrap();
         rd.workgroups = rope.workgroups(gpu, tn as u32);
         let mut ad = attn.dispatch(gpu).unwrap();
@@ -162,76 +153,28 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let (atol, rtol) = attention_tolerance(gpu);
     let what = format!(
         "prefill attention window={} steps of {} over {n}",
-        c.window, c.step_tokens
+        heads.window, c.step_tokens
     );
     assert_close(&what, &got, &want, atol, rtol);
 }
 
 #[test]
 fn prefill_attention_causal_window_and_chunked_steps() {
+    // (heads, KV heads, head_dim, window, tokens per step, tokens)
     let cases = [
         // One token.
-        PrefillAttn {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 16,
-            window: 0,
-            step_tokens: 1,
-            total: 1,
-        },
+        PrefillAttn::new(4, 2, 16, 0, 1, 1),
         // Full causal over several key blocks in one step; gpt-oss head shapes.
-        PrefillAttn {
-            n_heads: 16,
-            n_kv_heads: 2,
-            head_dim: 64,
-            window: 0,
-            step_tokens: 80,
-            total: 80,
-        },
+        PrefillAttn::new(16, 2, 64, 0, 80, 80),
         // Sliding window shorter than the prompt, in one step and in steps with ring wrap.
-        PrefillAttn {
-            n_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 16,
-            window: 8,
-            step_tokens: 40,
-            total: 40,
-        },
-        PrefillAttn {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 16,
-            window: 8,
-            step_tokens: 5,
-            total: 37,
-        },
+        PrefillAttn::new(4, 1, 16, 8, 40, 40),
+        PrefillAttn::new(4, 2, 16, 8, 5, 37),
         // Full attention across steps (the cache holds earlier steps' keys).
-        PrefillAttn {
-            n_heads: 8,
-            n_kv_heads: 2,
-            head_dim: 32,
-            window: 0,
-            step_tokens: 17,
-            total: 50,
-        },
+        PrefillAttn::new(8, 2, 32, 0, 17, 50),
         // gpt-oss-20b's attention shapes (64 query heads, 8 KV heads of 64), one step across
         // position 64 and the window of 128, full and sliding.
-        PrefillAttn {
-            n_heads: 64,
-            n_kv_heads: 8,
-            head_dim: 64,
-            window: 0,
-            step_tokens: 200,
-            total: 200,
-        },
-        PrefillAttn {
-            n_heads: 64,
-            n_kv_heads: 8,
-            head_dim: 64,
-            window: 128,
-            step_tokens: 200,
-            total: 200,
-        },
+        PrefillAttn::new(64, 8, 64, 0, 200, 200),
+        PrefillAttn::new(64, 8, 64, 128, 200, 200),
     ];
     for_each_case(&cases, 300, check_prefill_attention);
 }

@@ -12,7 +12,7 @@ pub use oss_wgpu::gpu::{Gpu, GpuBuffer, KvChoice};
 pub use oss_wgpu::kernels::moe::{Experts, MoeShape, Routing};
 pub use oss_wgpu::kernels::*;
 
-use oss_wgpu::reference::{f32_to_bf16, ExpertsRef};
+use oss_wgpu::reference::{f32_to_bf16, AttentionShape, ExpertsRef};
 
 /// Runs `check(gpu, case, seed0 + i)` for every case `i` on every test path.
 pub fn for_each_case<C>(cases: &[C], seed0: u64, check: impl Fn(&Gpu, &C, u64)) {
@@ -104,21 +104,110 @@ impl RandomExperts {
     }
 }
 
-/// An attention layout of `h` query and `kvh` KV heads of `d`, q, k and v packed per token.
-pub fn attention_layout(
-    h: usize,
-    kvh: usize,
-    d: usize,
-    capacity: usize,
-    window: usize,
-) -> AttentionLayout {
-    AttentionLayout {
-        n_heads: h as u32,
-        n_kv_heads: kvh as u32,
-        head_dim: d as u32,
-        capacity: capacity as u32,
-        window: window as u32,
-        qkv_stride: ((h + 2 * kvh) * d) as u32,
+/// The heads of an attention test case: `n_heads` query heads sharing `n_kv_heads` KV heads of
+/// `head_dim`, and the sliding `window` (0: full causal attention).
+#[derive(Clone, Copy, Debug)]
+pub struct Heads {
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub window: usize,
+}
+
+impl Heads {
+    /// Floats per token in `qkv` (q, then k, then v).
+    pub fn stride(&self) -> usize {
+        (self.n_heads + 2 * self.n_kv_heads) * self.head_dim
+    }
+
+    /// The reference's view of the same heads.
+    pub fn shape(&self) -> AttentionShape {
+        AttentionShape {
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            window: self.window,
+        }
+    }
+
+    /// The kernels' layout with a cache of `capacity` positions, q, k and v packed per token.
+    pub fn layout(&self, capacity: usize) -> AttentionLayout {
+        AttentionLayout {
+            n_heads: self.n_heads as u32,
+            n_kv_heads: self.n_kv_heads as u32,
+            head_dim: self.head_dim as u32,
+            capacity: capacity as u32,
+            window: self.window as u32,
+            qkv_stride: self.stride() as u32,
+        }
+    }
+
+    /// Packed `qkv` rows split into q [tokens, n_heads, d], k and v [tokens, n_kv_heads, d].
+    pub fn split(&self, qkv: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (q_end, k_end) = (
+            self.n_heads * self.head_dim,
+            (self.n_heads + self.n_kv_heads) * self.head_dim,
+        );
+        let (mut q, mut k, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        for row in qkv.chunks_exact(self.stride()) {
+            q.extend_from_slice(&row[..q_end]);
+            k.extend_from_slice(&row[q_end..k_end]);
+            v.extend_from_slice(&row[k_end..]);
+        }
+        (q, k, v)
+    }
+}
+
+/// One layer's attention buffers in a test: the step uniform, `qkv` for up to `step_tokens`
+/// tokens, the RoPE table and the KV caches in the device's element type.
+pub struct AttnBuffers {
+    pub layout: AttentionLayout,
+    pub step: StepBuffer,
+    pub qkv: GpuBuffer,
+    pub rope: GpuBuffer,
+    pub k_cache: GpuBuffer,
+    pub v_cache: GpuBuffer,
+}
+
+impl AttnBuffers {
+    pub fn new(
+        gpu: &Gpu,
+        heads: Heads,
+        capacity: usize,
+        step_tokens: usize,
+        table: &[[f32; 2]],
+    ) -> Self {
+        let qkv_bytes = (step_tokens * heads.stride() * 4) as u64;
+        let flat: Vec<f32> = table.iter().flatten().copied().collect();
+        let cache_bytes = (heads.n_kv_heads * capacity * heads.head_dim) as u64
+            * gpu.precision().kv.element_bytes();
+        AttnBuffers {
+            layout: heads.layout(capacity),
+            step: StepBuffer::new(gpu, "step").unwrap(),
+            qkv: gpu.storage("qkv", qkv_bytes).unwrap(),
+            rope: up(gpu, "rope", &flat),
+            k_cache: gpu.storage("k_cache", cache_bytes).unwrap(),
+            v_cache: gpu.storage("v_cache", cache_bytes).unwrap(),
+        }
+    }
+
+    pub fn attention(&self) -> AttentionStep<'_> {
+        AttentionStep {
+            layout: self.layout,
+            step: &self.step,
+            qkv: &self.qkv,
+            k_cache: &self.k_cache,
+            v_cache: &self.v_cache,
+        }
+    }
+
+    /// Tokens `t0 .. t0 + tn` of the packed rows `qkv` into the qkv buffer, and the step set
+    /// to them.
+    pub fn load(&self, gpu: &Gpu, qkv: &[f32], t0: usize, tn: usize) {
+        let stride = self.layout.qkv_stride as usize;
+        let rows = &qkv[t0 * stride..(t0 + tn) * stride];
+        gpu.write(&self.qkv, 0, bytemuck::cast_slice(rows));
+        self.step.set_at(gpu, t0, tn, 0);
     }
 }
 
@@ -197,21 +286,6 @@ impl ExpertPartBuffers {
             n_part: self.n,
         }
     }
-}
-
-/// K and V caches of [kv_heads, capacity, head_dim] in the device's KV element type.
-pub fn kv_caches(gpu: &Gpu, kv_heads: usize, capacity: usize, d: usize) -> (GpuBuffer, GpuBuffer) {
-    let bytes = (kv_heads * capacity * d) as u64 * gpu.precision().kv.element_bytes();
-    (
-        gpu.storage("k_cache", bytes).unwrap(),
-        gpu.storage("v_cache", bytes).unwrap(),
-    )
-}
-
-/// The [positions, head_dim / 2] (cos, sin) table as one buffer.
-pub fn rope_buffer(gpu: &Gpu, table: &[[f32; 2]]) -> GpuBuffer {
-    let flat: Vec<f32> = table.iter().flatten().copied().collect();
-    up(gpu, "rope", &flat)
 }
 
 /// (atol, rtol) for attention outputs. f16 cache: k and v rounded to 11 significant bits

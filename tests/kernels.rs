@@ -20,30 +20,28 @@ fn embed_gathers_rows_from_split_tables() {
     let ids: Vec<u32> = vec![0, 49, 17, 29, 30, 17];
     let want = r::embed_f32_bf16w(&table, hidden, &ids);
     for gpu in paths() {
-        // Two parts split at row 30, as a lowered binding limit would split the table.
-        let part0 = gpu
-            .upload("embed.part0", &table[..30 * hidden * 2])
-            .unwrap();
-        let part1 = gpu
-            .upload("embed.part1", &table[30 * hidden * 2..])
-            .unwrap();
         let idb = gpu.upload_pod("ids", &ids).unwrap();
         let o = out(&gpu, "x", ids.len() * hidden);
-        let embed = |table, row0, rows| {
-            embed_f32_bf16w::Embed {
-                table,
-                row0,
-                rows,
-                hidden: hidden as u32,
-                ids: &idb,
-                n_tokens: 6,
-                out: &o,
-            }
-            .dispatch(&gpu)
-            .unwrap()
-        };
-        let (d0, d1) = (embed(&part0, 0, 30), embed(&part1, 30, 20));
-        gpu.run("embed", &[&d0, &d1]).unwrap();
+        // Two parts split at row 30, as a lowered binding limit would split the table.
+        run_row_parts(
+            &gpu,
+            "embed",
+            &table,
+            hidden,
+            &[(0, 30), (30, 20)],
+            |wb, r0, n| {
+                embed_f32_bf16w::Embed {
+                    table: wb,
+                    row0: r0,
+                    rows: n,
+                    hidden: hidden as u32,
+                    ids: &idb,
+                    n_tokens: 6,
+                    out: &o,
+                }
+                .dispatch(&gpu)
+            },
+        );
         assert_eq!(gpu.read_f32(&o).unwrap(), want);
     }
 }
@@ -133,29 +131,22 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             };
             // Rows split in two parts at row 20, each with its own buffer and offset.
             let parts = [(0usize, 20usize), (20, 17)];
-            let bufs = row_parts(&gpu, &w, k, &parts);
-            let ds: Vec<_> = parts
-                .iter()
-                .zip(&bufs)
-                .map(|(&(r0, n), wb)| {
-                    matvec_f32_bf16w::Matvec {
-                        w: wb,
-                        rows: n as u32,
-                        k: k as u32,
-                        out_offset: r0 as u32,
-                        x: &xb,
-                        norm: norm.then_some((&gb, 1e-5)),
-                        bias: with_bias.then_some(&bb),
-                        residual,
-                        out: &o,
-                        normed_out: norm.then_some(&normed),
-                        argmax: Some((&argmax, if r0 == 0 { 0 } else { wg0 })),
-                    }
-                    .dispatch(&gpu)
-                    .unwrap()
-                })
-                .collect();
-            gpu.run("matvec", &ds.iter().collect::<Vec<_>>()).unwrap();
+            run_row_parts(&gpu, "matvec", &w, k, &parts, |wb, r0, n| {
+                matvec_f32_bf16w::Matvec {
+                    w: wb,
+                    rows: n,
+                    k: k as u32,
+                    out_offset: r0,
+                    x: &xb,
+                    norm: norm.then_some((&gb, 1e-5)),
+                    bias: with_bias.then_some(&bb),
+                    residual,
+                    out: &o,
+                    normed_out: norm.then_some(&normed),
+                    argmax: Some((&argmax, if r0 == 0 { 0 } else { wg0 })),
+                }
+                .dispatch(&gpu)
+            });
             let what = format!("matvec norm={norm} bias={with_bias} residual={residual}");
             let got = gpu.read_f32(&o).unwrap();
             assert_close(&what, &got, &want, F32_ATOL, F32_RTOL);
@@ -205,26 +196,18 @@ struct AttnCase {
 }
 
 impl AttnCase {
-    /// `h` query heads and `kvh` KV heads of `d`, `window` (0: full), then the rest in order.
-    const fn new(
-        h: usize,
-        kvh: usize,
-        d: usize,
-        window: usize,
-        positions: usize,
-        sink_scale: f32,
-    ) -> Self {
-        let heads = Heads {
-            n_heads: h,
-            n_kv_heads: kvh,
-            head_dim: d,
-            window,
-        };
+    /// `h` query heads and `kvh` KV heads of `d`, `window` (0: full), over `positions` tokens;
+    /// sinks of scale 1.
+    const fn new(h: usize, kvh: usize, d: usize, window: usize, positions: usize) -> Self {
         AttnCase {
-            heads,
+            heads: Heads::new(h, kvh, d, window),
             positions,
-            sink_scale,
+            sink_scale: 1.0,
         }
+    }
+
+    const fn sinks(self, sink_scale: f32) -> Self {
+        AttnCase { sink_scale, ..self }
     }
 }
 
@@ -380,19 +363,19 @@ fn tiny_rope_config(head_dim: usize) -> oss_wgpu::config::ModelConfig {
 
 #[test]
 fn attention_decode_full_and_sliding_with_sinks() {
-    // (heads, KV heads, head_dim, window, positions, sink scale)
+    // (heads, KV heads, head_dim, window, positions)
     let cases = [
         // A single position (the query sees only itself).
-        AttnCase::new(4, 2, 16, 0, 1, 1.0),
+        AttnCase::new(4, 2, 16, 0, 1),
         // gpt-oss's group of 8 query heads per KV head and head_dim 64, over several chunks.
-        AttnCase::new(16, 2, 64, 0, 300, 1.0),
+        AttnCase::new(16, 2, 64, 0, 300),
         // Sliding window: shorter than the window, exactly the window, past it (ring wraps).
-        AttnCase::new(4, 1, 16, 8, 5, 1.0),
-        AttnCase::new(4, 1, 16, 8, 8, 1.0),
-        AttnCase::new(4, 1, 16, 8, 9, 1.0),
-        AttnCase::new(8, 2, 32, 20, 61, 1.0),
+        AttnCase::new(4, 1, 16, 8, 5),
+        AttnCase::new(4, 1, 16, 8, 8),
+        AttnCase::new(4, 1, 16, 8, 9),
+        AttnCase::new(8, 2, 32, 20, 61),
         // Dominant sinks: most of the mass goes nowhere.
-        AttnCase::new(4, 2, 16, 0, 40, 30.0),
+        AttnCase::new(4, 2, 16, 0, 40).sinks(30.0),
     ];
     for_each_case(&cases, 100, check_attention);
 }

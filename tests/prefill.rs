@@ -36,29 +36,21 @@ fn matmul_matches_per_token_matvec() {
         let bb = up(&gpu, "bias", &bias);
         let o = up(&gpu, "resid", &resid);
         // Two row parts writing their columns of one output.
-        let parts = [(0usize, 64usize), (64, 36)];
-        let bufs = row_parts(&gpu, &w, k, &parts);
-        let ds: Vec<_> = parts
-            .iter()
-            .zip(&bufs)
-            .map(|(&(r0, n), wb)| {
-                matmul_f32_bf16w::Matmul {
-                    w: wb,
-                    rows: n as u32,
-                    k: k as u32,
-                    n_tokens: t as u32,
-                    x: &xb,
-                    bias: Some(&bb),
-                    residual: true,
-                    out: &o,
-                    out_offset: r0 as u32,
-                    out_stride: rows as u32,
-                }
-                .dispatch(&gpu)
-                .unwrap()
-            })
-            .collect();
-        gpu.run("matmul", &ds.iter().collect::<Vec<_>>()).unwrap();
+        run_row_parts(&gpu, "matmul", &w, k, &[(0, 64), (64, 36)], |wb, r0, n| {
+            matmul_f32_bf16w::Matmul {
+                w: wb,
+                rows: n,
+                k: k as u32,
+                n_tokens: t as u32,
+                x: &xb,
+                bias: Some(&bb),
+                residual: true,
+                out: &o,
+                out_offset: r0,
+                out_stride: rows as u32,
+            }
+            .dispatch(&gpu)
+        });
         assert_close(
             "matmul",
             &gpu.read_f32(&o).unwrap(),
@@ -86,14 +78,8 @@ impl PrefillAttn {
         step_tokens: usize,
         total: usize,
     ) -> Self {
-        let heads = Heads {
-            n_heads: h,
-            n_kv_heads: kvh,
-            head_dim: d,
-            window,
-        };
         PrefillAttn {
-            heads,
+            heads: Heads::new(h, kvh, d, window),
             step_tokens,
             total,
         }

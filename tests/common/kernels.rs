@@ -8,7 +8,7 @@
 #![allow(unused_imports)]
 
 pub use super::{assert_close, paths, Rng};
-pub use oss_wgpu::gpu::{Gpu, GpuBuffer, KvChoice};
+pub use oss_wgpu::gpu::{Dispatch, Gpu, GpuBuffer, KvChoice};
 pub use oss_wgpu::kernels::moe::{Experts, MoeShape, Routing};
 pub use oss_wgpu::kernels::*;
 
@@ -38,15 +38,26 @@ pub fn bf16_matrix(rng: &mut Rng, rows: usize, k: usize, a: f32) -> Vec<u8> {
     f32_to_bf16(&rng.vec_sym(rows * k, a))
 }
 
-/// One buffer per (first row, rows) part of the bf16 [_, k] matrix `w`.
-pub fn row_parts(gpu: &Gpu, w: &[u8], k: usize, parts: &[(usize, usize)]) -> Vec<GpuBuffer> {
-    parts
+/// Runs one dispatch per (first row, rows) part of the bf16 [_, k] matrix `w`, each part in a
+/// buffer of its own as a lowered binding limit splits it: `part(buffer, first row, rows)`.
+pub fn run_row_parts(
+    gpu: &Gpu,
+    label: &str,
+    w: &[u8],
+    k: usize,
+    parts: &[(usize, usize)],
+    part: impl Fn(&GpuBuffer, u32, u32) -> oss_wgpu::error::Result<Dispatch>,
+) {
+    let ds: Vec<Dispatch> = parts
         .iter()
         .map(|&(r0, n)| {
-            gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2])
-                .unwrap()
+            let buf = gpu
+                .upload(&format!("{label}.w.part"), &w[r0 * k * 2..(r0 + n) * k * 2])
+                .unwrap();
+            part(&buf, r0 as u32, n as u32).unwrap()
         })
-        .collect()
+        .collect();
+    gpu.run(label, &ds.iter().collect::<Vec<_>>()).unwrap();
 }
 
 /// Random MXFP4 expert weights, canonical blocks, with scale bytes drawn from `scales`.
@@ -115,6 +126,15 @@ pub struct Heads {
 }
 
 impl Heads {
+    pub const fn new(n_heads: usize, n_kv_heads: usize, head_dim: usize, window: usize) -> Self {
+        Heads {
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            window,
+        }
+    }
+
     /// Floats per token in `qkv` (q, then k, then v).
     pub fn stride(&self) -> usize {
         (self.n_heads + 2 * self.n_kv_heads) * self.head_dim

@@ -380,37 +380,22 @@ fn attention_decode_full_and_sliding_with_sinks() {
     for_each_case(&cases, 100, check_attention);
 }
 
-struct MoeCase {
-    hidden: usize,
-    inter: usize,
-    experts: usize,
-    k: usize,
-    limit: f32,
-    scales: Vec<u8>,
-    /// Expert parts (first, count), as a lowered binding limit would split them.
-    parts: Vec<(usize, usize)>,
-    /// Force these router logits (ties, one dominant expert).
-    logits: Option<Vec<f32>>,
-}
-
 fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
-    let mut rng = Rng::new(seed);
+    assert_eq!(c.tokens, 1, "decode: one token");
     let (h, i, e, k) = (c.hidden, c.inter, c.experts, c.k);
-    let weights = RandomExperts::new(&mut rng, e, h, i, &c.scales);
-    let x = rng.vec_sym(h, 3.0);
-    let gain = rng.vec_sym(h, 1.0);
-    let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(e, 3.0));
-    let experts = weights.as_ref();
-    let want_act = r::moe_gate_up_f32_mf4w(&x, &gain, 1e-5, &logits, k, c.limit, &experts);
-    let want_x = r::moe_down_f32_mf4w(&x, &logits, k, &want_act, &experts);
+    let inputs = c.draw(seed);
+    let (x, gain, logits) = (&inputs.x, &inputs.gain, &inputs.logits);
+    let experts = inputs.weights.as_ref();
+    let want_act = r::moe_gate_up_f32_mf4w(x, gain, 1e-5, logits, k, c.limit, &experts);
+    let want_x = r::moe_down_f32_mf4w(x, logits, k, &want_act, &experts);
 
     // The decode chain: the router matvec (all-zero weights, so the logits are its bias)
     // writes the logits and the normalised x; router_topk picks; then gate_up and down.
     let zero_router = gpu.upload("router.weight", &vec![0u8; e * h * 2]).unwrap();
-    let lb = up(gpu, "router.bias", &logits);
+    let lb = up(gpu, "router.bias", logits);
     let logits_out = out(gpu, "logits", e);
-    let xb = up(gpu, "x", &x);
-    let gb = up(gpu, "gain", &gain);
+    let xb = up(gpu, "x", x);
+    let gb = up(gpu, "gain", gain);
     let xn = out(gpu, "xn", h);
     let route = gpu.storage("route", (2 * k * 4) as u64).unwrap();
     let act = out(gpu, "act", k * i);
@@ -438,15 +423,10 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     }
     .dispatch(gpu)
     .unwrap();
-    let shape = moe_shape(h, i, e, k);
+    let shape = c.shape();
     let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
-    let parts: Vec<_> = c
-        .parts
-        .iter()
-        .map(|&p| ExpertPartBuffers::upload(gpu, &experts, p))
-        .collect();
-    for part in &parts {
+    for part in &ExpertPartBuffers::upload_all(gpu, &experts, &c.parts) {
         let gu = part.gate_up();
         let gate_up_d = moe_gate_up_f32_mf4w::MoeGateUp {
             shape,
@@ -477,7 +457,7 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let all: Vec<_> = gate_up.iter().chain(down.iter()).collect();
     gpu.run("moe", &all).unwrap();
     let what = format!("moe E={e} k={k} parts={:?}", c.parts);
-    let (want_ids, want_w) = r::router_topk(&logits, k);
+    let (want_ids, want_w) = r::router_topk(logits, k);
     let got_route = gpu.read_u32(&route).unwrap();
     let got_ids: Vec<usize> = got_route[..k].iter().map(|&v| v as usize).collect();
     assert_eq!(got_ids, want_ids, "{what}: router top-k");
@@ -507,63 +487,18 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
 
 #[test]
 fn moe_decode_matches_reference() {
-    let realistic: Vec<u8> = (117..=124).collect();
-    // Near zero (subnormal weights) and at or above 129: large values must not overflow.
-    let adversarial: Vec<u8> = vec![0, 1, 2, 3, 127, 129, 131, 134, 137, 140];
+    // (tokens, hidden, inter, experts, k)
     let cases = [
-        MoeCase {
-            hidden: 64,
-            inter: 96,
-            experts: 5,
-            k: 3,
-            limit: 7.0,
-            scales: realistic.clone(),
-            parts: vec![(0, 5)],
-            logits: None,
-        },
+        MoeCase::new(1, 64, 96, 5, 3),
         // A small limit so the clamp triggers on most values.
-        MoeCase {
-            hidden: 96,
-            inter: 64,
-            experts: 8,
-            k: 4,
-            limit: 0.5,
-            scales: realistic.clone(),
-            parts: vec![(0, 8)],
-            logits: None,
-        },
+        MoeCase::new(1, 96, 64, 8, 4).limit(0.5),
         // Experts split over three buffers.
-        MoeCase {
-            hidden: 64,
-            inter: 64,
-            experts: 6,
-            k: 4,
-            limit: 7.0,
-            scales: realistic.clone(),
-            parts: vec![(0, 2), (2, 3), (5, 1)],
-            logits: None,
-        },
-        MoeCase {
-            hidden: 64,
-            inter: 64,
-            experts: 4,
-            k: 2,
-            limit: 1e30,
-            scales: adversarial,
-            parts: vec![(0, 4)],
-            logits: None,
-        },
+        MoeCase::new(1, 64, 64, 6, 4).parts(&[(0, 2), (2, 3), (5, 1)]),
+        MoeCase::new(1, 64, 64, 4, 2)
+            .limit(1e30)
+            .scales(&ADVERSARIAL_SCALES),
         // Ties: the lowest index wins.
-        MoeCase {
-            hidden: 64,
-            inter: 32,
-            experts: 6,
-            k: 2,
-            limit: 7.0,
-            scales: realistic,
-            parts: vec![(0, 6)],
-            logits: Some(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]),
-        },
+        MoeCase::new(1, 64, 32, 6, 2).logits(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]),
     ];
     for_each_case(&cases, 200, check_moe);
 }

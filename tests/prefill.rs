@@ -165,35 +165,16 @@ fn prefill_attention_causal_window_and_chunked_steps() {
     for_each_case(&cases, 300, check_prefill_attention);
 }
 
-struct MoePrefill {
-    tokens: usize,
-    hidden: usize,
-    inter: usize,
-    experts: usize,
-    k: usize,
-    parts: Vec<(usize, usize)>,
-    /// Router logits per token; None = random.
-    logits: Option<Vec<f32>>,
-    /// E8M0 scale bytes to draw from.
-    scales: Vec<u8>,
-    /// swiglu_limit.
-    limit: f32,
-}
-
-fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
-    let mut rng = Rng::new(seed);
+fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let (t, h, i, e, k) = (c.tokens, c.hidden, c.inter, c.experts, c.k);
-    // Scale bytes from the first 8 of the case's list.
-    let weights = RandomExperts::new(&mut rng, e, h, i, &c.scales[..8]);
-    let x = rng.vec_sym(t * h, 3.0);
-    let gain = rng.vec_sym(h, 1.0);
-    let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(t * e, 3.0));
-    let experts = weights.as_ref();
+    let inputs = c.draw(seed);
+    let (x, gain, logits) = (&inputs.x, &inputs.gain, &inputs.logits);
+    let experts = inputs.weights.as_ref();
     let mut want = Vec::new();
     for tok in 0..t {
         want.extend(r::moe_f32_mf4w(
             &x[tok * h..(tok + 1) * h],
-            &gain,
+            gain,
             1e-5,
             &logits[tok * e..(tok + 1) * e],
             k,
@@ -202,14 +183,14 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
         ));
     }
 
-    let xb = up(gpu, "x", &x);
-    let gb = up(gpu, "gain", &gain);
-    let lb = up(gpu, "logits", &logits);
+    let xb = up(gpu, "x", x);
+    let gb = up(gpu, "gain", gain);
+    let lb = up(gpu, "logits", logits);
     let xn = out(gpu, "xn", t * h);
     let act = out(gpu, "act", t * k * i);
     let y = out(gpu, "y", t * k * h);
     let routing = Routing::new(gpu, t as u32, k as u32, e as u32).unwrap();
-    let shape = moe_shape(h, i, e, k);
+    let shape = c.shape();
     let norm = rmsnorm_f32::RmsNorm {
         x: &xb,
         gain: &gb,
@@ -225,11 +206,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
         routing: &routing,
     };
     let mut ds = vec![norm.dispatch(gpu).unwrap(), route.dispatch(gpu).unwrap()];
-    let parts: Vec<_> = c
-        .parts
-        .iter()
-        .map(|&p| ExpertPartBuffers::upload(gpu, &experts, p))
-        .collect();
+    let parts = ExpertPartBuffers::upload_all(gpu, &experts, &c.parts);
     for part in &parts {
         let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
             shape,
@@ -270,7 +247,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
         .flat_map(|tok| {
             moe_term_magnitudes(
                 &x[tok * h..(tok + 1) * h],
-                &gain,
+                gain,
                 &logits[tok * e..(tok + 1) * e],
                 k,
                 c.limit,
@@ -370,78 +347,20 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             })
         })
         .collect();
-    let realistic: Vec<u8> = (117..=124).collect();
+    // (tokens, hidden, inter, experts, k)
     let cases = [
-        MoePrefill {
-            tokens: 1,
-            hidden: 64,
-            inter: 64,
-            experts: 4,
-            k: 2,
-            parts: vec![(0, 4)],
-            logits: None,
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
-        MoePrefill {
-            tokens: 70,
-            hidden: 64,
-            inter: 96,
-            experts: 5,
-            k: 2,
-            parts: vec![(0, 5)],
-            logits: Some(one_expert),
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
-        MoePrefill {
-            tokens: 33,
-            hidden: 96,
-            inter: 64,
-            experts: 8,
-            k: 3,
-            parts: vec![(0, 8)],
-            logits: Some(skewed),
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
-        MoePrefill {
-            tokens: 45,
-            hidden: 64,
-            inter: 64,
-            experts: 6,
-            k: 4,
-            parts: vec![(0, 2), (2, 3), (5, 1)],
-            logits: None,
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
+        MoeCase::new(1, 64, 64, 4, 2),
+        MoeCase::new(70, 64, 96, 5, 2).logits(one_expert),
+        MoeCase::new(33, 96, 64, 8, 3).logits(skewed),
+        MoeCase::new(45, 64, 64, 6, 4).parts(&[(0, 2), (2, 3), (5, 1)]),
         // More entries (600 tokens x 4) than the routing kernel stages at once (2048).
-        MoePrefill {
-            tokens: 600,
-            hidden: 64,
-            inter: 32,
-            experts: 5,
-            k: 4,
-            parts: vec![(0, 5)],
-            logits: None,
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
+        MoeCase::new(600, 64, 32, 5, 4),
         // Scales near zero (subnormal weights) and at or above 129 (large ones): no overflow.
-        MoePrefill {
-            tokens: 40,
-            hidden: 64,
-            inter: 64,
-            experts: 4,
-            k: 2,
-            parts: vec![(0, 4)],
-            logits: None,
-            scales: vec![0, 1, 2, 3, 127, 129, 131, 134, 137, 140],
-            // No clamp: large values flow through to the output (as in tests/kernels.rs), where
-            // a relative tolerance applies; a clamp would make small outputs out of huge terms.
-            limit: 1e30,
-        },
+        // No clamp: large values flow through to the output (as in tests/kernels.rs), where
+        // a relative tolerance applies; a clamp would make small outputs out of huge terms.
+        MoeCase::new(40, 64, 64, 4, 2)
+            .limit(1e30)
+            .scales(&ADVERSARIAL_SCALES[..8]),
     ];
     for_each_case(&cases, 400, check_moe_prefill);
 }

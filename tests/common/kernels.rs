@@ -231,6 +231,101 @@ impl AttnBuffers {
     }
 }
 
+/// Scale bytes as the checkpoints have them.
+pub const REALISTIC_SCALES: [u8; 8] = [117, 118, 119, 120, 121, 122, 123, 124];
+/// Near zero (subnormal weights) and at or above 129: large values must not overflow.
+pub const ADVERSARIAL_SCALES: [u8; 10] = [0, 1, 2, 3, 127, 129, 131, 134, 137, 140];
+
+/// A MoE test case: `tokens` tokens through `experts` experts of `hidden` and `inter`, `k` per
+/// token.
+#[derive(Clone, Debug)]
+pub struct MoeCase {
+    pub tokens: usize,
+    pub hidden: usize,
+    pub inter: usize,
+    pub experts: usize,
+    pub k: usize,
+    /// swiglu_limit.
+    pub limit: f32,
+    /// E8M0 scale bytes to draw from.
+    pub scales: Vec<u8>,
+    /// Expert parts (first, count), as a lowered binding limit would split them.
+    pub parts: Vec<(usize, usize)>,
+    /// Router logits [tokens, experts] (ties, one dominant expert); None: random.
+    pub logits: Option<Vec<f32>>,
+}
+
+/// A MoE case's random inputs.
+pub struct MoeInputs {
+    pub weights: RandomExperts,
+    /// f32 [tokens, hidden].
+    pub x: Vec<f32>,
+    /// The MLP norm's gain, f32 [hidden].
+    pub gain: Vec<f32>,
+    /// f32 [tokens, experts].
+    pub logits: Vec<f32>,
+}
+
+impl MoeCase {
+    /// The clamp at 7, realistic scales, all experts in one part, random logits.
+    pub fn new(tokens: usize, hidden: usize, inter: usize, experts: usize, k: usize) -> Self {
+        MoeCase {
+            tokens,
+            hidden,
+            inter,
+            experts,
+            k,
+            limit: 7.0,
+            scales: REALISTIC_SCALES.to_vec(),
+            parts: vec![(0, experts)],
+            logits: None,
+        }
+    }
+
+    pub fn limit(self, limit: f32) -> Self {
+        MoeCase { limit, ..self }
+    }
+
+    pub fn scales(self, scales: &[u8]) -> Self {
+        let scales = scales.to_vec();
+        MoeCase { scales, ..self }
+    }
+
+    pub fn parts(self, parts: &[(usize, usize)]) -> Self {
+        let parts = parts.to_vec();
+        MoeCase { parts, ..self }
+    }
+
+    pub fn logits(self, logits: Vec<f32>) -> Self {
+        let logits = Some(logits);
+        MoeCase { logits, ..self }
+    }
+
+    pub fn shape(&self) -> MoeShape {
+        moe_shape(self.hidden, self.inter, self.experts, self.k)
+    }
+
+    /// Draws the inputs from `seed` in a fixed order: weights, x, gain, then logits unless the
+    /// case fixes them.
+    pub fn draw(&self, seed: u64) -> MoeInputs {
+        let rng = &mut Rng::new(seed);
+        let (t, h, e) = (self.tokens, self.hidden, self.experts);
+        let weights = RandomExperts::new(rng, e, h, self.inter, &self.scales);
+        let x = rng.vec_sym(t * h, 3.0);
+        let gain = rng.vec_sym(h, 1.0);
+        let logits = self
+            .logits
+            .clone()
+            .unwrap_or_else(|| rng.vec_sym(t * e, 3.0));
+        MoeInputs {
+            weights,
+            x,
+            gain,
+            logits,
+        }
+    }
+}
+
 pub fn moe_shape(hidden: usize, inter: usize, n_experts: usize, k: usize) -> MoeShape {
     MoeShape {
         hidden: hidden as u32,
@@ -250,6 +345,11 @@ pub struct ExpertPartBuffers {
 }
 
 impl ExpertPartBuffers {
+    /// Each of `parts` (first expert, count) in buffers of its own.
+    pub fn upload_all(gpu: &Gpu, ex: &ExpertsRef<'_>, parts: &[(usize, usize)]) -> Vec<Self> {
+        parts.iter().map(|&p| Self::upload(gpu, ex, p)).collect()
+    }
+
     pub fn upload(gpu: &Gpu, ex: &ExpertsRef<'_>, (e0, n): (usize, usize)) -> Self {
         let (h, i) = (ex.hidden, ex.inter);
         // Expert `e` holds `rows` rows of `cols` inputs: per = rows * cols weights.

@@ -1,7 +1,7 @@
 //! Split-K attention for one query position (flash-decoding): per-chunk softmax partials,
 //! with the step's RoPE and KV-cache append folded in (q, k and v come unrotated in `qkv`).
 
-use super::{need, AttentionStep};
+use super::AttentionStep;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -77,10 +77,7 @@ impl AttentionDecode<'_> {
             });
         }
         a.need(gpu, SHADER, 1)?;
-        need(
-            SHADER,
-            &[(self.partials, heads as u64 * (d as u64 + 2) * 4)],
-        )?;
+        need(&[(self.partials, heads as u64 * (d as u64 + 2) * 4)])?;
         let params = Params {
             n_heads: heads,
             n_kv_heads: kv_heads,

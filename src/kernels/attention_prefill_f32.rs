@@ -1,6 +1,6 @@
 //! Tiled causal attention with sinks and sliding window for a prefill step, over the cache.
 
-use super::{need, AttentionStep};
+use super::AttentionStep;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -47,10 +47,7 @@ impl AttentionPrefill<'_> {
         }
         a.need(gpu, SHADER, self.max_tokens)?;
         let out_bytes = self.max_tokens as u64 * sh.n_heads as u64 * d as u64 * 4;
-        need(
-            SHADER,
-            &[(self.sinks, sh.n_heads as u64 * 4), (self.out, out_bytes)],
-        )?;
+        need(&[(self.sinks, sh.n_heads as u64 * 4), (self.out, out_bytes)])?;
         let params = Params {
             n_heads: sh.n_heads,
             n_kv_heads: sh.n_kv_heads,

@@ -30,7 +30,8 @@ macro_rules! uniform {
 }
 
 /// Declares a kernel: its shader, its `Params` uniform (binding 0) and the resources at
-/// bindings 1, 2, ... by WGSL variable name and access. The `Bindings` struct it defines has
+/// bindings 1, 2, ... by WGSL variable name and access, and a `need` that checks buffers in
+/// the kernel's name. The `Bindings` struct it defines has
 /// one field per binding, and its `build` binds them in the declared order, so the table the
 /// registry test checks is the order the bind group gets.
 macro_rules! kernel {
@@ -40,6 +41,12 @@ macro_rules! kernel {
         bindings { $($binding:ident : $access:ident),* $(,)? }
     ) => {
         pub const SHADER: &str = $shader;
+
+        /// [`need`](crate::kernels::need) for this kernel: each buffer holds its byte count.
+        #[allow(dead_code)]
+        fn need(checks: &[(&$crate::gpu::GpuBuffer, u64)]) -> $crate::error::Result<()> {
+            $crate::kernels::need(SHADER, checks)
+        }
 
         uniform! {
             struct Params { $($(#[$fm])* $field: $ty),* }

@@ -2,7 +2,6 @@
 //! routing weight; moe_combine_f32 adds the slots to the residual stream.
 
 use super::moe::{decode_constants, Experts, MoeShape};
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -37,14 +36,11 @@ impl MoeDown<'_> {
         } = self.shape;
         let ex = self.experts.bind(SHADER, &self.shape, hidden, inter)?;
         let slots = k as u64 * 4;
-        need(
-            SHADER,
-            &[
-                (self.route, 2 * slots),
-                (self.act, slots * inter as u64),
-                (self.y, slots * hidden as u64),
-            ],
-        )?;
+        need(&[
+            (self.route, 2 * slots),
+            (self.act, slots * inter as u64),
+            (self.y, slots * hidden as u64),
+        ])?;
         let params = Params {
             hidden,
             inter,

@@ -1,7 +1,6 @@
 //! MoE prefill: grouped MXFP4 down projection over (output tile, row tile).
 
 use super::moe::{max_tiles, Experts, MoeShape, Routing, TILE_N};
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -36,7 +35,7 @@ impl MoeDownPrefill<'_> {
         } = self.shape;
         let ex = self.experts.bind(SHADER, &self.shape, hidden, inter)?;
         let entries = self.max_tokens as u64 * k as u64;
-        need(SHADER, &[(self.y, entries * hidden as u64 * 4)])?;
+        need(&[(self.y, entries * hidden as u64 * 4)])?;
         let params = Params {
             hidden,
             inter,

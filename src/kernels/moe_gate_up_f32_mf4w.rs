@@ -1,7 +1,6 @@
 //! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
 use super::moe::{decode_constants, Experts, MoeShape};
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -36,14 +35,11 @@ impl MoeGateUp<'_> {
             hidden, inter, k, ..
         } = self.shape;
         let ex = self.experts.bind(SHADER, &self.shape, 2 * inter, hidden)?;
-        need(
-            SHADER,
-            &[
-                (self.route, 2 * k as u64 * 4),
-                (self.xn, hidden as u64 * 4),
-                (self.act, k as u64 * inter as u64 * 4),
-            ],
-        )?;
+        need(&[
+            (self.route, 2 * k as u64 * 4),
+            (self.xn, hidden as u64 * 4),
+            (self.act, k as u64 * inter as u64 * 4),
+        ])?;
         let params = Params {
             hidden,
             inter,

@@ -1,7 +1,6 @@
 //! MoE prefill: grouped MXFP4 gate_up and clamped SwiGLU over (output tile, row tile).
 
 use super::moe::{max_tiles, Experts, MoeShape, Routing, TILE_N};
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -41,13 +40,10 @@ impl MoeGateUpPrefill<'_> {
         } = self.shape;
         let ex = self.experts.bind(SHADER, &self.shape, 2 * inter, hidden)?;
         let t = self.max_tokens as u64;
-        need(
-            SHADER,
-            &[
-                (self.xn, t * hidden as u64 * 4),
-                (self.act, t * k as u64 * inter as u64 * 4),
-            ],
-        )?;
+        need(&[
+            (self.xn, t * hidden as u64 * 4),
+            (self.act, t * k as u64 * inter as u64 * 4),
+        ])?;
         let params = Params {
             hidden,
             inter,

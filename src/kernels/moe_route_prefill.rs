@@ -2,7 +2,6 @@
 //! expert) entries sorted by expert into row tiles of [`TILE_M`] (see [`super::moe`]).
 
 use super::moe::{check_routing, MoeShape, Routing, TILE_M};
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -27,10 +26,7 @@ impl MoeRoutePrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let MoeShape { n_experts, k, .. } = self.shape;
         check_routing(SHADER, n_experts, k)?;
-        need(
-            SHADER,
-            &[(self.logits, self.n_tokens as u64 * n_experts as u64 * 4)],
-        )?;
+        need(&[(self.logits, self.n_tokens as u64 * n_experts as u64 * 4)])?;
         let params = Params {
             n_tokens: self.n_tokens,
             n_experts,

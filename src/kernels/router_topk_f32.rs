@@ -1,7 +1,6 @@
 //! The router's top-k and softmax, once per layer: route = [ids[k], weights[k]].
 
 use super::moe::check_routing;
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -23,10 +22,7 @@ impl RouterTopk<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let (e, k) = (self.n_experts, self.k);
         check_routing(SHADER, e, k)?;
-        need(
-            SHADER,
-            &[(self.logits, e as u64 * 4), (self.route, 2 * k as u64 * 4)],
-        )?;
+        need(&[(self.logits, e as u64 * 4), (self.route, 2 * k as u64 * 4)])?;
         let params = Params {
             n_experts: e,
             k,

@@ -76,7 +76,7 @@ impl AttentionDecode<'_> {
                 actual: format!("{heads} / {kv_heads} / {d}"),
             });
         }
-        a.need(gpu, SHADER, 1)?;
+        let [step, qkv, k_cache, v_cache] = a.bind(gpu, SHADER, 1)?;
         need(&[(self.partials, heads as u64 * (d as u64 + 2) * 4)])?;
         let params = Params {
             n_heads: heads,
@@ -93,10 +93,10 @@ impl AttentionDecode<'_> {
             ("HEAD_DIM", d as f64),
         ];
         Bindings {
-            step: a.step.buffer.as_entire_binding(),
-            qkv: a.qkv.binding(),
-            k_cache: a.k_cache.binding(),
-            v_cache: a.v_cache.binding(),
+            step,
+            qkv,
+            k_cache,
+            v_cache,
             partials: self.partials.binding(),
             rope: self.rope.binding(),
         }

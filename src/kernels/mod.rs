@@ -317,9 +317,15 @@ pub struct AttentionStep<'a> {
     pub v_cache: &'a GpuBuffer,
 }
 
-impl AttentionStep<'_> {
-    /// Checks `qkv` for `tokens` tokens and both caches for the layout.
-    pub(crate) fn need(&self, gpu: &Gpu, kernel: &str, tokens: u32) -> Result<()> {
+impl<'a> AttentionStep<'a> {
+    /// Checks `qkv` for `tokens` tokens and both caches for the layout; yields the step
+    /// uniform, `qkv`, `k_cache` and `v_cache` bindings, which every attention kernel declares.
+    pub(crate) fn bind(
+        &self,
+        gpu: &Gpu,
+        kernel: &str,
+        tokens: u32,
+    ) -> Result<[wgpu::BindingResource<'a>; 4]> {
         let qkv_bytes = tokens as u64 * self.layout.qkv_stride as u64 * 4;
         let cache = self.layout.cache_bytes(gpu);
         need(
@@ -329,6 +335,12 @@ impl AttentionStep<'_> {
                 (self.k_cache, cache),
                 (self.v_cache, cache),
             ],
-        )
+        )?;
+        Ok([
+            self.step.buffer.as_entire_binding(),
+            self.qkv.binding(),
+            self.k_cache.binding(),
+            self.v_cache.binding(),
+        ])
     }
 }

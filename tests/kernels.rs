@@ -5,7 +5,7 @@
 mod common;
 
 use common::kernels::*;
-use oss_wgpu::reference::{self as r, AttentionShape, Sampling};
+use oss_wgpu::reference::{self as r, Sampling};
 
 /// f32 sums of up to a few thousand terms against f64: relative error well under 1e-5 per
 /// term; 1e-4 relative plus a small absolute floor leaves room for cancellation.
@@ -20,30 +20,28 @@ fn embed_gathers_rows_from_split_tables() {
     let ids: Vec<u32> = vec![0, 49, 17, 29, 30, 17];
     let want = r::embed_f32_bf16w(&table, hidden, &ids);
     for gpu in paths() {
-        // Two parts split at row 30, as a lowered binding limit would split the table.
-        let part0 = gpu
-            .upload("embed.part0", &table[..30 * hidden * 2])
-            .unwrap();
-        let part1 = gpu
-            .upload("embed.part1", &table[30 * hidden * 2..])
-            .unwrap();
         let idb = gpu.upload_pod("ids", &ids).unwrap();
         let o = out(&gpu, "x", ids.len() * hidden);
-        let embed = |table, row0, rows| {
-            embed_f32_bf16w::Embed {
-                table,
-                row0,
-                rows,
-                hidden: hidden as u32,
-                ids: &idb,
-                n_tokens: 6,
-                out: &o,
-            }
-            .dispatch(&gpu)
-            .unwrap()
-        };
-        let (d0, d1) = (embed(&part0, 0, 30), embed(&part1, 30, 20));
-        gpu.run("embed", &[&d0, &d1]).unwrap();
+        // Two parts split at row 30, as a lowered binding limit would split the table.
+        run_row_parts(
+            &gpu,
+            "embed",
+            &table,
+            hidden,
+            &[(0, 30), (30, 20)],
+            |wb, r0, n| {
+                embed_f32_bf16w::Embed {
+                    table: wb,
+                    row0: r0,
+                    rows: n,
+                    hidden: hidden as u32,
+                    ids: &idb,
+                    n_tokens: 6,
+                    out: &o,
+                }
+                .dispatch(&gpu)
+            },
+        );
         assert_eq!(gpu.read_f32(&o).unwrap(), want);
     }
 }
@@ -133,29 +131,22 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             };
             // Rows split in two parts at row 20, each with its own buffer and offset.
             let parts = [(0usize, 20usize), (20, 17)];
-            let bufs = row_parts(&gpu, &w, k, &parts);
-            let ds: Vec<_> = parts
-                .iter()
-                .zip(&bufs)
-                .map(|(&(r0, n), wb)| {
-                    matvec_f32_bf16w::Matvec {
-                        w: wb,
-                        rows: n as u32,
-                        k: k as u32,
-                        out_offset: r0 as u32,
-                        x: &xb,
-                        norm: norm.then_some((&gb, 1e-5)),
-                        bias: with_bias.then_some(&bb),
-                        residual,
-                        out: &o,
-                        normed_out: norm.then_some(&normed),
-                        argmax: Some((&argmax, if r0 == 0 { 0 } else { wg0 })),
-                    }
-                    .dispatch(&gpu)
-                    .unwrap()
-                })
-                .collect();
-            gpu.run("matvec", &ds.iter().collect::<Vec<_>>()).unwrap();
+            run_row_parts(&gpu, "matvec", &w, k, &parts, |wb, r0, n| {
+                matvec_f32_bf16w::Matvec {
+                    w: wb,
+                    rows: n,
+                    k: k as u32,
+                    out_offset: r0,
+                    x: &xb,
+                    norm: norm.then_some((&gb, 1e-5)),
+                    bias: with_bias.then_some(&bb),
+                    residual,
+                    out: &o,
+                    normed_out: norm.then_some(&normed),
+                    argmax: Some((&argmax, if r0 == 0 { 0 } else { wg0 })),
+                }
+                .dispatch(&gpu)
+            });
             let what = format!("matvec norm={norm} bias={with_bias} residual={residual}");
             let got = gpu.read_f32(&o).unwrap();
             assert_close(&what, &got, &want, F32_ATOL, F32_RTOL);
@@ -197,78 +188,74 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
     }
 }
 
-/// A tiny attention setup: config-like numbers and random q/k/v for `n` tokens.
+/// A decode attention case: `positions` tokens, sinks drawn with scale `sink_scale`.
 struct AttnCase {
-    n_heads: usize,
-    n_kv_heads: usize,
-    head_dim: usize,
-    window: usize,
+    heads: Heads,
     positions: usize,
     sink_scale: f32,
+}
+
+impl AttnCase {
+    /// `h` query heads and `kvh` KV heads of `d`, `window` (0: full), over `positions` tokens;
+    /// sinks of scale 1.
+    const fn new(h: usize, kvh: usize, d: usize, window: usize, positions: usize) -> Self {
+        AttnCase {
+            heads: Heads::new(h, kvh, d, window),
+            positions,
+            sink_scale: 1.0,
+        }
+    }
+
+    const fn sinks(self, sink_scale: f32) -> Self {
+        AttnCase { sink_scale, ..self }
+    }
 }
 
 /// Prefills the cache with RoPE + append for `positions` tokens (in steps of `chunk` tokens),
 /// then runs decode attention for the last position and compares with the reference.
 fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let mut rng = Rng::new(seed);
-    let (h, kvh, d) = (c.n_heads, c.n_kv_heads, c.head_dim);
-    let stride = (h + 2 * kvh) * d;
+    let heads = c.heads;
+    let (h, kvh, d) = (heads.n_heads, heads.n_kv_heads, heads.head_dim);
+    let stride = heads.stride();
     let n = c.positions;
     let qkv = rng.vec_sym(n * stride, 2.0);
     let sinks = rng.vec_sym(h, c.sink_scale);
     let cfg = tiny_rope_config(d);
     let table = oss_wgpu::model::rope::table(&cfg, n);
     let chunk = 7usize; // steps of 7 tokens: exercises ring wrap mid-step
-    let capacity = if c.window > 0 { c.window + chunk } else { n };
+    let capacity = if heads.window > 0 {
+        heads.window + chunk
+    } else {
+        n
+    };
 
     // Reference: rotate q and k of every token, attention for the last one.
-    let mut q_all = Vec::new();
-    let mut k_all = Vec::new();
-    let mut v_all = Vec::new();
-    for t in 0..n {
-        let row = &qkv[t * stride..(t + 1) * stride];
-        let mut q = row[..h * d].to_vec();
-        let mut k = row[h * d..(h + kvh) * d].to_vec();
-        for hv in q.chunks_exact_mut(d) {
+    let (mut q_all, mut k_all, v_all) = heads.split(&qkv);
+    let tokens = q_all
+        .chunks_exact_mut(h * d)
+        .zip(k_all.chunks_exact_mut(kvh * d));
+    for (t, (q, k)) in tokens.enumerate() {
+        for hv in q.chunks_exact_mut(d).chain(k.chunks_exact_mut(d)) {
             r::rope_f32(hv, t, &table);
         }
-        for hv in k.chunks_exact_mut(d) {
-            r::rope_f32(hv, t, &table);
-        }
-        q_all.extend(q);
-        k_all.extend(k);
-        v_all.extend_from_slice(&row[(h + kvh) * d..]);
     }
-    let shape = AttentionShape {
-        n_heads: h,
-        n_kv_heads: kvh,
-        head_dim: d,
-        window: c.window,
-    };
+    let q_last_rotated = &q_all[(n - 1) * h * d..];
     let want = r::attention_f32(
-        shape,
-        &q_all[(n - 1) * h * d..],
+        heads.shape(),
+        q_last_rotated,
         &[n - 1],
         &k_all,
         &v_all,
         &sinks,
     );
 
-    let step = StepBuffer::new(gpu, "step").unwrap();
-    let qkv_buf = gpu.storage("qkv", (chunk * stride * 4) as u64).unwrap();
-    let rope_buf = rope_buffer(gpu, &table);
-    let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
-    let attention = AttentionStep {
-        layout: attention_layout(h, kvh, d, capacity, c.window),
-        step: &step,
-        qkv: &qkv_buf,
-        k_cache: &kc,
-        v_cache: &vc,
-    };
+    let bufs = AttnBuffers::new(gpu, heads, capacity, chunk, &table);
+    let attention = bufs.attention();
     let rope_d = rope_kv_append_f32::RopeKvAppend {
         attention,
         max_tokens: chunk as u32,
-        rope: &rope_buf,
+        rope: &bufs.rope,
     }
     .dispatch(gpu)
     .unwrap();
@@ -276,19 +263,14 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let mut t0 = 0;
     while t0 + 1 < n {
         let tn = chunk.min(n - 1 - t0);
-        gpu.write(
-            &qkv_buf,
-            0,
-            bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]),
-        );
-        step.set_at(gpu, t0, tn, 0);
+        bufs.load(gpu, &qkv, t0, tn);
         gpu.run("rope", &[&rope_d]).unwrap();
         t0 += tn;
     }
     // Decode attention for the last position: q, k, v unrotated in a qkv row; the kernel
     // rotates them, appends k and v to the cache and attends.
     let q_last = up(gpu, "qkv.last", &qkv[(n - 1) * stride..n * stride]);
-    step.set_at(gpu, n - 1, 1, 0);
+    bufs.step.set_at(gpu, n - 1, 1, 0);
     let partials = out(
         gpu,
         "partials",
@@ -300,7 +282,7 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
             ..attention
         },
         partials: &partials,
-        rope: &rope_buf,
+        rope: &bufs.rope,
     };
     let mut dec = attn.dispatch(gpu).unwrap();
     dec.workgroups = attn.grid_shape().at((n - 1) as u32);
@@ -309,8 +291,8 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let comb = attention_combine_f32::AttentionCombine {
         n_heads: h as u32,
         head_dim: d as u32,
-        window: c.window as u32,
-        step: &step,
+        window: heads.window as u32,
+        step: &bufs.step,
         partials: &partials,
         sinks: &sinks_buf,
         out: &o,
@@ -321,7 +303,7 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let (atol, rtol) = attention_tolerance(gpu);
     let what = format!(
         "attention window={} positions={} heads={h}/{kvh} d={d} kv={:?}",
-        c.window,
+        heads.window,
         n,
         gpu.precision().kv
     );
@@ -332,7 +314,9 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     let elem = gpu.precision().kv.element_bytes() as usize;
     for head in 0..kvh {
         let off = ((head * capacity + slot) * d * elem) as u64;
-        let raw = gpu.read_range(&kc, off, (d * elem) as u64).unwrap();
+        let raw = gpu
+            .read_range(&bufs.k_cache, off, (d * elem) as u64)
+            .unwrap();
         let k_gpu: Vec<f32> = if elem == 2 {
             raw.chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
@@ -379,102 +363,39 @@ fn tiny_rope_config(head_dim: usize) -> oss_wgpu::config::ModelConfig {
 
 #[test]
 fn attention_decode_full_and_sliding_with_sinks() {
+    // (heads, KV heads, head_dim, window, positions)
     let cases = [
         // A single position (the query sees only itself).
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 16,
-            window: 0,
-            positions: 1,
-            sink_scale: 1.0,
-        },
+        AttnCase::new(4, 2, 16, 0, 1),
         // gpt-oss's group of 8 query heads per KV head and head_dim 64, over several chunks.
-        AttnCase {
-            n_heads: 16,
-            n_kv_heads: 2,
-            head_dim: 64,
-            window: 0,
-            positions: 300,
-            sink_scale: 1.0,
-        },
+        AttnCase::new(16, 2, 64, 0, 300),
         // Sliding window: shorter than the window, exactly the window, past it (ring wraps).
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 16,
-            window: 8,
-            positions: 5,
-            sink_scale: 1.0,
-        },
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 16,
-            window: 8,
-            positions: 8,
-            sink_scale: 1.0,
-        },
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 16,
-            window: 8,
-            positions: 9,
-            sink_scale: 1.0,
-        },
-        AttnCase {
-            n_heads: 8,
-            n_kv_heads: 2,
-            head_dim: 32,
-            window: 20,
-            positions: 61,
-            sink_scale: 1.0,
-        },
+        AttnCase::new(4, 1, 16, 8, 5),
+        AttnCase::new(4, 1, 16, 8, 8),
+        AttnCase::new(4, 1, 16, 8, 9),
+        AttnCase::new(8, 2, 32, 20, 61),
         // Dominant sinks: most of the mass goes nowhere.
-        AttnCase {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 16,
-            window: 0,
-            positions: 40,
-            sink_scale: 30.0,
-        },
+        AttnCase::new(4, 2, 16, 0, 40).sinks(30.0),
     ];
     for_each_case(&cases, 100, check_attention);
 }
 
-struct MoeCase {
-    hidden: usize,
-    inter: usize,
-    experts: usize,
-    k: usize,
-    limit: f32,
-    scales: Vec<u8>,
-    /// Expert parts (first, count), as a lowered binding limit would split them.
-    parts: Vec<(usize, usize)>,
-    /// Force these router logits (ties, one dominant expert).
-    logits: Option<Vec<f32>>,
-}
-
 fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
-    let mut rng = Rng::new(seed);
+    assert_eq!(c.tokens, 1, "decode: one token");
     let (h, i, e, k) = (c.hidden, c.inter, c.experts, c.k);
-    let weights = RandomExperts::new(&mut rng, e, h, i, &c.scales);
-    let x = rng.vec_sym(h, 3.0);
-    let gain = rng.vec_sym(h, 1.0);
-    let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(e, 3.0));
-    let experts = weights.as_ref();
-    let want_act = r::moe_gate_up_f32_mf4w(&x, &gain, 1e-5, &logits, k, c.limit, &experts);
-    let want_x = r::moe_down_f32_mf4w(&x, &logits, k, &want_act, &experts);
+    let inputs = c.draw(seed);
+    let (x, gain, logits) = (&inputs.x, &inputs.gain, &inputs.logits);
+    let experts = inputs.weights.as_ref();
+    let want_act = r::moe_gate_up_f32_mf4w(x, gain, 1e-5, logits, k, c.limit, &experts);
+    let want_x = r::moe_down_f32_mf4w(x, logits, k, &want_act, &experts);
 
     // The decode chain: the router matvec (all-zero weights, so the logits are its bias)
     // writes the logits and the normalised x; router_topk picks; then gate_up and down.
     let zero_router = gpu.upload("router.weight", &vec![0u8; e * h * 2]).unwrap();
-    let lb = up(gpu, "router.bias", &logits);
+    let lb = up(gpu, "router.bias", logits);
     let logits_out = out(gpu, "logits", e);
-    let xb = up(gpu, "x", &x);
-    let gb = up(gpu, "gain", &gain);
+    let xb = up(gpu, "x", x);
+    let gb = up(gpu, "gain", gain);
     let xn = out(gpu, "xn", h);
     let route = gpu.storage("route", (2 * k * 4) as u64).unwrap();
     let act = out(gpu, "act", k * i);
@@ -502,15 +423,10 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     }
     .dispatch(gpu)
     .unwrap();
-    let shape = moe_shape(h, i, e, k);
+    let shape = c.shape();
     let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
-    let parts: Vec<_> = c
-        .parts
-        .iter()
-        .map(|&p| ExpertPartBuffers::upload(gpu, &experts, p))
-        .collect();
-    for part in &parts {
+    for part in &ExpertPartBuffers::upload_all(gpu, &experts, &c.parts) {
         let gu = part.gate_up();
         let gate_up_d = moe_gate_up_f32_mf4w::MoeGateUp {
             shape,
@@ -541,7 +457,7 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let all: Vec<_> = gate_up.iter().chain(down.iter()).collect();
     gpu.run("moe", &all).unwrap();
     let what = format!("moe E={e} k={k} parts={:?}", c.parts);
-    let (want_ids, want_w) = r::router_topk(&logits, k);
+    let (want_ids, want_w) = r::router_topk(logits, k);
     let got_route = gpu.read_u32(&route).unwrap();
     let got_ids: Vec<usize> = got_route[..k].iter().map(|&v| v as usize).collect();
     assert_eq!(got_ids, want_ids, "{what}: router top-k");
@@ -571,63 +487,18 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
 
 #[test]
 fn moe_decode_matches_reference() {
-    let realistic: Vec<u8> = (117..=124).collect();
-    // Near zero (subnormal weights) and at or above 129: large values must not overflow.
-    let adversarial: Vec<u8> = vec![0, 1, 2, 3, 127, 129, 131, 134, 137, 140];
+    // (tokens, hidden, inter, experts, k)
     let cases = [
-        MoeCase {
-            hidden: 64,
-            inter: 96,
-            experts: 5,
-            k: 3,
-            limit: 7.0,
-            scales: realistic.clone(),
-            parts: vec![(0, 5)],
-            logits: None,
-        },
+        MoeCase::new(1, 64, 96, 5, 3),
         // A small limit so the clamp triggers on most values.
-        MoeCase {
-            hidden: 96,
-            inter: 64,
-            experts: 8,
-            k: 4,
-            limit: 0.5,
-            scales: realistic.clone(),
-            parts: vec![(0, 8)],
-            logits: None,
-        },
+        MoeCase::new(1, 96, 64, 8, 4).limit(0.5),
         // Experts split over three buffers.
-        MoeCase {
-            hidden: 64,
-            inter: 64,
-            experts: 6,
-            k: 4,
-            limit: 7.0,
-            scales: realistic.clone(),
-            parts: vec![(0, 2), (2, 3), (5, 1)],
-            logits: None,
-        },
-        MoeCase {
-            hidden: 64,
-            inter: 64,
-            experts: 4,
-            k: 2,
-            limit: 1e30,
-            scales: adversarial,
-            parts: vec![(0, 4)],
-            logits: None,
-        },
+        MoeCase::new(1, 64, 64, 6, 4).parts(&[(0, 2), (2, 3), (5, 1)]),
+        MoeCase::new(1, 64, 64, 4, 2)
+            .limit(1e30)
+            .scales(&ADVERSARIAL_SCALES),
         // Ties: the lowest index wins.
-        MoeCase {
-            hidden: 64,
-            inter: 32,
-            experts: 6,
-            k: 2,
-            limit: 7.0,
-            scales: realistic,
-            parts: vec![(0, 6)],
-            logits: Some(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]),
-        },
+        MoeCase::new(1, 64, 32, 6, 2).logits(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]),
     ];
     for_each_case(&cases, 200, check_moe);
 }

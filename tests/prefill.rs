@@ -6,7 +6,7 @@
 mod common;
 
 use common::kernels::*;
-use oss_wgpu::reference::{self as r, AttentionShape, ExpertsRef};
+use oss_wgpu::reference::{self as r, ExpertsRef};
 
 /// f32 sums against f64 references (see tests/kernels.rs).
 const F32_RTOL: f32 = 1e-4;
@@ -36,29 +36,21 @@ fn matmul_matches_per_token_matvec() {
         let bb = up(&gpu, "bias", &bias);
         let o = up(&gpu, "resid", &resid);
         // Two row parts writing their columns of one output.
-        let parts = [(0usize, 64usize), (64, 36)];
-        let bufs = row_parts(&gpu, &w, k, &parts);
-        let ds: Vec<_> = parts
-            .iter()
-            .zip(&bufs)
-            .map(|(&(r0, n), wb)| {
-                matmul_f32_bf16w::Matmul {
-                    w: wb,
-                    rows: n as u32,
-                    k: k as u32,
-                    n_tokens: t as u32,
-                    x: &xb,
-                    bias: Some(&bb),
-                    residual: true,
-                    out: &o,
-                    out_offset: r0 as u32,
-                    out_stride: rows as u32,
-                }
-                .dispatch(&gpu)
-                .unwrap()
-            })
-            .collect();
-        gpu.run("matmul", &ds.iter().collect::<Vec<_>>()).unwrap();
+        run_row_parts(&gpu, "matmul", &w, k, &[(0, 64), (64, 36)], |wb, r0, n| {
+            matmul_f32_bf16w::Matmul {
+                w: wb,
+                rows: n,
+                k: k as u32,
+                n_tokens: t as u32,
+                x: &xb,
+                bias: Some(&bb),
+                residual: true,
+                out: &o,
+                out_offset: r0,
+                out_stride: rows as u32,
+            }
+            .dispatch(&gpu)
+        });
         assert_close(
             "matmul",
             &gpu.read_f32(&o).unwrap(),
@@ -70,68 +62,58 @@ fn matmul_matches_per_token_matvec() {
 }
 
 struct PrefillAttn {
-    n_heads: usize,
-    n_kv_heads: usize,
-    head_dim: usize,
-    window: usize,
+    heads: Heads,
     /// Tokens per prefill step (the ring must hold window + step tokens).
     step_tokens: usize,
     total: usize,
 }
 
+impl PrefillAttn {
+    /// `h` query heads and `kvh` KV heads of `d`, `window` (0: full), then the rest in order.
+    const fn new(
+        h: usize,
+        kvh: usize,
+        d: usize,
+        window: usize,
+        step_tokens: usize,
+        total: usize,
+    ) -> Self {
+        PrefillAttn {
+            heads: Heads::new(h, kvh, d, window),
+            step_tokens,
+            total,
+        }
+    }
+}
+
 fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let mut rng = Rng::new(seed);
-    let (h, kvh, d) = (c.n_heads, c.n_kv_heads, c.head_dim);
-    let stride = (h + 2 * kvh) * d;
+    let heads = c.heads;
+    let (h, d) = (heads.n_heads, heads.head_dim);
     let n = c.total;
     // Already-rotated q and k: this test is about attention (RoPE is tested in kernels.rs), so
     // the rope table is the identity (cos 1, sin 0).
-    let qkv = rng.vec_sym(n * stride, 2.0);
+    let qkv = rng.vec_sym(n * heads.stride(), 2.0);
     let sinks = rng.vec_sym(h, 2.0);
     let table: Vec<[f32; 2]> = vec![[1.0, 0.0]; n * d / 2];
-    let capacity = if c.window > 0 {
-        c.window + c.step_tokens
+    let capacity = if heads.window > 0 {
+        heads.window + c.step_tokens
     } else {
         n
     };
 
-    let mut q_all = Vec::new();
-    let mut k_all = Vec::new();
-    let mut v_all = Vec::new();
-    for t in 0..n {
-        let row = &qkv[t * stride..(t + 1) * stride];
-        q_all.extend_from_slice(&row[..h * d]);
-        k_all.extend_from_slice(&row[h * d..(h + kvh) * d]);
-        v_all.extend_from_slice(&row[(h + kvh) * d..]);
-    }
+    let (q_all, k_all, v_all) = heads.split(&qkv);
     let positions: Vec<usize> = (0..n).collect();
-    let shape = AttentionShape {
-        n_heads: h,
-        n_kv_heads: kvh,
-        head_dim: d,
-        window: c.window,
-    };
-    let want = r::attention_f32(shape, &q_all, &positions, &k_all, &v_all, &sinks);
+    let want = r::attention_f32(heads.shape(), &q_all, &positions, &k_all, &v_all, &sinks);
 
-    let step = StepBuffer::new(gpu, "step").unwrap();
-    let qkv_buf = gpu
-        .storage("qkv", (c.step_tokens * stride * 4) as u64)
-        .unwrap();
-    let rope_buf = rope_buffer(gpu, &table);
-    let (kc, vc) = kv_caches(gpu, kvh, capacity, d);
+    let bufs = AttnBuffers::new(gpu, heads, capacity, c.step_tokens, &table);
     let sinks_buf = up(gpu, "sinks", &sinks);
     let o = out(gpu, "attn", c.step_tokens * h * d);
-    let attention = AttentionStep {
-        layout: attention_layout(h, kvh, d, capacity, c.window),
-        step: &step,
-        qkv: &qkv_buf,
-        k_cache: &kc,
-        v_cache: &vc,
-    };
+    let attention = bufs.attention();
     let rope = rope_kv_append_f32::RopeKvAppend {
         attention,
         max_tokens: c.step_tokens as u32,
-        rope: &rope_buf,
+        rope: &bufs.rope,
     };
     let attn = attention_prefill_f32::AttentionPrefill {
         attention,
@@ -143,12 +125,7 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let mut t0 = 0;
     while t0 < n {
         let tn = c.step_tokens.min(n - t0);
-        gpu.write(
-            &qkv_buf,
-            0,
-            bytemuck::cast_slice(&qkv[t0 * stride..(t0 + tn) * stride]),
-        );
-        step.set_at(gpu, t0, tn, 0);
+        bufs.load(gpu, &qkv, t0, tn);
         let mut rd = rope.dispatch(gpu).unwrap();
         rd.workgroups = rope.workgroups(gpu, tn as u32);
         let mut ad = attn.dispatch(gpu).unwrap();
@@ -162,109 +139,42 @@ fn check_prefill_attention(gpu: &Gpu, c: &PrefillAttn, seed: u64) {
     let (atol, rtol) = attention_tolerance(gpu);
     let what = format!(
         "prefill attention window={} steps of {} over {n}",
-        c.window, c.step_tokens
+        heads.window, c.step_tokens
     );
     assert_close(&what, &got, &want, atol, rtol);
 }
 
 #[test]
 fn prefill_attention_causal_window_and_chunked_steps() {
+    // (heads, KV heads, head_dim, window, tokens per step, tokens)
     let cases = [
         // One token.
-        PrefillAttn {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 16,
-            window: 0,
-            step_tokens: 1,
-            total: 1,
-        },
+        PrefillAttn::new(4, 2, 16, 0, 1, 1),
         // Full causal over several key blocks in one step; gpt-oss head shapes.
-        PrefillAttn {
-            n_heads: 16,
-            n_kv_heads: 2,
-            head_dim: 64,
-            window: 0,
-            step_tokens: 80,
-            total: 80,
-        },
+        PrefillAttn::new(16, 2, 64, 0, 80, 80),
         // Sliding window shorter than the prompt, in one step and in steps with ring wrap.
-        PrefillAttn {
-            n_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 16,
-            window: 8,
-            step_tokens: 40,
-            total: 40,
-        },
-        PrefillAttn {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 16,
-            window: 8,
-            step_tokens: 5,
-            total: 37,
-        },
+        PrefillAttn::new(4, 1, 16, 8, 40, 40),
+        PrefillAttn::new(4, 2, 16, 8, 5, 37),
         // Full attention across steps (the cache holds earlier steps' keys).
-        PrefillAttn {
-            n_heads: 8,
-            n_kv_heads: 2,
-            head_dim: 32,
-            window: 0,
-            step_tokens: 17,
-            total: 50,
-        },
+        PrefillAttn::new(8, 2, 32, 0, 17, 50),
         // gpt-oss-20b's attention shapes (64 query heads, 8 KV heads of 64), one step across
         // position 64 and the window of 128, full and sliding.
-        PrefillAttn {
-            n_heads: 64,
-            n_kv_heads: 8,
-            head_dim: 64,
-            window: 0,
-            step_tokens: 200,
-            total: 200,
-        },
-        PrefillAttn {
-            n_heads: 64,
-            n_kv_heads: 8,
-            head_dim: 64,
-            window: 128,
-            step_tokens: 200,
-            total: 200,
-        },
+        PrefillAttn::new(64, 8, 64, 0, 200, 200),
+        PrefillAttn::new(64, 8, 64, 128, 200, 200),
     ];
     for_each_case(&cases, 300, check_prefill_attention);
 }
 
-struct MoePrefill {
-    tokens: usize,
-    hidden: usize,
-    inter: usize,
-    experts: usize,
-    k: usize,
-    parts: Vec<(usize, usize)>,
-    /// Router logits per token; None = random.
-    logits: Option<Vec<f32>>,
-    /// E8M0 scale bytes to draw from.
-    scales: Vec<u8>,
-    /// swiglu_limit.
-    limit: f32,
-}
-
-fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
-    let mut rng = Rng::new(seed);
+fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let (t, h, i, e, k) = (c.tokens, c.hidden, c.inter, c.experts, c.k);
-    // Scale bytes from the first 8 of the case's list.
-    let weights = RandomExperts::new(&mut rng, e, h, i, &c.scales[..8]);
-    let x = rng.vec_sym(t * h, 3.0);
-    let gain = rng.vec_sym(h, 1.0);
-    let logits = c.logits.clone().unwrap_or_else(|| rng.vec_sym(t * e, 3.0));
-    let experts = weights.as_ref();
+    let inputs = c.draw(seed);
+    let (x, gain, logits) = (&inputs.x, &inputs.gain, &inputs.logits);
+    let experts = inputs.weights.as_ref();
     let mut want = Vec::new();
     for tok in 0..t {
         want.extend(r::moe_f32_mf4w(
             &x[tok * h..(tok + 1) * h],
-            &gain,
+            gain,
             1e-5,
             &logits[tok * e..(tok + 1) * e],
             k,
@@ -273,14 +183,14 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
         ));
     }
 
-    let xb = up(gpu, "x", &x);
-    let gb = up(gpu, "gain", &gain);
-    let lb = up(gpu, "logits", &logits);
+    let xb = up(gpu, "x", x);
+    let gb = up(gpu, "gain", gain);
+    let lb = up(gpu, "logits", logits);
     let xn = out(gpu, "xn", t * h);
     let act = out(gpu, "act", t * k * i);
     let y = out(gpu, "y", t * k * h);
     let routing = Routing::new(gpu, t as u32, k as u32, e as u32).unwrap();
-    let shape = moe_shape(h, i, e, k);
+    let shape = c.shape();
     let norm = rmsnorm_f32::RmsNorm {
         x: &xb,
         gain: &gb,
@@ -296,11 +206,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
         routing: &routing,
     };
     let mut ds = vec![norm.dispatch(gpu).unwrap(), route.dispatch(gpu).unwrap()];
-    let parts: Vec<_> = c
-        .parts
-        .iter()
-        .map(|&p| ExpertPartBuffers::upload(gpu, &experts, p))
-        .collect();
+    let parts = ExpertPartBuffers::upload_all(gpu, &experts, &c.parts);
     for part in &parts {
         let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
             shape,
@@ -341,7 +247,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoePrefill, seed: u64) {
         .flat_map(|tok| {
             moe_term_magnitudes(
                 &x[tok * h..(tok + 1) * h],
-                &gain,
+                gain,
                 &logits[tok * e..(tok + 1) * e],
                 k,
                 c.limit,
@@ -441,78 +347,20 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             })
         })
         .collect();
-    let realistic: Vec<u8> = (117..=124).collect();
+    // (tokens, hidden, inter, experts, k)
     let cases = [
-        MoePrefill {
-            tokens: 1,
-            hidden: 64,
-            inter: 64,
-            experts: 4,
-            k: 2,
-            parts: vec![(0, 4)],
-            logits: None,
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
-        MoePrefill {
-            tokens: 70,
-            hidden: 64,
-            inter: 96,
-            experts: 5,
-            k: 2,
-            parts: vec![(0, 5)],
-            logits: Some(one_expert),
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
-        MoePrefill {
-            tokens: 33,
-            hidden: 96,
-            inter: 64,
-            experts: 8,
-            k: 3,
-            parts: vec![(0, 8)],
-            logits: Some(skewed),
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
-        MoePrefill {
-            tokens: 45,
-            hidden: 64,
-            inter: 64,
-            experts: 6,
-            k: 4,
-            parts: vec![(0, 2), (2, 3), (5, 1)],
-            logits: None,
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
+        MoeCase::new(1, 64, 64, 4, 2),
+        MoeCase::new(70, 64, 96, 5, 2).logits(one_expert),
+        MoeCase::new(33, 96, 64, 8, 3).logits(skewed),
+        MoeCase::new(45, 64, 64, 6, 4).parts(&[(0, 2), (2, 3), (5, 1)]),
         // More entries (600 tokens x 4) than the routing kernel stages at once (2048).
-        MoePrefill {
-            tokens: 600,
-            hidden: 64,
-            inter: 32,
-            experts: 5,
-            k: 4,
-            parts: vec![(0, 5)],
-            logits: None,
-            scales: realistic.clone(),
-            limit: 7.0,
-        },
+        MoeCase::new(600, 64, 32, 5, 4),
         // Scales near zero (subnormal weights) and at or above 129 (large ones): no overflow.
-        MoePrefill {
-            tokens: 40,
-            hidden: 64,
-            inter: 64,
-            experts: 4,
-            k: 2,
-            parts: vec![(0, 4)],
-            logits: None,
-            scales: vec![0, 1, 2, 3, 127, 129, 131, 134, 137, 140],
-            // No clamp: large values flow through to the output (as in tests/kernels.rs), where
-            // a relative tolerance applies; a clamp would make small outputs out of huge terms.
-            limit: 1e30,
-        },
+        // No clamp: large values flow through to the output (as in tests/kernels.rs), where
+        // a relative tolerance applies; a clamp would make small outputs out of huge terms.
+        MoeCase::new(40, 64, 64, 4, 2)
+            .limit(1e30)
+            .scales(&ADVERSARIAL_SCALES[..8]),
     ];
     for_each_case(&cases, 400, check_moe_prefill);
 }

@@ -1,6 +1,6 @@
 //! Merges attention_decode_f32's chunk partials and the sink into each head's output.
 
-use super::{attention_decode_f32, need, StepBuffer};
+use super::{attention_decode_f32, StepBuffer};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -27,13 +27,10 @@ pub struct AttentionCombine<'a> {
 impl AttentionCombine<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let heads = self.n_heads as u64;
-        need(
-            SHADER,
-            &[
-                (self.sinks, heads * 4),
-                (self.out, heads * self.head_dim as u64 * 4),
-            ],
-        )?;
+        need(&[
+            (self.sinks, heads * 4),
+            (self.out, heads * self.head_dim as u64 * 4),
+        ])?;
         let params = Params {
             n_heads: self.n_heads,
             head_dim: self.head_dim,

@@ -1,7 +1,7 @@
 //! Split-K attention for one query position (flash-decoding): per-chunk softmax partials,
 //! with the step's RoPE and KV-cache append folded in (q, k and v come unrotated in `qkv`).
 
-use super::{need, AttentionStep};
+use super::AttentionStep;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -76,11 +76,8 @@ impl AttentionDecode<'_> {
                 actual: format!("{heads} / {kv_heads} / {d}"),
             });
         }
-        a.need(gpu, SHADER, 1)?;
-        need(
-            SHADER,
-            &[(self.partials, heads as u64 * (d as u64 + 2) * 4)],
-        )?;
+        let [step, qkv, k_cache, v_cache] = a.bind(gpu, SHADER, 1)?;
+        need(&[(self.partials, heads as u64 * (d as u64 + 2) * 4)])?;
         let params = Params {
             n_heads: heads,
             n_kv_heads: kv_heads,
@@ -96,10 +93,10 @@ impl AttentionDecode<'_> {
             ("HEAD_DIM", d as f64),
         ];
         Bindings {
-            step: a.step.buffer.as_entire_binding(),
-            qkv: a.qkv.binding(),
-            k_cache: a.k_cache.binding(),
-            v_cache: a.v_cache.binding(),
+            step,
+            qkv,
+            k_cache,
+            v_cache,
             partials: self.partials.binding(),
             rope: self.rope.binding(),
         }

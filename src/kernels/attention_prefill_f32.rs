@@ -1,6 +1,6 @@
 //! Tiled causal attention with sinks and sliding window for a prefill step, over the cache.
 
-use super::{need, AttentionStep};
+use super::AttentionStep;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -45,12 +45,9 @@ impl AttentionPrefill<'_> {
                 actual: format!("{d} / {} / {}", sh.n_heads, sh.n_kv_heads),
             });
         }
-        a.need(gpu, SHADER, self.max_tokens)?;
+        let [step, qkv, k_cache, v_cache] = a.bind(gpu, SHADER, self.max_tokens)?;
         let out_bytes = self.max_tokens as u64 * sh.n_heads as u64 * d as u64 * 4;
-        need(
-            SHADER,
-            &[(self.sinks, sh.n_heads as u64 * 4), (self.out, out_bytes)],
-        )?;
+        need(&[(self.sinks, sh.n_heads as u64 * 4), (self.out, out_bytes)])?;
         let params = Params {
             n_heads: sh.n_heads,
             n_kv_heads: sh.n_kv_heads,
@@ -61,10 +58,10 @@ impl AttentionPrefill<'_> {
             ..Default::default()
         };
         Bindings {
-            step: a.step.buffer.as_entire_binding(),
-            qkv: a.qkv.binding(),
-            k_cache: a.k_cache.binding(),
-            v_cache: a.v_cache.binding(),
+            step,
+            qkv,
+            k_cache,
+            v_cache,
             sinks: self.sinks.binding(),
             out: self.out.binding(),
         }

@@ -1,6 +1,5 @@
 //! One pass of 16-byte loads over a large buffer: the bandwidth a WGSL kernel reaches here.
 
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -22,7 +21,7 @@ pub struct BandwidthRead<'a> {
 
 impl BandwidthRead<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        need(SHADER, &[(self.sink, 256 * 4)])?;
+        need(&[(self.sink, 256 * 4)])?;
         let params = Params {
             n_vec4: (self.data.bytes / 16) as u32,
             stride: self.workgroups * WG,

@@ -1,6 +1,5 @@
 //! MXFP4 blocks and scales to f32, exactly. The format's reference kernel (tests, inspect).
 
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -25,14 +24,11 @@ pub struct Dequant<'a> {
 impl Dequant<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let n = self.n_blocks as u64;
-        need(
-            SHADER,
-            &[
-                (self.blocks, n * 16),
-                (self.scales, n),
-                (self.out, n * 32 * 4),
-            ],
-        )?;
+        need(&[
+            (self.blocks, n * 16),
+            (self.scales, n),
+            (self.out, n * 32 * 4),
+        ])?;
         let params = Params {
             n_blocks: self.n_blocks,
             ..Default::default()

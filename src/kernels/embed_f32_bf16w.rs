@@ -1,6 +1,5 @@
 //! Embedding gather: bf16 table rows to f32 activations, one part of a row-split table.
 
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -29,14 +28,11 @@ pub struct Embed<'a> {
 impl Embed<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let (t, h) = (self.n_tokens as u64, self.hidden as u64);
-        need(
-            SHADER,
-            &[
-                (self.table, self.rows as u64 * h * 2),
-                (self.ids, t * 4),
-                (self.out, t * h * 4),
-            ],
-        )?;
+        need(&[
+            (self.table, self.rows as u64 * h * 2),
+            (self.ids, t * 4),
+            (self.out, t * h * 4),
+        ])?;
         let params = Params {
             n_tokens: self.n_tokens,
             h2: self.hidden / 2,

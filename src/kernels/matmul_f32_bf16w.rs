@@ -1,6 +1,6 @@
 //! bf16-weight matrix times a batch of f32 token vectors (prefill), with bias and residual.
 
-use super::{need, or_dummy};
+use super::or_dummy;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -45,14 +45,11 @@ impl Matmul<'_> {
             });
         }
         let (t, k) = (self.n_tokens as u64, self.k as u64);
-        need(
-            SHADER,
-            &[
-                (self.w, self.rows as u64 * k * 2),
-                (self.x, t * k * 4),
-                (self.out, t * self.out_stride as u64 * 4),
-            ],
-        )?;
+        need(&[
+            (self.w, self.rows as u64 * k * 2),
+            (self.x, t * k * 4),
+            (self.out, t * self.out_stride as u64 * 4),
+        ])?;
         let bias_bytes = (self.out_offset + self.rows) as u64 * 4;
         let bias = or_dummy(gpu, SHADER, self.bias, bias_bytes, 0)?;
         let params = Params {

@@ -2,7 +2,7 @@
 //! add, and the options the decode path needs: the normalised input written out (the MoE's
 //! input) and per-workgroup maxima for the greedy sampler.
 
-use super::{need, or_dummy};
+use super::or_dummy;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Tuning};
 
@@ -83,10 +83,7 @@ impl Matvec<'_> {
         }
         let (rows, k) = (self.rows as u64, self.k as u64);
         let end = (self.out_offset as u64 + rows) * 4;
-        need(
-            SHADER,
-            &[(self.w, rows * k * 2), (self.x, k * 4), (self.out, end)],
-        )?;
+        need(&[(self.w, rows * k * 2), (self.x, k * 4), (self.out, end)])?;
         let gain = or_dummy(gpu, SHADER, self.norm.map(|(g, _)| g), k * 4, 0)?;
         let bias = or_dummy(gpu, SHADER, self.bias, end, 0)?;
         let normed = or_dummy(gpu, SHADER, self.normed_out, k * 4, 1)?;

@@ -30,7 +30,8 @@ macro_rules! uniform {
 }
 
 /// Declares a kernel: its shader, its `Params` uniform (binding 0) and the resources at
-/// bindings 1, 2, ... by WGSL variable name and access. The `Bindings` struct it defines has
+/// bindings 1, 2, ... by WGSL variable name and access, and a `need` that checks buffers in
+/// the kernel's name. The `Bindings` struct it defines has
 /// one field per binding, and its `build` binds them in the declared order, so the table the
 /// registry test checks is the order the bind group gets.
 macro_rules! kernel {
@@ -40,6 +41,12 @@ macro_rules! kernel {
         bindings { $($binding:ident : $access:ident),* $(,)? }
     ) => {
         pub const SHADER: &str = $shader;
+
+        /// [`need`](crate::kernels::need) for this kernel: each buffer holds its byte count.
+        #[allow(dead_code)]
+        fn need(checks: &[(&$crate::gpu::GpuBuffer, u64)]) -> $crate::error::Result<()> {
+            $crate::kernels::need(SHADER, checks)
+        }
 
         uniform! {
             struct Params { $($(#[$fm])* $field: $ty),* }
@@ -310,9 +317,15 @@ pub struct AttentionStep<'a> {
     pub v_cache: &'a GpuBuffer,
 }
 
-impl AttentionStep<'_> {
-    /// Checks `qkv` for `tokens` tokens and both caches for the layout.
-    pub(crate) fn need(&self, gpu: &Gpu, kernel: &str, tokens: u32) -> Result<()> {
+impl<'a> AttentionStep<'a> {
+    /// Checks `qkv` for `tokens` tokens and both caches for the layout; yields the step
+    /// uniform, `qkv`, `k_cache` and `v_cache` bindings, which every attention kernel declares.
+    pub(crate) fn bind(
+        &self,
+        gpu: &Gpu,
+        kernel: &str,
+        tokens: u32,
+    ) -> Result<[wgpu::BindingResource<'a>; 4]> {
         let qkv_bytes = tokens as u64 * self.layout.qkv_stride as u64 * 4;
         let cache = self.layout.cache_bytes(gpu);
         need(
@@ -322,6 +335,12 @@ impl AttentionStep<'_> {
                 (self.k_cache, cache),
                 (self.v_cache, cache),
             ],
-        )
+        )?;
+        Ok([
+            self.step.buffer.as_entire_binding(),
+            self.qkv.binding(),
+            self.k_cache.binding(),
+            self.v_cache.binding(),
+        ])
     }
 }

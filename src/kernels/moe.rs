@@ -4,7 +4,7 @@
 //! run over (row tile, output tile), and moe_combine_prefill_f32 adds them back in fixed order.
 
 use super::need;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 
 /// Rows (sorted token-expert entries) per prefill tile.
@@ -33,9 +33,38 @@ pub struct Experts<'a> {
     pub n_part: u32,
 }
 
-impl Experts<'_> {
-    /// Checks the buffers hold `rows` output rows per expert of `cols` inputs each.
-    pub(crate) fn need(&self, kernel: &str, rows: u32, cols: u32) -> Result<()> {
+/// What an expert kernel binds and passes for its part of the experts (see [`Experts::bind`]).
+pub(crate) struct Bound<'a> {
+    pub blocks: wgpu::BindingResource<'a>,
+    pub scales: wgpu::BindingResource<'a>,
+    pub bias: wgpu::BindingResource<'a>,
+    pub e0: u32,
+    pub n_part: u32,
+    /// The weights' label, which names the dispatch.
+    pub label: &'a str,
+}
+
+impl<'a> Experts<'a> {
+    /// Checks `shape` (MXFP4 rows of whole 32-blocks: hidden and inter multiples of 32; at
+    /// least one expert per token) and that the buffers hold `rows` output rows per expert of
+    /// `cols` inputs each; then yields what every expert kernel binds and passes.
+    pub(crate) fn bind(
+        &self,
+        kernel: &str,
+        shape: &MoeShape,
+        rows: u32,
+        cols: u32,
+    ) -> Result<Bound<'a>> {
+        let MoeShape {
+            hidden, inter, k, ..
+        } = *shape;
+        if hidden % 32 != 0 || inter % 32 != 0 || k == 0 {
+            return Err(Error::Shape {
+                what: format!("{kernel}: hidden / intermediate / experts per token"),
+                expected: "multiple of 32 / multiple of 32 / at least 1".into(),
+                actual: format!("{hidden} / {inter} / {k}"),
+            });
+        }
         let rows = self.n_part as u64 * rows as u64;
         need(
             kernel,
@@ -44,25 +73,65 @@ impl Experts<'_> {
                 (self.scales, rows * cols as u64 / 32),
                 (self.bias, rows * 4),
             ],
-        )
+        )?;
+        Ok(Bound {
+            blocks: self.blocks.binding(),
+            scales: self.scales.binding(),
+            bias: self.bias.binding(),
+            e0: self.e0,
+            n_part: self.n_part,
+            label: &self.blocks.label,
+        })
     }
 }
 
+/// Widest input vector (hidden for gate_up, inter for down) the decode kernels stage in
+/// workgroup memory.
+pub const MAX_X: u32 = 4096;
+
 /// The override constants of the MoE decode kernels: `rows_per_wg` output rows per
 /// workgroup, and the input vector of `width` floats staged in a workgroup tile unless
-/// [`crate::gpu::Tuning::moe_x_global`] reads it from global memory.
+/// [`crate::gpu::Tuning::moe_x_global`] reads it from global memory; `width` is checked
+/// against [`MAX_X`].
 pub(crate) fn decode_constants(
     gpu: &Gpu,
+    kernel: &str,
     rows_per_wg: u32,
     width: u32,
-) -> [(&'static str, f64); 3] {
+) -> Result<[(&'static str, f64); 3]> {
+    if width > MAX_X {
+        return Err(Error::Shape {
+            what: format!("{kernel}: input width"),
+            expected: format!("at most {MAX_X}"),
+            actual: width.to_string(),
+        });
+    }
     let x_global = gpu.tuning().moe_x_global;
-    [
+    Ok([
         ("ROWS_PER_WG", rows_per_wg as f64),
         // With X_GLOBAL the tile is unused; keep it minimal.
         ("X_VEC4", if x_global { 4.0 } else { (width / 4) as f64 }),
         ("X_GLOBAL", x_global as u32 as f64),
-    ]
+    ])
+}
+
+/// One invocation per expert in router_topk_f32 and moe_route_prefill.
+pub const MAX_EXPERTS: u32 = 256;
+/// Most experts per token the routing kernels keep.
+pub const MAX_K: u32 = 32;
+
+/// Checks what both routing kernels (decode and prefill) need of `n_experts` and `k`.
+pub(crate) fn check_routing(kernel: &str, n_experts: u32, k: u32) -> Result<()> {
+    if n_experts > MAX_EXPERTS || k == 0 || k > MAX_K || k > n_experts {
+        return Err(Error::Shape {
+            what: format!("{kernel}: experts / experts per token"),
+            expected: format!(
+                "at most {MAX_EXPERTS} experts, 1..={MAX_K} per token, no more than experts"
+            ),
+            actual: format!("{n_experts} / {k}"),
+        });
+    }
+    Ok(())
 }
 
 /// Upper bound on the row tiles for `n_tokens` tokens: every expert may leave a partial tile.

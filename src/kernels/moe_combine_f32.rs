@@ -1,6 +1,5 @@
 //! MoE decode, last step: `x += y[0] + ... + y[k-1]`, in slot order.
 
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -21,7 +20,7 @@ pub struct MoeCombine<'a> {
 impl MoeCombine<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let h = self.hidden as u64 * 4;
-        need(SHADER, &[(self.y, self.k as u64 * h), (self.x, h)])?;
+        need(&[(self.y, self.k as u64 * h), (self.x, h)])?;
         let params = Params {
             hidden: self.hidden,
             k: self.k,

@@ -1,7 +1,6 @@
 //! MoE prefill, last step: `x[t] += sum_j w[t, j] y[entry(t, j)]`, in slot order.
 
 use super::moe::{MoeShape, Routing};
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -23,10 +22,7 @@ pub struct MoeCombinePrefill<'a> {
 impl MoeCombinePrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let MoeShape { hidden, k, .. } = self.shape;
-        need(
-            SHADER,
-            &[(self.x, self.n_tokens as u64 * hidden as u64 * 4)],
-        )?;
+        need(&[(self.x, self.n_tokens as u64 * hidden as u64 * 4)])?;
         let params = Params {
             n_tokens: self.n_tokens,
             hidden,

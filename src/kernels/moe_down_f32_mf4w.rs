@@ -2,8 +2,7 @@
 //! routing weight; moe_combine_f32 adds the slots to the residual stream.
 
 use super::moe::{decode_constants, Experts, MoeShape};
-use super::need;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -17,7 +16,6 @@ kernel! {
 
 /// Output rows per workgroup (the ROWS_PER_WG override).
 pub const ROWS_PER_WG: u32 = 32;
-pub const MAX_INTER: u32 = 4096;
 
 /// `y[j] = w_j (W2_j act_j + b2_j)` for the slots whose expert lies in `experts`.
 pub struct MoeDown<'a> {
@@ -36,24 +34,13 @@ impl MoeDown<'_> {
         let MoeShape {
             hidden, inter, k, ..
         } = self.shape;
-        if inter > MAX_INTER || inter % 32 != 0 || hidden % 32 != 0 {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: intermediate size"),
-                expected: format!("a multiple of 32 up to {MAX_INTER}"),
-                actual: inter.to_string(),
-            });
-        }
-        let ex = self.experts;
-        ex.need(SHADER, hidden, inter)?;
+        let ex = self.experts.bind(SHADER, &self.shape, hidden, inter)?;
         let slots = k as u64 * 4;
-        need(
-            SHADER,
-            &[
-                (self.route, 2 * slots),
-                (self.act, slots * inter as u64),
-                (self.y, slots * hidden as u64),
-            ],
-        )?;
+        need(&[
+            (self.route, 2 * slots),
+            (self.act, slots * inter as u64),
+            (self.y, slots * hidden as u64),
+        ])?;
         let params = Params {
             hidden,
             inter,
@@ -62,20 +49,20 @@ impl MoeDown<'_> {
             n_part: ex.n_part,
             ..Default::default()
         };
-        let constants = decode_constants(gpu, ROWS_PER_WG, inter);
+        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, inter)?;
         Bindings {
             route: self.route.binding(),
             act: self.act.binding(),
-            blocks: ex.blocks.binding(),
-            scales: ex.scales.binding(),
-            bias: ex.bias.binding(),
+            blocks: ex.blocks,
+            scales: ex.scales,
+            bias: ex.bias,
             y: self.y.binding(),
         }
         .build(
             gpu,
             &constants,
             &params,
-            &ex.blocks.label,
+            ex.label,
             [hidden.div_ceil(ROWS_PER_WG), k, 1],
         )
     }

@@ -1,7 +1,6 @@
 //! MoE prefill: grouped MXFP4 down projection over (output tile, row tile).
 
 use super::moe::{max_tiles, Experts, MoeShape, Routing, TILE_N};
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -34,10 +33,9 @@ impl MoeDownPrefill<'_> {
             n_experts,
             k,
         } = self.shape;
-        let ex = self.experts;
-        ex.need(SHADER, hidden, inter)?;
+        let ex = self.experts.bind(SHADER, &self.shape, hidden, inter)?;
         let entries = self.max_tokens as u64 * k as u64;
-        need(SHADER, &[(self.y, entries * hidden as u64 * 4)])?;
+        need(&[(self.y, entries * hidden as u64 * 4)])?;
         let params = Params {
             hidden,
             inter,
@@ -55,11 +53,11 @@ impl MoeDownPrefill<'_> {
             offsets: r.offsets.binding(),
             tiles: r.tiles.binding(),
             tile_count: r.tile_count.binding(),
-            blocks: ex.blocks.binding(),
-            scales: ex.scales.binding(),
-            bias: ex.bias.binding(),
+            blocks: ex.blocks,
+            scales: ex.scales,
+            bias: ex.bias,
             y: self.y.binding(),
         }
-        .build(gpu, &[], &params, &ex.blocks.label, grid)
+        .build(gpu, &[], &params, ex.label, grid)
     }
 }

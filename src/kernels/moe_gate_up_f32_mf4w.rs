@@ -1,8 +1,7 @@
 //! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
 use super::moe::{decode_constants, Experts, MoeShape};
-use super::need;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -16,7 +15,6 @@ kernel! {
 
 /// gate_up rows per workgroup (the ROWS_PER_WG override; even).
 pub const ROWS_PER_WG: u32 = 32;
-pub const MAX_HIDDEN: u32 = 4096;
 
 /// `act` [k, inter] for the slots whose expert (in `route`) lies in `experts`.
 pub struct MoeGateUp<'a> {
@@ -36,25 +34,12 @@ impl MoeGateUp<'_> {
         let MoeShape {
             hidden, inter, k, ..
         } = self.shape;
-        if hidden > MAX_HIDDEN || hidden % 32 != 0 || inter % 32 != 0 || k == 0 {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: hidden / intermediate / experts per token"),
-                expected: format!(
-                    "multiples of 32 up to {MAX_HIDDEN} / multiple of 32 / at least 1"
-                ),
-                actual: format!("{hidden} / {inter} / {k}"),
-            });
-        }
-        let ex = self.experts;
-        ex.need(SHADER, 2 * inter, hidden)?;
-        need(
-            SHADER,
-            &[
-                (self.route, 2 * k as u64 * 4),
-                (self.xn, hidden as u64 * 4),
-                (self.act, k as u64 * inter as u64 * 4),
-            ],
-        )?;
+        let ex = self.experts.bind(SHADER, &self.shape, 2 * inter, hidden)?;
+        need(&[
+            (self.route, 2 * k as u64 * 4),
+            (self.xn, hidden as u64 * 4),
+            (self.act, k as u64 * inter as u64 * 4),
+        ])?;
         let params = Params {
             hidden,
             inter,
@@ -64,20 +49,20 @@ impl MoeGateUp<'_> {
             limit: self.limit,
             ..Default::default()
         };
-        let constants = decode_constants(gpu, ROWS_PER_WG, hidden);
+        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, hidden)?;
         Bindings {
             route: self.route.binding(),
             xn: self.xn.binding(),
-            blocks: ex.blocks.binding(),
-            scales: ex.scales.binding(),
-            bias: ex.bias.binding(),
+            blocks: ex.blocks,
+            scales: ex.scales,
+            bias: ex.bias,
             act: self.act.binding(),
         }
         .build(
             gpu,
             &constants,
             &params,
-            &ex.blocks.label,
+            ex.label,
             [(2 * inter).div_ceil(ROWS_PER_WG), k, 1],
         )
     }

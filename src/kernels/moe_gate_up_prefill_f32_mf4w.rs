@@ -1,7 +1,6 @@
 //! MoE prefill: grouped MXFP4 gate_up and clamped SwiGLU over (output tile, row tile).
 
 use super::moe::{max_tiles, Experts, MoeShape, Routing, TILE_N};
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -39,16 +38,12 @@ impl MoeGateUpPrefill<'_> {
             n_experts,
             k,
         } = self.shape;
-        let ex = self.experts;
-        ex.need(SHADER, 2 * inter, hidden)?;
+        let ex = self.experts.bind(SHADER, &self.shape, 2 * inter, hidden)?;
         let t = self.max_tokens as u64;
-        need(
-            SHADER,
-            &[
-                (self.xn, t * hidden as u64 * 4),
-                (self.act, t * k as u64 * inter as u64 * 4),
-            ],
-        )?;
+        need(&[
+            (self.xn, t * hidden as u64 * 4),
+            (self.act, t * k as u64 * inter as u64 * 4),
+        ])?;
         let params = Params {
             hidden,
             inter,
@@ -71,11 +66,11 @@ impl MoeGateUpPrefill<'_> {
             sorted: r.sorted.binding(),
             tiles: r.tiles.binding(),
             tile_count: r.tile_count.binding(),
-            blocks: ex.blocks.binding(),
-            scales: ex.scales.binding(),
-            bias: ex.bias.binding(),
+            blocks: ex.blocks,
+            scales: ex.scales,
+            bias: ex.bias,
             act: self.act.binding(),
         }
-        .build(gpu, &[], &params, &ex.blocks.label, grid)
+        .build(gpu, &[], &params, ex.label, grid)
     }
 }

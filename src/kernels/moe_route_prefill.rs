@@ -1,9 +1,8 @@
 //! MoE prefill, first step: top-k of each token's router logits, and the step's (token,
 //! expert) entries sorted by expert into row tiles of [`TILE_M`] (see [`super::moe`]).
 
-use super::moe::{MoeShape, Routing, TILE_M};
-use super::need;
-use crate::error::{Error, Result};
+use super::moe::{check_routing, MoeShape, Routing, TILE_M};
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -14,9 +13,6 @@ kernel! {
         sorted: ReadWrite, slot_pos: ReadWrite, tiles: ReadWrite, tile_count: ReadWrite,
     }
 }
-
-/// One expert per invocation of the kernel's single workgroup.
-pub const MAX_EXPERTS: u32 = 256;
 
 /// Fills `routing` from `logits` [n_tokens, n_experts].
 pub struct MoeRoutePrefill<'a> {
@@ -29,19 +25,8 @@ pub struct MoeRoutePrefill<'a> {
 impl MoeRoutePrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let MoeShape { n_experts, k, .. } = self.shape;
-        if n_experts > MAX_EXPERTS || k == 0 || k > 32 || k > n_experts {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: experts / experts per token"),
-                expected: format!(
-                    "at most {MAX_EXPERTS} experts, 1..=32 per token, no more than experts"
-                ),
-                actual: format!("{n_experts} / {k}"),
-            });
-        }
-        need(
-            SHADER,
-            &[(self.logits, self.n_tokens as u64 * n_experts as u64 * 4)],
-        )?;
+        check_routing(SHADER, n_experts, k)?;
+        need(&[(self.logits, self.n_tokens as u64 * n_experts as u64 * 4)])?;
         let params = Params {
             n_tokens: self.n_tokens,
             n_experts,

@@ -1,6 +1,5 @@
 //! RMSNorm over tokens (prefill; decode fuses the norm into the following matvec).
 
-use super::need;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -27,10 +26,7 @@ impl RmsNorm<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let bytes = self.n_tokens as u64 * self.hidden as u64 * 4;
         let gain_bytes = self.hidden as u64 * 4;
-        need(
-            SHADER,
-            &[(self.x, bytes), (self.gain, gain_bytes), (self.out, bytes)],
-        )?;
+        need(&[(self.x, bytes), (self.gain, gain_bytes), (self.out, bytes)])?;
         let params = Params {
             n_tokens: self.n_tokens,
             hidden: self.hidden,

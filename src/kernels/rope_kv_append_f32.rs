@@ -29,7 +29,7 @@ impl RopeKvAppend<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let a = &self.attention;
         let sh = &a.layout;
-        a.need(gpu, SHADER, self.max_tokens)?;
+        let [step, qkv, k_cache, v_cache] = a.bind(gpu, SHADER, self.max_tokens)?;
         let params = Params {
             n_heads: sh.n_heads,
             n_kv_heads: sh.n_kv_heads,
@@ -39,11 +39,11 @@ impl RopeKvAppend<'_> {
             ..Default::default()
         };
         Bindings {
-            step: a.step.buffer.as_entire_binding(),
-            qkv: a.qkv.binding(),
+            step,
+            qkv,
             rope: self.rope.binding(),
-            k_cache: a.k_cache.binding(),
-            v_cache: a.v_cache.binding(),
+            k_cache,
+            v_cache,
         }
         .build(
             gpu,

@@ -1,7 +1,7 @@
 //! The router's top-k and softmax, once per layer: route = [ids[k], weights[k]].
 
-use super::need;
-use crate::error::{Error, Result};
+use super::moe::check_routing;
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -9,10 +9,6 @@ kernel! {
     params { n_experts: u32, k: u32, _pad0: u32, _pad1: u32 }
     bindings { logits: Read, route: ReadWrite }
 }
-
-/// One invocation per expert.
-pub const MAX_EXPERTS: u32 = 256;
-pub const MAX_K: u32 = 32;
 
 /// `route` [2 k] (ids, then weights as f32 bits) from the router's `logits` [n_experts].
 pub struct RouterTopk<'a> {
@@ -25,19 +21,8 @@ pub struct RouterTopk<'a> {
 impl RouterTopk<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let (e, k) = (self.n_experts, self.k);
-        if e > MAX_EXPERTS || k == 0 || k > MAX_K || k > e {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: experts / experts per token"),
-                expected: format!(
-                    "at most {MAX_EXPERTS} experts, 1..={MAX_K} per token, no more than experts"
-                ),
-                actual: format!("{e} / {k}"),
-            });
-        }
-        need(
-            SHADER,
-            &[(self.logits, e as u64 * 4), (self.route, 2 * k as u64 * 4)],
-        )?;
+        check_routing(SHADER, e, k)?;
+        need(&[(self.logits, e as u64 * 4), (self.route, 2 * k as u64 * 4)])?;
         let params = Params {
             n_experts: e,
             k,

@@ -1,6 +1,6 @@
 //! Next-token choice on the GPU: greedy, or temperature with top-k / top-p and a seeded draw.
 
-use super::{need, or_dummy, StepBuffer};
+use super::{or_dummy, StepBuffer};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -34,10 +34,7 @@ pub struct Sample<'a> {
 
 impl Sample<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        need(
-            SHADER,
-            &[(self.logits, self.vocab as u64 * 4), (self.tokens, 4)],
-        )?;
+        need(&[(self.logits, self.vocab as u64 * 4), (self.tokens, 4)])?;
         let n_partials = self.partials.map_or(0, |(_, n)| n);
         let partials_bytes = n_partials as u64 * 8;
         let partials = or_dummy(

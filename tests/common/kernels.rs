@@ -8,11 +8,11 @@
 #![allow(unused_imports)]
 
 pub use super::{assert_close, paths, Rng};
-pub use oss_wgpu::gpu::{Gpu, GpuBuffer, KvChoice};
+pub use oss_wgpu::gpu::{Dispatch, Gpu, GpuBuffer, KvChoice};
 pub use oss_wgpu::kernels::moe::{Experts, MoeShape, Routing};
 pub use oss_wgpu::kernels::*;
 
-use oss_wgpu::reference::{f32_to_bf16, ExpertsRef};
+use oss_wgpu::reference::{f32_to_bf16, AttentionShape, ExpertsRef};
 
 /// Runs `check(gpu, case, seed0 + i)` for every case `i` on every test path.
 pub fn for_each_case<C>(cases: &[C], seed0: u64, check: impl Fn(&Gpu, &C, u64)) {
@@ -38,15 +38,26 @@ pub fn bf16_matrix(rng: &mut Rng, rows: usize, k: usize, a: f32) -> Vec<u8> {
     f32_to_bf16(&rng.vec_sym(rows * k, a))
 }
 
-/// One buffer per (first row, rows) part of the bf16 [_, k] matrix `w`.
-pub fn row_parts(gpu: &Gpu, w: &[u8], k: usize, parts: &[(usize, usize)]) -> Vec<GpuBuffer> {
-    parts
+/// Runs one dispatch per (first row, rows) part of the bf16 [_, k] matrix `w`, each part in a
+/// buffer of its own as a lowered binding limit splits it: `part(buffer, first row, rows)`.
+pub fn run_row_parts(
+    gpu: &Gpu,
+    label: &str,
+    w: &[u8],
+    k: usize,
+    parts: &[(usize, usize)],
+    part: impl Fn(&GpuBuffer, u32, u32) -> oss_wgpu::error::Result<Dispatch>,
+) {
+    let ds: Vec<Dispatch> = parts
         .iter()
         .map(|&(r0, n)| {
-            gpu.upload("w.part", &w[r0 * k * 2..(r0 + n) * k * 2])
-                .unwrap()
+            let buf = gpu
+                .upload(&format!("{label}.w.part"), &w[r0 * k * 2..(r0 + n) * k * 2])
+                .unwrap();
+            part(&buf, r0 as u32, n as u32).unwrap()
         })
-        .collect()
+        .collect();
+    gpu.run(label, &ds.iter().collect::<Vec<_>>()).unwrap();
 }
 
 /// Random MXFP4 expert weights, canonical blocks, with scale bytes drawn from `scales`.
@@ -104,21 +115,214 @@ impl RandomExperts {
     }
 }
 
-/// An attention layout of `h` query and `kvh` KV heads of `d`, q, k and v packed per token.
-pub fn attention_layout(
-    h: usize,
-    kvh: usize,
-    d: usize,
-    capacity: usize,
-    window: usize,
-) -> AttentionLayout {
-    AttentionLayout {
-        n_heads: h as u32,
-        n_kv_heads: kvh as u32,
-        head_dim: d as u32,
-        capacity: capacity as u32,
-        window: window as u32,
-        qkv_stride: ((h + 2 * kvh) * d) as u32,
+/// The heads of an attention test case: `n_heads` query heads sharing `n_kv_heads` KV heads of
+/// `head_dim`, and the sliding `window` (0: full causal attention).
+#[derive(Clone, Copy, Debug)]
+pub struct Heads {
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub window: usize,
+}
+
+impl Heads {
+    pub const fn new(n_heads: usize, n_kv_heads: usize, head_dim: usize, window: usize) -> Self {
+        Heads {
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            window,
+        }
+    }
+
+    /// Floats per token in `qkv` (q, then k, then v).
+    pub fn stride(&self) -> usize {
+        (self.n_heads + 2 * self.n_kv_heads) * self.head_dim
+    }
+
+    /// The reference's view of the same heads.
+    pub fn shape(&self) -> AttentionShape {
+        AttentionShape {
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            window: self.window,
+        }
+    }
+
+    /// The kernels' layout with a cache of `capacity` positions, q, k and v packed per token.
+    pub fn layout(&self, capacity: usize) -> AttentionLayout {
+        AttentionLayout {
+            n_heads: self.n_heads as u32,
+            n_kv_heads: self.n_kv_heads as u32,
+            head_dim: self.head_dim as u32,
+            capacity: capacity as u32,
+            window: self.window as u32,
+            qkv_stride: self.stride() as u32,
+        }
+    }
+
+    /// Packed `qkv` rows split into q [tokens, n_heads, d], k and v [tokens, n_kv_heads, d].
+    pub fn split(&self, qkv: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (q_end, k_end) = (
+            self.n_heads * self.head_dim,
+            (self.n_heads + self.n_kv_heads) * self.head_dim,
+        );
+        let (mut q, mut k, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        for row in qkv.chunks_exact(self.stride()) {
+            q.extend_from_slice(&row[..q_end]);
+            k.extend_from_slice(&row[q_end..k_end]);
+            v.extend_from_slice(&row[k_end..]);
+        }
+        (q, k, v)
+    }
+}
+
+/// One layer's attention buffers in a test: the step uniform, `qkv` for up to `step_tokens`
+/// tokens, the RoPE table and the KV caches in the device's element type.
+pub struct AttnBuffers {
+    pub layout: AttentionLayout,
+    pub step: StepBuffer,
+    pub qkv: GpuBuffer,
+    pub rope: GpuBuffer,
+    pub k_cache: GpuBuffer,
+    pub v_cache: GpuBuffer,
+}
+
+impl AttnBuffers {
+    pub fn new(
+        gpu: &Gpu,
+        heads: Heads,
+        capacity: usize,
+        step_tokens: usize,
+        table: &[[f32; 2]],
+    ) -> Self {
+        let qkv_bytes = (step_tokens * heads.stride() * 4) as u64;
+        let flat: Vec<f32> = table.iter().flatten().copied().collect();
+        let cache_bytes = (heads.n_kv_heads * capacity * heads.head_dim) as u64
+            * gpu.precision().kv.element_bytes();
+        AttnBuffers {
+            layout: heads.layout(capacity),
+            step: StepBuffer::new(gpu, "step").unwrap(),
+            qkv: gpu.storage("qkv", qkv_bytes).unwrap(),
+            rope: up(gpu, "rope", &flat),
+            k_cache: gpu.storage("k_cache", cache_bytes).unwrap(),
+            v_cache: gpu.storage("v_cache", cache_bytes).unwrap(),
+        }
+    }
+
+    pub fn attention(&self) -> AttentionStep<'_> {
+        AttentionStep {
+            layout: self.layout,
+            step: &self.step,
+            qkv: &self.qkv,
+            k_cache: &self.k_cache,
+            v_cache: &self.v_cache,
+        }
+    }
+
+    /// Tokens `t0 .. t0 + tn` of the packed rows `qkv` into the qkv buffer, and the step set
+    /// to them.
+    pub fn load(&self, gpu: &Gpu, qkv: &[f32], t0: usize, tn: usize) {
+        let stride = self.layout.qkv_stride as usize;
+        let rows = &qkv[t0 * stride..(t0 + tn) * stride];
+        gpu.write(&self.qkv, 0, bytemuck::cast_slice(rows));
+        self.step.set_at(gpu, t0, tn, 0);
+    }
+}
+
+/// Scale bytes as the checkpoints have them.
+pub const REALISTIC_SCALES: [u8; 8] = [117, 118, 119, 120, 121, 122, 123, 124];
+/// Near zero (subnormal weights) and at or above 129: large values must not overflow.
+pub const ADVERSARIAL_SCALES: [u8; 10] = [0, 1, 2, 3, 127, 129, 131, 134, 137, 140];
+
+/// A MoE test case: `tokens` tokens through `experts` experts of `hidden` and `inter`, `k` per
+/// token.
+#[derive(Clone, Debug)]
+pub struct MoeCase {
+    pub tokens: usize,
+    pub hidden: usize,
+    pub inter: usize,
+    pub experts: usize,
+    pub k: usize,
+    /// swiglu_limit.
+    pub limit: f32,
+    /// E8M0 scale bytes to draw from.
+    pub scales: Vec<u8>,
+    /// Expert parts (first, count), as a lowered binding limit would split them.
+    pub parts: Vec<(usize, usize)>,
+    /// Router logits [tokens, experts] (ties, one dominant expert); None: random.
+    pub logits: Option<Vec<f32>>,
+}
+
+/// A MoE case's random inputs.
+pub struct MoeInputs {
+    pub weights: RandomExperts,
+    /// f32 [tokens, hidden].
+    pub x: Vec<f32>,
+    /// The MLP norm's gain, f32 [hidden].
+    pub gain: Vec<f32>,
+    /// f32 [tokens, experts].
+    pub logits: Vec<f32>,
+}
+
+impl MoeCase {
+    /// The clamp at 7, realistic scales, all experts in one part, random logits.
+    pub fn new(tokens: usize, hidden: usize, inter: usize, experts: usize, k: usize) -> Self {
+        MoeCase {
+            tokens,
+            hidden,
+            inter,
+            experts,
+            k,
+            limit: 7.0,
+            scales: REALISTIC_SCALES.to_vec(),
+            parts: vec![(0, experts)],
+            logits: None,
+        }
+    }
+
+    pub fn limit(self, limit: f32) -> Self {
+        MoeCase { limit, ..self }
+    }
+
+    pub fn scales(self, scales: &[u8]) -> Self {
+        let scales = scales.to_vec();
+        MoeCase { scales, ..self }
+    }
+
+    pub fn parts(self, parts: &[(usize, usize)]) -> Self {
+        let parts = parts.to_vec();
+        MoeCase { parts, ..self }
+    }
+
+    pub fn logits(self, logits: Vec<f32>) -> Self {
+        let logits = Some(logits);
+        MoeCase { logits, ..self }
+    }
+
+    pub fn shape(&self) -> MoeShape {
+        moe_shape(self.hidden, self.inter, self.experts, self.k)
+    }
+
+    /// Draws the inputs from `seed` in a fixed order: weights, x, gain, then logits unless the
+    /// case fixes them.
+    pub fn draw(&self, seed: u64) -> MoeInputs {
+        let rng = &mut Rng::new(seed);
+        let (t, h, e) = (self.tokens, self.hidden, self.experts);
+        let weights = RandomExperts::new(rng, e, h, self.inter, &self.scales);
+        let x = rng.vec_sym(t * h, 3.0);
+        let gain = rng.vec_sym(h, 1.0);
+        let logits = self
+            .logits
+            .clone()
+            .unwrap_or_else(|| rng.vec_sym(t * e, 3.0));
+        MoeInputs {
+            weights,
+            x,
+            gain,
+            logits,
+        }
     }
 }
 
@@ -141,6 +345,11 @@ pub struct ExpertPartBuffers {
 }
 
 impl ExpertPartBuffers {
+    /// Each of `parts` (first expert, count) in buffers of its own.
+    pub fn upload_all(gpu: &Gpu, ex: &ExpertsRef<'_>, parts: &[(usize, usize)]) -> Vec<Self> {
+        parts.iter().map(|&p| Self::upload(gpu, ex, p)).collect()
+    }
+
     pub fn upload(gpu: &Gpu, ex: &ExpertsRef<'_>, (e0, n): (usize, usize)) -> Self {
         let (h, i) = (ex.hidden, ex.inter);
         // Expert `e` holds `rows` rows of `cols` inputs: per = rows * cols weights.
@@ -197,21 +406,6 @@ impl ExpertPartBuffers {
             n_part: self.n,
         }
     }
-}
-
-/// K and V caches of [kv_heads, capacity, head_dim] in the device's KV element type.
-pub fn kv_caches(gpu: &Gpu, kv_heads: usize, capacity: usize, d: usize) -> (GpuBuffer, GpuBuffer) {
-    let bytes = (kv_heads * capacity * d) as u64 * gpu.precision().kv.element_bytes();
-    (
-        gpu.storage("k_cache", bytes).unwrap(),
-        gpu.storage("v_cache", bytes).unwrap(),
-    )
-}
-
-/// The [positions, head_dim / 2] (cos, sin) table as one buffer.
-pub fn rope_buffer(gpu: &Gpu, table: &[[f32; 2]]) -> GpuBuffer {
-    let flat: Vec<f32> = table.iter().flatten().copied().collect();
-    up(gpu, "rope", &flat)
 }
 
 /// (atol, rtol) for attention outputs. f16 cache: k and v rounded to 11 significant bits

@@ -153,18 +153,29 @@ pub struct Routing {
 
 impl Routing {
     pub fn new(gpu: &Gpu, max_tokens: u32, k: u32, n_experts: u32) -> Result<Self> {
-        let entries = max_tokens as u64 * k as u64 * 4;
+        let [weights, experts, offsets, sorted, slot_pos, tiles, tile_count] =
+            Self::sizes(max_tokens, k, n_experts);
         Ok(Routing {
-            weights: gpu.storage("moe.route.weights", entries)?,
-            experts: gpu.storage("moe.route.experts", entries)?,
-            offsets: gpu.storage("moe.route.offsets", (n_experts as u64 + 1) * 4)?,
-            sorted: gpu.storage("moe.route.sorted", entries)?,
-            slot_pos: gpu.storage("moe.route.slot_pos", entries)?,
-            tiles: gpu.storage(
-                "moe.route.tiles",
-                max_tiles(max_tokens, k, n_experts) as u64 * 8,
-            )?,
-            tile_count: gpu.storage("moe.route.tile_count", 4)?,
+            weights: gpu.storage("moe.route.weights", weights)?,
+            experts: gpu.storage("moe.route.experts", experts)?,
+            offsets: gpu.storage("moe.route.offsets", offsets)?,
+            sorted: gpu.storage("moe.route.sorted", sorted)?,
+            slot_pos: gpu.storage("moe.route.slot_pos", slot_pos)?,
+            tiles: gpu.storage("moe.route.tiles", tiles)?,
+            tile_count: gpu.storage("moe.route.tile_count", tile_count)?,
         })
+    }
+
+    /// Bytes of the routing buffers for steps of up to `max_tokens` tokens (the memory plan).
+    pub fn bytes(max_tokens: u32, k: u32, n_experts: u32) -> u64 {
+        Self::sizes(max_tokens, k, n_experts).iter().sum()
+    }
+
+    /// Bytes of each buffer, in field order (all multiples of 4).
+    fn sizes(max_tokens: u32, k: u32, n_experts: u32) -> [u64; 7] {
+        let entries = max_tokens as u64 * k as u64 * 4;
+        let tiles = max_tiles(max_tokens, k, n_experts) as u64 * 8;
+        let offsets = (n_experts as u64 + 1) * 4;
+        [entries, entries, offsets, entries, entries, tiles, 4]
     }
 }

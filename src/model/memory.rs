@@ -10,13 +10,15 @@ use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Gpu, Tuning};
 use crate::kernels::matvec_f32_bf16w;
+use crate::kernels::moe::Routing;
 use crate::model::{decode, kv_cache, prefill, sampler, weights};
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub struct MemoryPlan {
     pub weights: u64,
     pub kv_cache: u64,
-    /// The RoPE table and the activation buffers of decode, prefill and the sampler.
+    /// The RoPE table and the activation buffers of decode, prefill (with its MoE routing) and
+    /// the sampler.
     pub activations: u64,
 }
 
@@ -46,6 +48,11 @@ impl MemoryPlan {
         let activations = rope
             + decode::Buffers::sizes(c, ctx).total()
             + prefill::Buffers::sizes(c, chunk).total()
+            + Routing::bytes(
+                chunk as u32,
+                c.experts_per_token as u32,
+                c.num_experts as u32,
+            )
             + sampler::bytes(c, lm_head, 1);
         Ok(MemoryPlan {
             weights,

@@ -33,6 +33,14 @@ impl Op {
             Grid::PerPosition(f) => f(pos),
         }
     }
+
+    /// Records this op into `pass` for a step at position `pos`.
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>, pos: u32) {
+        pass.set_pipeline(&self.dispatch.pipeline.pipeline);
+        pass.set_bind_group(0, &self.dispatch.bind_group, &[]);
+        let [x, y, z] = self.grid_at(pos);
+        pass.dispatch_workgroups(x, y, z);
+    }
 }
 
 /// The kernel a dispatch runs: its pipeline's label up to "::".
@@ -97,10 +105,7 @@ impl Plan {
     /// Records every op into `pass` for a step at position `pos`.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, pos: u32) {
         for op in &self.ops {
-            pass.set_pipeline(&op.dispatch.pipeline.pipeline);
-            pass.set_bind_group(0, &op.dispatch.bind_group, &[]);
-            let [x, y, z] = op.grid_at(pos);
-            pass.dispatch_workgroups(x, y, z);
+            op.record(pass, pos);
         }
     }
 }
@@ -126,10 +131,7 @@ pub fn timed(gpu: &Gpu, plans: &[&Plan], pos: u32) -> Result<Option<Vec<(String,
                 label: Some(&op.dispatch.pipeline.label),
                 timestamp_writes: Some(profiler.pass(i as u32)),
             });
-            pass.set_pipeline(&op.dispatch.pipeline.pipeline);
-            pass.set_bind_group(0, &op.dispatch.bind_group, &[]);
-            let [x, y, z] = op.grid_at(pos);
-            pass.dispatch_workgroups(x, y, z);
+            op.record(&mut pass, pos);
         }
         profiler.resolve(&mut encoder, batch.len() as u32);
         gpu.queue.submit([encoder.finish()]);

@@ -27,8 +27,8 @@ use crate::model::weights::{LayerWeights, Weights};
 pub const DEFAULT_CHUNK: usize = 2048;
 
 /// Plans kept at once: full steps and the last, partial one of a prompt, plus a few sizes a
-/// server's turns bring; beyond this the cache starts again (a rebuild costs about a
-/// millisecond per layer, far less than the step it serves).
+/// server's turns bring; beyond this the cache starts again (a rebuild is what every step
+/// cost before plans were cached: bind groups and uniforms, no shader compilation).
 const MAX_PLANS: usize = 8;
 
 /// The largest prefill step, at most `wanted`, whose activation buffers each fit one binding.

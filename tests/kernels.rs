@@ -423,27 +423,28 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     }
     .dispatch(gpu)
     .unwrap();
-    let shape = c.shape();
+    let moe = MoeBuffers {
+        shape: c.shape(),
+        xn: &xn,
+        act: &act,
+        y: &moe_out,
+    };
     let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
     for part in &ExpertPartBuffers::upload_all(gpu, &experts, &c.parts) {
         let gu = part.gate_up();
         let gate_up_d = moe_gate_up_f32_mf4w::MoeGateUp {
-            shape,
+            moe,
+            experts: &gu,
             limit: c.limit,
             route: &route,
-            xn: &xn,
-            experts: &gu,
-            act: &act,
         };
         gate_up.push(gate_up_d.dispatch(gpu).unwrap());
         let dn = part.down();
         let down_d = moe_down_f32_mf4w::MoeDown {
-            shape,
-            route: &route,
-            act: &act,
+            moe,
             experts: &dn,
-            y: &moe_out,
+            route: &route,
         };
         down.push(down_d.dispatch(gpu).unwrap());
     }

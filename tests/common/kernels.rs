@@ -9,7 +9,7 @@
 
 pub use super::{assert_close, paths, Rng};
 pub use oss_wgpu::gpu::{Dispatch, Gpu, GpuBuffer, KvChoice};
-pub use oss_wgpu::kernels::moe::{Experts, MoeShape, Routing};
+pub use oss_wgpu::kernels::moe::{Experts, MoeBuffers, MoeShape, Routing};
 pub use oss_wgpu::kernels::*;
 
 use oss_wgpu::reference::{f32_to_bf16, AttentionShape, ExpertsRef};

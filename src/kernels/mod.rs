@@ -31,7 +31,8 @@ macro_rules! uniform {
 
 /// Declares a kernel: its shader, its `Params` uniform (binding 0) and the resources at
 /// bindings 1, 2, ... by WGSL variable name and access, and a `need` that checks buffers in
-/// the kernel's name. The `Bindings` struct it defines has
+/// the kernel's name; or, in the second form, also its descriptor, when that is the uniform's
+/// fields and one buffer per binding. The `Bindings` struct it defines has
 /// one field per binding, and its `build` binds them in the declared order, so the table the
 /// registry test checks is the order the bind group gets.
 macro_rules! kernel {
@@ -82,6 +83,42 @@ macro_rules! kernel {
                 }),*
             ],
         };
+    };
+    // A kernel whose descriptor holds its uniform's fields (then `padding`) and a buffer per
+    // binding: the descriptor struct, `params` and `bindings` come from the one field list.
+    (
+        shader: $shader:literal,
+        $(#[$dm:meta])*
+        pub struct $desc:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }
+        padding { $($pad:ident : $pty:ty),* $(,)? }
+        buffers { $($(#[$bm:meta])* $binding:ident : $access:ident),* $(,)? }
+    ) => {
+        kernel! {
+            shader: $shader,
+            params { $($field: $ty,)* $($pad: $pty),* }
+            bindings { $($binding: $access),* }
+        }
+
+        $(#[$dm])*
+        pub struct $desc<'a> {
+            $($(#[$fm])* pub $field: $ty,)*
+            $($(#[$bm])* pub $binding: &'a $crate::gpu::GpuBuffer,)*
+        }
+
+        impl<'a> $desc<'a> {
+            /// The uniform: the descriptor's fields, then zero padding.
+            fn params(&self) -> Params {
+                Params {
+                    $($field: self.$field,)*
+                    $($pad: Default::default(),)*
+                }
+            }
+
+            /// The descriptor's buffers at their bindings.
+            fn bindings(&self) -> Bindings<'a> {
+                Bindings { $($binding: self.$binding.binding()),* }
+            }
+        }
     };
 }
 

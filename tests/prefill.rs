@@ -36,17 +36,14 @@ fn matmul_matches_per_token_matvec() {
         let bb = up(&gpu, "bias", &bias);
         let o = up(&gpu, "resid", &resid);
         // Two row parts writing their columns of one output.
-        run_row_parts(&gpu, "matmul", &w, k, &[(0, 64), (64, 36)], |wb, r0, n| {
+        run_row_parts(&gpu, "matmul", &w, k, &[(0, 64), (64, 36)], |w| {
             matmul_f32_bf16w::Matmul {
-                w: wb,
-                rows: n,
-                k: k as u32,
+                w,
                 n_tokens: t as u32,
                 x: &xb,
                 bias: Some(&bb),
                 residual: true,
                 out: &o,
-                out_offset: r0,
                 out_stride: rows as u32,
             }
             .dispatch(&gpu)

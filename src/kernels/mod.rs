@@ -314,6 +314,40 @@ pub(crate) fn or_dummy<'a>(
     }
 }
 
+/// One row-part of a bf16 matrix as embed_f32_bf16w, matvec_f32_bf16w and matmul_f32_bf16w
+/// read it: rows `row0 .. row0 + rows` of the whole matrix, `k` elements each.
+#[derive(Clone, Copy)]
+pub struct Bf16Rows<'a> {
+    /// bf16 [rows, k] (this part's rows).
+    pub buffer: &'a GpuBuffer,
+    pub rows: u32,
+    pub k: u32,
+    /// Index of this part's first row in the whole matrix.
+    pub row0: u32,
+}
+
+impl Bf16Rows<'_> {
+    /// Checks that `buffer` holds the part's rows.
+    pub(crate) fn need(&self, kernel: &str) -> Result<()> {
+        need(
+            kernel,
+            &[(self.buffer, self.rows as u64 * self.k as u64 * 2)],
+        )
+    }
+
+    /// Checks that `k` is a multiple of `multiple` (the kernel's step along a row).
+    pub(crate) fn need_k_multiple(&self, kernel: &str, multiple: u32) -> Result<()> {
+        if self.k % multiple != 0 {
+            return Err(Error::Shape {
+                what: format!("{kernel}: '{}' row length", self.buffer.label),
+                expected: format!("a multiple of {multiple}"),
+                actual: self.k.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// One layer's attention shape, as the RoPE and attention kernels read `qkv` and the cache.
 #[derive(Clone, Copy, Debug)]
 pub struct AttentionLayout {

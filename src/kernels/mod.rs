@@ -29,6 +29,16 @@ macro_rules! uniform {
     };
 }
 
+/// What a descriptor holds for a binding of `$access`: the step uniform or a storage buffer.
+macro_rules! binding_ref {
+    (Uniform) => {
+        $crate::kernels::StepBuffer
+    };
+    ($access:ident) => {
+        $crate::gpu::GpuBuffer
+    };
+}
+
 /// Declares a kernel: its shader, its `Params` uniform (binding 0) and the resources at
 /// bindings 1, 2, ... by WGSL variable name and access, and a `need` that checks buffers in
 /// the kernel's name; or, in the second form, also its descriptor, when that is the uniform's
@@ -84,32 +94,35 @@ macro_rules! kernel {
             ],
         };
     };
-    // A kernel whose descriptor holds its uniform's fields (then `padding`) and a buffer per
-    // binding: the descriptor struct, `params` and `bindings` come from the one field list.
+    // A kernel whose descriptor holds its uniform's fields (then fixed `constants` and
+    // `padding`) and a buffer per binding (the step uniform for a `Uniform` one): the
+    // descriptor struct, `params` and `bindings` come from the one field list.
     (
         shader: $shader:literal,
         $(#[$dm:meta])*
         pub struct $desc:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }
+        $(constants { $($cfield:ident : $cty:ty = $cval:expr),* $(,)? })?
         padding { $($pad:ident : $pty:ty),* $(,)? }
         buffers { $($(#[$bm:meta])* $binding:ident : $access:ident),* $(,)? }
     ) => {
         kernel! {
             shader: $shader,
-            params { $($field: $ty,)* $($pad: $pty),* }
+            params { $($field: $ty,)* $($($cfield: $cty,)*)? $($pad: $pty),* }
             bindings { $($binding: $access),* }
         }
 
         $(#[$dm])*
         pub struct $desc<'a> {
             $($(#[$fm])* pub $field: $ty,)*
-            $($(#[$bm])* pub $binding: &'a $crate::gpu::GpuBuffer,)*
+            $($(#[$bm])* pub $binding: &'a binding_ref!($access),)*
         }
 
         impl<'a> $desc<'a> {
-            /// The uniform: the descriptor's fields, then zero padding.
+            /// The uniform: the descriptor's fields, the kernel's constants, then zero padding.
             fn params(&self) -> Params {
                 Params {
                     $($field: self.$field,)*
+                    $($($cfield: $cval,)*)?
                     $($pad: Default::default(),)*
                 }
             }
@@ -236,6 +249,10 @@ impl StepBuffer {
         Ok(StepBuffer {
             buffer: gpu.uniform(label, &Step::default())?,
         })
+    }
+
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        self.buffer.as_entire_binding()
     }
 
     pub fn set(&self, gpu: &Gpu, step: Step) {

@@ -64,6 +64,10 @@ pub(crate) struct Bound<'a> {
     pub output: wgpu::BindingResource<'a>,
     pub e0: u32,
     pub n_part: u32,
+    /// Output rows per expert (2 inter for gate_up, hidden for down), which the grid spans.
+    pub rows: u32,
+    /// Input width (hidden for gate_up, inter for down).
+    pub cols: u32,
     /// The weights' label, which names the dispatch.
     pub label: &'a str,
 }
@@ -90,19 +94,18 @@ impl<'a> MoeBuffers<'a> {
             });
         }
         let (t, entries) = (tokens as u64, tokens as u64 * k as u64);
-        let (hidden, inter) = (hidden as u64, inter as u64);
-        let act = (self.act, entries * inter * 4);
+        let act = (self.act, entries * inter as u64 * 4);
         let ((rows, cols), input, output) = match projection {
-            Projection::GateUp => ((2 * inter, hidden), (self.xn, t * hidden * 4), act),
-            Projection::Down => ((hidden, inter), act, (self.y, entries * hidden * 4)),
+            Projection::GateUp => ((2 * inter, hidden), (self.xn, t * hidden as u64 * 4), act),
+            Projection::Down => ((hidden, inter), act, (self.y, entries * hidden as u64 * 4)),
         };
-        let rows = experts.n_part as u64 * rows;
+        let (all_rows, cols64) = (experts.n_part as u64 * rows as u64, cols as u64);
         need(
             kernel,
             &[
-                (experts.blocks, rows * cols / 2),
-                (experts.scales, rows * cols / 32),
-                (experts.bias, rows * 4),
+                (experts.blocks, all_rows * cols64 / 2),
+                (experts.scales, all_rows * cols64 / 32),
+                (experts.bias, all_rows * 4),
                 input,
                 output,
             ],
@@ -115,6 +118,8 @@ impl<'a> MoeBuffers<'a> {
             output: output.0.binding(),
             e0: experts.e0,
             n_part: experts.n_part,
+            rows,
+            cols,
             label: &experts.blocks.label,
         })
     }
@@ -167,6 +172,13 @@ pub(crate) fn check_routing(kernel: &str, n_experts: u32, k: u32) -> Result<()> 
         });
     }
     Ok(())
+}
+
+/// The grid of a prefill expert kernel: output tiles of `ex`'s rows by the row tiles of
+/// `max_tokens` tokens.
+pub(crate) fn prefill_grid(ex: &Bound, shape: &MoeShape, max_tokens: u32) -> [u32; 3] {
+    let tiles = max_tiles(max_tokens, shape.k, shape.n_experts);
+    [ex.rows.div_ceil(TILE_N), tiles, 1]
 }
 
 /// Upper bound on the row tiles for `n_tokens` tokens: every expert may leave a partial tile.

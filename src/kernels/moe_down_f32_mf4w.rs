@@ -40,7 +40,7 @@ impl MoeDown<'_> {
             n_part: ex.n_part,
             ..Default::default()
         };
-        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, inter)?;
+        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, ex.cols)?;
         Bindings {
             route: self.route.binding(),
             act: ex.input,
@@ -54,7 +54,7 @@ impl MoeDown<'_> {
             &constants,
             &params,
             ex.label,
-            [hidden.div_ceil(ROWS_PER_WG), k, 1],
+            [ex.rows.div_ceil(ROWS_PER_WG), k, 1],
         )
     }
 }

@@ -1,6 +1,6 @@
 //! MoE prefill: grouped MXFP4 down projection over (output tile, row tile).
 
-use super::moe::{max_tiles, Experts, MoeBuffers, MoeShape, Projection, Routing, TILE_N};
+use super::moe::{prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu};
 
@@ -25,12 +25,7 @@ pub struct MoeDownPrefill<'a> {
 
 impl MoeDownPrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let MoeShape {
-            hidden,
-            inter,
-            n_experts,
-            k,
-        } = self.moe.shape;
+        let MoeShape { hidden, inter, .. } = self.moe.shape;
         let projection = Projection::Down;
         let ex = self
             .moe
@@ -42,11 +37,7 @@ impl MoeDownPrefill<'_> {
             n_part: ex.n_part,
         };
         let r = self.routing;
-        let grid = [
-            hidden.div_ceil(TILE_N),
-            max_tiles(self.max_tokens, k, n_experts),
-            1,
-        ];
+        let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens);
         Bindings {
             act: ex.input,
             offsets: r.offsets.binding(),

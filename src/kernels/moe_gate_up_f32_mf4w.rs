@@ -43,7 +43,7 @@ impl MoeGateUp<'_> {
             limit: self.limit,
             ..Default::default()
         };
-        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, hidden)?;
+        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, ex.cols)?;
         Bindings {
             route: self.route.binding(),
             xn: ex.input,
@@ -57,7 +57,7 @@ impl MoeGateUp<'_> {
             &constants,
             &params,
             ex.label,
-            [(2 * inter).div_ceil(ROWS_PER_WG), k, 1],
+            [ex.rows.div_ceil(ROWS_PER_WG), k, 1],
         )
     }
 }

@@ -1,6 +1,6 @@
 //! MoE prefill: grouped MXFP4 gate_up and clamped SwiGLU over (output tile, row tile).
 
-use super::moe::{max_tiles, Experts, MoeBuffers, MoeShape, Projection, Routing, TILE_N};
+use super::moe::{prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu};
 
@@ -51,11 +51,7 @@ impl MoeGateUpPrefill<'_> {
             _pad: 0,
         };
         let r = self.routing;
-        let grid = [
-            (2 * inter).div_ceil(TILE_N),
-            max_tiles(self.max_tokens, k, n_experts),
-            1,
-        ];
+        let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens);
         Bindings {
             xn: ex.input,
             offsets: r.offsets.binding(),

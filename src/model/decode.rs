@@ -158,11 +158,10 @@ impl Builder<'_> {
         };
         let route = &d.route;
         for experts in &lw.gate_up.parts() {
-            let limit = c.swiglu_limit;
             let gate_up = moe_gate_up_f32_mf4w::MoeGateUp {
                 moe,
                 experts,
-                limit,
+                limit: c.swiglu_limit,
                 route,
             };
             plan.push(gate_up.dispatch(gpu)?);

@@ -260,11 +260,10 @@ impl Builder<'_> {
             plan.push(gate_up.dispatch(gpu)?);
         }
         for experts in &lw.down.parts() {
-            let max_tokens = n;
             let down = moe_down_prefill_f32_mf4w::MoeDownPrefill {
                 moe,
                 experts,
-                max_tokens,
+                max_tokens: n,
                 routing,
             };
             plan.push(down.dispatch(gpu)?);

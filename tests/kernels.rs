@@ -29,12 +29,9 @@ fn embed_gathers_rows_from_split_tables() {
             &table,
             hidden,
             &[(0, 30), (30, 20)],
-            |wb, r0, n| {
+            |table| {
                 embed_f32_bf16w::Embed {
-                    table: wb,
-                    row0: r0,
-                    rows: n,
-                    hidden: hidden as u32,
+                    table,
                     ids: &idb,
                     n_tokens: 6,
                     out: &o,
@@ -131,19 +128,17 @@ fn matvec_with_norm_bias_residual_and_split_rows() {
             };
             // Rows split in two parts at row 20, each with its own buffer and offset.
             let parts = [(0usize, 20usize), (20, 17)];
-            run_row_parts(&gpu, "matvec", &w, k, &parts, |wb, r0, n| {
+            run_row_parts(&gpu, "matvec", &w, k, &parts, |w| {
+                let wg = if w.row0 == 0 { 0 } else { wg0 };
                 matvec_f32_bf16w::Matvec {
-                    w: wb,
-                    rows: n,
-                    k: k as u32,
-                    out_offset: r0,
+                    w,
                     x: &xb,
                     norm: norm.then_some((&gb, 1e-5)),
                     bias: with_bias.then_some(&bb),
                     residual,
                     out: &o,
                     normed_out: norm.then_some(&normed),
-                    argmax: Some((&argmax, if r0 == 0 { 0 } else { wg0 })),
+                    argmax: Some((&argmax, wg)),
                 }
                 .dispatch(&gpu)
             });
@@ -401,10 +396,12 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let act = out(gpu, "act", k * i);
     let moe_out = out(gpu, "moe_out", k * h);
     let router = matvec_f32_bf16w::Matvec {
-        w: &zero_router,
-        rows: e as u32,
-        k: h as u32,
-        out_offset: 0,
+        w: Bf16Rows {
+            buffer: &zero_router,
+            rows: e as u32,
+            k: h as u32,
+            row0: 0,
+        },
         x: &xb,
         norm: Some((&gb, 1e-5)),
         bias: Some(&lb),
@@ -423,27 +420,28 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     }
     .dispatch(gpu)
     .unwrap();
-    let shape = c.shape();
+    let moe = MoeBuffers {
+        shape: c.shape(),
+        xn: &xn,
+        act: &act,
+        y: &moe_out,
+    };
     let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
     for part in &ExpertPartBuffers::upload_all(gpu, &experts, &c.parts) {
         let gu = part.gate_up();
         let gate_up_d = moe_gate_up_f32_mf4w::MoeGateUp {
-            shape,
+            moe,
+            experts: &gu,
             limit: c.limit,
             route: &route,
-            xn: &xn,
-            experts: &gu,
-            act: &act,
         };
         gate_up.push(gate_up_d.dispatch(gpu).unwrap());
         let dn = part.down();
         let down_d = moe_down_f32_mf4w::MoeDown {
-            shape,
-            route: &route,
-            act: &act,
+            moe,
             experts: &dn,
-            y: &moe_out,
+            route: &route,
         };
         down.push(down_d.dispatch(gpu).unwrap());
     }
@@ -634,10 +632,12 @@ fn matvec_many_rows_with_argmax() {
         let n_wg = matvec_f32_bf16w::workgroups(&gpu, rows as u32);
         let argmax = gpu.storage("argmax", 8 * n_wg as u64).unwrap();
         let d = matvec_f32_bf16w::Matvec {
-            w: &wb,
-            rows: rows as u32,
-            k: k as u32,
-            out_offset: 0,
+            w: Bf16Rows {
+                buffer: &wb,
+                rows: rows as u32,
+                k: k as u32,
+                row0: 0,
+            },
             x: &xb,
             norm: Some((&gb, 1e-5)),
             bias: None,

@@ -36,17 +36,14 @@ fn matmul_matches_per_token_matvec() {
         let bb = up(&gpu, "bias", &bias);
         let o = up(&gpu, "resid", &resid);
         // Two row parts writing their columns of one output.
-        run_row_parts(&gpu, "matmul", &w, k, &[(0, 64), (64, 36)], |wb, r0, n| {
+        run_row_parts(&gpu, "matmul", &w, k, &[(0, 64), (64, 36)], |w| {
             matmul_f32_bf16w::Matmul {
-                w: wb,
-                rows: n,
-                k: k as u32,
+                w,
                 n_tokens: t as u32,
                 x: &xb,
                 bias: Some(&bb),
                 residual: true,
                 out: &o,
-                out_offset: r0,
                 out_stride: rows as u32,
             }
             .dispatch(&gpu)
@@ -207,26 +204,26 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
     };
     let mut ds = vec![norm.dispatch(gpu).unwrap(), route.dispatch(gpu).unwrap()];
     let parts = ExpertPartBuffers::upload_all(gpu, &experts, &c.parts);
+    let moe = MoeBuffers {
+        shape,
+        xn: &xn,
+        act: &act,
+        y: &y,
+    };
     for part in &parts {
         let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
-            shape,
+            moe,
+            experts: &part.gate_up(),
             limit: c.limit,
             max_tokens: t as u32,
-            xn: &xn,
             routing: &routing,
-            experts: &part.gate_up(),
-            act: &act,
         };
         ds.push(gate_up.dispatch(gpu).unwrap());
-    }
-    for part in &parts {
         let down = moe_down_prefill_f32_mf4w::MoeDownPrefill {
-            shape,
-            max_tokens: t as u32,
-            act: &act,
-            routing: &routing,
+            moe,
             experts: &part.down(),
-            y: &y,
+            max_tokens: t as u32,
+            routing: &routing,
         };
         ds.push(down.dispatch(gpu).unwrap());
     }

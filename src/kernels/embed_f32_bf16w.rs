@@ -1,5 +1,6 @@
 //! Embedding gather: bf16 table rows to f32 activations, one part of a row-split table.
 
+use super::Bf16Rows;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -11,13 +12,10 @@ kernel! {
 
 const WG: u32 = 256;
 
-/// `out[t] = table[ids[t]]` for ids in `row0..row0 + rows` (the rows `table` holds).
+/// `out[t] = table[ids[t]]` for ids in `row0..row0 + rows` of the table (the rows this part
+/// holds), whose `k` is the hidden size.
 pub struct Embed<'a> {
-    /// bf16 [rows, hidden].
-    pub table: &'a GpuBuffer,
-    pub row0: u32,
-    pub rows: u32,
-    pub hidden: u32,
+    pub table: Bf16Rows<'a>,
     /// u32 [n_tokens].
     pub ids: &'a GpuBuffer,
     pub n_tokens: u32,
@@ -27,24 +25,22 @@ pub struct Embed<'a> {
 
 impl Embed<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let (t, h) = (self.n_tokens as u64, self.hidden as u64);
-        need(&[
-            (self.table, self.rows as u64 * h * 2),
-            (self.ids, t * 4),
-            (self.out, t * h * 4),
-        ])?;
+        let table = &self.table;
+        let (t, h) = (self.n_tokens as u64, table.k as u64);
+        table.need(SHADER)?;
+        need(&[(self.ids, t * 4), (self.out, t * h * 4)])?;
         let params = Params {
             n_tokens: self.n_tokens,
-            h2: self.hidden / 2,
-            row0: self.row0,
-            rows: self.rows,
+            h2: table.k / 2,
+            row0: table.row0,
+            rows: table.rows,
         };
-        let grid = gpu.grid((self.n_tokens * self.hidden / 2).div_ceil(WG));
+        let grid = gpu.grid((self.n_tokens * table.k / 2).div_ceil(WG));
         Bindings {
-            table: self.table.binding(),
+            table: table.buffer.binding(),
             ids: self.ids.binding(),
             out: self.out.binding(),
         }
-        .build(gpu, &[], &params, &self.table.label, grid)
+        .build(gpu, &[], &params, &table.buffer.label, grid)
     }
 }

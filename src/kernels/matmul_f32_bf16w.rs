@@ -1,7 +1,7 @@
 //! bf16-weight matrix times a batch of f32 token vectors (prefill), with bias and residual.
 
-use super::or_dummy;
-use crate::error::{Error, Result};
+use super::{or_dummy, Bf16Rows};
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -19,44 +19,36 @@ pub const TK: u32 = 32;
 
 /// One matmul over one row-part of a weight matrix.
 pub struct Matmul<'a> {
-    /// bf16 [rows, k] (this part's rows).
-    pub w: &'a GpuBuffer,
-    pub rows: u32,
-    pub k: u32,
+    /// Its `row0` is also the part's first column in `out` and row in `bias`.
+    pub w: Bf16Rows<'a>,
     pub n_tokens: u32,
     /// f32 [n_tokens, k].
     pub x: &'a GpuBuffer,
-    /// f32 [out_offset + rows].
+    /// f32 [row0 + rows].
     pub bias: Option<&'a GpuBuffer>,
     pub residual: bool,
-    /// f32 [n_tokens, out_stride]; this part writes columns out_offset .. out_offset + rows.
+    /// f32 [n_tokens, out_stride]; this part writes columns row0 .. row0 + rows.
     pub out: &'a GpuBuffer,
-    pub out_offset: u32,
     pub out_stride: u32,
 }
 
 impl Matmul<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        if self.k % TK != 0 {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: '{}' row length", self.w.label),
-                expected: format!("a multiple of {TK}"),
-                actual: self.k.to_string(),
-            });
-        }
-        let (t, k) = (self.n_tokens as u64, self.k as u64);
+        let w = &self.w;
+        w.need_k_multiple(SHADER, TK)?;
+        w.need(SHADER)?;
+        let (t, k) = (self.n_tokens as u64, w.k as u64);
         need(&[
-            (self.w, self.rows as u64 * k * 2),
             (self.x, t * k * 4),
             (self.out, t * self.out_stride as u64 * 4),
         ])?;
-        let bias_bytes = (self.out_offset + self.rows) as u64 * 4;
+        let bias_bytes = (w.row0 + w.rows) as u64 * 4;
         let bias = or_dummy(gpu, SHADER, self.bias, bias_bytes, 0)?;
         let params = Params {
             n_tokens: self.n_tokens,
-            rows: self.rows,
-            k: self.k,
-            out_offset: self.out_offset,
+            rows: w.rows,
+            k: w.k,
+            out_offset: w.row0,
             out_stride: self.out_stride,
             ..Default::default()
         };
@@ -64,13 +56,13 @@ impl Matmul<'_> {
             ("BIAS", self.bias.is_some() as u32 as f64),
             ("RESIDUAL", self.residual as u32 as f64),
         ];
-        let grid = [self.rows.div_ceil(TN), self.n_tokens.div_ceil(TM), 1];
+        let grid = [w.rows.div_ceil(TN), self.n_tokens.div_ceil(TM), 1];
         Bindings {
-            w: self.w.binding(),
+            w: w.buffer.binding(),
             x: self.x.binding(),
             bias: bias.binding(),
             out: self.out.binding(),
         }
-        .build(gpu, &constants, &params, &self.w.label, grid)
+        .build(gpu, &constants, &params, &w.buffer.label, grid)
     }
 }

@@ -2,8 +2,8 @@
 //! add, and the options the decode path needs: the normalised input written out (the MoE's
 //! input) and per-workgroup maxima for the greedy sampler.
 
-use super::or_dummy;
-use crate::error::{Error, Result};
+use super::{or_dummy, Bf16Rows};
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Tuning};
 
 kernel! {
@@ -50,21 +50,17 @@ pub fn workgroups_with(tuning: &Tuning, rows: u32) -> u32 {
 
 /// One matvec over one row-part of a weight matrix.
 pub struct Matvec<'a> {
-    /// bf16 [rows, k] (this part's rows).
-    pub w: &'a GpuBuffer,
-    pub rows: u32,
-    pub k: u32,
-    /// Index of this part's first row in `out` and `bias`.
-    pub out_offset: u32,
+    /// Its `row0` is also the part's first row in `out` and `bias`.
+    pub w: Bf16Rows<'a>,
     /// f32 [k].
     pub x: &'a GpuBuffer,
     /// RMSNorm gain f32 [k] and eps: normalise x first.
     pub norm: Option<(&'a GpuBuffer, f32)>,
-    /// f32 [out_offset + rows].
+    /// f32 [row0 + rows].
     pub bias: Option<&'a GpuBuffer>,
     /// Add into `out` (the residual stream) instead of overwriting it.
     pub residual: bool,
-    /// f32 [out_offset + rows].
+    /// f32 [row0 + rows].
     pub out: &'a GpuBuffer,
     /// With `norm`: also write the normalised x (x * rsqrt * gain), f32 [k].
     pub normed_out: Option<&'a GpuBuffer>,
@@ -74,33 +70,29 @@ pub struct Matvec<'a> {
 
 impl Matvec<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        if self.k % 8 != 0 {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: '{}' row length", self.w.label),
-                expected: "a multiple of 8".into(),
-                actual: self.k.to_string(),
-            });
-        }
-        let (rows, k) = (self.rows as u64, self.k as u64);
-        let end = (self.out_offset as u64 + rows) * 4;
-        need(&[(self.w, rows * k * 2), (self.x, k * 4), (self.out, end)])?;
+        let w = &self.w;
+        w.need_k_multiple(SHADER, 8)?;
+        w.need(SHADER)?;
+        let (rows, k) = (w.rows as u64, w.k as u64);
+        let end = (w.row0 as u64 + rows) * 4;
+        need(&[(self.x, k * 4), (self.out, end)])?;
         let gain = or_dummy(gpu, SHADER, self.norm.map(|(g, _)| g), k * 4, 0)?;
         let bias = or_dummy(gpu, SHADER, self.bias, end, 0)?;
         let normed = or_dummy(gpu, SHADER, self.normed_out, k * 4, 1)?;
-        let wgs = workgroups(gpu, self.rows);
+        let wgs = workgroups(gpu, w.rows);
         let argmax_offset = self.argmax.map_or(0, |(_, off)| off);
         let argmax_bytes = (argmax_offset + wgs) as u64 * 8;
         let argmax = or_dummy(gpu, SHADER, self.argmax.map(|(a, _)| a), argmax_bytes, 2)?;
         let params = Params {
-            rows: self.rows,
-            k8: self.k / 8,
-            out_offset: self.out_offset,
+            rows: w.rows,
+            k8: w.k / 8,
+            out_offset: w.row0,
             eps: self.norm.map_or(0.0, |(_, e)| e),
             argmax_offset,
             ..Default::default()
         };
         let flag = |b: bool| b as u32 as f64;
-        let (rows_per_wg, r) = split(gpu, self.rows);
+        let (rows_per_wg, r) = split(gpu, w.rows);
         let constants = [
             ("ROWS_PER_WG", rows_per_wg as f64),
             ("R", r.clamp(1, 4) as f64),
@@ -114,7 +106,7 @@ impl Matvec<'_> {
             ("ARGMAX", flag(self.argmax.is_some())),
         ];
         Bindings {
-            w: self.w.binding(),
+            w: w.buffer.binding(),
             x: self.x.binding(),
             gain: gain.binding(),
             bias: bias.binding(),
@@ -122,6 +114,6 @@ impl Matvec<'_> {
             normed: normed.binding(),
             argmax: argmax.binding(),
         }
-        .build(gpu, &constants, &params, &self.w.label, gpu.grid(wgs))
+        .build(gpu, &constants, &params, &w.buffer.label, gpu.grid(wgs))
     }
 }

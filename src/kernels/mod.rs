@@ -29,9 +29,20 @@ macro_rules! uniform {
     };
 }
 
+/// What a descriptor holds for a binding of `$access`: the step uniform or a storage buffer.
+macro_rules! binding_ref {
+    (Uniform) => {
+        $crate::kernels::StepBuffer
+    };
+    ($access:ident) => {
+        $crate::gpu::GpuBuffer
+    };
+}
+
 /// Declares a kernel: its shader, its `Params` uniform (binding 0) and the resources at
 /// bindings 1, 2, ... by WGSL variable name and access, and a `need` that checks buffers in
-/// the kernel's name. The `Bindings` struct it defines has
+/// the kernel's name; or, in the second form, also its descriptor, when that is the uniform's
+/// fields and one buffer per binding. The `Bindings` struct it defines has
 /// one field per binding, and its `build` binds them in the declared order, so the table the
 /// registry test checks is the order the bind group gets.
 macro_rules! kernel {
@@ -82,6 +93,45 @@ macro_rules! kernel {
                 }),*
             ],
         };
+    };
+    // A kernel whose descriptor holds its uniform's fields (then fixed `constants` and
+    // `padding`) and a buffer per binding (the step uniform for a `Uniform` one): the
+    // descriptor struct, `params` and `bindings` come from the one field list.
+    (
+        shader: $shader:literal,
+        $(#[$dm:meta])*
+        pub struct $desc:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }
+        $(constants { $($cfield:ident : $cty:ty = $cval:expr),* $(,)? })?
+        padding { $($pad:ident : $pty:ty),* $(,)? }
+        buffers { $($(#[$bm:meta])* $binding:ident : $access:ident),* $(,)? }
+    ) => {
+        kernel! {
+            shader: $shader,
+            params { $($field: $ty,)* $($($cfield: $cty,)*)? $($pad: $pty),* }
+            bindings { $($binding: $access),* }
+        }
+
+        $(#[$dm])*
+        pub struct $desc<'a> {
+            $($(#[$fm])* pub $field: $ty,)*
+            $($(#[$bm])* pub $binding: &'a binding_ref!($access),)*
+        }
+
+        impl<'a> $desc<'a> {
+            /// The uniform: the descriptor's fields, the kernel's constants, then zero padding.
+            fn params(&self) -> Params {
+                Params {
+                    $($field: self.$field,)*
+                    $($($cfield: $cval,)*)?
+                    $($pad: Default::default(),)*
+                }
+            }
+
+            /// The descriptor's buffers at their bindings.
+            fn bindings(&self) -> Bindings<'a> {
+                Bindings { $($binding: self.$binding.binding()),* }
+            }
+        }
     };
 }
 
@@ -201,6 +251,10 @@ impl StepBuffer {
         })
     }
 
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        self.buffer.as_entire_binding()
+    }
+
     pub fn set(&self, gpu: &Gpu, step: Step) {
         gpu.queue
             .write_buffer(&self.buffer, 0, bytemuck::bytes_of(&step));
@@ -274,6 +328,40 @@ pub(crate) fn or_dummy<'a>(
             Ok(b)
         }
         None => gpu.dummy(slot),
+    }
+}
+
+/// One row-part of a bf16 matrix as embed_f32_bf16w, matvec_f32_bf16w and matmul_f32_bf16w
+/// read it: rows `row0 .. row0 + rows` of the whole matrix, `k` elements each.
+#[derive(Clone, Copy)]
+pub struct Bf16Rows<'a> {
+    /// bf16 [rows, k] (this part's rows).
+    pub buffer: &'a GpuBuffer,
+    pub rows: u32,
+    pub k: u32,
+    /// Index of this part's first row in the whole matrix.
+    pub row0: u32,
+}
+
+impl Bf16Rows<'_> {
+    /// Checks that `buffer` holds the part's rows.
+    pub(crate) fn need(&self, kernel: &str) -> Result<()> {
+        need(
+            kernel,
+            &[(self.buffer, self.rows as u64 * self.k as u64 * 2)],
+        )
+    }
+
+    /// Checks that `k` is a multiple of `multiple` (the kernel's step along a row).
+    pub(crate) fn need_k_multiple(&self, kernel: &str, multiple: u32) -> Result<()> {
+        if self.k % multiple != 0 {
+            return Err(Error::Shape {
+                what: format!("{kernel}: '{}' row length", self.buffer.label),
+                expected: format!("a multiple of {multiple}"),
+                actual: self.k.to_string(),
+            });
+        }
+        Ok(())
     }
 }
 

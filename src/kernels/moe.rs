@@ -33,31 +33,59 @@ pub struct Experts<'a> {
     pub n_part: u32,
 }
 
-/// What an expert kernel binds and passes for its part of the experts (see [`Experts::bind`]).
+/// One layer's MoE activations, decode or prefill, as every expert kernel reads and writes
+/// them: gate_up takes `xn` to `act`, down takes `act` to `y`.
+#[derive(Clone, Copy)]
+pub struct MoeBuffers<'a> {
+    pub shape: MoeShape,
+    /// The MLP-normalised tokens, f32 [tokens, hidden].
+    pub xn: &'a GpuBuffer,
+    /// The SwiGLU activations, f32 [entries, inter] (an entry is one token's expert slot).
+    pub act: &'a GpuBuffer,
+    /// The weighted expert outputs, f32 [entries, hidden].
+    pub y: &'a GpuBuffer,
+}
+
+/// Which expert matrix a kernel applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Projection {
+    /// [2 inter, hidden]: `xn` to `act`.
+    GateUp,
+    /// [hidden, inter]: `act` to `y`.
+    Down,
+}
+
+/// What an expert kernel binds and passes for its part of the experts (see [`MoeBuffers::bind`]).
 pub(crate) struct Bound<'a> {
+    pub input: wgpu::BindingResource<'a>,
     pub blocks: wgpu::BindingResource<'a>,
     pub scales: wgpu::BindingResource<'a>,
     pub bias: wgpu::BindingResource<'a>,
+    pub output: wgpu::BindingResource<'a>,
     pub e0: u32,
     pub n_part: u32,
+    /// Output rows per expert (2 inter for gate_up, hidden for down), which the grid spans.
+    pub rows: u32,
+    /// Input width (hidden for gate_up, inter for down).
+    pub cols: u32,
     /// The weights' label, which names the dispatch.
     pub label: &'a str,
 }
 
-impl<'a> Experts<'a> {
-    /// Checks `shape` (MXFP4 rows of whole 32-blocks: hidden and inter multiples of 32; at
-    /// least one expert per token) and that the buffers hold `rows` output rows per expert of
-    /// `cols` inputs each; then yields what every expert kernel binds and passes.
+impl<'a> MoeBuffers<'a> {
+    /// Checks the shape (MXFP4 rows of whole 32-blocks: hidden and inter multiples of 32; at
+    /// least one expert per token), the weights of `experts` for `projection`, and its input
+    /// and output for `tokens` tokens; then yields what every expert kernel binds and passes.
     pub(crate) fn bind(
         &self,
         kernel: &str,
-        shape: &MoeShape,
-        rows: u32,
-        cols: u32,
+        experts: &'a Experts<'a>,
+        projection: Projection,
+        tokens: u32,
     ) -> Result<Bound<'a>> {
         let MoeShape {
             hidden, inter, k, ..
-        } = *shape;
+        } = self.shape;
         if hidden % 32 != 0 || inter % 32 != 0 || k == 0 {
             return Err(Error::Shape {
                 what: format!("{kernel}: hidden / intermediate / experts per token"),
@@ -65,22 +93,34 @@ impl<'a> Experts<'a> {
                 actual: format!("{hidden} / {inter} / {k}"),
             });
         }
-        let rows = self.n_part as u64 * rows as u64;
+        let (t, entries) = (tokens as u64, tokens as u64 * k as u64);
+        let act = (self.act, entries * inter as u64 * 4);
+        let ((rows, cols), input, output) = match projection {
+            Projection::GateUp => ((2 * inter, hidden), (self.xn, t * hidden as u64 * 4), act),
+            Projection::Down => ((hidden, inter), act, (self.y, entries * hidden as u64 * 4)),
+        };
+        let (all_rows, cols64) = (experts.n_part as u64 * rows as u64, cols as u64);
         need(
             kernel,
             &[
-                (self.blocks, rows * cols as u64 / 2),
-                (self.scales, rows * cols as u64 / 32),
-                (self.bias, rows * 4),
+                (experts.blocks, all_rows * cols64 / 2),
+                (experts.scales, all_rows * cols64 / 32),
+                (experts.bias, all_rows * 4),
+                input,
+                output,
             ],
         )?;
         Ok(Bound {
-            blocks: self.blocks.binding(),
-            scales: self.scales.binding(),
-            bias: self.bias.binding(),
-            e0: self.e0,
-            n_part: self.n_part,
-            label: &self.blocks.label,
+            input: input.0.binding(),
+            blocks: experts.blocks.binding(),
+            scales: experts.scales.binding(),
+            bias: experts.bias.binding(),
+            output: output.0.binding(),
+            e0: experts.e0,
+            n_part: experts.n_part,
+            rows,
+            cols,
+            label: &experts.blocks.label,
         })
     }
 }
@@ -132,6 +172,13 @@ pub(crate) fn check_routing(kernel: &str, n_experts: u32, k: u32) -> Result<()> 
         });
     }
     Ok(())
+}
+
+/// The grid of a prefill expert kernel: output tiles of `ex`'s rows by the row tiles of
+/// `max_tokens` tokens.
+pub(crate) fn prefill_grid(ex: &Bound, shape: &MoeShape, max_tokens: u32) -> [u32; 3] {
+    let tiles = max_tiles(max_tokens, shape.k, shape.n_experts);
+    [ex.rows.div_ceil(TILE_N), tiles, 1]
 }
 
 /// Upper bound on the row tiles for `n_tokens` tokens: every expert may leave a partial tile.

@@ -1,8 +1,8 @@
 //! MoE prefill: grouped MXFP4 down projection over (output tile, row tile).
 
-use super::moe::{max_tiles, Experts, MoeShape, Routing, TILE_N};
+use super::moe::{prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing};
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Gpu};
 
 kernel! {
     shader: "moe_down_prefill_f32_mf4w",
@@ -13,29 +13,23 @@ kernel! {
     }
 }
 
-/// `y` [entries (sorted), hidden] = W2 act + b2 for the tiles whose expert is in `experts`.
+/// `moe.y` [entries (sorted), hidden] = W2 act + b2 for the tiles whose expert is in
+/// `experts`.
 pub struct MoeDownPrefill<'a> {
-    pub shape: MoeShape,
+    pub moe: MoeBuffers<'a>,
+    pub experts: &'a Experts<'a>,
     /// The largest step: buffers are checked and the grid sized for it.
     pub max_tokens: u32,
-    /// f32 [entries (sorted), inter].
-    pub act: &'a GpuBuffer,
     pub routing: &'a Routing,
-    pub experts: &'a Experts<'a>,
-    pub y: &'a GpuBuffer,
 }
 
 impl MoeDownPrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        let MoeShape {
-            hidden,
-            inter,
-            n_experts,
-            k,
-        } = self.shape;
-        let ex = self.experts.bind(SHADER, &self.shape, hidden, inter)?;
-        let entries = self.max_tokens as u64 * k as u64;
-        need(&[(self.y, entries * hidden as u64 * 4)])?;
+        let MoeShape { hidden, inter, .. } = self.moe.shape;
+        let projection = Projection::Down;
+        let ex = self
+            .moe
+            .bind(SHADER, self.experts, projection, self.max_tokens)?;
         let params = Params {
             hidden,
             inter,
@@ -43,20 +37,16 @@ impl MoeDownPrefill<'_> {
             n_part: ex.n_part,
         };
         let r = self.routing;
-        let grid = [
-            hidden.div_ceil(TILE_N),
-            max_tiles(self.max_tokens, k, n_experts),
-            1,
-        ];
+        let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens);
         Bindings {
-            act: self.act.binding(),
+            act: ex.input,
             offsets: r.offsets.binding(),
             tiles: r.tiles.binding(),
             tile_count: r.tile_count.binding(),
             blocks: ex.blocks,
             scales: ex.scales,
             bias: ex.bias,
-            y: self.y.binding(),
+            y: ex.output,
         }
         .build(gpu, &[], &params, ex.label, grid)
     }

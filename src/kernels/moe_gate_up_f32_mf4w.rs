@@ -1,6 +1,6 @@
 //! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
-use super::moe::{decode_constants, Experts, MoeShape};
+use super::moe::{decode_constants, Experts, MoeBuffers, MoeShape, Projection};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -16,30 +16,24 @@ kernel! {
 /// gate_up rows per workgroup (the ROWS_PER_WG override; even).
 pub const ROWS_PER_WG: u32 = 32;
 
-/// `act` [k, inter] for the slots whose expert (in `route`) lies in `experts`.
+/// `moe.act` [k, inter] from `moe.xn` [hidden] for the slots whose expert (in `route`) lies in
+/// `experts`.
 pub struct MoeGateUp<'a> {
-    pub shape: MoeShape,
+    pub moe: MoeBuffers<'a>,
+    pub experts: &'a Experts<'a>,
     /// The SwiGLU clamp.
     pub limit: f32,
     /// [2 k]: ids, then weights (router_topk_f32's output).
     pub route: &'a GpuBuffer,
-    /// The MLP-normalised token, f32 [hidden].
-    pub xn: &'a GpuBuffer,
-    pub experts: &'a Experts<'a>,
-    pub act: &'a GpuBuffer,
 }
 
 impl MoeGateUp<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let MoeShape {
             hidden, inter, k, ..
-        } = self.shape;
-        let ex = self.experts.bind(SHADER, &self.shape, 2 * inter, hidden)?;
-        need(&[
-            (self.route, 2 * k as u64 * 4),
-            (self.xn, hidden as u64 * 4),
-            (self.act, k as u64 * inter as u64 * 4),
-        ])?;
+        } = self.moe.shape;
+        let ex = self.moe.bind(SHADER, self.experts, Projection::GateUp, 1)?;
+        need(&[(self.route, 2 * k as u64 * 4)])?;
         let params = Params {
             hidden,
             inter,
@@ -49,21 +43,21 @@ impl MoeGateUp<'_> {
             limit: self.limit,
             ..Default::default()
         };
-        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, hidden)?;
+        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, ex.cols)?;
         Bindings {
             route: self.route.binding(),
-            xn: self.xn.binding(),
+            xn: ex.input,
             blocks: ex.blocks,
             scales: ex.scales,
             bias: ex.bias,
-            act: self.act.binding(),
+            act: ex.output,
         }
         .build(
             gpu,
             &constants,
             &params,
             ex.label,
-            [(2 * inter).div_ceil(ROWS_PER_WG), k, 1],
+            [ex.rows.div_ceil(ROWS_PER_WG), k, 1],
         )
     }
 }

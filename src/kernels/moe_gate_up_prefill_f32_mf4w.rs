@@ -1,8 +1,8 @@
 //! MoE prefill: grouped MXFP4 gate_up and clamped SwiGLU over (output tile, row tile).
 
-use super::moe::{max_tiles, Experts, MoeShape, Routing, TILE_N};
+use super::moe::{prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing};
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Gpu};
 
 kernel! {
     shader: "moe_gate_up_prefill_f32_mf4w",
@@ -16,18 +16,16 @@ kernel! {
     }
 }
 
-/// `act` [entries (sorted), inter] for the tiles whose expert is in `experts`.
+/// `moe.act` [entries (sorted), inter] from `moe.xn` [max_tokens, hidden] for the tiles whose
+/// expert is in `experts`.
 pub struct MoeGateUpPrefill<'a> {
-    pub shape: MoeShape,
+    pub moe: MoeBuffers<'a>,
+    pub experts: &'a Experts<'a>,
     /// The SwiGLU clamp.
     pub limit: f32,
     /// The largest step: buffers are checked and the grid sized for it.
     pub max_tokens: u32,
-    /// f32 [max_tokens, hidden], normalised.
-    pub xn: &'a GpuBuffer,
     pub routing: &'a Routing,
-    pub experts: &'a Experts<'a>,
-    pub act: &'a GpuBuffer,
 }
 
 impl MoeGateUpPrefill<'_> {
@@ -37,13 +35,11 @@ impl MoeGateUpPrefill<'_> {
             inter,
             n_experts,
             k,
-        } = self.shape;
-        let ex = self.experts.bind(SHADER, &self.shape, 2 * inter, hidden)?;
-        let t = self.max_tokens as u64;
-        need(&[
-            (self.xn, t * hidden as u64 * 4),
-            (self.act, t * k as u64 * inter as u64 * 4),
-        ])?;
+        } = self.moe.shape;
+        let projection = Projection::GateUp;
+        let ex = self
+            .moe
+            .bind(SHADER, self.experts, projection, self.max_tokens)?;
         let params = Params {
             hidden,
             inter,
@@ -55,13 +51,9 @@ impl MoeGateUpPrefill<'_> {
             _pad: 0,
         };
         let r = self.routing;
-        let grid = [
-            (2 * inter).div_ceil(TILE_N),
-            max_tiles(self.max_tokens, k, n_experts),
-            1,
-        ];
+        let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens);
         Bindings {
-            xn: self.xn.binding(),
+            xn: ex.input,
             offsets: r.offsets.binding(),
             sorted: r.sorted.binding(),
             tiles: r.tiles.binding(),
@@ -69,7 +61,7 @@ impl MoeGateUpPrefill<'_> {
             blocks: ex.blocks,
             scales: ex.scales,
             bias: ex.bias,
-            act: self.act.binding(),
+            act: ex.output,
         }
         .build(gpu, &[], &params, ex.label, grid)
     }

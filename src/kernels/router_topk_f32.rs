@@ -2,20 +2,14 @@
 
 use super::moe::check_routing;
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Gpu};
 
 kernel! {
     shader: "router_topk_f32",
-    params { n_experts: u32, k: u32, _pad0: u32, _pad1: u32 }
-    bindings { logits: Read, route: ReadWrite }
-}
-
-/// `route` [2 k] (ids, then weights as f32 bits) from the router's `logits` [n_experts].
-pub struct RouterTopk<'a> {
-    pub n_experts: u32,
-    pub k: u32,
-    pub logits: &'a GpuBuffer,
-    pub route: &'a GpuBuffer,
+    /// `route` [2 k] (ids, then weights as f32 bits) from the router's `logits` [n_experts].
+    pub struct RouterTopk { n_experts: u32, k: u32 }
+    padding { _pad0: u32, _pad1: u32 }
+    buffers { logits: Read, route: ReadWrite }
 }
 
 impl RouterTopk<'_> {
@@ -23,15 +17,7 @@ impl RouterTopk<'_> {
         let (e, k) = (self.n_experts, self.k);
         check_routing(SHADER, e, k)?;
         need(&[(self.logits, e as u64 * 4), (self.route, 2 * k as u64 * 4)])?;
-        let params = Params {
-            n_experts: e,
-            k,
-            ..Default::default()
-        };
-        Bindings {
-            logits: self.logits.binding(),
-            route: self.route.binding(),
-        }
-        .build(gpu, &[], &params, &self.route.label, [1, 1, 1])
+        self.bindings()
+            .build(gpu, &[], &self.params(), &self.route.label, [1, 1, 1])
     }
 }

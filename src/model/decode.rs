@@ -9,6 +9,7 @@
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuBuffer};
+use crate::kernels::moe::MoeBuffers;
 use crate::kernels::*;
 use crate::model::activations::activations;
 use crate::model::forward::{moe_shape, qkv_stride, State};
@@ -149,24 +150,27 @@ impl Builder<'_> {
             }
             .dispatch(gpu)?,
         );
+        let moe = MoeBuffers {
+            shape,
+            xn: &d.xn,
+            act: &d.act,
+            y: &d.moe_out,
+        };
+        let route = &d.route;
         for experts in &lw.gate_up.parts() {
             let gate_up = moe_gate_up_f32_mf4w::MoeGateUp {
-                shape,
-                limit: c.swiglu_limit,
-                route: &d.route,
-                xn: &d.xn,
+                moe,
                 experts,
-                act: &d.act,
+                limit: c.swiglu_limit,
+                route,
             };
             plan.push(gate_up.dispatch(gpu)?);
         }
         for experts in &lw.down.parts() {
             let down = moe_down_f32_mf4w::MoeDown {
-                shape,
-                route: &d.route,
-                act: &d.act,
+                moe,
                 experts,
-                y: &d.moe_out,
+                route,
             };
             plan.push(down.dispatch(gpu)?);
         }

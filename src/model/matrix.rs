@@ -6,8 +6,8 @@
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::kernels::{embed_f32_bf16w, matmul_f32_bf16w, matvec_f32_bf16w};
-use crate::model::weights::{Bf16Matrix, Weights};
+use crate::kernels::{embed_f32_bf16w, matmul_f32_bf16w, matvec_f32_bf16w, Bf16Rows};
+use crate::model::weights::{Bf16Matrix, MatrixPart, Weights};
 
 /// `out = m norm(x) + bias` (added to `out` with `residual`), built up with the methods below.
 pub struct Product<'a> {
@@ -72,10 +72,7 @@ impl<'a> Product<'a> {
         (self.m.parts.iter().enumerate())
             .map(|(i, p)| {
                 let d = matvec_f32_bf16w::Matvec {
-                    w: &p.buffer,
-                    rows: p.rows as u32,
-                    k: self.m.cols as u32,
-                    out_offset: p.first_row as u32,
+                    w: rows(p, self.m.cols),
                     x: self.x,
                     norm: self.norm,
                     bias: self.bias,
@@ -104,15 +101,12 @@ impl<'a> Product<'a> {
         (self.m.parts.iter())
             .map(|p| {
                 matmul_f32_bf16w::Matmul {
-                    w: &p.buffer,
-                    rows: p.rows as u32,
-                    k: self.m.cols as u32,
+                    w: rows(p, self.m.cols),
                     n_tokens: n_tokens as u32,
                     x: self.x,
                     bias: self.bias,
                     residual: self.residual,
                     out: self.out,
-                    out_offset: p.first_row as u32,
                     out_stride: self.m.rows as u32,
                 }
                 .dispatch(gpu)
@@ -133,14 +127,21 @@ pub fn embed<'a>(
 ) -> impl Iterator<Item = Result<Dispatch>> + 'a {
     w.embedding.parts.iter().map(move |p| {
         embed_f32_bf16w::Embed {
-            table: &p.buffer,
-            row0: p.first_row as u32,
-            rows: p.rows as u32,
-            hidden: c.hidden_size as u32,
+            table: rows(p, c.hidden_size),
             ids,
             n_tokens,
             out,
         }
         .dispatch(gpu)
     })
+}
+
+/// Part `p` of a matrix with `cols` columns, as the bf16 kernels read it.
+fn rows(p: &MatrixPart, cols: usize) -> Bf16Rows<'_> {
+    Bf16Rows {
+        buffer: &p.buffer,
+        rows: p.rows as u32,
+        k: cols as u32,
+        row0: p.first_row as u32,
+    }
 }

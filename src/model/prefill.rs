@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::kernels::moe::Routing;
+use crate::kernels::moe::{MoeBuffers, Routing};
 use crate::kernels::*;
 use crate::model::activations::activations;
 use crate::model::forward::{moe_shape, qkv_stride, State};
@@ -243,26 +243,28 @@ impl Builder<'_> {
             routing,
         };
         plan.push(route.dispatch(gpu)?);
+        let moe = MoeBuffers {
+            shape,
+            xn: &p.xn,
+            act: &p.act,
+            y: &p.y,
+        };
         for experts in &lw.gate_up.parts() {
             let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
-                shape,
+                moe,
+                experts,
                 limit: c.swiglu_limit,
                 max_tokens: n,
-                xn: &p.xn,
                 routing,
-                experts,
-                act: &p.act,
             };
             plan.push(gate_up.dispatch(gpu)?);
         }
         for experts in &lw.down.parts() {
             let down = moe_down_prefill_f32_mf4w::MoeDownPrefill {
-                shape,
-                max_tokens: n,
-                act: &p.act,
-                routing,
+                moe,
                 experts,
-                y: &p.y,
+                max_tokens: n,
+                routing,
             };
             plan.push(down.dispatch(gpu)?);
         }

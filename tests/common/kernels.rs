@@ -9,7 +9,7 @@
 
 pub use super::{assert_close, paths, Rng};
 pub use oss_wgpu::gpu::{Dispatch, Gpu, GpuBuffer, KvChoice};
-pub use oss_wgpu::kernels::moe::{Experts, MoeShape, Routing};
+pub use oss_wgpu::kernels::moe::{Experts, MoeBuffers, MoeShape, Routing};
 pub use oss_wgpu::kernels::*;
 
 use oss_wgpu::reference::{f32_to_bf16, AttentionShape, ExpertsRef};
@@ -46,7 +46,7 @@ pub fn run_row_parts(
     w: &[u8],
     k: usize,
     parts: &[(usize, usize)],
-    part: impl Fn(&GpuBuffer, u32, u32) -> oss_wgpu::error::Result<Dispatch>,
+    part: impl Fn(Bf16Rows) -> oss_wgpu::error::Result<Dispatch>,
 ) {
     let ds: Vec<Dispatch> = parts
         .iter()
@@ -54,7 +54,13 @@ pub fn run_row_parts(
             let buf = gpu
                 .upload(&format!("{label}.w.part"), &w[r0 * k * 2..(r0 + n) * k * 2])
                 .unwrap();
-            part(&buf, r0 as u32, n as u32).unwrap()
+            let rows = Bf16Rows {
+                buffer: &buf,
+                rows: n as u32,
+                k: k as u32,
+                row0: r0 as u32,
+            };
+            part(rows).unwrap()
         })
         .collect();
     gpu.run(label, &ds.iter().collect::<Vec<_>>()).unwrap();

@@ -29,6 +29,8 @@ shader_table![
     "step",
     "topk",
     "moe_prefill_tile",
+    "attention",
+    "moe_decode",
     // kernels
     "dequant_f32_mf4w",
     "embed_f32_bf16w",
@@ -118,6 +120,8 @@ pub fn is_module(name: &str) -> bool {
             | "step"
             | "topk"
             | "moe_prefill_tile"
+            | "attention"
+            | "moe_decode"
     )
 }
 

@@ -31,6 +31,7 @@ shader_table![
     "moe_prefill_tile",
     "attention",
     "moe_decode",
+    "grid",
     // kernels
     "dequant_f32_mf4w",
     "embed_f32_bf16w",
@@ -122,6 +123,7 @@ pub fn is_module(name: &str) -> bool {
             | "moe_prefill_tile"
             | "attention"
             | "moe_decode"
+            | "grid"
     )
 }
 

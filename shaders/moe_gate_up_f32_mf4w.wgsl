@@ -26,6 +26,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
+// Bindings 1 (route) and 5 (bias) are moe_decode.wgsl's.
 @group(0) @binding(2) var<storage, read> xn: array<vec4<f32>>;       // [hidden / 4]
 @group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;   // [n_part, 2 inter, hidden/32]
 @group(0) @binding(4) var<storage, read> scales: array<u32>;         // [n_part, 2 inter, hidden/32] u8

@@ -8,7 +8,7 @@
 // the sink. Sliding layers see positions pos-W+1..pos only.
 // Output: partials [chunks, n_heads, D + 2] = (o[0..D], m, l).
 
-//!include step
+//!include attention
 //!include kv_cache
 
 const WG: u32 = 256u;
@@ -21,20 +21,7 @@ override HEAD_DIM: u32 = 64u;
 // Invocations that share one pair of dims in the output phase.
 const LANES_PER_PAIR_MAX: u32 = 64u;
 
-struct Params {
-    n_heads: u32,
-    n_kv_heads: u32,
-    capacity: u32,
-    window: u32,      // 0: full causal attention
-    qkv_stride: u32,
-    scale: f32,       // 1 / sqrt(head_dim)
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<uniform> step: Step;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;             // [qkv_stride] (q first)
+// Bindings 0-2 (params, step, qkv: [qkv_stride], one token) are attention.wgsl's.
 const K_CACHE_BINDING: u32 = 3u;  // [kv_heads, capacity, D]
 const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;  // [chunks, n_heads, D + 2]
@@ -51,10 +38,7 @@ var<workgroup> o_s: array<f32, WG * 2u * GROUP>;
 
 // The first visible position and the count, for the query at `pos`.
 fn visible(pos: u32) -> vec2<u32> {
-    var lo = 0u;
-    if params.window > 0u && pos + 1u > params.window {
-        lo = pos + 1u - params.window;
-    }
+    let lo = first_visible(pos);
     return vec2<u32>(lo, pos + 1u - lo);
 }
 

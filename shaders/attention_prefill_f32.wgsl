@@ -5,7 +5,7 @@
 // logit and the sum at exp(sink - m) = 1, so the sink joins the denominator and a block with
 // every key masked changes nothing. Masked logits are a large finite negative, never -inf.
 
-//!include step
+//!include attention
 //!include kv_cache
 
 const WG: u32 = 256u;
@@ -15,20 +15,7 @@ const MASKED: f32 = -1.0e30;
 
 override HEAD_DIM: u32 = 64u;
 
-struct Params {
-    n_heads: u32,
-    n_kv_heads: u32,
-    capacity: u32,
-    window: u32,      // 0: full causal attention
-    qkv_stride: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<uniform> step: Step;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;          // [n_tokens, qkv_stride]
+// Bindings 0-2 (params, step, qkv) are attention.wgsl's.
 const K_CACHE_BINDING: u32 = 3u;  // [kv_heads, capacity, D]
 const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 @group(0) @binding(5) var<storage, read> sinks: array<f32>;        // [n_heads]
@@ -42,13 +29,6 @@ var<workgroup> row_m: array<f32, BQ>;
 var<workgroup> row_l: array<f32, BQ>;
 var<workgroup> row_corr: array<f32, BQ>;
 var<workgroup> os: array<f32, BQ * HEAD_DIM>;
-
-fn first_visible(pos: u32) -> u32 {
-    if params.window > 0u && pos + 1u > params.window {
-        return pos + 1u - params.window;
-    }
-    return 0u;
-}
 
 @compute @workgroup_size(WG)
 fn attention_prefill_f32(@builtin(local_invocation_index) lid: u32,

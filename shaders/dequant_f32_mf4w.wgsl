@@ -3,6 +3,7 @@
 // Layout: blocks [.., N, K/32, 16] u8, scales [.., N, K/32] u8, out [.., N, K] f32; the leading
 // dimensions flatten, so block b covers out[32 b .. 32 b + 32).
 
+//!include grid
 //!include mxfp4
 
 struct Params {
@@ -20,9 +21,8 @@ struct Params {
 const WORKGROUP: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP)
-fn dequant_f32_mf4w(@builtin(global_invocation_id) gid: vec3<u32>,
-                    @builtin(num_workgroups) nwg: vec3<u32>) {
-    let b = gid.x + gid.y * nwg.x * WORKGROUP;
+fn dequant_f32_mf4w(grid: GridIds) {
+    let b = grid_index(grid, WORKGROUP);
     if b >= params.n_blocks {
         return;
     }

@@ -1,6 +1,7 @@
 // embed_f32_bf16w: out[t] = table[ids[t]] as f32, for the tokens whose id lies in this part of
 // the (possibly row-split) bf16 embedding table. One invocation per (token, pair of elements).
 
+//!include grid
 //!include bf16
 
 struct Params {
@@ -18,9 +19,8 @@ struct Params {
 const WG: u32 = 256u;
 
 @compute @workgroup_size(WG)
-fn embed_f32_bf16w(@builtin(global_invocation_id) gid: vec3<u32>,
-                   @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+fn embed_f32_bf16w(grid: GridIds) {
+    let i = grid_index(grid, WG);
     if i >= params.n_tokens * params.h2 {
         return;
     }

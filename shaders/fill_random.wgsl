@@ -4,6 +4,8 @@
 // Modes: 0 bf16 pairs uniform in [lo, hi]; 1 random bytes (MXFP4 nibbles); 2 bytes uniform in
 // the integers [lo, hi] (E8M0 scales); 3 f32 uniform in [lo, hi].
 
+//!include grid
+
 struct Params {
     n_words: u32,
     mode: u32,
@@ -31,9 +33,8 @@ fn unit(h: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn fill_random(@builtin(global_invocation_id) gid: vec3<u32>,
-               @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+fn fill_random(grid: GridIds) {
+    let i = grid_index(grid, WG);
     if i >= params.n_words {
         return;
     }

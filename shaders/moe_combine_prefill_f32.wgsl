@@ -2,6 +2,8 @@
 // (t, j)], the residual add of the MoE block for a prefill step. Fixed order: deterministic.
 // One invocation per (token, hidden element).
 
+//!include grid
+
 struct Params {
     n_tokens: u32,
     hidden: u32,
@@ -18,9 +20,8 @@ struct Params {
 const WG: u32 = 256u;
 
 @compute @workgroup_size(WG)
-fn moe_combine_prefill_f32(@builtin(global_invocation_id) gid: vec3<u32>,
-                           @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+fn moe_combine_prefill_f32(grid: GridIds) {
+    let i = grid_index(grid, WG);
     if i >= params.n_tokens * params.hidden {
         return;
     }

@@ -6,16 +6,9 @@
 
 //!include mxfp4
 //!include reduce
+//!include moe_decode
 
-const WG: u32 = 256u;
 const REDUCE_SIZE: u32 = WG;
-const R: u32 = 4u;
-
-override ROWS_PER_WG: u32 = 32u;
-// Read the activations straight from global memory (L1) instead of staging them in workgroup
-// memory: no staging phase, and workgroup memory stops limiting occupancy.
-override X_GLOBAL: bool = false;
-override X_VEC4: u32 = 720u;     // inter / 4
 
 struct Params {
     hidden: u32,
@@ -29,14 +22,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> route: array<u32>;          // [2 k]: ids, weights
+// Bindings 1 (route) and 5 (bias) are moe_decode.wgsl's.
 @group(0) @binding(2) var<storage, read> act: array<vec4<f32>>;      // [k, inter / 4]
 @group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;   // [n_part, hidden, inter/32]
 @group(0) @binding(4) var<storage, read> scales: array<u32>;         // [n_part, hidden, inter/32] u8
-@group(0) @binding(5) var<storage, read> bias: array<f32>;           // [n_part, hidden]
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;        // [k, hidden]
-
-var<workgroup> xs: array<vec4<f32>, X_VEC4>;
 
 @compute @workgroup_size(WG)
 fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {

@@ -27,33 +27,25 @@ fn moe_tile_x(start: u32, m: u32, k: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn moe_down_prefill_f32_mf4w(@builtin(local_invocation_index) lid: u32,
-                             @builtin(workgroup_id) wg_id: vec3<u32>) {
-    let rows = moe_tile_rows(wg_id.y, params.e0, params.n_part);
-    if rows.z == 0u {
+fn moe_down_prefill_f32_mf4w(ids: MoeTileIds) {
+    let tile = moe_tile(ids, params.e0, params.n_part);
+    if tile.n_rows == 0u {
         return;
     }
-    let e = rows.x;
-    let start = rows.y;
-    let n_rows = rows.z;
-    let n0 = wg_id.x * TN;
     let nb = params.inter / 32u;
-    let local_e = e - params.e0;
-    mxfp4_init_pairs(lid, WG);
+    mxfp4_init_pairs(ids.lid, WG);
     workgroupBarrier();
-    let acc = moe_tile_matmul(lid, start, n_rows, local_e, n0, params.hidden, nb);
+    let acc = moe_tile_matmul(ids.lid, tile.start, tile.n_rows, tile.local_e, tile.n0, params.hidden, nb);
 
-    let tx = lid % 16u;
-    let ty = lid / 16u;
     for (var i = 0u; i < 4u; i++) {
-        let m = ty * 4u + i;
-        if m >= n_rows {
+        let m = tile.out_m + i;
+        if m >= tile.n_rows {
             break;
         }
         for (var j = 0u; j < 4u; j++) {
-            let n = n0 + tx * 4u + j;
+            let n = tile.out_n + j;
             if n < params.hidden {
-                y[(start + m) * params.hidden + n] = acc[i][j] + bias[local_e * params.hidden + n];
+                y[(tile.start + m) * params.hidden + n] = acc[i][j] + bias[tile.local_e * params.hidden + n];
             }
         }
     }

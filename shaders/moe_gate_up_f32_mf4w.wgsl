@@ -10,16 +10,9 @@
 
 //!include mxfp4
 //!include reduce
+//!include moe_decode
 
-const WG: u32 = 256u;
 const REDUCE_SIZE: u32 = WG;
-const R: u32 = 4u;               // rows per group step: two gate/up pairs
-
-override ROWS_PER_WG: u32 = 32u;
-// Read the activations straight from global memory (L1) instead of staging them in workgroup
-// memory: no staging phase, and workgroup memory stops limiting occupancy.
-override X_GLOBAL: bool = false;
-override X_VEC4: u32 = 720u;     // hidden / 4
 
 struct Params {
     hidden: u32,
@@ -33,14 +26,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> route: array<u32>;          // [2 k]: ids, weights
+// Bindings 1 (route) and 5 (bias) are moe_decode.wgsl's.
 @group(0) @binding(2) var<storage, read> xn: array<vec4<f32>>;       // [hidden / 4]
 @group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;   // [n_part, 2 inter, hidden/32]
 @group(0) @binding(4) var<storage, read> scales: array<u32>;         // [n_part, 2 inter, hidden/32] u8
-@group(0) @binding(5) var<storage, read> bias: array<f32>;           // [n_part, 2 inter]
 @group(0) @binding(6) var<storage, read_write> act: array<f32>;      // [k, inter]
-
-var<workgroup> xs: array<vec4<f32>, X_VEC4>;
 
 @compute @workgroup_size(WG)
 fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {

@@ -36,44 +36,36 @@ fn moe_tile_x(start: u32, m: u32, k: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn moe_gate_up_prefill_f32_mf4w(@builtin(local_invocation_index) lid: u32,
-                                @builtin(workgroup_id) wg_id: vec3<u32>) {
-    let rows = moe_tile_rows(wg_id.y, params.e0, params.n_part);
-    if rows.z == 0u {
+fn moe_gate_up_prefill_f32_mf4w(ids: MoeTileIds) {
+    let tile = moe_tile(ids, params.e0, params.n_part);
+    if tile.n_rows == 0u {
         return;
     }
-    let e = rows.x;
-    let start = rows.y;
-    let n_rows = rows.z;
-    let n0 = wg_id.x * TN;
     let n_total = 2u * params.inter;
     let nb = params.hidden / 32u;
-    let local_e = e - params.e0;
-    mxfp4_init_pairs(lid, WG);
-    if lid < TM {
+    mxfp4_init_pairs(ids.lid, WG);
+    if ids.lid < TM {
         var t = 0u;
-        if lid < n_rows {
-            t = sorted[start + lid] / params.k;
+        if ids.lid < tile.n_rows {
+            t = sorted[tile.start + ids.lid] / params.k;
         }
-        tokens[lid] = t;
+        tokens[ids.lid] = t;
     }
     workgroupBarrier();
-    let acc = moe_tile_matmul(lid, start, n_rows, local_e, n0, n_total, nb);
+    let acc = moe_tile_matmul(ids.lid, tile.start, tile.n_rows, tile.local_e, tile.n0, n_total, nb);
 
-    let tx = lid % 16u;
-    let ty = lid / 16u;
     for (var i = 0u; i < 4u; i++) {
-        let m = ty * 4u + i;
-        if m >= n_rows {
+        let m = tile.out_m + i;
+        if m >= tile.n_rows {
             break;
         }
         for (var p = 0u; p < 2u; p++) {
-            let n = n0 + tx * 4u + 2u * p;
+            let n = tile.out_n + 2u * p;
             if n < n_total {
-                let bi = local_e * n_total + n;
+                let bi = tile.local_e * n_total + n;
                 let g = min(acc[i][2u * p] + bias[bi], params.limit);
                 let u = clamp(acc[i][2u * p + 1u] + bias[bi + 1u], -params.limit, params.limit);
-                act[(start + m) * params.inter + n / 2u] = g / (1.0 + exp(-1.702 * g)) * (u + 1.0);
+                act[(tile.start + m) * params.inter + n / 2u] = g / (1.0 + exp(-1.702 * g)) * (u + 1.0);
             }
         }
     }

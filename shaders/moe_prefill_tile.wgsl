@@ -33,6 +33,31 @@ fn moe_tile_rows(wg_y: u32, e0: u32, n_part: u32) -> vec3<u32> {
     return vec3<u32>(e, tile.y, min(TM, offsets[e + 1u] - tile.y));
 }
 
+// The including kernel's entry point takes `ids: MoeTileIds`.
+struct MoeTileIds {
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+}
+
+// What invocation ids works on: its workgroup's tile (TN weight rows from n0, of the row tile
+// of workgroup row wg_id.y) and its own 4 x 4 outputs in it.
+struct MoeTile {
+    local_e: u32,   // the tile's expert, counted from e0
+    start: u32,     // the tile's first sorted entry
+    n_rows: u32,    // the tile's entries; 0: none for this workgroup in this part
+    n0: u32,        // the workgroup's first weight row
+    out_m: u32,     // the invocation's first output entry, counted from start
+    out_n: u32,     // the invocation's first output row
+}
+
+fn moe_tile(ids: MoeTileIds, e0: u32, n_part: u32) -> MoeTile {
+    let rows = moe_tile_rows(ids.wg_id.y, e0, n_part);
+    let n0 = ids.wg_id.x * TN;
+    let tx = ids.lid % 16u;
+    let ty = ids.lid / 16u;
+    return MoeTile(rows.x - e0, rows.y, rows.z, n0, ty * 4u, n0 + tx * 4u);
+}
+
 // acc for the tile of sorted entries start.. (n_rows of them valid) and weight rows n0.. of
 // local expert local_e (n_total rows of nb blocks each). Call after mxfp4_init_pairs and a
 // barrier, from uniform control flow.

@@ -33,6 +33,17 @@ var<workgroup> starts: array<u32, WG>;
 const STAGE: u32 = 2048u;
 var<workgroup> staged: array<u32, STAGE>;
 
+// Copies entries base.. (STAGE at most) of `experts` to `staged` for every invocation to scan,
+// and returns how many. Call from uniform control flow: it ends in a barrier.
+fn stage_entries(base: u32, n_entries: u32, lid: u32) -> u32 {
+    let n = min(STAGE, n_entries - base);
+    for (var i = lid; i < n; i += WG) {
+        staged[i] = experts[base + i];
+    }
+    workgroupBarrier();
+    return n;
+}
+
 @compute @workgroup_size(WG)
 fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     let k = params.k;
@@ -49,11 +60,7 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     let n_entries = params.n_tokens * k;
     var count = 0u;
     for (var base = 0u; base < n_entries; base += STAGE) {
-        let n = min(STAGE, n_entries - base);
-        for (var i = lid; i < n; i += WG) {
-            staged[i] = experts[base + i];
-        }
-        workgroupBarrier();
+        let n = stage_entries(base, n_entries, lid);
         if lid < params.n_experts {
             for (var i = 0u; i < n; i++) {
                 count += select(0u, 1u, staged[i] == lid);
@@ -81,11 +88,7 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
     var at = starts[lid];
     for (var base = 0u; base < n_entries; base += STAGE) {
-        let n = min(STAGE, n_entries - base);
-        for (var i = lid; i < n; i += WG) {
-            staged[i] = experts[base + i];
-        }
-        workgroupBarrier();
+        let n = stage_entries(base, n_entries, lid);
         if lid < params.n_experts {
             for (var i = 0u; i < n; i++) {
                 if staged[i] == lid {

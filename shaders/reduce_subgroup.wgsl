@@ -46,17 +46,3 @@ fn workgroup_sum(x: f32, ids: ReduceIds) -> f32 {
     workgroupBarrier();
     return total;
 }
-
-fn workgroup_max(x: f32, ids: ReduceIds) -> f32 {
-    let partial = subgroupMax(x);
-    if ids.sg_lane == 0u {
-        reduce_scratch[ids.sg_id] = partial;
-    }
-    workgroupBarrier();
-    var total = reduce_scratch[0];
-    for (var i = 1u; i < ids.n_sg; i++) {
-        total = max(total, reduce_scratch[i]);
-    }
-    workgroupBarrier();
-    return total;
-}

@@ -58,17 +58,3 @@ fn workgroup_sum(x: f32, ids: ReduceIds) -> f32 {
     workgroupBarrier();
     return total;
 }
-
-fn workgroup_max(x: f32, ids: ReduceIds) -> f32 {
-    reduce_scratch[ids.lid] = x;
-    workgroupBarrier();
-    for (var stride = REDUCE_SIZE / 2u; stride > 0u; stride = stride / 2u) {
-        if ids.lid < stride {
-            reduce_scratch[ids.lid] = max(reduce_scratch[ids.lid], reduce_scratch[ids.lid + stride]);
-        }
-        workgroupBarrier();
-    }
-    let total = reduce_scratch[0];
-    workgroupBarrier();
-    return total;
-}

@@ -5,6 +5,7 @@
 // by one invocation only. Cache layout [kv_heads, capacity, D], slot = position % capacity
 // (capacity is the context for full layers, a ring for sliding ones); f16 or f32 by variant.
 
+//!include grid
 //!include step
 //!include kv_cache
 
@@ -33,12 +34,11 @@ fn rotate(x1: f32, x2: f32, cs: vec2<f32>) -> vec2<f32> {
 }
 
 @compute @workgroup_size(WG)
-fn rope_kv_append_f32(@builtin(global_invocation_id) gid: vec3<u32>,
-                      @builtin(num_workgroups) nwg: vec3<u32>) {
+fn rope_kv_append_f32(grid: GridIds) {
     let half = params.head_dim / 2u;
     let quads = half / 2u;
     let heads = params.n_heads + params.n_kv_heads;
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = grid_index(grid, WG);
     if i >= step.n_tokens * heads * quads {
         return;
     }

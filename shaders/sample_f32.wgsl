@@ -60,18 +60,9 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
     return r;
 }
 
+// Counts (at most vocab, far below 2^24) add exactly in f32, in any order.
 fn wg_count(v: u32, lid: u32) -> u32 {
-    red_i[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s /= 2u) {
-        if lid < s {
-            red_i[lid] += red_i[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = workgroupUniformLoad(&red_i[0]);
-    workgroupBarrier();
-    return r;
+    return u32(wg_sum(f32(v), lid));
 }
 
 // The contiguous id range of invocation lid (ranges in id order, for the ordered walk).

@@ -29,6 +29,9 @@ shader_table![
     "step",
     "topk",
     "moe_prefill_tile",
+    "attention",
+    "moe_decode",
+    "grid",
     // kernels
     "dequant_f32_mf4w",
     "embed_f32_bf16w",
@@ -118,6 +121,9 @@ pub fn is_module(name: &str) -> bool {
             | "step"
             | "topk"
             | "moe_prefill_tile"
+            | "attention"
+            | "moe_decode"
+            | "grid"
     )
 }
 

@@ -39,6 +39,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import shutil
 import struct
 import sys
@@ -85,19 +86,21 @@ The model reads the prompt, predicts the next token, and repeats until it stops.
 # pair occurs twice any more; it does, at 381).
 BPE_VOCAB_TARGET = 391
 
+
+def harmony_specials():
+    """The harmony special tokens in o200k_harmony's order, read from HARMONY_SPECIALS in
+    src/testing/tokenizer.rs so that the list exists once, on the Rust side."""
+    src = (REPO / "src" / "testing" / "tokenizer.rs").read_text()
+    m = re.search(r"pub const HARMONY_SPECIALS: \[&str; (\d+)\] = \[(.*?)\];", src, re.S)
+    assert m, "no HARMONY_SPECIALS in src/testing/tokenizer.rs"
+    tokens = re.findall(r'"([^"]+)"', m.group(2))
+    assert len(tokens) == int(m.group(1)), tokens
+    return tokens
+
+
 # Harmony special tokens, appended after the ordinary tokens (as in o200k_harmony, where they
-# follow the BPE ranks), in this order.
-SPECIAL_TOKENS = [
-    "<|startoftext|>",
-    "<|endoftext|>",
-    "<|return|>",
-    "<|constrain|>",
-    "<|channel|>",
-    "<|start|>",
-    "<|end|>",
-    "<|message|>",
-    "<|call|>",
-]
+# follow the BPE ranks), in that order.
+SPECIAL_TOKENS = harmony_specials()
 
 
 def build_tokenizer():

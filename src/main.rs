@@ -115,21 +115,25 @@ enum Command {
     },
     /// Check a checkpoint folder without a GPU: layout, tensors, parameter counts, memory.
     /// Exits 0 only if the checkpoint would load.
-    Inspect {
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-        /// Context length for the KV cache estimate (default 8192, at most the model's maximum).
-        #[arg(short = 'c', long)]
-        ctx: Option<usize>,
-        /// Also read every tensor and check its values: no NaN or infinity, no implausible
-        /// MXFP4 scale (reads the whole checkpoint, on every core).
-        #[arg(long)]
-        check_values: bool,
-        /// The checkpoint folder (a hub snapshot, its original/ folder, or a converted export),
-        /// or a Hugging Face repo id in the cache.
-        dir: PathBuf,
-    },
+    Inspect(InspectArgs),
+}
+
+// `inspect`'s arguments (the help text is the variant's).
+#[derive(Args)]
+struct InspectArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Context length for the KV cache estimate (default 8192, at most the model's maximum).
+    #[arg(short = 'c', long)]
+    ctx: Option<usize>,
+    /// Also read every tensor and check its values: no NaN or infinity, no implausible
+    /// MXFP4 scale (reads the whole checkpoint, on every core).
+    #[arg(long)]
+    check_values: bool,
+    /// The checkpoint folder (a hub snapshot, its original/ folder, or a converted export),
+    /// or a Hugging Face repo id in the cache.
+    dir: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -258,31 +262,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => cli::serve::run(&opts, args),
         Command::Chat(args) => cli::chat::run(&opts, args),
         Command::Render(args) => cli::render::run(args),
-        Command::Inspect {
-            json,
-            ctx,
-            check_values,
-            dir,
-        } => {
-            let max_binding = cli
-                .gpu
-                .max_binding()?
-                .unwrap_or(inspect::DEFAULT_MAX_BINDING);
-            let dir = oss_wgpu::model::locate::resolve_one(&dir, "DIR")?;
-            run_inspect(&dir, ctx, max_binding, json, check_values)
-        }
+        Command::Inspect(args) => run_inspect(&cli.gpu, args),
     }
 }
 
-fn run_inspect(
-    dir: &std::path::Path,
-    ctx: Option<usize>,
-    max_binding: u64,
-    json: bool,
-    check_values: bool,
-) -> Result<ExitCode> {
-    let progress = check_values.then(|| std::io::stderr().is_terminal());
-    let report = match inspect::inspect_with(dir, ctx, max_binding, progress) {
+fn run_inspect(gpu: &GpuArgs, args: InspectArgs) -> Result<ExitCode> {
+    let max_binding = gpu.max_binding()?.unwrap_or(inspect::DEFAULT_MAX_BINDING);
+    let dir = oss_wgpu::model::locate::resolve_one(&args.dir, "DIR")?;
+    let json = args.json;
+    let progress = args.check_values.then(|| std::io::stderr().is_terminal());
+    let report = match inspect::inspect_with(&dir, args.ctx, max_binding, progress) {
         Ok(r) => r,
         Err(e) => {
             if json {

@@ -297,6 +297,11 @@ fn edit(
     out
 }
 
+/// The error of opening the HF-layout checkpoint of `ws` with tensor `name` changed by `f`.
+fn edited_err(ws: &WeightSet, name: &str, f: impl Fn(&mut RawTensor)) -> Error {
+    open_err(write_tensors(edit(ws.hf_tensors(), name, f)).path())
+}
+
 #[test]
 fn missing_tensor_is_named() {
     let ws = weights();
@@ -334,19 +339,16 @@ fn missing_tensor_is_named() {
 fn wrong_shape_is_named_with_expected_and_actual() {
     let ws = weights();
     let name = "model.layers.0.self_attn.k_proj.weight";
-    let t = edit(ws.hf_tensors(), name, |t| {
+    let e = edited_err(&ws, name, |t| {
         t.shape = vec![48, 64];
         t.data.resize(48 * 64 * 2, 0);
     });
-    let dir = write_tensors(t);
-    let e = open_err(dir.path());
     assert!(matches!(e, Error::TensorShape { .. }), "{e:?}");
     message(&e, &[name, "model.safetensors", "[32, 64]", "[48, 64]"]);
 
     // Expert blocks with a transposed layout.
     let name = "model.layers.2.mlp.experts.down_proj_blocks";
-    let t = edit(ws.hf_tensors(), name, |t| t.shape = vec![4, 2, 64, 16]);
-    let e = open_err(write_tensors(t).path());
+    let e = edited_err(&ws, name, |t| t.shape = vec![4, 2, 64, 16]);
     message(&e, &[name, "[4, 64, 2, 16]", "[4, 2, 64, 16]"]);
 }
 
@@ -354,23 +356,18 @@ fn wrong_shape_is_named_with_expected_and_actual() {
 fn wrong_dtype_is_named_with_expected_and_actual() {
     let ws = weights();
     let name = "model.layers.1.mlp.router.weight";
-    let t = edit(ws.hf_tensors(), name, |t| {
-        t.dtype = safetensors::Dtype::F16;
-    });
-    let e = open_err(write_tensors(t).path());
+    let e = edited_err(&ws, name, |t| t.dtype = safetensors::Dtype::F16);
     assert!(matches!(e, Error::TensorDType { .. }), "{e:?}");
     message(&e, &[name, "model.safetensors", "BF16", "F16"]);
 
     // Scales stored as something other than bytes.
     let name = "model.layers.0.mlp.experts.gate_up_proj_scales";
-    let t = edit(ws.hf_tensors(), name, |t| t.dtype = safetensors::Dtype::I8);
-    let e = open_err(write_tensors(t).path());
+    let e = edited_err(&ws, name, |t| t.dtype = safetensors::Dtype::I8);
     message(&e, &[name, "U8", "I8"]);
 
     // A norm may be F32 but not F16.
     let name = "model.norm.weight";
-    let t = edit(ws.hf_tensors(), name, |t| t.dtype = safetensors::Dtype::F16);
-    let e = open_err(write_tensors(t).path());
+    let e = edited_err(&ws, name, |t| t.dtype = safetensors::Dtype::F16);
     message(&e, &[name, "BF16 or F32", "F16"]);
 }
 
@@ -380,8 +377,7 @@ fn nan_scale_names_the_tensor_and_block() {
     let name = "model.layers.1.mlp.experts.down_proj_scales";
     // [4 experts, 64 rows, 2 blocks]: flat index 2*128 + 5*2 + 1 = 267 is expert 2, row 5,
     // block 1.
-    let t = edit(ws.hf_tensors(), name, |t| t.data[267] = 0xFF);
-    let e = open_err(write_tensors(t).path());
+    let e = edited_err(&ws, name, |t| t.data[267] = 0xFF);
     assert!(matches!(e, Error::NanScale { block: 267, .. }), "{e:?}");
     message(
         &e,

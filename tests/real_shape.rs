@@ -255,6 +255,37 @@ fn run_all(size: &Size, cases: Vec<Case>, paths: &[(&'static str, GpuOptions)]) 
     }
 }
 
+impl Runs {
+    /// Cases A and C (0 and 2) through `check(checks, case index, case, prompt)`, which returns
+    /// the per-row bounds it used; after A, case B's prompt rows against A's (the same prompt
+    /// prefix, another chunking) under A's bounds, on every path.
+    fn check_cases(
+        &self,
+        checks: &mut Checks,
+        mut check: impl FnMut(&mut Checks, usize, &Case, &[u32]) -> Vec<f32>,
+    ) {
+        let v = self.vocab;
+        for ci in [0, 2] {
+            let case = &self.cases[ci];
+            eprintln!("{}:", case.name);
+            let tol = check(checks, ci, case, &self.prompt[..case.prompt]);
+            if ci == 0 {
+                let b = &self.cases[1];
+                eprintln!("{}:", b.name);
+                for (name, outs) in &self.paths {
+                    checks.rows(
+                        &format!("{name}: B vs A"),
+                        &outs[1].prompt_logits,
+                        &outs[0].prompt_logits[..b.prompt * v],
+                        v,
+                        &tol[..b.prompt],
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn options(portable: bool, kv: KvChoice) -> GpuOptions {
     GpuOptions {
         portable,
@@ -403,13 +434,11 @@ fn f32_kv_paths_match_the_reference_at_real_widths() {
         ("portable", options(true, KvChoice::F32)),
     ];
     let runs = run_all(&size, cases(full, true), &paths);
-    let (v, prompt) = (runs.vocab, &runs.prompt);
+    let v = runs.vocab;
     let mut checks = Checks::default();
     let portable = &runs.paths[1].1;
-    for ci in [0, 2] {
-        let case = &runs.cases[ci];
-        eprintln!("{}:", case.name);
-        let want = reference(&runs.ckpt, &prompt[..case.prompt], &portable[ci].ids, false);
+    runs.check_cases(&mut checks, |checks, ci, case, prompt| {
+        let want = reference(&runs.ckpt, prompt, &portable[ci].ids, false);
         let tol = f32_bounds(&want, v);
         for (name, outs) in &runs.paths {
             let what = format!("{name} vs reference (prompt, then decode)");
@@ -422,20 +451,8 @@ fn f32_kv_paths_match_the_reference_at_real_widths() {
                 v,
             );
         }
-        if ci == 0 {
-            let b = &runs.cases[1];
-            eprintln!("{}:", b.name);
-            for (name, outs) in &runs.paths {
-                checks.rows(
-                    &format!("{name}: B vs A"),
-                    &outs[1].prompt_logits,
-                    &outs[0].prompt_logits[..b.prompt * v],
-                    v,
-                    &tol[..b.prompt],
-                );
-            }
-        }
-    }
+        tol
+    });
     if let Some(d) = runs.cases.get(3) {
         eprintln!("{}:", d.name);
         let (base, other) = (&portable[3], &runs.paths[0].1[3]);
@@ -470,15 +487,13 @@ fn f16_kv_stays_within_its_rounding_at_real_widths() {
     };
     let paths = [("f16 KV", options(false, KvChoice::F16))];
     let runs = run_all(&size, cases(full, false), &paths);
-    let (v, prompt) = (runs.vocab, &runs.prompt);
+    let v = runs.vocab;
     let mut checks = Checks::default();
     let outs = &runs.paths[0].1;
-    for ci in [0, 2] {
-        let case = &runs.cases[ci];
-        eprintln!("{}:", case.name);
+    runs.check_cases(&mut checks, |checks, ci, case, prompt| {
         let ids = &outs[ci].ids;
-        let r32 = reference(&runs.ckpt, &prompt[..case.prompt], ids, false);
-        let r16 = reference(&runs.ckpt, &prompt[..case.prompt], ids, true);
+        let r32 = reference(&runs.ckpt, prompt, ids, false);
+        let r16 = reference(&runs.ckpt, prompt, ids, true);
         let rounding = row_diffs(&r16, &r32, v);
         eprintln!("  effect of f16 K/V on the reference: {}", bands(&rounding));
         let d = rounding.iter().fold(0f32, |m, &x| m.max(x));
@@ -494,17 +509,7 @@ fn f16_kv_stays_within_its_rounding_at_real_widths() {
             &tol,
         );
         checks.greedy("f16 KV: greedy ids", &outs[ci], &r16, case.prompt, v);
-        if ci == 0 {
-            let b = &runs.cases[1];
-            eprintln!("{}:", b.name);
-            checks.rows(
-                "f16 KV: B vs A",
-                &outs[1].prompt_logits,
-                &outs[0].prompt_logits[..b.prompt * v],
-                v,
-                &tol[..b.prompt],
-            );
-        }
-    }
+        tol
+    });
     checks.finish();
 }

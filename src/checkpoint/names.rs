@@ -25,28 +25,46 @@ pub enum LayerTensor {
     DownBias,
 }
 
+/// A layer tensor's names: (tensor, Hugging Face suffix, original suffix, the rows of the
+/// original's fused qkv it is), in the enum's order, so that row `t as usize` is `t`'s.
+#[rustfmt::skip]
+const LAYER_NAMES: [(LayerTensor, &str, &str, Option<QkvPart>); 19] = {
+    use LayerTensor::*;
+    use QkvPart::{K, Q, V};
+    [
+        (AttnNorm,     "input_layernorm.weight",          "attn.norm.scale",        None),
+        (QWeight,      "self_attn.q_proj.weight",         "attn.qkv.weight",        Some(Q)),
+        (QBias,        "self_attn.q_proj.bias",           "attn.qkv.bias",          Some(Q)),
+        (KWeight,      "self_attn.k_proj.weight",         "attn.qkv.weight",        Some(K)),
+        (KBias,        "self_attn.k_proj.bias",           "attn.qkv.bias",          Some(K)),
+        (VWeight,      "self_attn.v_proj.weight",         "attn.qkv.weight",        Some(V)),
+        (VBias,        "self_attn.v_proj.bias",           "attn.qkv.bias",          Some(V)),
+        (OWeight,      "self_attn.o_proj.weight",         "attn.out.weight",        None),
+        (OBias,        "self_attn.o_proj.bias",           "attn.out.bias",          None),
+        (Sinks,        "self_attn.sinks",                 "attn.sinks",             None),
+        (MlpNorm,      "post_attention_layernorm.weight", "mlp.norm.scale",         None),
+        (RouterWeight, "mlp.router.weight",               "mlp.gate.weight",        None),
+        (RouterBias,   "mlp.router.bias",                 "mlp.gate.bias",          None),
+        (GateUpBlocks, "mlp.experts.gate_up_proj_blocks", "mlp.mlp1_weight.blocks", None),
+        (GateUpScales, "mlp.experts.gate_up_proj_scales", "mlp.mlp1_weight.scales", None),
+        (GateUpBias,   "mlp.experts.gate_up_proj_bias",   "mlp.mlp1_bias",          None),
+        (DownBlocks,   "mlp.experts.down_proj_blocks",    "mlp.mlp2_weight.blocks", None),
+        (DownScales,   "mlp.experts.down_proj_scales",    "mlp.mlp2_weight.scales", None),
+        (DownBias,     "mlp.experts.down_proj_bias",      "mlp.mlp2_bias",          None),
+    ]
+};
+
 impl LayerTensor {
-    pub const ALL: [LayerTensor; 19] = [
-        LayerTensor::AttnNorm,
-        LayerTensor::QWeight,
-        LayerTensor::QBias,
-        LayerTensor::KWeight,
-        LayerTensor::KBias,
-        LayerTensor::VWeight,
-        LayerTensor::VBias,
-        LayerTensor::OWeight,
-        LayerTensor::OBias,
-        LayerTensor::Sinks,
-        LayerTensor::MlpNorm,
-        LayerTensor::RouterWeight,
-        LayerTensor::RouterBias,
-        LayerTensor::GateUpBlocks,
-        LayerTensor::GateUpScales,
-        LayerTensor::GateUpBias,
-        LayerTensor::DownBlocks,
-        LayerTensor::DownScales,
-        LayerTensor::DownBias,
-    ];
+    /// Every layer tensor, in the enum's (and the Hugging Face layout's) order.
+    pub const ALL: [LayerTensor; 19] = {
+        let mut all = [LayerTensor::AttnNorm; 19];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = LAYER_NAMES[i].0;
+            i += 1;
+        }
+        all
+    };
 }
 
 impl LayerTensor {
@@ -194,33 +212,12 @@ pub enum TensorId {
 impl TensorId {
     /// The Hugging Face name (the canonical name in messages).
     pub fn hf_name(self) -> String {
-        use LayerTensor::*;
         match self {
             TensorId::Embedding => "model.embed_tokens.weight".into(),
             TensorId::FinalNorm => "model.norm.weight".into(),
             TensorId::LmHead => "lm_head.weight".into(),
             TensorId::Layer(l, t) => {
-                let suffix = match t {
-                    AttnNorm => "input_layernorm.weight",
-                    QWeight => "self_attn.q_proj.weight",
-                    QBias => "self_attn.q_proj.bias",
-                    KWeight => "self_attn.k_proj.weight",
-                    KBias => "self_attn.k_proj.bias",
-                    VWeight => "self_attn.v_proj.weight",
-                    VBias => "self_attn.v_proj.bias",
-                    OWeight => "self_attn.o_proj.weight",
-                    OBias => "self_attn.o_proj.bias",
-                    Sinks => "self_attn.sinks",
-                    MlpNorm => "post_attention_layernorm.weight",
-                    RouterWeight => "mlp.router.weight",
-                    RouterBias => "mlp.router.bias",
-                    GateUpBlocks => "mlp.experts.gate_up_proj_blocks",
-                    GateUpScales => "mlp.experts.gate_up_proj_scales",
-                    GateUpBias => "mlp.experts.gate_up_proj_bias",
-                    DownBlocks => "mlp.experts.down_proj_blocks",
-                    DownScales => "mlp.experts.down_proj_scales",
-                    DownBias => "mlp.experts.down_proj_bias",
-                };
+                let suffix = LAYER_NAMES[t as usize].1;
                 format!("model.layers.{l}.{suffix}")
             }
         }
@@ -229,34 +226,13 @@ impl TensorId {
     /// The name in OpenAI's original layout: the module paths of `Transformer` in
     /// https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py.
     pub fn original_name(self) -> OriginalName {
-        use LayerTensor::*;
         let whole = |name: String| OriginalName { name, qkv: None };
         match self {
             TensorId::Embedding => whole("embedding.weight".into()),
             TensorId::FinalNorm => whole("norm.scale".into()),
             TensorId::LmHead => whole("unembedding.weight".into()),
             TensorId::Layer(l, t) => {
-                let (suffix, qkv) = match t {
-                    AttnNorm => ("attn.norm.scale", None),
-                    QWeight => ("attn.qkv.weight", Some(QkvPart::Q)),
-                    KWeight => ("attn.qkv.weight", Some(QkvPart::K)),
-                    VWeight => ("attn.qkv.weight", Some(QkvPart::V)),
-                    QBias => ("attn.qkv.bias", Some(QkvPart::Q)),
-                    KBias => ("attn.qkv.bias", Some(QkvPart::K)),
-                    VBias => ("attn.qkv.bias", Some(QkvPart::V)),
-                    OWeight => ("attn.out.weight", None),
-                    OBias => ("attn.out.bias", None),
-                    Sinks => ("attn.sinks", None),
-                    MlpNorm => ("mlp.norm.scale", None),
-                    RouterWeight => ("mlp.gate.weight", None),
-                    RouterBias => ("mlp.gate.bias", None),
-                    GateUpBlocks => ("mlp.mlp1_weight.blocks", None),
-                    GateUpScales => ("mlp.mlp1_weight.scales", None),
-                    GateUpBias => ("mlp.mlp1_bias", None),
-                    DownBlocks => ("mlp.mlp2_weight.blocks", None),
-                    DownScales => ("mlp.mlp2_weight.scales", None),
-                    DownBias => ("mlp.mlp2_bias", None),
-                };
+                let (_, _, suffix, qkv) = LAYER_NAMES[t as usize];
                 OriginalName {
                     name: format!("block.{l}.{suffix}"),
                     qkv,
@@ -301,6 +277,13 @@ mod tests {
             "block.*.attn.qkv.weight"
         );
         assert_eq!(name_pattern("lm_head.weight"), "lm_head.weight");
+    }
+
+    #[test]
+    fn name_table_rows_are_in_enum_order() {
+        for (i, &(t, _, _, _)) in LAYER_NAMES.iter().enumerate() {
+            assert_eq!(t as usize, i, "{t:?}");
+        }
     }
 
     #[test]

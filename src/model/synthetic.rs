@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 use crate::kernels::fill_random::{FillRandom, Mode};
 use crate::model::weights::{
-    plan_expert_split, plan_row_split, Bf16Matrix, ExpertPart, ExpertTensor, ExpertWeights,
-    F32Vector, LayerWeights, MatrixPart, Weights,
+    plan_expert_split, row_parts, Bf16Matrix, ExpertPart, ExpertTensor, ExpertWeights, F32Vector,
+    LayerWeights, MatrixPart, Weights,
 };
 
 /// The configs `--synthetic` knows: gpt-oss-20b and -120b, and a tiny one of the same shape.
@@ -88,21 +88,9 @@ impl Filler<'_> {
     }
 
     fn matrix(&mut self, label: &str, rows: usize, cols: usize, a: f32) -> Result<Bf16Matrix> {
-        let limit = self.gpu.max_binding().min(self.gpu.max_buffer());
         let row_bytes = cols as u64 * 2;
-        let split =
-            plan_row_split(rows, row_bytes, limit).ok_or_else(|| Error::BindingTooLarge {
-                label: label.into(),
-                bytes: row_bytes,
-                limit,
-            })?;
         let mut parts = Vec::new();
-        for (i, &(first, n)) in split.iter().enumerate() {
-            let l = if split.len() > 1 {
-                format!("{label}.part{i}")
-            } else {
-                label.into()
-            };
+        for (l, first, n) in row_parts(self.gpu, label, rows, row_bytes)? {
             let buffer = self.buffer(&l, n as u64 * row_bytes, Fill::Bf16(a))?;
             parts.push(MatrixPart {
                 buffer,

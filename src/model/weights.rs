@@ -194,6 +194,35 @@ pub fn plan_row_split(rows: usize, row_bytes: u64, limit: u64) -> Option<Vec<(us
     )
 }
 
+/// `rows` rows of `row_bytes` bytes split by [`plan_row_split`] under `gpu`'s binding and buffer
+/// limits, as (buffer label, first row, rows): `label.partN` when there are several parts.
+pub fn row_parts(
+    gpu: &Gpu,
+    label: &str,
+    rows: usize,
+    row_bytes: u64,
+) -> Result<Vec<(String, usize, usize)>> {
+    let limit = gpu.max_binding().min(gpu.max_buffer());
+    let split = plan_row_split(rows, row_bytes, limit).ok_or_else(|| Error::BindingTooLarge {
+        label: label.to_string(),
+        bytes: row_bytes,
+        limit,
+    })?;
+    let several = split.len() > 1;
+    Ok(split
+        .into_iter()
+        .enumerate()
+        .map(|(i, (first, n))| {
+            let part = if several {
+                format!("{label}.part{i}")
+            } else {
+                label.to_string()
+            };
+            (part, first, n)
+        })
+        .collect())
+}
+
 /// Splits `experts` experts into ranges such that, for every tensor whose per-expert GPU size
 /// is in `expert_bytes`, a range fits `limit`. One plan serves all of a layer's expert tensors.
 pub fn plan_expert_split(
@@ -417,7 +446,12 @@ impl Uploader<'_> {
     }
 
     /// Uploads unit ranges of `data` as the plan's parts.
-    fn parts(&mut self, id: TensorId) -> Result<Vec<(GpuBuffer, usize, usize)>> {
+    /// Uploads `id` by its plan; `part(buffer, first unit, units)` makes each part.
+    fn parts<P>(
+        &mut self,
+        id: TensorId,
+        part: impl Fn(GpuBuffer, usize, usize) -> P,
+    ) -> Result<Vec<P>> {
         let data = gpu_data(self.src, id)?;
         let plan = self.plan(id)?.clone();
         let mut out = Vec::with_capacity(plan.parts.len());
@@ -438,7 +472,7 @@ impl Uploader<'_> {
             // Padding bytes count towards the planned total.
             self.bar
                 .inc(padded(bytes.len() as u64) - bytes.len() as u64);
-            out.push((buf, first, n));
+            out.push(part(buf, first, n));
         }
         Ok(out)
     }
@@ -484,15 +518,11 @@ impl Uploader<'_> {
 
     fn matrix(&mut self, id: TensorId) -> Result<Bf16Matrix> {
         let shape = canonical_shape(self.src.config(), id);
-        let parts = self
-            .parts(id)?
-            .into_iter()
-            .map(|(buffer, first_row, rows)| MatrixPart {
-                buffer,
-                first_row,
-                rows,
-            })
-            .collect();
+        let parts = self.parts(id, |buffer, first_row, rows| MatrixPart {
+            buffer,
+            first_row,
+            rows,
+        })?;
         Ok(Bf16Matrix {
             rows: shape.first().copied().unwrap_or(0),
             cols: shape.get(1).copied().unwrap_or(0),
@@ -502,21 +532,10 @@ impl Uploader<'_> {
 
     /// Uploads `data` (whole rows of `row_bytes`) split by rows under the binding limit.
     fn upload_rows(&mut self, label: &str, data: &[u8], row_bytes: u64) -> Result<Vec<MatrixPart>> {
-        let limit = self.gpu.max_binding().min(self.gpu.max_buffer());
         let rows = (data.len() as u64 / row_bytes.max(1)) as usize;
-        let split =
-            plan_row_split(rows, row_bytes, limit).ok_or_else(|| Error::BindingTooLarge {
-                label: label.to_string(),
-                bytes: row_bytes,
-                limit,
-            })?;
+        let split = row_parts(self.gpu, label, rows, row_bytes)?;
         let mut parts = Vec::with_capacity(split.len());
-        for (i, &(first, n)) in split.iter().enumerate() {
-            let part_label = if split.len() > 1 {
-                format!("{label}.part{i}")
-            } else {
-                label.to_string()
-            };
+        for (part_label, first, n) in split {
             let bytes = &data
                 [(first as u64 * row_bytes) as usize..((first + n) as u64 * row_bytes) as usize];
             self.bar.set_message(part_label.clone());
@@ -581,8 +600,8 @@ impl Uploader<'_> {
 
     fn vector(&mut self, id: TensorId) -> Result<F32Vector> {
         let len = element_count(&canonical_shape(self.src.config(), id)).unwrap_or(0);
-        let mut parts = self.parts(id)?;
-        let buffer = parts.pop().map(|(b, _, _)| b).ok_or_else(|| Error::Shape {
+        let mut parts = self.parts(id, |buffer, _, _| buffer)?;
+        let buffer = parts.pop().ok_or_else(|| Error::Shape {
             what: id.hf_name(),
             expected: "one buffer".into(),
             actual: "none".into(),
@@ -591,15 +610,11 @@ impl Uploader<'_> {
     }
 
     fn expert_tensor(&mut self, id: TensorId) -> Result<ExpertTensor> {
-        let parts = self
-            .parts(id)?
-            .into_iter()
-            .map(|(buffer, first_expert, n_experts)| ExpertPart {
-                buffer,
-                first_expert,
-                n_experts,
-            })
-            .collect();
+        let parts = self.parts(id, |buffer, first_expert, n_experts| ExpertPart {
+            buffer,
+            first_expert,
+            n_experts,
+        })?;
         Ok(ExpertTensor { parts })
     }
 

@@ -125,33 +125,31 @@ fn parse(state: &Shared, req: ChatCompletionRequest) -> Result<(Prepared, bool, 
     Ok((prepared, generation.stream, generation.usage_in_stream()))
 }
 
-pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
-    let run = async {
-        let req: ChatCompletionRequest = super::parse_body(body, state.opts.max_body)?;
-        let model = req
-            .model
-            .clone()
-            .unwrap_or_else(|| state.engine.model_name.clone());
-        let (prepared, streamed, usage) = parse(&state, req)?;
-        let (handle, parser) = start(&state, prepared)?;
-        let id = next_id("chatcmpl-");
-        if streamed {
-            return Ok(sse(handle, parser, id, model, usage));
-        }
-        let (reply, finished) = stream::collect(handle, parser).await?;
-        let (usage, timings) = stream::usage_fields(&finished, Some(reply.reasoning_tokens));
-        Ok::<_, ApiError>(
-            Json(json!({
-                "id": id, "object": "chat.completion", "created": unix_now(), "model": model,
-                "choices": [{"index": 0, "message": message(&reply),
-                             "finish_reason": reply.finish_reason.as_str(), "logprobs": null}],
-                "usage": usage,
-                "timings": timings,
-            }))
-            .into_response(),
-        )
-    };
-    run.await.unwrap_or_else(IntoResponse::into_response)
+pub async fn handle(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: ChatCompletionRequest = super::parse_body(body, state.opts.max_body)?;
+    let model = req
+        .model
+        .clone()
+        .unwrap_or_else(|| state.engine.model_name.clone());
+    let (prepared, streamed, usage) = parse(&state, req)?;
+    let (handle, parser) = start(&state, prepared)?;
+    let id = next_id("chatcmpl-");
+    if streamed {
+        return Ok(sse(handle, parser, id, model, usage));
+    }
+    let (reply, finished) = stream::collect(handle, parser).await?;
+    let (usage, timings) = stream::usage_fields(&finished, Some(reply.reasoning_tokens));
+    Ok(Json(json!({
+        "id": id, "object": "chat.completion", "created": unix_now(), "model": model,
+        "choices": [{"index": 0, "message": message(&reply),
+                     "finish_reason": reply.finish_reason.as_str(), "logprobs": null}],
+        "usage": usage,
+        "timings": timings,
+    }))
+    .into_response())
 }
 
 fn message(r: &Reply) -> Value {

@@ -36,12 +36,6 @@ pub struct CompletionRequest {
     pub generation: Generation,
 }
 
-pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
-    run(state, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
 /// Generated ids to text: stop ids end it and are not text; stop sequences cut it.
 struct TextReply {
     decoder: DecodeStream,
@@ -84,7 +78,10 @@ impl TextReply {
     }
 }
 
-async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn handle(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let req: CompletionRequest = super::parse_body(body, state.opts.max_body)?;
     let e = &state.engine;
     let prompt = match req.prompt {

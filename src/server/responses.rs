@@ -188,13 +188,10 @@ fn tools(list: Vec<ResponsesTool>) -> Result<Vec<Tool>, ApiError> {
         .collect()
 }
 
-pub async fn handle(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
-    run(state, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn run(state: Shared, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn handle(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let req: ResponsesRequest = super::parse_body(body, state.opts.max_body)?;
     let effort = req.reasoning.as_ref().and_then(|r| r.effort.as_deref());
     let opts = ChatOptions {

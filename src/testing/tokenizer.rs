@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 /// The harmony special tokens a tokenizer.json must have for chat generation, in
 /// o200k_harmony's order (https://github.com/openai/harmony/blob/main/docs/format.md).
+/// scripts/make_fixtures.py reads its list from this declaration.
 pub const HARMONY_SPECIALS: [&str; 9] = [
     "<|startoftext|>",
     "<|endoftext|>",

@@ -556,6 +556,10 @@ fn info(opts: &GpuOptions, json: bool) -> Result<ExitCode> {
             r.max_storage_buffer_binding_size,
             r.max_compute_workgroup_storage_size
         );
+        if !r.cooperative_matrix_shapes.is_empty() {
+            let shapes = r.cooperative_matrix_shapes.join(", ");
+            let _ = writeln!(o, "    cooperative matrices: {shapes}");
+        }
     }
     out(&o)?;
     Ok(ExitCode::SUCCESS)

@@ -237,6 +237,9 @@ pub struct AdapterReport {
     pub subgroup: bool,
     pub timestamp_query: bool,
     pub cooperative_matrix: bool,
+    /// The cooperative-matrix configurations the driver offers ("MxNxK AB->C"): what a
+    /// tensor-core kernel must choose from, since nothing checks a shader against them.
+    pub cooperative_matrix_shapes: Vec<String>,
     pub max_buffer_size: u64,
     pub max_storage_buffer_binding_size: u64,
     pub max_compute_workgroup_storage_size: u32,
@@ -330,6 +333,17 @@ pub fn adapter_report(index: usize, adapter: &wgpu::Adapter, auto: bool) -> Adap
         subgroup: features.contains(wgpu::Features::SUBGROUP),
         timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         cooperative_matrix: features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+        cooperative_matrix_shapes: (adapter.cooperative_matrix_properties().iter())
+            .map(|p| {
+                let sat = if p.saturating_accumulation {
+                    " saturating"
+                } else {
+                    ""
+                };
+                let (m, n, k) = (p.m_size, p.n_size, p.k_size);
+                format!("{m}x{n}x{k} {:?}->{:?}{sat}", p.ab_type, p.cr_type)
+            })
+            .collect(),
         max_buffer_size: limits.max_buffer_size,
         max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,

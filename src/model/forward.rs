@@ -178,7 +178,8 @@ impl Forward {
         let mut all_logits = want_logits.then(Vec::new);
         for t0 in (0..ids.len()).step_by(step_tokens) {
             let n = step_tokens.min(ids.len() - t0);
-            self.prefill_step(gpu, w, &ids[t0..t0 + n], pos0 + t0, logits.as_ref())?;
+            let last = t0 + n == ids.len();
+            self.prefill_step(gpu, w, &ids[t0..t0 + n], pos0 + t0, logits.as_ref(), last)?;
             if let (Some(lb), Some(out)) = (&logits, all_logits.as_mut()) {
                 let bytes = gpu.read_range(lb, 0, (n * vocab * 4) as u64)?;
                 out.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes));
@@ -194,8 +195,8 @@ impl Forward {
     }
 
     /// Submits one prefill step of `ids` at position `pos`, with the logits of every position
-    /// into `logits` when given. The last position's residual stream is copied to the decode
-    /// path's, where the head reads it.
+    /// into `logits` when given. After the `last` step, the last position's residual stream is
+    /// copied to the decode path's, where the head reads it.
     fn prefill_step(
         &mut self,
         gpu: &Gpu,
@@ -203,6 +204,7 @@ impl Forward {
         ids: &[u32],
         pos: usize,
         logits: Option<&GpuBuffer>,
+        last: bool,
     ) -> Result<()> {
         let (n, h) = (ids.len(), self.config.hidden_size);
         gpu.write(&self.prefill.buf.ids, 0, bytemuck::cast_slice(ids));
@@ -218,13 +220,15 @@ impl Forward {
                 p.record(pass, pos as u32);
             }
         });
-        encoder.copy_buffer_to_buffer(
-            &self.prefill.buf.x.buffer,
-            ((n - 1) * h * 4) as u64,
-            &self.decode.x.buffer,
-            0,
-            (h * 4) as u64,
-        );
+        if last {
+            encoder.copy_buffer_to_buffer(
+                &self.prefill.buf.x.buffer,
+                ((n - 1) * h * 4) as u64,
+                &self.decode.x.buffer,
+                0,
+                (h * 4) as u64,
+            );
+        }
         gpu.queue.submit([encoder.finish()]);
         Ok(())
     }

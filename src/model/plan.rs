@@ -90,10 +90,6 @@ impl Plan {
         });
     }
 
-    pub fn extend(&mut self, other: Plan) {
-        self.ops.extend(other.ops);
-    }
-
     pub fn len(&self) -> usize {
         self.ops.len()
     }

@@ -9,6 +9,7 @@
 // the only thing the two kernels read differently.
 
 //!include mxfp4
+//!include moe_tile_list
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
@@ -17,21 +18,6 @@ const WG: u32 = 256u;
 var<workgroup> xs: array<vec4<f32>, 32u * TM / 4u>;   // [32][TM]
 var<workgroup> ws: array<vec4<f32>, 32u * TN / 4u>;   // [32][TN] E2M1 values, unscaled
 var<workgroup> row_scale: array<u32, TN>;
-
-// The row tile of workgroup row wg_y in a dispatch for experts e0..e0 + n_part: (expert, first
-// sorted entry, entries). No entries when the list has no such tile or its expert is in
-// another part (a listed tile always has at least one).
-fn moe_tile_rows(wg_y: u32, e0: u32, n_part: u32) -> vec3<u32> {
-    if wg_y >= tile_count[0] {
-        return vec3<u32>(0u);
-    }
-    let tile = tiles[wg_y];
-    let e = tile.x;
-    if e < e0 || e >= e0 + n_part {
-        return vec3<u32>(0u);
-    }
-    return vec3<u32>(e, tile.y, min(TM, offsets[e + 1u] - tile.y));
-}
 
 // The including kernel's entry point takes `ids: MoeTileIds`.
 struct MoeTileIds {
@@ -51,7 +37,7 @@ struct MoeTile {
 }
 
 fn moe_tile(ids: MoeTileIds, e0: u32, n_part: u32) -> MoeTile {
-    let rows = moe_tile_rows(ids.wg_id.y, e0, n_part);
+    let rows = moe_tile_rows(ids.wg_id.y, e0, n_part, TM);
     let n0 = ids.wg_id.x * TN;
     let tx = ids.lid % 16u;
     let ty = ids.lid / 16u;

@@ -162,7 +162,94 @@ fn prefill_attention_causal_window_and_chunked_steps() {
     for_each_case(&cases, 300, check_prefill_attention);
 }
 
+/// Which kernels run the expert matmuls: the f32 tiles, or cooperative matrices (f16
+/// operands) where the device has them; down stays f32 when the clamp leaves its input
+/// unbounded, as in the prefill plan.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ExpertPath {
+    F32,
+    Coop,
+}
+
 fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
+    check_moe_prefill_on(gpu, c, seed, ExpertPath::F32);
+    if gpu.precision().coop {
+        check_moe_prefill_on(gpu, c, seed, ExpertPath::Coop);
+    } else {
+        eprintln!(
+            "{}: no cooperative matrices; f32 tiles only",
+            gpu.adapter_name()
+        );
+    }
+}
+
+/// The expert matmuls of one MoE prefill step on `path`, for every part of the experts.
+fn expert_dispatches(
+    gpu: &Gpu,
+    c: &MoeCase,
+    moe: MoeBuffers,
+    part: &ExpertPartBuffers,
+    routing: &Routing,
+    shift: &GpuBuffer,
+    path: ExpertPath,
+) -> Vec<Dispatch> {
+    let (max_tokens, limit) = (c.tokens as u32, c.limit);
+    let (gate_up, down) = (&part.gate_up(), &part.down());
+    let mut ds = Vec::new();
+    if path == ExpertPath::Coop {
+        ds.push(
+            moe_gate_up_prefill_f16_mf4w::MoeGateUpPrefillF16 {
+                moe,
+                experts: gate_up,
+                limit,
+                max_tokens,
+                routing,
+                shift,
+            }
+            .dispatch(gpu)
+            .unwrap(),
+        );
+    } else {
+        ds.push(
+            moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
+                moe,
+                experts: gate_up,
+                limit,
+                max_tokens,
+                routing,
+            }
+            .dispatch(gpu)
+            .unwrap(),
+        );
+    }
+    if path == ExpertPath::Coop && moe_down_prefill_f16_mf4w::fits(limit) {
+        ds.push(
+            moe_down_prefill_f16_mf4w::MoeDownPrefillF16 {
+                moe,
+                experts: down,
+                limit,
+                max_tokens,
+                routing,
+            }
+            .dispatch(gpu)
+            .unwrap(),
+        );
+    } else {
+        ds.push(
+            moe_down_prefill_f32_mf4w::MoeDownPrefill {
+                moe,
+                experts: down,
+                max_tokens,
+                routing,
+            }
+            .dispatch(gpu)
+            .unwrap(),
+        );
+    }
+    ds
+}
+
+fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
     let (t, h, i, e, k) = (c.tokens, c.hidden, c.inter, c.experts, c.k);
     let inputs = c.draw(seed);
     let (x, gain, logits) = (&inputs.x, &inputs.gain, &inputs.logits);
@@ -186,6 +273,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let xn = out(gpu, "xn", t * h);
     let act = out(gpu, "act", t * k * i);
     let y = out(gpu, "y", t * k * h);
+    let shift = out(gpu, "shift", t);
     let routing = Routing::new(gpu, t as u32, k as u32, e as u32).unwrap();
     let shape = c.shape();
     let norm = rmsnorm_f32::RmsNorm {
@@ -203,6 +291,15 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
         routing: &routing,
     };
     let mut ds = vec![norm.dispatch(gpu).unwrap(), route.dispatch(gpu).unwrap()];
+    if path == ExpertPath::Coop {
+        let s = moe_x_shift_prefill::MoeXShiftPrefill {
+            n_tokens: t as u32,
+            hidden: h as u32,
+            xn: &xn,
+            shift: &shift,
+        };
+        ds.push(s.dispatch(gpu).unwrap());
+    }
     let parts = ExpertPartBuffers::upload_all(gpu, &experts, &c.parts);
     let moe = MoeBuffers {
         shape,
@@ -211,21 +308,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
         y: &y,
     };
     for part in &parts {
-        let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
-            moe,
-            experts: &part.gate_up(),
-            limit: c.limit,
-            max_tokens: t as u32,
-            routing: &routing,
-        };
-        ds.push(gate_up.dispatch(gpu).unwrap());
-        let down = moe_down_prefill_f32_mf4w::MoeDownPrefill {
-            moe,
-            experts: &part.down(),
-            max_tokens: t as u32,
-            routing: &routing,
-        };
-        ds.push(down.dispatch(gpu).unwrap());
+        ds.extend(expert_dispatches(gpu, c, moe, part, &routing, &shift, path));
     }
     let combine = moe_combine_prefill_f32::MoeCombinePrefill {
         shape,
@@ -237,95 +320,183 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
     ds.push(combine.dispatch(gpu).unwrap());
     gpu.run("moe prefill", &ds.iter().collect::<Vec<_>>())
         .unwrap();
-    let what = format!("moe prefill T={t} E={e} k={k} parts={:?}", c.parts);
+    let what = format!(
+        "moe prefill ({path:?}) T={t} E={e} k={k} parts={:?}",
+        c.parts
+    );
     // f32 rounding errors scale with the magnitudes of the terms summed, not with the result:
     // with scales up to 2^7 and no clamp, outputs near 1e4 are what is left of terms near 1e6.
-    let magnitude: Vec<f32> = (0..t)
+    // The f16 operands add their own bound (see moe_error_bounds).
+    let f16_down = path == ExpertPath::Coop && moe_down_prefill_f16_mf4w::fits(c.limit);
+    let bounds: Vec<(f32, f32)> = (0..t)
         .flat_map(|tok| {
-            moe_term_magnitudes(
-                &x[tok * h..(tok + 1) * h],
-                gain,
-                &logits[tok * e..(tok + 1) * e],
-                k,
-                c.limit,
-                &experts,
-            )
+            let (x, logits) = (&x[tok * h..(tok + 1) * h], &logits[tok * e..(tok + 1) * e]);
+            moe_error_bounds(x, gain, logits, k, c.limit, &experts, f16_down)
         })
         .collect();
     let got = gpu.read_f32(&xb).unwrap();
     let mut worst = (0f32, 0usize);
-    for (n, ((&g, &w), &m)) in got.iter().zip(&want).zip(&magnitude).enumerate() {
+    for (n, ((&g, &w), &(m, f16_err))) in got.iter().zip(&want).zip(&bounds).enumerate() {
         assert!(!g.is_nan(), "{what}: NaN at index {n} (want {w})");
-        let tol = F32_ATOL + F32_RTOL * m;
+        let f16_err = if path == ExpertPath::Coop {
+            f16_err
+        } else {
+            0.0
+        };
+        let tol = F32_ATOL + F32_RTOL * m + f16_err;
         let d = (g - w).abs();
         assert!(
             d <= tol,
             "{what}: index {n}: got {g}, want {w} (|diff| {d} > tol {tol}; terms of magnitude {m})"
         );
-        if d / m.max(1e-30) > worst.0 {
-            worst = (d / m.max(1e-30), n);
+        if d / tol > worst.0 {
+            worst = (d / tol, n);
         }
     }
     eprintln!(
-        "{what}: largest |diff| / term magnitude {:.1e} at index {}",
+        "{what}: largest |diff| / tolerance {:.2} at index {}",
         worst.0, worst.1
     );
 }
 
-/// Per output of one token's MoE block, the sum of the magnitudes of everything summed into
-/// it: |x| + sum_j w_j (sum_i |W2_ri| (|act_ji| + err_ji) + |b2|), where err_ji bounds how
-/// far act moves per unit of relative error in its own sums (|d swiglu/dg| <= 1.1 and
-/// |d swiglu/du| = |g sigmoid(1.702 g)|, times the magnitudes of the gate and up sums). An f32
-/// kernel lands within a small multiple of 2^-24 x terms x magnitude of the f64 result.
-fn moe_term_magnitudes(
+/// The power of two moe_x_shift_prefill should pick for a row: the smallest s >= 0 with
+/// max|x| 2^-s < 2^15, counted up one at a time.
+fn x_shift(x: &[f32]) -> u32 {
+    let m = x.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+    let mut s = 0;
+    while m * 2f64.powi(-s) >= 32768.0 {
+        s += 1;
+    }
+    s as u32
+}
+
+#[test]
+fn x_shift_brings_rows_into_f16_range() {
+    let mut rng = Rng::new(21);
+    let h = 96;
+    // Row maxima below, at and far above 2^15 (one row per scale), signs mixed.
+    let scales = [1.0f32, 32767.0, 32768.0, 65535.0, 65536.0, 1.0e6, 3.0e30];
+    let mut x = Vec::new();
+    for &s in &scales {
+        let mut row = rng.vec_sym(h, 1.0);
+        row[rng.below(h as u32) as usize] = if rng.below(2) == 0 { s } else { -s };
+        x.extend(row);
+    }
+    let want: Vec<u32> = x.chunks(h).map(x_shift).collect();
+    for gpu in paths() {
+        let xb = up(&gpu, "x", &x);
+        let shift = out(&gpu, "shift", scales.len());
+        let d = moe_x_shift_prefill::MoeXShiftPrefill {
+            n_tokens: scales.len() as u32,
+            hidden: h as u32,
+            xn: &xb,
+            shift: &shift,
+        };
+        gpu.run("x shift", &[&d.dispatch(&gpu).unwrap()]).unwrap();
+        let got = gpu.read_u32(&shift).unwrap();
+        assert_eq!(got, want, "{}", gpu.adapter_name());
+    }
+}
+
+/// f16's relative rounding error: WGSL lets a conversion land on either neighbour, so one
+/// spacing (2^-10 of the value for normals).
+const F16_REL: f64 = 1.0 / 1024.0;
+/// f16's subnormal spacing, 2^-24: the absolute error of a conversion below 2^-14.
+const F16_TINY: f64 = 1.0 / 16_777_216.0;
+
+/// Per output of one token's MoE block: (magnitude, f16 bound).
+///
+/// magnitude is the sum of the magnitudes of everything summed into it: |x| + sum_j w_j
+/// (sum_i |W2_ri| (|act_ji| + err_ji) + |b2|), where err_ji bounds how far act moves per unit
+/// of relative error in its own sums (|d swiglu/dg| <= 1.1 and |d swiglu/du| =
+/// |g sigmoid(1.702 g)|, times the magnitudes of the gate and up sums). An f32 kernel lands
+/// within a small multiple of 2^-24 x terms x magnitude of the f64 result.
+///
+/// The f16 bound is what the cooperative-matrix kernels add (moe_prefill_coop): each
+/// activation rounded to f16 after its token's shift 2^-s (relative F16_REL, or F16_TINY
+/// 2^s absolute below f16's normals), and each weight of a block more than 2^23 below its row's
+/// largest scale off by up to F16_TINY of that row scale; the gate and up errors carried
+/// into act by the same derivatives, then, where down is f16 too (`f16_down`), act rounded
+/// again and down's own weights.
+fn moe_error_bounds(
     x: &[f32],
     gain: &[f32],
     logits: &[f32],
     k: usize,
     limit: f32,
     ex: &ExpertsRef<'_>,
-) -> Vec<f32> {
+    f16_down: bool,
+) -> Vec<(f32, f32)> {
     use oss_wgpu::checkpoint::mxfp4::decode_f64;
     let (h, i) = (ex.hidden, ex.inter);
     let xn = r::rmsnorm_f32(x, gain, 1e-5);
     let (ids, weights) = r::router_topk(logits, k);
+    // A weight row, and the largest error f16 storage adds to each of its weights.
     let row = |blocks: &[u8], scales: &[u8], r: usize, n: usize| {
         let nb = n / 32;
-        decode_f64(
-            &blocks[r * nb * 16..(r + 1) * nb * 16],
-            &scales[r * nb..(r + 1) * nb],
-        )
+        let s = &scales[r * nb..(r + 1) * nb];
+        let w = decode_f64(&blocks[r * nb * 16..(r + 1) * nb * 16], s);
+        let top = *s.iter().max().unwrap() as i32;
+        let flush: Vec<f64> = (0..n)
+            .map(|c| {
+                let d = s[c / 32] as i32 - top;
+                if d < -23 {
+                    F16_TINY * 2f64.powi(top - 127)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        (w, flush)
     };
-    let mut out: Vec<f64> = x.iter().map(|&v| v.abs() as f64).collect();
+    let rounded = |v: f64| F16_REL * v.abs() + F16_TINY;
+    let shift = 2f64.powi(x_shift(&xn) as i32);
+    let rounded_x = |v: f64| F16_REL * v.abs() + F16_TINY * shift;
+    let mut out: Vec<(f64, f64)> = x.iter().map(|&v| (v.abs() as f64, 0.0)).collect();
     for (&e, &w) in ids.iter().zip(&weights) {
-        let mut act_mag = Vec::with_capacity(i);
+        let mut act = Vec::with_capacity(i);
         for j in 0..i {
             let sums = |r: usize| {
-                let wr = row(ex.gate_up_blocks, ex.gate_up_scales, e * 2 * i + r, h);
+                let (wr, flush) = row(ex.gate_up_blocks, ex.gate_up_scales, e * 2 * i + r, h);
                 let b = ex.gate_up_bias[e * 2 * i + r] as f64;
                 let v: f64 = wr.iter().zip(&xn).map(|(&a, &q)| a * q as f64).sum::<f64>() + b;
-                let m: f64 = wr
-                    .iter()
-                    .zip(&xn)
-                    .map(|(&a, &q)| (a * q as f64).abs())
+                let terms = wr.iter().zip(&xn).zip(&flush);
+                let m: f64 = terms
+                    .clone()
+                    .map(|((&a, &q), _)| (a * q as f64).abs())
                     .sum::<f64>()
                     + b.abs();
-                (v, m)
+                let f16: f64 = terms
+                    .map(|((&a, &q), &f)| a.abs() * rounded_x(q as f64) + f * (q as f64).abs())
+                    .sum();
+                (v, m, f16)
             };
-            let ((g, gm), (u, um)) = (sums(2 * j), sums(2 * j + 1));
-            let act = r::swiglu(g, u, limit as f64).abs();
+            let ((g, gm, gf), (u, um, uf)) = (sums(2 * j), sums(2 * j + 1));
+            let value = r::swiglu(g, u, limit as f64).abs();
             let gs = g.min(limit as f64);
             let dg = 1.1 * (u.clamp(-(limit as f64), limit as f64) + 1.0).abs();
             let du = (gs / (1.0 + (-1.702 * gs).exp())).abs();
-            act_mag.push(act + dg * gm + du * um);
+            // (magnitude, f16 error, |act|) of act j.
+            act.push((value + dg * gm + du * um, dg * gf + du * uf, value));
         }
         for (r, o) in out.iter_mut().enumerate() {
-            let wr = row(ex.down_blocks, ex.down_scales, e * h + r, i);
-            let s: f64 = wr.iter().zip(&act_mag).map(|(&a, &m)| a.abs() * m).sum();
-            *o += w as f64 * (s + (ex.down_bias[e * h + r] as f64).abs());
+            let (wr, flush) = row(ex.down_blocks, ex.down_scales, e * h + r, i);
+            let terms = wr.iter().zip(&act).zip(&flush);
+            let s: f64 = terms.clone().map(|((&a, &(m, _, _)), _)| a.abs() * m).sum();
+            let f16: f64 = terms
+                .map(|((&a, &(_, err, v)), &f)| {
+                    if f16_down {
+                        a.abs() * (err + rounded(v + err)) + f * (v + err)
+                    } else {
+                        a.abs() * err
+                    }
+                })
+                .sum();
+            o.0 += w as f64 * (s + (ex.down_bias[e * h + r] as f64).abs());
+            o.1 += w as f64 * f16;
         }
     }
-    out.into_iter().map(|v| v as f32).collect()
+    out.into_iter().map(|(m, f)| (m as f32, f as f32)).collect()
 }
 
 #[test]
@@ -358,6 +529,8 @@ fn grouped_moe_prefill_matches_per_token_reference() {
         MoeCase::new(40, 64, 64, 4, 2)
             .limit(1e30)
             .scales(&ADVERSARIAL_SCALES[..8]),
+        // Normalised activations up to ~1e6, beyond f16's range: the f16 path must shift them.
+        MoeCase::new(20, 64, 64, 4, 2).gain(2.0e5),
     ];
     for_each_case(&cases, 400, check_moe_prefill);
 }

@@ -174,10 +174,15 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
 /// composer picks its module variants from it and the kernels size the KV cache by it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Precision {
-    /// The KV cache's element type (f16 only where SHADER_F16 was granted).
+    /// The KV cache's element type (f16 only where it was asked for and SHADER_F16 granted).
     pub kv: KvChoice,
     /// Subgroup reductions are used (the adapter has them and the path is not portable).
     pub subgroups: bool,
+    /// The prefill expert matmuls run on cooperative matrices (tensor cores): f16 operands,
+    /// f32 accumulation. Only where the driver offers 16x16x16 f16 x f16 -> f32, subgroups
+    /// are in use at one fixed size, and neither the portable path nor OSS_WGPU_COOP=off
+    /// asked otherwise.
+    pub coop: bool,
 }
 
 /// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R" and
@@ -444,6 +449,27 @@ pub fn select_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
     Ok(adapters.swap_remove(index))
 }
 
+/// Whether the cooperative-matrix prefill kernels can run on `adapter`: the features they
+/// need, the one configuration they use (16x16x16, f16 inputs, f32 accumulator; nothing in
+/// wgpu checks a shader against the driver's list), and one fixed subgroup size, since a
+/// workgroup is 8 subgroups. OSS_WGPU_COOP=off turns them off (to compare the two paths).
+fn coop_usable(adapter: &wgpu::Adapter) -> bool {
+    use wgpu::CooperativeScalarType as T;
+    let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    let info = adapter.get_info();
+    let shape = adapter.cooperative_matrix_properties().iter().any(|p| {
+        (p.m_size, p.n_size, p.k_size) == (16, 16, 16) && p.ab_type == T::F16 && p.cr_type == T::F32
+    });
+    let off = std::env::var("OSS_WGPU_COOP").is_ok_and(|v| v.trim() == "off");
+    adapter.features().contains(needed)
+        && shape
+        && info.subgroup_min_size == info.subgroup_max_size
+        && info.subgroup_max_size >= 8
+        && !off
+}
+
 /// Errors wgpu reports outside any scope, kept until the next [`Gpu::check`].
 #[derive(Default)]
 struct ErrorSink {
@@ -486,6 +512,10 @@ impl Gpu {
         if !opts.portable {
             want |= have & wgpu::Features::SUBGROUP;
         }
+        let coop = !opts.portable && coop_usable(&adapter);
+        if coop {
+            want |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
+        }
         let f16_kv = match opts.kv {
             KvChoice::F32 => false,
             KvChoice::F16 if have.contains(wgpu::Features::SHADER_F16) => true,
@@ -525,7 +555,14 @@ impl Gpu {
             label: Some("oss-wgpu"),
             required_features: want,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: if coop {
+                // SAFETY: wgpu asks callers of experimental features to accept that its
+                // implementation may have bugs; the cooperative-matrix kernels are checked
+                // against the CPU references on the devices that run them (tests/prefill.rs).
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            },
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
@@ -556,12 +593,9 @@ impl Gpu {
 
         let granted = device.features();
         let precision = Precision {
-            kv: if granted.contains(wgpu::Features::SHADER_F16) {
-                KvChoice::F16
-            } else {
-                KvChoice::F32
-            },
+            kv: if f16_kv { KvChoice::F16 } else { KvChoice::F32 },
             subgroups: granted.contains(wgpu::Features::SUBGROUP),
+            coop: granted.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
         };
         let tuning = Tuning::from_env();
         let features = GpuFeatures {
@@ -570,7 +604,7 @@ impl Gpu {
             timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY),
         };
         log::info!(
-            "adapter: {} ({}, {}), f16 {}, subgroups {} (size {}..{}), timestamps {}, max binding {} B",
+            "adapter: {} ({}, {}), f16 KV {}, subgroups {} (size {}..{}), cooperative matrices {}, timestamps {}, max binding {} B",
             info.name,
             info.backend.to_str(),
             info.driver,
@@ -578,6 +612,7 @@ impl Gpu {
             precision.subgroups,
             features.subgroup_min_size,
             features.subgroup_max_size,
+            precision.coop,
             features.timestamps,
             limits.max_storage_buffer_binding_size
         );

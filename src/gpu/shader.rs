@@ -29,6 +29,8 @@ shader_table![
     "step",
     "topk",
     "moe_prefill_tile",
+    "moe_tile_list",
+    "moe_prefill_coop",
     "attention",
     "moe_decode",
     "grid",
@@ -49,6 +51,9 @@ shader_table![
     "moe_gate_up_prefill_f32_mf4w",
     "moe_down_prefill_f32_mf4w",
     "moe_combine_prefill_f32",
+    "moe_x_shift_prefill",
+    "moe_gate_up_prefill_f16_mf4w",
+    "moe_down_prefill_f16_mf4w",
     "fill_random",
     "router_topk_f32",
     "moe_combine_f32",
@@ -121,9 +126,21 @@ pub fn is_module(name: &str) -> bool {
             | "step"
             | "topk"
             | "moe_prefill_tile"
+            | "moe_tile_list"
+            | "moe_prefill_coop"
             | "attention"
             | "moe_decode"
             | "grid"
+    )
+}
+
+/// Whether `name` (kernel or module) computes on cooperative matrices: it needs SHADER_F16,
+/// subgroups and wgpu's experimental cooperative-matrix extension, so only a device with
+/// [`crate::gpu::Precision::coop`] builds it.
+pub fn needs_coop(name: &str) -> bool {
+    matches!(
+        name,
+        "moe_prefill_coop" | "moe_gate_up_prefill_f16_mf4w" | "moe_down_prefill_f16_mf4w"
     )
 }
 

@@ -148,10 +148,13 @@ pub mod moe;
 pub mod moe_combine_f32;
 pub mod moe_combine_prefill_f32;
 pub mod moe_down_f32_mf4w;
+pub mod moe_down_prefill_f16_mf4w;
 pub mod moe_down_prefill_f32_mf4w;
 pub mod moe_gate_up_f32_mf4w;
+pub mod moe_gate_up_prefill_f16_mf4w;
 pub mod moe_gate_up_prefill_f32_mf4w;
 pub mod moe_route_prefill;
+pub mod moe_x_shift_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod router_topk_f32;
@@ -216,10 +219,13 @@ pub const KERNELS: &[Kernel] = &[
     moe_combine_f32::KERNEL,
     moe_combine_prefill_f32::KERNEL,
     moe_down_f32_mf4w::KERNEL,
+    moe_down_prefill_f16_mf4w::KERNEL,
     moe_down_prefill_f32_mf4w::KERNEL,
     moe_gate_up_f32_mf4w::KERNEL,
+    moe_gate_up_prefill_f16_mf4w::KERNEL,
     moe_gate_up_prefill_f32_mf4w::KERNEL,
     moe_route_prefill::KERNEL,
+    moe_x_shift_prefill::KERNEL,
     rmsnorm_f32::KERNEL,
     rope_kv_append_f32::KERNEL,
     router_topk_f32::KERNEL,

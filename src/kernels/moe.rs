@@ -174,11 +174,26 @@ pub(crate) fn check_routing(kernel: &str, n_experts: u32, k: u32) -> Result<()> 
     Ok(())
 }
 
-/// The grid of a prefill expert kernel: output tiles of `ex`'s rows by the row tiles of
-/// `max_tokens` tokens.
-pub(crate) fn prefill_grid(ex: &Bound, shape: &MoeShape, max_tokens: u32) -> [u32; 3] {
+/// The grid of a prefill expert kernel: output tiles of `tile_n` of `ex`'s rows by the row
+/// tiles of `max_tokens` tokens.
+pub(crate) fn prefill_grid(ex: &Bound, shape: &MoeShape, max_tokens: u32, tile_n: u32) -> [u32; 3] {
     let tiles = max_tiles(max_tokens, shape.k, shape.n_experts);
-    [ex.rows.div_ceil(TILE_N), tiles, 1]
+    [ex.rows.div_ceil(tile_n), tiles, 1]
+}
+
+/// Output rows per workgroup of the cooperative-matrix prefill kernels (moe_prefill_coop's TN).
+pub(crate) const COOP_TILE_N: u32 = 128;
+/// Subgroups per workgroup of the cooperative-matrix prefill kernels (moe_prefill_coop's N_SG).
+const COOP_SUBGROUPS: u32 = 8;
+
+/// The override constants of the cooperative-matrix prefill kernels: the workgroup size, 8
+/// subgroups of the adapter's size (the kernels assume it is fixed, which
+/// [`crate::gpu::Precision::coop`] checked).
+pub(crate) fn coop_constants(gpu: &Gpu) -> [(&'static str, f64); 1] {
+    [(
+        "WG",
+        (COOP_SUBGROUPS * gpu.features().subgroup_max_size) as f64,
+    )]
 }
 
 /// Upper bound on the row tiles for `n_tokens` tokens: every expert may leave a partial tile.

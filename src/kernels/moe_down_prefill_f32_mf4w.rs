@@ -1,6 +1,6 @@
 //! MoE prefill: grouped MXFP4 down projection over (output tile, row tile).
 
-use super::moe::{prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing};
+use super::moe::{prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing, TILE_N};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu};
 
@@ -37,7 +37,7 @@ impl MoeDownPrefill<'_> {
             n_part: ex.n_part,
         };
         let r = self.routing;
-        let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens);
+        let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens, TILE_N);
         Bindings {
             act: ex.input,
             offsets: r.offsets.binding(),

@@ -1,6 +1,6 @@
 //! MoE prefill: grouped MXFP4 gate_up and clamped SwiGLU over (output tile, row tile).
 
-use super::moe::{prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing};
+use super::moe::{prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing, TILE_N};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu};
 
@@ -51,7 +51,7 @@ impl MoeGateUpPrefill<'_> {
             _pad: 0,
         };
         let r = self.routing;
-        let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens);
+        let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens, TILE_N);
         Bindings {
             xn: ex.input,
             offsets: r.offsets.binding(),

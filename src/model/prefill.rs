@@ -60,6 +60,8 @@ activations! {
         act: "act",
         /// Expert outputs [chunk * k, hidden], combined into x by moe_combine_prefill_f32.
         y: "moe_out",
+        /// Per token, the power of two the cooperative-matrix gate_up divides it by (u32).
+        shift: "moe_x_shift",
     }
 }
 
@@ -77,6 +79,7 @@ impl Buffers<u64> {
             router_logits: f(c.num_experts),
             act: f(k * c.intermediate_size),
             y: f(k * h),
+            shift: f(1),
         }
     }
 }
@@ -249,25 +252,7 @@ impl Builder<'_> {
             act: &p.act,
             y: &p.y,
         };
-        for experts in &lw.gate_up.parts() {
-            let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
-                moe,
-                experts,
-                limit: c.swiglu_limit,
-                max_tokens: n,
-                routing,
-            };
-            plan.push(gate_up.dispatch(gpu)?);
-        }
-        for experts in &lw.down.parts() {
-            let down = moe_down_prefill_f32_mf4w::MoeDownPrefill {
-                moe,
-                experts,
-                max_tokens: n,
-                routing,
-            };
-            plan.push(down.dispatch(gpu)?);
-        }
+        self.experts(plan, lw, moe)?;
         let combine = moe_combine_prefill_f32::MoeCombinePrefill {
             shape,
             n_tokens: n,
@@ -276,6 +261,70 @@ impl Builder<'_> {
             x: &p.x,
         };
         plan.push(combine.dispatch(gpu)?);
+        Ok(())
+    }
+
+    /// gate_up then down over every expert part: on cooperative matrices where the device
+    /// has them (down only while the SwiGLU clamp keeps its input within f16's range), the
+    /// f32 tiles otherwise.
+    fn experts(&self, plan: &mut Plan, lw: &LayerWeights, moe: MoeBuffers) -> Result<()> {
+        let (gpu, p, routing, max_tokens) = (self.gpu, self.buf, self.routing, self.n as u32);
+        let limit = self.c.swiglu_limit;
+        let coop = gpu.precision().coop;
+        if coop {
+            let shift = moe_x_shift_prefill::MoeXShiftPrefill {
+                n_tokens: max_tokens,
+                hidden: moe.shape.hidden,
+                xn: &p.xn,
+                shift: &p.shift,
+            };
+            plan.push(shift.dispatch(gpu)?);
+        }
+        for experts in &lw.gate_up.parts() {
+            let d = if coop {
+                let shift = &p.shift;
+                moe_gate_up_prefill_f16_mf4w::MoeGateUpPrefillF16 {
+                    moe,
+                    experts,
+                    limit,
+                    max_tokens,
+                    routing,
+                    shift,
+                }
+                .dispatch(gpu)?
+            } else {
+                moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {
+                    moe,
+                    experts,
+                    limit,
+                    max_tokens,
+                    routing,
+                }
+                .dispatch(gpu)?
+            };
+            plan.push(d);
+        }
+        for experts in &lw.down.parts() {
+            let d = if coop && moe_down_prefill_f16_mf4w::fits(limit) {
+                moe_down_prefill_f16_mf4w::MoeDownPrefillF16 {
+                    moe,
+                    experts,
+                    limit,
+                    max_tokens,
+                    routing,
+                }
+                .dispatch(gpu)?
+            } else {
+                moe_down_prefill_f32_mf4w::MoeDownPrefill {
+                    moe,
+                    experts,
+                    max_tokens,
+                    routing,
+                }
+                .dispatch(gpu)?
+            };
+            plan.push(d);
+        }
         Ok(())
     }
 }

@@ -259,6 +259,8 @@ pub struct MoeCase {
     pub parts: Vec<(usize, usize)>,
     /// Router logits [tokens, experts] (ties, one dominant expert); None: random.
     pub logits: Option<Vec<f32>>,
+    /// The MLP norm's gain is drawn from [-gain, gain].
+    pub gain: f32,
 }
 
 /// A MoE case's random inputs.
@@ -285,7 +287,12 @@ impl MoeCase {
             scales: REALISTIC_SCALES.to_vec(),
             parts: vec![(0, experts)],
             logits: None,
+            gain: 1.0,
         }
+    }
+
+    pub fn gain(self, gain: f32) -> Self {
+        MoeCase { gain, ..self }
     }
 
     pub fn limit(self, limit: f32) -> Self {
@@ -318,7 +325,7 @@ impl MoeCase {
         let (t, h, e) = (self.tokens, self.hidden, self.experts);
         let weights = RandomExperts::new(rng, e, h, self.inter, &self.scales);
         let x = rng.vec_sym(t * h, 3.0);
-        let gain = rng.vec_sym(h, 1.0);
+        let gain = rng.vec_sym(h, self.gain);
         let logits = self
             .logits
             .clone()

@@ -1,0 +1,50 @@
+// moe_x_shift_prefill: per token of a prefill step, the power of two that
+// moe_gate_up_prefill_f16_mf4w divides the token's normalised activations by before rounding
+// them to f16: the smallest s >= 0 with max|x| 2^-s < 2^15 (f16's largest finite value is
+// just under 2^16). Rows already below 2^15, which is every row of a trained model we know
+// of, get 0: nothing is rescaled. One workgroup per token.
+
+const WG: u32 = 64u;
+
+struct Params {
+    n_tokens: u32,
+    hidden: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> xn: array<vec4<f32>>;       // [n_tokens, hidden]
+@group(0) @binding(2) var<storage, read_write> shift: array<u32>;    // [n_tokens]
+
+var<workgroup> largest: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn moe_x_shift_prefill(@builtin(local_invocation_index) lid: u32,
+                       @builtin(workgroup_id) wg_id: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>) {
+    // Uniform per workgroup: an early return keeps the barriers below in uniform control flow.
+    let t = wg_id.x + wg_id.y * nwg.x;
+    if t >= params.n_tokens {
+        return;
+    }
+    let n4 = params.hidden / 4u;
+    var m = 0.0;
+    for (var i = lid; i < n4; i += WG) {
+        let v = abs(xn[t * n4 + i]);
+        m = max(m, max(max(v.x, v.y), max(v.z, v.w)));
+    }
+    largest[lid] = m;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if lid < s {
+            largest[lid] = max(largest[lid], largest[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        // largest = 1.f x 2^e with e >= 15: dividing by 2^(e - 14) leaves [2^14, 2^15).
+        let e = i32((bitcast<u32>(largest[0]) >> 23u) & 0xffu) - 127;
+        shift[t] = u32(max(e - 14, 0));
+    }
+}

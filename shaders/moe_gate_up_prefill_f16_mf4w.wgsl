@@ -1,7 +1,7 @@
 // moe_gate_up_prefill_f16_mf4w: moe_gate_up_prefill_f32_mf4w on cooperative matrices (f16
 // operands, f32 accumulation; moe_prefill_coop's tile): grouped MXFP4 gate_up and clamped
 // SwiGLU over (tile of TN gate_up rows, row tile of moe_route_prefill's list). The
-// activations are gathered by token and divided by 2^shift[token] (moe_x_shift_prefill) on
+// activations are gathered by token and divided by 2^shift[token] (row_shift_f32) on
 // their way to f16, so that none exceeds f16's range; the result is multiplied back in f32.
 
 //!include moe_prefill_coop

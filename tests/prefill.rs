@@ -57,6 +57,98 @@ fn matmul_matches_per_token_matvec() {
         );
     }
 }
+/// The cooperative-matrix matmul (f16 operands) against an f64 product, where the device
+/// has cooperative matrices: partial tiles both ways, two row parts, bias and residual, and
+/// rows and tokens far outside f16's range (weights up to 2^40, activations up to 2^30; both
+/// must be shifted) next to ordinary ones.
+#[test]
+fn f16_matmul_matches_f64_within_its_bound() {
+    let mut rng = Rng::new(12);
+    let (t, rows, k) = (70usize, 100usize, 192usize);
+    let mut wf = rng.vec_sym(rows * k, 0.5);
+    for c in 0..k {
+        wf[7 * k + c] *= 2f32.powi(40);
+        wf[8 * k + c] *= 2f32.powi(-40);
+    }
+    let w = oss_wgpu::reference::f32_to_bf16(&wf);
+    let wv = oss_wgpu::reference::bf16_to_f32(&w);
+    let mut x = rng.vec_sym(t * k, 2.0);
+    for c in 0..k {
+        x[3 * k + c] *= 2f32.powi(30);
+    }
+    let bias = rng.vec_sym(rows, 1.0);
+    let resid = rng.vec_sym(t * rows, 3.0);
+    // The f64 product and, per output, the bound of moe_error_bounds' kind: each x rounded to
+    // f16 after its token's shift, each weight after its row's (exact unless subnormal).
+    let mut want = vec![0f32; t * rows];
+    let mut tol = vec![0f32; t * rows];
+    for tok in 0..t {
+        let xr = &x[tok * k..(tok + 1) * k];
+        let xs = 2f64.powi(x_shift(xr) as i32);
+        for r in 0..rows {
+            let wr = &wv[r * k..(r + 1) * k];
+            let wmax = wr.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+            // The kernel's row shift puts the row's largest |w| in [2^14, 2^15).
+            let ws = 2f64.powi(wmax.log2().floor() as i32 - 14);
+            let (mut sum, mut mag, mut err) = (0f64, 0f64, 0f64);
+            for (&a, &b) in wr.iter().zip(xr) {
+                let (a, b) = (a as f64, b as f64);
+                sum += a * b;
+                mag += (a * b).abs();
+                err += a.abs() * (F16_REL * b.abs() + F16_TINY * xs)
+                    + (b.abs() + F16_REL * b.abs()) * F16_TINY * ws;
+            }
+            let o = tok * rows + r;
+            want[o] = (sum + bias[r] as f64 + resid[o] as f64) as f32;
+            let m = mag + bias[r].abs() as f64 + resid[o].abs() as f64;
+            tol[o] = (err + F32_RTOL as f64 * m) as f32 + F32_ATOL;
+        }
+    }
+    for gpu in paths() {
+        if !gpu.precision().coop {
+            eprintln!(
+                "{}: no cooperative matrices; nothing to check",
+                gpu.adapter_name()
+            );
+            continue;
+        }
+        let xb = up(&gpu, "x", &x);
+        let shift = out(&gpu, "shift", t);
+        let s = row_shift_f32::RowShift {
+            n_tokens: t as u32,
+            hidden: k as u32,
+            x: &xb,
+            shift: &shift,
+        };
+        gpu.run("shift", &[&s.dispatch(&gpu).unwrap()]).unwrap();
+        let bb = up(&gpu, "bias", &bias);
+        let o = up(&gpu, "resid", &resid);
+        run_row_parts(&gpu, "matmul f16", &w, k, &[(0, 64), (64, 36)], |w| {
+            matmul_f16_bf16w::MatmulF16 {
+                w,
+                n_tokens: t as u32,
+                x: &xb,
+                shift: &shift,
+                bias: Some(&bb),
+                residual: true,
+                out: &o,
+                out_stride: rows as u32,
+            }
+            .dispatch(&gpu)
+        });
+        let got = gpu.read_f32(&o).unwrap();
+        let mut worst = 0f32;
+        for (n, ((&g, &w), &b)) in got.iter().zip(&want).zip(&tol).enumerate() {
+            let d = (g - w).abs();
+            assert!(
+                d <= b,
+                "matmul f16: index {n}: got {g}, want {w} (|diff| {d} > bound {b})"
+            );
+            worst = worst.max(d / b);
+        }
+        eprintln!("matmul f16: largest |diff| / bound {worst:.2}");
+    }
+}
 
 struct PrefillAttn {
     heads: Heads,
@@ -292,10 +384,10 @@ fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
     };
     let mut ds = vec![norm.dispatch(gpu).unwrap(), route.dispatch(gpu).unwrap()];
     if path == ExpertPath::Coop {
-        let s = moe_x_shift_prefill::MoeXShiftPrefill {
+        let s = row_shift_f32::RowShift {
             n_tokens: t as u32,
             hidden: h as u32,
-            xn: &xn,
+            x: &xn,
             shift: &shift,
         };
         ds.push(s.dispatch(gpu).unwrap());
@@ -359,7 +451,7 @@ fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
     );
 }
 
-/// The power of two moe_x_shift_prefill should pick for a row: the smallest s >= 0 with
+/// The power of two row_shift_f32 should pick for a row: the smallest s >= 0 with
 /// max|x| 2^-s < 2^15, counted up one at a time.
 fn x_shift(x: &[f32]) -> u32 {
     let m = x.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
@@ -386,10 +478,10 @@ fn x_shift_brings_rows_into_f16_range() {
     for gpu in paths() {
         let xb = up(&gpu, "x", &x);
         let shift = out(&gpu, "shift", scales.len());
-        let d = moe_x_shift_prefill::MoeXShiftPrefill {
+        let d = row_shift_f32::RowShift {
             n_tokens: scales.len() as u32,
             hidden: h as u32,
-            xn: &xb,
+            x: &xb,
             shift: &shift,
         };
         gpu.run("x shift", &[&d.dispatch(&gpu).unwrap()]).unwrap();

@@ -23,11 +23,18 @@ const MODULE_PRELUDE: &str = concat!(
     "fn moe_tile_x(start: u32, m: u32, k: u32) -> f32 { return f32(start + m + k); }\n",
 );
 
-/// What moe_prefill_coop asks of its including kernel, after the module's `enable` lines.
-const COOP_PRELUDE: &str = concat!(
-    "fn moe_coop_x4(start: u32, m: u32, k: u32) -> vec4<f32> { return vec4<f32>(f32(start + m + k)); }\n",
-    "fn moe_coop_out(t: CoopTile, m: u32, n: u32, v: vec2<f32>) {}\n",
-);
+/// What a cooperative-matrix module asks of its including kernel (placed after the `enable`
+/// lines).
+fn coop_prelude(module: &str) -> &'static str {
+    match module {
+        "coop_tile" => "fn coop_out(m: u32, n: u32, v: vec2<f32>) {}\n",
+        "moe_prefill_coop" => concat!(
+            "fn moe_coop_x4(start: u32, m: u32, k: u32) -> vec4<f32> { return vec4<f32>(f32(start + m + k)); }\n",
+            "fn moe_coop_out(t: CoopTile, m: u32, n: u32, v: vec2<f32>) {}\n",
+        ),
+        _ => "",
+    }
+}
 
 /// The portable variant must need nothing beyond core WGSL; the others exactly their feature;
 /// the cooperative-matrix kernels also f16 and cooperative matrices.
@@ -130,11 +137,7 @@ fn every_shader_validates_and_translates() {
             // `enable` directives come before every declaration.
             let (enables, body): (Vec<&str>, Vec<&str>) =
                 composed.lines().partition(|l| l.starts_with("enable "));
-            let coop_prelude = if shader::needs_coop(name) {
-                COOP_PRELUDE
-            } else {
-                ""
-            };
+            let coop_prelude = coop_prelude(name);
             let src = format!(
                 "{}\n{MODULE_PRELUDE}{coop_prelude}{}",
                 enables.join("\n"),

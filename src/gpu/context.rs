@@ -452,7 +452,7 @@ pub fn select_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
 /// Whether the cooperative-matrix prefill kernels can run on `adapter`: the features they
 /// need, the one configuration they use (16x16x16, f16 inputs, f32 accumulator; nothing in
 /// wgpu checks a shader against the driver's list), and one fixed subgroup size, since a
-/// workgroup is 8 subgroups. OSS_WGPU_COOP=off turns them off (to compare the two paths).
+/// workgroup is 8 subgroups (of at least 32, for its loads). OSS_WGPU_COOP=off turns them off (to compare the two paths).
 fn coop_usable(adapter: &wgpu::Adapter) -> bool {
     use wgpu::CooperativeScalarType as T;
     let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
@@ -466,7 +466,7 @@ fn coop_usable(adapter: &wgpu::Adapter) -> bool {
     adapter.features().contains(needed)
         && shape
         && info.subgroup_min_size == info.subgroup_max_size
-        && info.subgroup_max_size >= 8
+        && info.subgroup_max_size >= 32
         && !off
 }
 

@@ -31,6 +31,7 @@ shader_table![
     "moe_prefill_tile",
     "moe_tile_list",
     "moe_prefill_coop",
+    "coop_tile",
     "attention",
     "moe_decode",
     "grid",
@@ -46,12 +47,13 @@ shader_table![
     "moe_down_f32_mf4w",
     "sample_f32",
     "matmul_f32_bf16w",
+    "matmul_f16_bf16w",
     "attention_prefill_f32",
     "moe_route_prefill",
     "moe_gate_up_prefill_f32_mf4w",
     "moe_down_prefill_f32_mf4w",
     "moe_combine_prefill_f32",
-    "moe_x_shift_prefill",
+    "row_shift_f32",
     "moe_gate_up_prefill_f16_mf4w",
     "moe_down_prefill_f16_mf4w",
     "fill_random",
@@ -128,6 +130,7 @@ pub fn is_module(name: &str) -> bool {
             | "moe_prefill_tile"
             | "moe_tile_list"
             | "moe_prefill_coop"
+            | "coop_tile"
             | "attention"
             | "moe_decode"
             | "grid"
@@ -140,7 +143,11 @@ pub fn is_module(name: &str) -> bool {
 pub fn needs_coop(name: &str) -> bool {
     matches!(
         name,
-        "moe_prefill_coop" | "moe_gate_up_prefill_f16_mf4w" | "moe_down_prefill_f16_mf4w"
+        "coop_tile"
+            | "moe_prefill_coop"
+            | "moe_gate_up_prefill_f16_mf4w"
+            | "moe_down_prefill_f16_mf4w"
+            | "matmul_f16_bf16w"
     )
 }
 

@@ -142,6 +142,7 @@ pub mod bandwidth_read;
 pub mod dequant_f32_mf4w;
 pub mod embed_f32_bf16w;
 pub mod fill_random;
+pub mod matmul_f16_bf16w;
 pub mod matmul_f32_bf16w;
 pub mod matvec_f32_bf16w;
 pub mod moe;
@@ -154,10 +155,10 @@ pub mod moe_gate_up_f32_mf4w;
 pub mod moe_gate_up_prefill_f16_mf4w;
 pub mod moe_gate_up_prefill_f32_mf4w;
 pub mod moe_route_prefill;
-pub mod moe_x_shift_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod router_topk_f32;
+pub mod row_shift_f32;
 pub mod sample_f32;
 
 use crate::error::{Error, Result};
@@ -214,6 +215,7 @@ pub const KERNELS: &[Kernel] = &[
     dequant_f32_mf4w::KERNEL,
     embed_f32_bf16w::KERNEL,
     fill_random::KERNEL,
+    matmul_f16_bf16w::KERNEL,
     matmul_f32_bf16w::KERNEL,
     matvec_f32_bf16w::KERNEL,
     moe_combine_f32::KERNEL,
@@ -225,7 +227,7 @@ pub const KERNELS: &[Kernel] = &[
     moe_gate_up_prefill_f16_mf4w::KERNEL,
     moe_gate_up_prefill_f32_mf4w::KERNEL,
     moe_route_prefill::KERNEL,
-    moe_x_shift_prefill::KERNEL,
+    row_shift_f32::KERNEL,
     rmsnorm_f32::KERNEL,
     rope_kv_append_f32::KERNEL,
     router_topk_f32::KERNEL,

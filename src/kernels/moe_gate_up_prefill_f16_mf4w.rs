@@ -18,7 +18,7 @@ kernel! {
 
 /// `moe.act` [entries (sorted), inter] from `moe.xn` [max_tokens, hidden] for the tiles whose
 /// expert is in `experts`, each token's activations divided by 2^`shift` (from
-/// moe_x_shift_prefill) while they are f16.
+/// row_shift_f32) while they are f16.
 pub struct MoeGateUpPrefillF16<'a> {
     pub moe: MoeBuffers<'a>,
     pub experts: &'a Experts<'a>,

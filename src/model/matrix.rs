@@ -6,7 +6,9 @@
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::kernels::{embed_f32_bf16w, matmul_f32_bf16w, matvec_f32_bf16w, Bf16Rows};
+use crate::kernels::{
+    embed_f32_bf16w, matmul_f16_bf16w, matmul_f32_bf16w, matvec_f32_bf16w, Bf16Rows,
+};
 use crate::model::weights::{Bf16Matrix, MatrixPart, Weights};
 
 /// `out = m norm(x) + bias` (added to `out` with `residual`), built up with the methods below.
@@ -22,6 +24,9 @@ pub struct Product<'a> {
     normed_out: Option<&'a GpuBuffer>,
     /// Decode only: per-workgroup (max, id) pairs, indexed across parts.
     argmax: Option<&'a GpuBuffer>,
+    /// Prefill only: the tokens' f16 shifts (row_shift_f32 of x), which let the matmul run on
+    /// cooperative matrices where the device has them.
+    shift: Option<&'a GpuBuffer>,
 }
 
 impl<'a> Product<'a> {
@@ -35,7 +40,13 @@ impl<'a> Product<'a> {
             norm: None,
             normed_out: None,
             argmax: None,
+            shift: None,
         }
+    }
+
+    pub fn f16_shift(self, buf: &'a GpuBuffer) -> Self {
+        let shift = Some(buf);
+        Product { shift, ..self }
     }
 
     pub fn bias(self, bias: &'a GpuBuffer) -> Self {
@@ -88,8 +99,10 @@ impl<'a> Product<'a> {
             .collect()
     }
 
-    /// `n_tokens` tokens: a tiled matmul per part. The batched kernel has no fused norm or
-    /// extra outputs; asking for them is a programming error, reported rather than ignored.
+    /// `n_tokens` tokens: a tiled matmul per part, on cooperative matrices where the device
+    /// has them, `f16_shift` gave the shifts and the row length suits the kernel. The batched
+    /// kernels have no fused norm or extra outputs; asking for them is a programming error,
+    /// reported rather than ignored.
     pub fn matmul(&self, gpu: &Gpu, n_tokens: usize) -> Result<Vec<Dispatch>> {
         if self.norm.is_some() || self.normed_out.is_some() || self.argmax.is_some() {
             return Err(Error::Shape {
@@ -98,8 +111,23 @@ impl<'a> Product<'a> {
                 actual: "one of them".into(),
             });
         }
+        let fits = self.m.cols as u32 % matmul_f16_bf16w::KB == 0;
+        let coop = self.shift.filter(|_| gpu.precision().coop && fits);
         (self.m.parts.iter())
             .map(|p| {
+                if let Some(shift) = coop {
+                    return matmul_f16_bf16w::MatmulF16 {
+                        w: rows(p, self.m.cols),
+                        n_tokens: n_tokens as u32,
+                        x: self.x,
+                        shift,
+                        bias: self.bias,
+                        residual: self.residual,
+                        out: self.out,
+                        out_stride: self.m.rows as u32,
+                    }
+                    .dispatch(gpu);
+                }
                 matmul_f32_bf16w::Matmul {
                     w: rows(p, self.m.cols),
                     n_tokens: n_tokens as u32,

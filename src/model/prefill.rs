@@ -60,8 +60,10 @@ activations! {
         act: "act",
         /// Expert outputs [chunk * k, hidden], combined into x by moe_combine_prefill_f32.
         y: "moe_out",
-        /// Per token, the power of two the cooperative-matrix gate_up divides it by (u32).
-        shift: "moe_x_shift",
+        /// Per token, the power of two the cooperative-matrix kernels divide xn by (u32).
+        shift: "xn_shift",
+        /// The same for attn, the input of o_proj.
+        attn_shift: "attn_shift",
     }
 }
 
@@ -80,6 +82,7 @@ impl Buffers<u64> {
             act: f(k * c.intermediate_size),
             y: f(k * h),
             shift: f(1),
+            attn_shift: f(1),
         }
     }
 }
@@ -200,11 +203,28 @@ impl Builder<'_> {
         rmsnorm(self.gpu, self.c, self.buf, self.n, gain)
     }
 
+    /// Where the device has cooperative matrices: each token's f16 shift of `x` [n, width]
+    /// into `shift`, for the kernels that read x as f16.
+    fn shift(&self, plan: &mut Plan, x: &GpuBuffer, width: usize, shift: &GpuBuffer) -> Result<()> {
+        if self.gpu.precision().coop {
+            let d = row_shift_f32::RowShift {
+                n_tokens: self.n as u32,
+                hidden: width as u32,
+                x,
+                shift,
+            };
+            plan.push(d.dispatch(self.gpu)?);
+        }
+        Ok(())
+    }
+
     /// `x += o_proj(attention(rope(qkv(norm(x)))))`, appending K and V to the cache.
     fn attention(&self, plan: &mut Plan, l: usize, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n);
         plan.push(self.rmsnorm(&lw.attn_norm.buffer)?);
-        let qkv = Product::new(&lw.qkv, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer);
+        self.shift(plan, &p.xn, c.hidden_size, &p.shift)?;
+        let qkv =
+            (Product::new(&lw.qkv, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer)).f16_shift(&p.shift);
         plan.push_matrix("qkv_proj", qkv.matmul(gpu, n)?);
         let attention = self.state.attention(c, l, &p.qkv);
         let rope = rope_kv_append_f32::RopeKvAppend {
@@ -224,9 +244,11 @@ impl Builder<'_> {
         let mut d = attn.dispatch(gpu)?;
         d.workgroups = attn.grid(n as u32);
         plan.push(d);
+        self.shift(plan, &p.attn, c.q_dim(), &p.attn_shift)?;
         let o = Product::new(&lw.o, &p.attn, &p.x)
             .bias(&lw.o_bias.buffer)
-            .residual();
+            .residual()
+            .f16_shift(&p.attn_shift);
         plan.push_matrix("o_proj", o.matmul(gpu, n)?);
         Ok(())
     }
@@ -237,7 +259,10 @@ impl Builder<'_> {
         let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n as u32);
         let (shape, routing) = (moe_shape(c), self.routing);
         plan.push(self.rmsnorm(&lw.mlp_norm.buffer)?);
-        let router = Product::new(&lw.router, &p.xn, &p.router_logits).bias(&lw.router_bias.buffer);
+        self.shift(plan, &p.xn, c.hidden_size, &p.shift)?;
+        let router = (Product::new(&lw.router, &p.xn, &p.router_logits))
+            .bias(&lw.router_bias.buffer)
+            .f16_shift(&p.shift);
         plan.push_matrix("router", router.matmul(gpu, self.n)?);
         let route = moe_route_prefill::MoeRoutePrefill {
             shape,
@@ -271,15 +296,6 @@ impl Builder<'_> {
         let (gpu, p, routing, max_tokens) = (self.gpu, self.buf, self.routing, self.n as u32);
         let limit = self.c.swiglu_limit;
         let coop = gpu.precision().coop;
-        if coop {
-            let shift = moe_x_shift_prefill::MoeXShiftPrefill {
-                n_tokens: max_tokens,
-                hidden: moe.shape.hidden,
-                xn: &p.xn,
-                shift: &p.shift,
-            };
-            plan.push(shift.dispatch(gpu)?);
-        }
         for experts in &lw.gate_up.parts() {
             let d = if coop {
                 let shift = &p.shift;

@@ -1,8 +1,8 @@
-// moe_x_shift_prefill: per token of a prefill step, the power of two that
-// moe_gate_up_prefill_f16_mf4w divides the token's normalised activations by before rounding
-// them to f16: the smallest s >= 0 with max|x| 2^-s < 2^15 (f16's largest finite value is
-// just under 2^16). Rows already below 2^15, which is every row of a trained model we know
-// of, get 0: nothing is rescaled. One workgroup per token.
+// row_shift_f32: per token row of a prefill step's activations, the power of two that the
+// cooperative-matrix kernels (moe_gate_up_prefill_f16_mf4w, matmul_f16_bf16w) divide the row
+// by before rounding it to f16: the smallest s >= 0 with max|x| 2^-s < 2^15 (f16's largest
+// finite value is just under 2^16). Rows already below 2^15, the usual case, get 0: nothing
+// is rescaled. One workgroup per token.
 
 const WG: u32 = 64u;
 
@@ -14,13 +14,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> xn: array<vec4<f32>>;       // [n_tokens, hidden]
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;        // [n_tokens, hidden]
 @group(0) @binding(2) var<storage, read_write> shift: array<u32>;    // [n_tokens]
 
 var<workgroup> largest: array<f32, WG>;
 
 @compute @workgroup_size(WG)
-fn moe_x_shift_prefill(@builtin(local_invocation_index) lid: u32,
+fn row_shift_f32(@builtin(local_invocation_index) lid: u32,
                        @builtin(workgroup_id) wg_id: vec3<u32>,
                        @builtin(num_workgroups) nwg: vec3<u32>) {
     // Uniform per workgroup: an early return keeps the barriers below in uniform control flow.
@@ -31,7 +31,7 @@ fn moe_x_shift_prefill(@builtin(local_invocation_index) lid: u32,
     let n4 = params.hidden / 4u;
     var m = 0.0;
     for (var i = lid; i < n4; i += WG) {
-        let v = abs(xn[t * n4 + i]);
+        let v = abs(x[t * n4 + i]);
         m = max(m, max(max(v.x, v.y), max(v.z, v.w)));
     }
     largest[lid] = m;

@@ -1,0 +1,72 @@
+// coop_tile: what the cooperative-matrix prefill matmuls share (moe_prefill_coop for the
+// MXFP4 experts, matmul_f16_bf16w for the bf16 matrices): f16 operands, f32 accumulation,
+// 16 x 16 x 16 fragments. A workgroup of N_SG subgroups computes a TM x TN tile of the
+// output; subgroup s owns the 32 x 32 block (s / 4, s % 4) of it, 2 x 2 accumulator
+// fragments, and K advances KB columns a step through workgroup memory: xs holds the
+// step's TM x KB activations, ws its TN x KB weights, both f16.
+// The including kernel defines `coop_out(m, n, v)`: the results of tile row m and columns n,
+// n + 1 (n even), to scale, bound-check and store.
+
+enable f16;
+enable wgpu_cooperative_matrix;
+
+const TM: u32 = 64u;
+const TN: u32 = 128u;
+// Columns per K step (two MXFP4 blocks).
+const KB: u32 = 64u;
+// Row stride of both tiles in halfs: a step's 64 values and 8 of padding (144 bytes, a
+// multiple of the 16 that fragment loads want), so that consecutive rows start in different
+// banks.
+const LDS: u32 = 72u;
+const N_SG: u32 = 8u;
+// Exactly N_SG subgroups: the host sets WG from the adapter's (fixed) subgroup size, at
+// least 32, so every subgroup owns a block, the matrix operations stay in uniform control
+// flow, and a step's loads are a fixed few per invocation.
+override WG: u32 = 256u;
+
+var<workgroup> xs: array<f16, TM * LDS>;          // [TM][LDS]: entry m, column k
+var<workgroup> ws: array<f16, TN * LDS>;          // [TN][LDS]: weight row n, column k
+var<workgroup> staged: array<f32, N_SG * 256u>;  // one 16 x 16 result fragment per subgroup
+
+// The including kernel's entry point takes `ids: CoopIds`.
+struct CoopIds {
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+    @builtin(subgroup_size) sg_size: u32,
+}
+
+// One step's products into the subgroup's accumulators: (am, bn) is its block's corner.
+fn coop_mma(am: u32, bn: u32, c: ptr<function, array<coop_mat16x16<f32, C>, 4>>) {
+    for (var kk = 0u; kk < KB; kk += 16u) {
+        // xs is row-major in (m, k); ws holds B = W^T column by column.
+        let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[am * LDS + kk], LDS);
+        let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(am + 16u) * LDS + kk], LDS);
+        let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[bn * LDS + kk], LDS);
+        let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(bn + 16u) * LDS + kk], LDS);
+        (*c)[0] = coopMultiplyAdd(a0, b0, (*c)[0]);
+        (*c)[1] = coopMultiplyAdd(a0, b1, (*c)[1]);
+        (*c)[2] = coopMultiplyAdd(a1, b0, (*c)[2]);
+        (*c)[3] = coopMultiplyAdd(a1, b1, (*c)[3]);
+    }
+}
+
+// The subgroup's four accumulators through its staging slot to coop_out, two adjacent
+// columns per call. Uniform control flow.
+fn coop_emit(ids: CoopIds, am: u32, bn: u32, c: array<coop_mat16x16<f32, C>, 4>) {
+    let slot = ids.sg_id * 256u;
+    for (var f = 0u; f < 4u; f++) {
+        coopStoreT(c[f], &staged[slot], 16u);
+        workgroupBarrier();
+        let m0 = am + (f / 2u) * 16u;
+        let n0 = bn + (f % 2u) * 16u;
+        for (var p = ids.sg_lane; p < 128u; p += ids.sg_size) {
+            let r = p / 8u;
+            let col = (p % 8u) * 2u;
+            let v = vec2<f32>(staged[slot + r * 16u + col], staged[slot + r * 16u + col + 1u]);
+            coop_out(m0 + r, n0 + col, v);
+        }
+        workgroupBarrier();
+    }
+}

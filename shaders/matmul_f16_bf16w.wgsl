@@ -1,0 +1,180 @@
+// matmul_f16_bf16w: matmul_f32_bf16w on cooperative matrices (coop_tile): out[t, n] =
+// sum_k x[t, k] W[n, k] (+ bias[n]) (+ out[t, n]) for a batch of tokens (prefill), W bf16
+// [rows, K] (one row-part of a possibly split matrix), f16 operands and f32 accumulation.
+// K must be a multiple of KB.
+//
+// Range: bf16 carries f32's exponent range and f16 does not. Each token row of x is divided
+// by 2^shift[t] (row_shift_f32) on its way to f16; each weight row by 2^w_shift[n], chosen
+// here so that its largest |w| lands in [2^14, 2^15). Both come back as exact powers of two
+// in f32. Nothing becomes inf; a weight more than 2^28 below its row's largest lands on f16
+// subnormals (off by at most 2^-24 x 2^w_shift[n]).
+
+//!include coop_tile
+
+override BIAS: bool = true;
+override RESIDUAL: bool = false;
+
+struct Params {
+    n_tokens: u32,
+    rows: u32,        // rows of W in this part (output columns)
+    k: u32,
+    out_offset: u32,  // column of this part's first row in out
+    out_stride: u32,  // floats per token row in out
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;      // [rows, K/8] 8 bf16 each
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // [n_tokens, K]
+@group(0) @binding(3) var<storage, read> shift: array<u32>;        // [n_tokens]
+@group(0) @binding(4) var<storage, read> bias: array<f32>;         // [out_offset + rows]
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;    // [n_tokens, out_stride]
+
+// A step's loads per invocation: TM x KB / 4 runs of x and TN x KB / 8 runs of W, over
+// WG >= 256 invocations.
+const FETCH: u32 = 4u;
+
+var<workgroup> w_shift: array<i32, TN>;
+var<workgroup> w_emax: array<atomic<u32>, TN>;
+var<workgroup> x_shift: array<u32, TM>;
+// The workgroup's first token and first weight row, for coop_out.
+var<private> corner: vec2<u32>;
+
+// 2^e as f32 for -126 <= e <= 127, from its exponent bits.
+fn pow2(e: i32) -> f32 {
+    return bitcast<f32>(u32(e + 127) << 23u);
+}
+
+// The largest exponent field of the 8 bf16 in `q`.
+fn bf16_emax(q: vec4<u32>) -> u32 {
+    let lo = (q >> vec4<u32>(7u)) & vec4<u32>(0xffu);
+    let hi = (q >> vec4<u32>(23u)) & vec4<u32>(0xffu);
+    let m = max(lo, hi);
+    return max(max(m.x, m.y), max(m.z, m.w));
+}
+
+// Fills w_shift for the tile's weight rows (two invocations per row, each half of it) and
+// x_shift for its tokens.
+fn row_shifts(lid: u32, t0: u32, n0: u32) {
+    if lid < TN {
+        atomicStore(&w_emax[lid], 0u);
+    }
+    if lid < TM {
+        x_shift[lid] = select(0u, shift[t0 + lid], t0 + lid < params.n_tokens);
+    }
+    workgroupBarrier();
+    let k8 = params.k / 8u;
+    for (var i = lid; i < 2u * TN; i += WG) {
+        let n = i / 2u;
+        if n0 + n < params.rows {
+            var m = 0u;
+            let row = (n0 + n) * k8;
+            for (var j = (i % 2u) * (k8 / 2u); j < select(k8 / 2u, k8, i % 2u == 1u); j++) {
+                m = max(m, bf16_emax(w[row + j]));
+            }
+            atomicMax(&w_emax[n], m);
+        }
+    }
+    workgroupBarrier();
+    if lid < TN {
+        // max|w| < 2^(emax - 126): divided by 2^(emax - 141) it is below 2^15.
+        w_shift[lid] = clamp(i32(atomicLoad(&w_emax[lid])) - 141, -100, 113);
+    }
+}
+
+struct Fetch {
+    x: array<vec4<f32>, FETCH>,
+    w: array<vec4<u32>, FETCH>,
+}
+
+fn fetch(lid: u32, t0: u32, n0: u32, step: u32) -> Fetch {
+    var r: Fetch;
+    let k4 = params.k / 4u;
+    let k8 = params.k / 8u;
+    for (var j = 0u; j < FETCH; j++) {
+        let i = lid + j * WG;
+        let m = i / (KB / 4u);
+        if i < TM * KB / 4u && t0 + m < params.n_tokens {
+            r.x[j] = x[(t0 + m) * k4 + step * (KB / 4u) + i % (KB / 4u)];
+        }
+        let n = i / (KB / 8u);
+        if i < TN * KB / 8u && n0 + n < params.rows {
+            r.w[j] = w[(n0 + n) * k8 + step * (KB / 8u) + i % (KB / 8u)];
+        }
+    }
+    return r;
+}
+
+fn store(lid: u32, r: Fetch) {
+    for (var j = 0u; j < FETCH; j++) {
+        let i = lid + j * WG;
+        if i < TM * KB / 4u {
+            let m = i / (KB / 4u);
+            let o = m * LDS + (i % (KB / 4u)) * 4u;
+            let v = r.x[j] * pow2(-i32(x_shift[m]));
+            xs[o] = f16(v.x);
+            xs[o + 1u] = f16(v.y);
+            xs[o + 2u] = f16(v.z);
+            xs[o + 3u] = f16(v.w);
+        }
+        if i < TN * KB / 8u {
+            let n = i / (KB / 8u);
+            let o = n * LDS + (i % (KB / 8u)) * 8u;
+            let f = pow2(-w_shift[n]);
+            for (var p = 0u; p < 4u; p++) {
+                let q = r.w[j][p];
+                ws[o + 2u * p] = f16(bitcast<f32>(q << 16u) * f);
+                ws[o + 2u * p + 1u] = f16(bitcast<f32>(q & 0xffff0000u) * f);
+            }
+        }
+    }
+}
+
+fn coop_out(m: u32, n: u32, v: vec2<f32>) {
+    let t = corner.x + m;
+    if t >= params.n_tokens {
+        return;
+    }
+    let s = pow2(i32(x_shift[m]));
+    for (var i = 0u; i < 2u; i++) {
+        let nn = n + i;
+        if corner.y + nn < params.rows {
+            let col = params.out_offset + corner.y + nn;
+            var y = v[i] * pow2(w_shift[nn]) * s;
+            if BIAS {
+                y += bias[col];
+            }
+            let o = t * params.out_stride + col;
+            if RESIDUAL {
+                y += out[o];
+            }
+            out[o] = y;
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn matmul_f16_bf16w(ids: CoopIds) {
+    let n0 = ids.wg_id.x * TN;
+    let t0 = ids.wg_id.y * TM;
+    corner = vec2<u32>(t0, n0);
+    row_shifts(ids.lid, t0, n0);
+    workgroupBarrier();
+    let am = (ids.sg_id / 4u) * 32u;
+    let bn = (ids.sg_id % 4u) * 32u;
+    var c: array<coop_mat16x16<f32, C>, 4>;
+    let steps = params.k / KB;
+    var next = fetch(ids.lid, t0, n0, 0u);
+    for (var step = 0u; step < steps; step++) {
+        store(ids.lid, next);
+        workgroupBarrier();
+        if step + 1u < steps {
+            next = fetch(ids.lid, t0, n0, step + 1u);
+        }
+        coop_mma(am, bn, &c);
+        workgroupBarrier();
+    }
+    coop_emit(ids, am, bn, c);
+}

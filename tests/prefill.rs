@@ -625,4 +625,12 @@ fn grouped_moe_prefill_matches_per_token_reference() {
         MoeCase::new(20, 64, 64, 4, 2).gain(2.0e5),
     ];
     for_each_case(&cases, 400, check_moe_prefill);
+    match common::coop_gpu() {
+        Some(gpu) => {
+            for (i, c) in cases.iter().enumerate() {
+                check_moe_prefill_on(&gpu, c, 400 + i as u64, ExpertPath::Coop);
+            }
+        }
+        None => eprintln!("no adapter with cooperative matrices: f32 tiles only"),
+    }
 }

@@ -116,6 +116,10 @@ pub struct GpuOptions {
     /// Compile shaders with wgpu's runtime checks (bounds checks, loop bounding); for
     /// debugging a kernel, at a cost in speed.
     pub shader_checks: bool,
+    /// Run the prefill matmuls on cooperative matrices (f16 operands) where the adapter has
+    /// them (OSS_WGPU_COOP=on). Off by default until the whole model's error on this path is
+    /// bounded against transformers (see BENCHMARKS.md change 9).
+    pub coop: bool,
 }
 
 impl GpuOptions {
@@ -141,6 +145,9 @@ impl GpuOptions {
                     format!("'{k}' is not one of {}", KvChoice::NAMES),
                 )
             })?;
+        }
+        if let Ok(p) = std::env::var("OSS_WGPU_COOP") {
+            opts.coop = matches!(p.trim(), "1" | "true" | "yes" | "on");
         }
         if let Ok(p) = std::env::var("OSS_WGPU_SHADER_CHECKS") {
             opts.shader_checks = matches!(p.trim(), "1" | "true" | "yes" | "on");
@@ -178,10 +185,10 @@ pub struct Precision {
     pub kv: KvChoice,
     /// Subgroup reductions are used (the adapter has them and the path is not portable).
     pub subgroups: bool,
-    /// The prefill expert matmuls run on cooperative matrices (tensor cores): f16 operands,
-    /// f32 accumulation. Only where the driver offers 16x16x16 f16 x f16 -> f32, subgroups
-    /// are in use at one fixed size, and neither the portable path nor OSS_WGPU_COOP=off
-    /// asked otherwise.
+    /// The prefill matmuls run on cooperative matrices (tensor cores): f16 operands, f32
+    /// accumulation. Only where asked for (GpuOptions::coop), the driver offers 16x16x16
+    /// f16 x f16 -> f32, subgroups are in use at one fixed size, and the path is not
+    /// portable.
     pub coop: bool,
 }
 
@@ -452,7 +459,7 @@ pub fn select_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
 /// Whether the cooperative-matrix prefill kernels can run on `adapter`: the features they
 /// need, the one configuration they use (16x16x16, f16 inputs, f32 accumulator; nothing in
 /// wgpu checks a shader against the driver's list), and one fixed subgroup size, since a
-/// workgroup is 8 subgroups (of at least 32, for its loads). OSS_WGPU_COOP=off turns them off (to compare the two paths).
+/// workgroup is 8 subgroups (of at least 32, for its loads).
 fn coop_usable(adapter: &wgpu::Adapter) -> bool {
     use wgpu::CooperativeScalarType as T;
     let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
@@ -462,12 +469,10 @@ fn coop_usable(adapter: &wgpu::Adapter) -> bool {
     let shape = adapter.cooperative_matrix_properties().iter().any(|p| {
         (p.m_size, p.n_size, p.k_size) == (16, 16, 16) && p.ab_type == T::F16 && p.cr_type == T::F32
     });
-    let off = std::env::var("OSS_WGPU_COOP").is_ok_and(|v| v.trim() == "off");
     adapter.features().contains(needed)
         && shape
         && info.subgroup_min_size == info.subgroup_max_size
         && info.subgroup_max_size >= 32
-        && !off
 }
 
 /// Errors wgpu reports outside any scope, kept until the next [`Gpu::check`].
@@ -512,7 +517,7 @@ impl Gpu {
         if !opts.portable {
             want |= have & wgpu::Features::SUBGROUP;
         }
-        let coop = !opts.portable && coop_usable(&adapter);
+        let coop = opts.coop && !opts.portable && coop_usable(&adapter);
         if coop {
             want |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
         }

@@ -31,6 +31,18 @@ pub fn paths() -> Vec<Gpu> {
     v
 }
 
+/// The default subgroup path with cooperative matrices asked for, where the adapter has them
+/// (the kernels that use them are checked on this device only).
+pub fn coop_gpu() -> Option<Gpu> {
+    let gpu = gpu_with(GpuOptions {
+        portable: false,
+        kv: KvChoice::F32,
+        coop: true,
+        ..env_options()
+    });
+    gpu.precision().coop.then_some(gpu)
+}
+
 pub fn env_options() -> GpuOptions {
     GpuOptions::from_env().expect("OSS_WGPU_* environment variables")
 }

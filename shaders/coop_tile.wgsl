@@ -2,8 +2,16 @@
 // MXFP4 experts, matmul_f16_bf16w for the bf16 matrices): f16 operands, f32 accumulation,
 // 16 x 16 x 16 fragments. A workgroup of N_SG subgroups computes a TM x TN tile of the
 // output; subgroup s owns the 32 x 32 block (s / 4, s % 4) of it, 2 x 2 accumulator
-// fragments, and K advances KB columns a step through workgroup memory: xs holds the
-// step's TM x KB activations, ws its TN x KB weights, both f16.
+// fragments, and K advances KB columns a step through workgroup memory: ws holds the step's
+// TN x KB weights as f16, xs and xs_lo its TM x KB activations as two f16 each.
+//
+// Precision: the weights are exact in f16 (E2M1 values, and bf16's 8-bit significands, once
+// each row is shifted into range), so only the activations round. Each is stored as a hi
+// part (x cut to f16's precision) and a lo part (the remainder, scaled by 2^11), each
+// multiplied into its own accumulators, summed at the end: hi + lo is x to within 2^-20 of
+// |x| (lo's rounding, either neighbour; 2^-24 absolute below f16's normals), close to the
+// f32 kernels' own rounding, for twice the matrix operations, which are not what bounds
+// these kernels.
 // The including kernel defines `coop_out(m, n, v)`: the results of tile row m and columns n,
 // n + 1 (n even), to scale, bound-check and store.
 
@@ -24,7 +32,8 @@ const N_SG: u32 = 8u;
 // flow, and a step's loads are a fixed few per invocation.
 override WG: u32 = 256u;
 
-var<workgroup> xs: array<f16, TM * LDS>;          // [TM][LDS]: entry m, column k
+var<workgroup> xs: array<f16, TM * LDS>;          // [TM][LDS]: entry m, column k (hi)
+var<workgroup> xs_lo: array<f16, TM * LDS>;       // the same, what hi leaves over
 var<workgroup> ws: array<f16, TN * LDS>;          // [TN][LDS]: weight row n, column k
 var<workgroup> staged: array<f32, N_SG * 256u>;  // one 16 x 16 result fragment per subgroup
 
@@ -37,27 +46,48 @@ struct CoopIds {
     @builtin(subgroup_size) sg_size: u32,
 }
 
-// One step's products into the subgroup's accumulators: (am, bn) is its block's corner.
-fn coop_mma(am: u32, bn: u32, c: ptr<function, array<coop_mat16x16<f32, C>, 4>>) {
+// One step's products into the subgroup's accumulators: (am, bn) is its block's corner;
+// c[0..4] take the hi parts' products, c[4..8] the lo parts' (scaled by 2^11).
+fn coop_mma(am: u32, bn: u32, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>) {
     for (var kk = 0u; kk < KB; kk += 16u) {
         // xs is row-major in (m, k); ws holds B = W^T column by column.
-        let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[am * LDS + kk], LDS);
-        let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(am + 16u) * LDS + kk], LDS);
         let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[bn * LDS + kk], LDS);
         let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(bn + 16u) * LDS + kk], LDS);
+        let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[am * LDS + kk], LDS);
+        let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(am + 16u) * LDS + kk], LDS);
         (*c)[0] = coopMultiplyAdd(a0, b0, (*c)[0]);
         (*c)[1] = coopMultiplyAdd(a0, b1, (*c)[1]);
         (*c)[2] = coopMultiplyAdd(a1, b0, (*c)[2]);
         (*c)[3] = coopMultiplyAdd(a1, b1, (*c)[3]);
+        let l0 = coopLoadT<coop_mat16x16<f16, A>>(&xs_lo[am * LDS + kk], LDS);
+        let l1 = coopLoadT<coop_mat16x16<f16, A>>(&xs_lo[(am + 16u) * LDS + kk], LDS);
+        (*c)[4] = coopMultiplyAdd(l0, b0, (*c)[4]);
+        (*c)[5] = coopMultiplyAdd(l0, b1, (*c)[5]);
+        (*c)[6] = coopMultiplyAdd(l1, b0, (*c)[6]);
+        (*c)[7] = coopMultiplyAdd(l1, b1, (*c)[7]);
     }
 }
 
-// The subgroup's four accumulators through its staging slot to coop_out, two adjacent
-// columns per call. Uniform control flow.
-fn coop_emit(ids: CoopIds, am: u32, bn: u32, c: array<coop_mat16x16<f32, C>, 4>) {
+// Four activations at xs[o..o + 4] as hi and lo parts (v already within f16's range). hi is
+// v cut to f16's 10 fraction bits with integer masks (exact in f16 for |v| >= 2^-14), so the
+// remainder v - hi is exact in f32 and no compiler can fold it away; lo is that remainder
+// times 2^11, which keeps it out of f16's subnormals (some drivers flush them) for any v
+// whose hi is normal.
+fn coop_put_x4(o: u32, v: vec4<f32>) {
+    let hi = bitcast<vec4<f32>>(bitcast<vec4<u32>>(v) & vec4<u32>(0xffffe000u));
+    let lo = (v - hi) * 2048.0;
+    for (var i = 0u; i < 4u; i++) {
+        xs[o + i] = f16(hi[i]);
+        xs_lo[o + i] = f16(lo[i]);
+    }
+}
+
+// The subgroup's four results (hi products plus lo products / 2^11) through its staging slot
+// to coop_out, two adjacent columns per call. Uniform control flow.
+fn coop_emit(ids: CoopIds, am: u32, bn: u32, c: array<coop_mat16x16<f32, C>, 8>) {
     let slot = ids.sg_id * 256u;
     for (var f = 0u; f < 4u; f++) {
-        coopStoreT(c[f], &staged[slot], 16u);
+        coopStoreT(c[f] + c[f + 4u] * (1.0 / 2048.0), &staged[slot], 16u);
         workgroupBarrier();
         let m0 = am + (f / 2u) * 16u;
         let n0 = bn + (f % 2u) * 16u;

@@ -114,10 +114,7 @@ fn store(lid: u32, r: Fetch) {
             let m = i / (KB / 4u);
             let o = m * LDS + (i % (KB / 4u)) * 4u;
             let v = r.x[j] * pow2(-i32(x_shift[m]));
-            xs[o] = f16(v.x);
-            xs[o + 1u] = f16(v.y);
-            xs[o + 2u] = f16(v.z);
-            xs[o + 3u] = f16(v.w);
+            coop_put_x4(o, v);
         }
         if i < TN * KB / 8u {
             let n = i / (KB / 8u);
@@ -164,7 +161,7 @@ fn matmul_f16_bf16w(ids: CoopIds) {
     workgroupBarrier();
     let am = (ids.sg_id / 4u) * 32u;
     let bn = (ids.sg_id % 4u) * 32u;
-    var c: array<coop_mat16x16<f32, C>, 4>;
+    var c: array<coop_mat16x16<f32, C>, 8>;
     let steps = params.k / KB;
     var next = fetch(ids.lid, t0, n0, 0u);
     for (var step = 0u; step < steps; step++) {

@@ -110,10 +110,7 @@ fn coop_store(lid: u32, r: CoopFetch) {
         if i < TM * KB / 4u {
             let o = (i / (KB / 4u)) * LDS + (i % (KB / 4u)) * 4u;
             let v = r.x[j];
-            xs[o] = f16(v.x);
-            xs[o + 1u] = f16(v.y);
-            xs[o + 2u] = f16(v.z);
-            xs[o + 3u] = f16(v.w);
+            coop_put_x4(o, v);
         }
         if i < TN * 8u {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;
@@ -135,7 +132,7 @@ fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {
     workgroupBarrier();
     let am = (ids.sg_id / 4u) * 32u;
     let bn = (ids.sg_id % 4u) * 32u;
-    var c: array<coop_mat16x16<f32, C>, 4>;
+    var c: array<coop_mat16x16<f32, C>, 8>;
     let steps = (nb + 1u) / 2u;
     var next = coop_fetch(ids.lid, t, nb, 0u);
     for (var step = 0u; step < steps; step++) {

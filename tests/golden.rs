@@ -93,7 +93,8 @@ fn run(gpu: &Gpu, model: &Model, case: &Case) -> (Vec<f32>, Vec<u32>) {
 fn generation_matches_transformers_on_every_path() {
     let cases = cases();
     assert!(cases.len() >= 4, "goldens.json lost its cases");
-    for gpu in paths() {
+    // Every path, and prefill on cooperative matrices where the adapter has them.
+    for gpu in paths().into_iter().chain(common::coop_gpu()) {
         for model_name in ["tiny-a", "tiny-b"] {
             let dir = fixtures().join(model_name);
             let model = Model::load(&gpu, &dir, false).unwrap();

@@ -78,8 +78,8 @@ fn f16_matmul_matches_f64_within_its_bound() {
     }
     let bias = rng.vec_sym(rows, 1.0);
     let resid = rng.vec_sym(t * rows, 3.0);
-    // The f64 product and, per output, the bound of moe_error_bounds' kind: each x rounded to
-    // f16 after its token's shift, each weight after its row's (exact unless subnormal).
+    // The f64 product and, per output, the bound of moe_error_bounds' kind: each x held as
+    // two f16 after its token's shift, each weight after its row's (exact unless subnormal).
     let mut want = vec![0f32; t * rows];
     let mut tol = vec![0f32; t * rows];
     for tok in 0..t {
@@ -104,14 +104,11 @@ fn f16_matmul_matches_f64_within_its_bound() {
             tol[o] = (err + F32_RTOL as f64 * m) as f32 + F32_ATOL;
         }
     }
-    for gpu in paths() {
-        if !gpu.precision().coop {
-            eprintln!(
-                "{}: no cooperative matrices; nothing to check",
-                gpu.adapter_name()
-            );
-            continue;
-        }
+    let Some(gpu) = common::coop_gpu() else {
+        eprintln!("no adapter with cooperative matrices: nothing to check");
+        return;
+    };
+    {
         let xb = up(&gpu, "x", &x);
         let shift = out(&gpu, "shift", t);
         let s = row_shift_f32::RowShift {
@@ -265,14 +262,6 @@ enum ExpertPath {
 
 fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
     check_moe_prefill_on(gpu, c, seed, ExpertPath::F32);
-    if gpu.precision().coop {
-        check_moe_prefill_on(gpu, c, seed, ExpertPath::Coop);
-    } else {
-        eprintln!(
-            "{}: no cooperative matrices; f32 tiles only",
-            gpu.adapter_name()
-        );
-    }
 }
 
 /// The expert matmuls of one MoE prefill step on `path`, for every part of the experts.
@@ -490,10 +479,12 @@ fn x_shift_brings_rows_into_f16_range() {
     }
 }
 
-/// f16's relative rounding error: WGSL lets a conversion land on either neighbour, so one
-/// spacing (2^-10 of the value for normals).
-const F16_REL: f64 = 1.0 / 1024.0;
-/// f16's subnormal spacing, 2^-24: the absolute error of a conversion below 2^-14.
+/// How far an activation held as two f16 (coop_tile: hi = f16(x), lo = f16(x - hi)) may be
+/// from x, relative: WGSL lets each conversion land on either neighbour, one spacing, so
+/// |x - hi| <= 2^-10 |x| and lo is off by 2^-10 of that: 2^-20.
+const F16_REL: f64 = 1.0 / 1_048_576.0;
+/// f16's subnormal spacing, 2^-24: the absolute error of a conversion below 2^-14 (lo, and
+/// the weights of rows far below their row's largest).
 const F16_TINY: f64 = 1.0 / 16_777_216.0;
 
 /// Per output of one token's MoE block: (magnitude, f16 bound).
@@ -505,8 +496,8 @@ const F16_TINY: f64 = 1.0 / 16_777_216.0;
 /// within a small multiple of 2^-24 x terms x magnitude of the f64 result.
 ///
 /// The f16 bound is what the cooperative-matrix kernels add (moe_prefill_coop): each
-/// activation rounded to f16 after its token's shift 2^-s (relative F16_REL, or F16_TINY
-/// 2^s absolute below f16's normals), and each weight of a block more than 2^23 below its row's
+/// activation held as two f16 after its token's shift 2^-s (relative F16_REL, or F16_TINY
+/// 2^s absolute where lo is below f16's normals), and each weight of a block more than 2^23 below its row's
 /// largest scale off by up to F16_TINY of that row scale; the gate and up errors carried
 /// into act by the same derivatives, then, where down is f16 too (`f16_down`), act rounded
 /// again and down's own weights.

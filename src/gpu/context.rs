@@ -116,9 +116,9 @@ pub struct GpuOptions {
     /// Compile shaders with wgpu's runtime checks (bounds checks, loop bounding); for
     /// debugging a kernel, at a cost in speed.
     pub shader_checks: bool,
-    /// Run the prefill matmuls on cooperative matrices (f16 operands) where the adapter has
-    /// them (OSS_WGPU_COOP=on). Off by default until the whole model's error on this path is
-    /// bounded against transformers (see BENCHMARKS.md change 9).
+    /// Run the prefill matmuls on cooperative matrices where the adapter has them
+    /// (OSS_WGPU_COOP=on). Off by default: at gpt-oss-20b's widths this path misses the
+    /// real-shape test's f32 bound by up to 25% (BENCHMARKS.md change 9).
     pub coop: bool,
 }
 
@@ -200,6 +200,9 @@ pub struct Tuning {
     pub matvec: Option<(u32, u32)>,
     /// The MoE decode kernels read activations from global memory, not a workgroup tile.
     pub moe_x_global: bool,
+    /// With cooperative matrices on, only the expert matmuls (`Some(true)`,
+    /// OSS_WGPU_TUNE_COOP=moe) or only the bf16 matmuls (`Some(false)`, =dense) use them.
+    pub coop_moe_only: Option<bool>,
 }
 
 impl Tuning {
@@ -212,6 +215,14 @@ impl Tuning {
         Tuning {
             matvec,
             moe_x_global: std::env::var("OSS_WGPU_TUNE_MOE").is_ok_and(|v| v.trim() == "global"),
+            coop_moe_only: match std::env::var("OSS_WGPU_TUNE_COOP")
+                .as_deref()
+                .map(str::trim)
+            {
+                Ok("moe") => Some(true),
+                Ok("dense") => Some(false),
+                _ => None,
+            },
         }
     }
 }

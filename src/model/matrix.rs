@@ -112,7 +112,10 @@ impl<'a> Product<'a> {
             });
         }
         let fits = self.m.cols as u32 % matmul_f16_bf16w::KB == 0;
-        let coop = self.shift.filter(|_| gpu.precision().coop && fits);
+        let wanted = gpu.tuning().coop_moe_only != Some(true);
+        let coop = self
+            .shift
+            .filter(|_| gpu.precision().coop && fits && wanted);
         (self.m.parts.iter())
             .map(|p| {
                 if let Some(shift) = coop {

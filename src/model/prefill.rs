@@ -295,7 +295,7 @@ impl Builder<'_> {
     fn experts(&self, plan: &mut Plan, lw: &LayerWeights, moe: MoeBuffers) -> Result<()> {
         let (gpu, p, routing, max_tokens) = (self.gpu, self.buf, self.routing, self.n as u32);
         let limit = self.c.swiglu_limit;
-        let coop = gpu.precision().coop;
+        let coop = gpu.precision().coop && gpu.tuning().coop_moe_only != Some(false);
         for experts in &lw.gate_up.parts() {
             let d = if coop {
                 let shift = &p.shift;

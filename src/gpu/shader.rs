@@ -50,7 +50,7 @@ shader_table![
     "moe_down_prefill_f32_mf4w",
     "moe_combine_prefill_f32",
     "fill_random",
-    "router_topk_f32",
+    "router_f32_bf16w",
     "moe_combine_f32",
     "bandwidth_read",
 ];

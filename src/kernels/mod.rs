@@ -154,7 +154,7 @@ pub mod moe_gate_up_prefill_f32_mf4w;
 pub mod moe_route_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
-pub mod router_topk_f32;
+pub mod router_f32_bf16w;
 pub mod sample_f32;
 
 use crate::error::{Error, Result};
@@ -222,7 +222,7 @@ pub const KERNELS: &[Kernel] = &[
     moe_route_prefill::KERNEL,
     rmsnorm_f32::KERNEL,
     rope_kv_append_f32::KERNEL,
-    router_topk_f32::KERNEL,
+    router_f32_bf16w::KERNEL,
     sample_f32::KERNEL,
 ];
 

@@ -1,5 +1,5 @@
-//! What the MoE kernels share. Decode: moe_gate_up_f32_mf4w and moe_down_f32_mf4w per selected
-//! expert, then moe_combine_f32. Prefill: moe_route_prefill groups the step's (token, expert)
+//! What the MoE kernels share. Decode: router_f32_bf16w, then moe_gate_up_f32_mf4w and
+//! moe_down_f32_mf4w per selected expert, then moe_combine_f32. Prefill: moe_route_prefill groups the step's (token, expert)
 //! entries by expert into row tiles, moe_gate_up_prefill_f32_mf4w and moe_down_prefill_f32_mf4w
 //! run over (row tile, output tile), and moe_combine_prefill_f32 adds them back in fixed order.
 
@@ -155,7 +155,7 @@ pub(crate) fn decode_constants(
     ])
 }
 
-/// One invocation per expert in router_topk_f32 and moe_route_prefill.
+/// One invocation per expert in router_f32_bf16w and moe_route_prefill.
 pub const MAX_EXPERTS: u32 = 256;
 /// Most experts per token the routing kernels keep.
 pub const MAX_K: u32 = 32;

@@ -23,7 +23,7 @@ pub struct MoeGateUp<'a> {
     pub experts: &'a Experts<'a>,
     /// The SwiGLU clamp.
     pub limit: f32,
-    /// [2 k]: ids, then weights (router_topk_f32's output).
+    /// [2 k]: ids, then weights (router_f32_bf16w's output).
     pub route: &'a GpuBuffer,
 }
 

@@ -13,7 +13,7 @@ use crate::kernels::moe::MoeBuffers;
 use crate::kernels::*;
 use crate::model::activations::activations;
 use crate::model::forward::{moe_shape, qkv_stride, State};
-use crate::model::matrix::{embed, Product};
+use crate::model::matrix::{embed, whole, Product};
 use crate::model::plan::Plan;
 use crate::model::weights::{LayerWeights, Weights};
 
@@ -27,8 +27,7 @@ activations! {
         attn: "attn",
         /// attention_decode_f32's per-chunk partial results, combined with the sinks.
         partials: "attn_partials",
-        router_logits: "router_logits",
-        /// The MLP-normalised token, written by the router matvec for the expert kernels.
+        /// The MLP-normalised token, written by the router for the expert kernels.
         xn: "xn",
         /// The router's choice: expert ids [k] then weights [k] (f32 bits).
         route: "route",
@@ -53,7 +52,6 @@ impl Buffers<u64> {
             qkv: f(qkv_stride(c)),
             attn: f(c.q_dim()),
             partials: 4 * partials,
-            router_logits: f(c.num_experts),
             xn: f(h),
             route: f(2 * k),
             act: f(k * c.intermediate_size),
@@ -135,21 +133,18 @@ impl Builder<'_> {
     /// `x += sum over the top-k experts of weight * down(swiglu(gate_up(norm(x))))`.
     fn moe(&self, plan: &mut Plan, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, d) = (self.gpu, self.c, self.buf);
-        let router = Product::new(&lw.router, &d.x, &d.router_logits)
-            .norm(&lw.mlp_norm.buffer, c.rms_norm_eps)
-            .bias(&lw.router_bias.buffer)
-            .normed_out(&d.xn);
-        plan.push_matrix("router", router.matvec(gpu)?);
         let shape = moe_shape(c);
-        plan.push(
-            router_topk_f32::RouterTopk {
-                n_experts: shape.n_experts,
-                k: shape.k,
-                logits: &d.router_logits,
-                route: &d.route,
-            }
-            .dispatch(gpu)?,
-        );
+        let router = router_f32_bf16w::Router {
+            w: whole(&lw.router)?,
+            k: shape.k,
+            x: &d.x,
+            gain: &lw.mlp_norm.buffer,
+            eps: c.rms_norm_eps,
+            bias: &lw.router_bias.buffer,
+            xn: &d.xn,
+            route: &d.route,
+        };
+        plan.push(router.dispatch(gpu)?);
         let moe = MoeBuffers {
             shape,
             xn: &d.xn,

@@ -208,7 +208,7 @@ fn check_moe_prefill(gpu: &Gpu, c: &MoeCase, seed: u64) {
         shape,
         xn: &xn,
         act: &act,
-        y: &y,
+        out: &y,
     };
     for part in &parts {
         let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {

@@ -51,7 +51,6 @@ shader_table![
     "moe_combine_prefill_f32",
     "fill_random",
     "router_f32_bf16w",
-    "moe_combine_f32",
     "bandwidth_read",
 ];
 

@@ -145,7 +145,6 @@ pub mod fill_random;
 pub mod matmul_f32_bf16w;
 pub mod matvec_f32_bf16w;
 pub mod moe;
-pub mod moe_combine_f32;
 pub mod moe_combine_prefill_f32;
 pub mod moe_down_f32_mf4w;
 pub mod moe_down_prefill_f32_mf4w;
@@ -213,7 +212,6 @@ pub const KERNELS: &[Kernel] = &[
     fill_random::KERNEL,
     matmul_f32_bf16w::KERNEL,
     matvec_f32_bf16w::KERNEL,
-    moe_combine_f32::KERNEL,
     moe_combine_prefill_f32::KERNEL,
     moe_down_f32_mf4w::KERNEL,
     moe_down_prefill_f32_mf4w::KERNEL,

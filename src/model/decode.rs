@@ -32,8 +32,6 @@ activations! {
         /// The router's choice: expert ids [k] then weights [k] (f32 bits).
         route: "route",
         act: "act",
-        /// Weighted expert outputs [k, hidden], summed into x by moe_combine_f32.
-        moe_out: "moe_out",
     }
 }
 
@@ -55,7 +53,6 @@ impl Buffers<u64> {
             xn: f(h),
             route: f(2 * k),
             act: f(k * c.intermediate_size),
-            moe_out: f(k * h),
         }
     }
 }
@@ -149,7 +146,7 @@ impl Builder<'_> {
             shape,
             xn: &d.xn,
             act: &d.act,
-            y: &d.moe_out,
+            out: &d.x,
         };
         let route = &d.route;
         for experts in &lw.gate_up.parts() {
@@ -169,13 +166,6 @@ impl Builder<'_> {
             };
             plan.push(down.dispatch(gpu)?);
         }
-        let combine = moe_combine_f32::MoeCombine {
-            hidden: shape.hidden,
-            k: shape.k,
-            y: &d.moe_out,
-            x: &d.x,
-        };
-        plan.push(combine.dispatch(gpu)?);
         Ok(())
     }
 }

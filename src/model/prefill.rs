@@ -247,7 +247,7 @@ impl Builder<'_> {
             shape,
             xn: &p.xn,
             act: &p.act,
-            y: &p.y,
+            out: &p.y,
         };
         for experts in &lw.gate_up.parts() {
             let gate_up = moe_gate_up_prefill_f32_mf4w::MoeGateUpPrefill {

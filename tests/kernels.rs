@@ -265,6 +265,8 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     // Decode attention for the last position: q, k, v unrotated in a qkv row; the kernel
     // rotates them, appends k and v to the cache and attends.
     let q_last = up(gpu, "qkv.last", &qkv[(n - 1) * stride..n * stride]);
+    let sinks_buf = up(gpu, "sinks", &sinks);
+    let o = out(gpu, "attn", h * d);
     bufs.step.set_at(gpu, n - 1, 1, 0);
     let partials = out(
         gpu,
@@ -278,11 +280,11 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         },
         partials: &partials,
         rope: &bufs.rope,
+        sinks: &sinks_buf,
+        out: &o,
     };
     let mut dec = attn.dispatch(gpu).unwrap();
     dec.workgroups = attn.grid_shape().at((n - 1) as u32);
-    let sinks_buf = up(gpu, "sinks", &sinks);
-    let o = out(gpu, "attn", h * d);
     let comb = attention_combine_f32::AttentionCombine {
         n_heads: h as u32,
         head_dim: d as u32,
@@ -294,7 +296,6 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     }
     .dispatch(gpu)
     .unwrap();
-    gpu.run("attention", &[&dec, &comb]).unwrap();
     let (atol, rtol) = attention_tolerance(gpu);
     let what = format!(
         "attention window={} positions={} heads={h}/{kvh} d={d} kv={:?}",
@@ -302,6 +303,14 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         n,
         gpu.precision().kv
     );
+    // One chunk: the decode kernel's own output, which the plan uses without the combine.
+    gpu.run("attention", &[&dec]).unwrap();
+    if attention_decode_f32::single_chunk((n - 1) as u32, heads.window as u32) {
+        let got = gpu.read_f32(&o).unwrap();
+        assert_close(&format!("{what} (one chunk)"), &got, &want, atol, rtol);
+        gpu.poison(&o);
+    }
+    gpu.run("attention combine", &[&comb]).unwrap();
     assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, atol, rtol);
 
     // The appended key of the last position, read back from its cache slot.

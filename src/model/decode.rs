@@ -105,21 +105,30 @@ impl Builder<'_> {
             attention: self.state.attention(c, l, &d.qkv),
             partials: &d.partials,
             rope: &self.state.rope,
+            sinks: &lw.sinks.buffer,
+            out: &d.attn,
         };
         let grid = attn.grid_shape();
         plan.push_per_position(attn.dispatch(gpu)?, move |pos| grid.at(pos));
-        plan.push(
-            attention_combine_f32::AttentionCombine {
+        // Where one chunk covers the visible positions, attention_decode_f32 has written attn.
+        let window = self.state.kv[l].window;
+        if !attention_decode_f32::always_single_chunk(window) {
+            let combine = attention_combine_f32::AttentionCombine {
                 n_heads: c.num_attention_heads as u32,
                 head_dim: c.head_dim as u32,
-                window: self.state.kv[l].window,
+                window,
                 step: &self.state.step,
                 partials: &d.partials,
                 sinks: &lw.sinks.buffer,
                 out: &d.attn,
             }
-            .dispatch(gpu)?,
-        );
+            .dispatch(gpu)?;
+            let heads = c.num_attention_heads as u32;
+            plan.push_per_position(combine, move |pos| {
+                let needed = !attention_decode_f32::single_chunk(pos, window);
+                [if needed { heads } else { 0 }, 1, 1]
+            });
+        }
         let o = Product::new(&lw.o, &d.attn, &d.x)
             .bias(&lw.o_bias.buffer)
             .residual();

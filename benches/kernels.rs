@@ -52,7 +52,7 @@ fn decode_bytes(
     Some(match name {
         "matvec_f32_bf16w qkv_proj" => (c.q_dim() + 2 * c.kv_dim()) as f64 * h * 2.0,
         "matvec_f32_bf16w o_proj" => h * c.q_dim() as f64 * 2.0,
-        "matvec_f32_bf16w router" => c.num_experts as f64 * h * 2.0,
+        "router_f32_bf16w" => c.num_experts as f64 * h * 2.0,
         "matvec_f32_bf16w lm_head" => c.vocab_size as f64 * h * 2.0,
         "moe_gate_up_f32_mf4w" => k * mxfp4(2.0 * i, h),
         "moe_down_f32_mf4w" => k * mxfp4(h, i),

@@ -5,8 +5,10 @@
 // current position also appends them to the cache (no other workgroup reads that slot).
 // Scores for all G heads go to workgroup memory, then each head's unnormalised softmax partial
 // (max m, sum l, output o) is written for attention_combine_f32, which merges the chunks and
-// the sink. Sliding layers see positions pos-W+1..pos only.
-// Output: partials [chunks, n_heads, D + 2] = (o[0..D], m, l).
+// the sink. When one chunk covers every visible position, the workgroup also merges its
+// partial with the sink (combine's arithmetic for one chunk) and writes the heads' outputs, so
+// the plan leaves the combine out. Sliding layers see positions pos-W+1..pos only.
+// Output: partials [chunks, n_heads, D + 2] = (o[0..D], m, l); out [n_heads, D] (one chunk).
 
 //!include attention
 //!include kv_cache
@@ -26,12 +28,17 @@ const K_CACHE_BINDING: u32 = 3u;  // [kv_heads, capacity, D]
 const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;  // [chunks, n_heads, D + 2]
 @group(0) @binding(6) var<storage, read> rope: array<vec2<f32>>;      // [positions, D/2] (cos, sin)
+@group(0) @binding(7) var<storage, read> sinks: array<f32>;           // [n_heads]
+@group(0) @binding(8) var<storage, read_write> out: array<f32>;       // [n_heads, D]
 
 var<workgroup> q_s: array<f32, GROUP * HEAD_DIM>;
 var<workgroup> k_now: array<f32, HEAD_DIM>;
 var<workgroup> v_now: array<f32, HEAD_DIM>;
 var<workgroup> scores: array<f32, GROUP * CHUNK>;
 var<workgroup> head_max: array<f32, GROUP>;
+// One chunk: per head, the sink-merged maximum and denominator.
+var<workgroup> head_m: array<f32, GROUP>;
+var<workgroup> head_l: array<f32, GROUP>;
 var<workgroup> red: array<f32, WG>;
 // Per position-lane partial outputs: [WG / (D/2)][GROUP][D].
 var<workgroup> o_s: array<f32, WG * 2u * GROUP>;
@@ -184,8 +191,28 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
     }
     workgroupBarrier();
 
-    // Fixed-order sums over lanes: one invocation per (head, dim).
     let stride = HEAD_DIM + 2u;
+    let single = vis.y <= CHUNK;
+    if lid < GROUP {
+        var l = 0.0;
+        for (var t = 0u; t < per_head; t++) {
+            l += red[lid * per_head + t];
+        }
+        let base = (chunk * params.n_heads + head0 + lid) * stride;
+        let m = head_max[lid];
+        partials[base + HEAD_DIM] = m;
+        partials[base + HEAD_DIM + 1u] = l;
+        if single {
+            // attention_combine_f32 over one chunk, the same operations in the same order.
+            let sink = sinks[head0 + lid];
+            let mm = max(sink, m);
+            head_m[lid] = mm;
+            head_l[lid] = exp(sink - mm) + l * exp(m - mm);
+        }
+    }
+    workgroupBarrier();
+
+    // Fixed-order sums over lanes: one invocation per (head, dim).
     for (var i = lid; i < GROUP * HEAD_DIM; i += WG) {
         let g = i / HEAD_DIM;
         let d = i % HEAD_DIM;
@@ -195,14 +222,10 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
         }
         let base = (chunk * params.n_heads + head0 + g) * stride;
         partials[base + d] = o;
-    }
-    if lid < GROUP {
-        var l = 0.0;
-        for (var t = 0u; t < per_head; t++) {
-            l += red[lid * per_head + t];
+        if single {
+            var merged = 0.0;
+            merged += o * exp(head_max[g] - head_m[g]);
+            out[(head0 + g) * HEAD_DIM + d] = merged / head_l[g];
         }
-        let base = (chunk * params.n_heads + head0 + lid) * stride;
-        partials[base + HEAD_DIM] = head_max[lid];
-        partials[base + HEAD_DIM + 1u] = l;
     }
 }

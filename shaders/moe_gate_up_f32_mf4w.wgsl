@@ -55,17 +55,19 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
     let ng = n_groups(ids);
     let nb = params.hidden / 32u;
     let expert_row0 = (e - params.e0) * n_rows;
+    // Groups may cover more rows than the workgroup owns (ROWS_PER_WG below groups x R): those
+    // load the last row again and are not written.
+    let last_row = min(n_rows, row0 + ROWS_PER_WG) - 1u;
     let passes = (ROWS_PER_WG + ng * R - 1u) / (ng * R);
     for (var step_i = 0u; step_i < passes; step_i++) {
         let rbase = row0 + (step_i * ng + g) * R;
         var acc = array<f32, R>();
         for (var b = lane; b < nb; b += lanes) {
-            // All R rows' loads first, so that they are in flight together; rows past the end
-            // read the last row again and are never written.
+            // All R rows' loads first, so that they are in flight together.
             var q: array<vec4<u32>, R>;
             var s: array<u32, R>;
             for (var r = 0u; r < R; r++) {
-                let blk = (expert_row0 + min(rbase + r, n_rows - 1u)) * nb + b;
+                let blk = (expert_row0 + min(rbase + r, last_row)) * nb + b;
                 q[r] = blocks[blk];
                 s[r] = mxfp4_byte(scales[blk >> 2u], blk);
             }
@@ -85,7 +87,7 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
             let hg = group_sum(acc[2u * p], ids);
             let hu = group_sum(acc[2u * p + 1u], ids);
             let row = rbase + 2u * p;
-            if lane == 0u && row < n_rows {
+            if lane == 0u && row < last_row {
                 let bi = expert_row0 + row;
                 let gv = min(hg + bias[bi], params.limit);
                 let uv = clamp(hu + bias[bi + 1u], -params.limit, params.limit);

@@ -265,6 +265,8 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     // Decode attention for the last position: q, k, v unrotated in a qkv row; the kernel
     // rotates them, appends k and v to the cache and attends.
     let q_last = up(gpu, "qkv.last", &qkv[(n - 1) * stride..n * stride]);
+    let sinks_buf = up(gpu, "sinks", &sinks);
+    let o = out(gpu, "attn", h * d);
     bufs.step.set_at(gpu, n - 1, 1, 0);
     let partials = out(
         gpu,
@@ -278,11 +280,11 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         },
         partials: &partials,
         rope: &bufs.rope,
+        sinks: &sinks_buf,
+        out: &o,
     };
     let mut dec = attn.dispatch(gpu).unwrap();
     dec.workgroups = attn.grid_shape().at((n - 1) as u32);
-    let sinks_buf = up(gpu, "sinks", &sinks);
-    let o = out(gpu, "attn", h * d);
     let comb = attention_combine_f32::AttentionCombine {
         n_heads: h as u32,
         head_dim: d as u32,
@@ -294,7 +296,6 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     }
     .dispatch(gpu)
     .unwrap();
-    gpu.run("attention", &[&dec, &comb]).unwrap();
     let (atol, rtol) = attention_tolerance(gpu);
     let what = format!(
         "attention window={} positions={} heads={h}/{kvh} d={d} kv={:?}",
@@ -302,6 +303,14 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         n,
         gpu.precision().kv
     );
+    // One chunk: the decode kernel's own output, which the plan uses without the combine.
+    gpu.run("attention", &[&dec]).unwrap();
+    if attention_decode_f32::single_chunk((n - 1) as u32, heads.window as u32) {
+        let got = gpu.read_f32(&o).unwrap();
+        assert_close(&format!("{what} (one chunk)"), &got, &want, atol, rtol);
+        gpu.poison(&o);
+    }
+    gpu.run("attention combine", &[&comb]).unwrap();
     assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, atol, rtol);
 
     // The appended key of the last position, read back from its cache slot.
@@ -375,6 +384,66 @@ fn attention_decode_full_and_sliding_with_sinks() {
     for_each_case(&cases, 100, check_attention);
 }
 
+#[test]
+fn router_matches_reference() {
+    let mut rng = Rng::new(11);
+    // (experts, hidden, k): gpt-oss-20b's 32 experts and k = 4; 120b's 128; a row length that
+    // leaves the last chunks of a lane's stride partial; every expert chosen.
+    for (e, h, k) in [
+        (32usize, 2880usize, 4usize),
+        (128, 256, 4),
+        (5, 200, 5),
+        (3, 64, 1),
+    ] {
+        let (w, mut x, gain) = matvec_inputs(&mut rng, e, h);
+        x[7] = 300.0; // large activations as in deep layers
+        let bias = rng.vec_sym(e, 1.0);
+        let (want_xn, want_ids, want_w) = r::router_f32_bf16w(&w, &x, &gain, 1e-5, &bias, k);
+        for gpu in paths() {
+            let wb = gpu.upload("router.weight", &w).unwrap();
+            let (xb, gb, bb) = (
+                up(&gpu, "x", &x),
+                up(&gpu, "gain", &gain),
+                up(&gpu, "bias", &bias),
+            );
+            let xn = out(&gpu, "xn", h);
+            let route = out(&gpu, "route", 2 * k);
+            let d = router_f32_bf16w::Router {
+                w: Bf16Rows {
+                    buffer: &wb,
+                    rows: e as u32,
+                    k: h as u32,
+                    row0: 0,
+                },
+                k: k as u32,
+                x: &xb,
+                gain: &gb,
+                eps: 1e-5,
+                bias: &bb,
+                xn: &xn,
+                route: &route,
+            }
+            .dispatch(&gpu)
+            .unwrap();
+            gpu.run("router", &[&d]).unwrap();
+            let what = format!("router E={e} H={h} k={k}");
+            let got = gpu.read_u32(&route).unwrap();
+            let ids: Vec<usize> = got[..k].iter().map(|&v| v as usize).collect();
+            assert_eq!(ids, want_ids, "{what}: top-k");
+            let got_w: Vec<f32> = got[k..].iter().map(|&b| f32::from_bits(b)).collect();
+            assert_close(
+                &format!("{what} weights"),
+                &got_w,
+                &want_w,
+                F32_ATOL,
+                F32_RTOL,
+            );
+            let got_xn = gpu.read_f32(&xn).unwrap();
+            assert_close(&format!("{what} xn"), &got_xn, &want_xn, F32_ATOL, F32_RTOL);
+        }
+    }
+}
+
 fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     assert_eq!(c.tokens, 1, "decode: one token");
     let (h, i, e, k) = (c.hidden, c.inter, c.experts, c.k);
@@ -384,38 +453,28 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let want_act = r::moe_gate_up_f32_mf4w(x, gain, 1e-5, logits, k, c.limit, &experts);
     let want_x = r::moe_down_f32_mf4w(x, logits, k, &want_act, &experts);
 
-    // The decode chain: the router matvec (all-zero weights, so the logits are its bias)
-    // writes the logits and the normalised x; router_topk picks; then gate_up and down.
+    // The decode chain: the router (all-zero weights, so the logits are its bias) writes
+    // the normalised x and the route; then gate_up and down.
     let zero_router = gpu.upload("router.weight", &vec![0u8; e * h * 2]).unwrap();
     let lb = up(gpu, "router.bias", logits);
-    let logits_out = out(gpu, "logits", e);
     let xb = up(gpu, "x", x);
     let gb = up(gpu, "gain", gain);
     let xn = out(gpu, "xn", h);
     let route = gpu.storage("route", (2 * k * 4) as u64).unwrap();
     let act = out(gpu, "act", k * i);
-    let moe_out = out(gpu, "moe_out", k * h);
-    let router = matvec_f32_bf16w::Matvec {
+    let router = router_f32_bf16w::Router {
         w: Bf16Rows {
             buffer: &zero_router,
             rows: e as u32,
             k: h as u32,
             row0: 0,
         },
-        x: &xb,
-        norm: Some((&gb, 1e-5)),
-        bias: Some(&lb),
-        residual: false,
-        out: &logits_out,
-        normed_out: Some(&xn),
-        argmax: None,
-    }
-    .dispatch(gpu)
-    .unwrap();
-    let topk = router_topk_f32::RouterTopk {
-        n_experts: e as u32,
         k: k as u32,
-        logits: &logits_out,
+        x: &xb,
+        gain: &gb,
+        eps: 1e-5,
+        bias: &lb,
+        xn: &xn,
         route: &route,
     }
     .dispatch(gpu)
@@ -424,9 +483,9 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
         shape: c.shape(),
         xn: &xn,
         act: &act,
-        y: &moe_out,
+        out: &xb,
     };
-    let mut gate_up = vec![router, topk];
+    let mut gate_up = vec![router];
     let mut down = Vec::new();
     for part in &ExpertPartBuffers::upload_all(gpu, &experts, &c.parts) {
         let gu = part.gate_up();
@@ -445,13 +504,6 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
         };
         down.push(down_d.dispatch(gpu).unwrap());
     }
-    let combine = moe_combine_f32::MoeCombine {
-        hidden: h as u32,
-        k: k as u32,
-        y: &moe_out,
-        x: &xb,
-    };
-    down.push(combine.dispatch(gpu).unwrap());
     let all: Vec<_> = gate_up.iter().chain(down.iter()).collect();
     gpu.run("moe", &all).unwrap();
     let what = format!("moe E={e} k={k} parts={:?}", c.parts);
@@ -492,6 +544,8 @@ fn moe_decode_matches_reference() {
         MoeCase::new(1, 96, 64, 8, 4).limit(0.5),
         // Experts split over three buffers.
         MoeCase::new(1, 64, 64, 6, 4).parts(&[(0, 2), (2, 3), (5, 1)]),
+        // More (slot, rows) units than a workgroup has groups (k = 8), over three parts.
+        MoeCase::new(1, 64, 64, 12, 8).parts(&[(0, 5), (5, 2), (7, 5)]),
         MoeCase::new(1, 64, 64, 4, 2)
             .limit(1e30)
             .scales(&ADVERSARIAL_SCALES),

@@ -386,7 +386,7 @@ fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
         shape,
         xn: &xn,
         act: &act,
-        y: &y,
+        out: &y,
     };
     for part in &parts {
         ds.extend(expert_dispatches(gpu, c, moe, part, &routing, &shift, path));

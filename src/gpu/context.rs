@@ -192,8 +192,9 @@ pub struct Precision {
     pub coop: bool,
 }
 
-/// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R" and
-/// OSS_WGPU_TUNE_MOE=global when the device opens; the defaults are what ships.
+/// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R",
+/// OSS_WGPU_TUNE_MOE=global and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" when the device
+/// opens; the defaults are what ships.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
     /// matvec_f32_bf16w: (rows per workgroup, rows a group takes at once) for every matrix.
@@ -203,10 +204,13 @@ pub struct Tuning {
     /// With cooperative matrices on, only the expert matmuls (`Some(true)`,
     /// OSS_WGPU_TUNE_COOP=moe) or only the bf16 matmuls (`Some(false)`, =dense) use them.
     pub coop_moe_only: Option<bool>,
+    /// Output rows per workgroup of (moe_gate_up_f32_mf4w, moe_down_f32_mf4w), each a
+    /// multiple of 4 in 4..=256 (both kernels take rows 4 at a time).
+    pub moe_rows: Option<(u32, u32)>,
 }
 
 impl Tuning {
-    /// An unparsable OSS_WGPU_TUNE_MATVEC is ignored: these are experiment switches, not options.
+    /// An unparsable OSS_WGPU_TUNE_MATVEC or OSS_WGPU_TUNE_MOE_ROWS is ignored: these are experiment switches, not options.
     pub fn from_env() -> Self {
         let matvec = std::env::var("OSS_WGPU_TUNE_MATVEC").ok().and_then(|v| {
             let (a, b) = v.split_once(',')?;
@@ -223,7 +227,22 @@ impl Tuning {
                 Ok("dense") => Some(false),
                 _ => None,
             },
+            moe_rows: std::env::var("OSS_WGPU_TUNE_MOE_ROWS")
+                .ok()
+                .and_then(|v| parse_moe_rows(&v)),
         }
+    }
+}
+
+/// "N" (both kernels) or "GATE_UP,DOWN", each a multiple of 4 in 4..=256; None otherwise.
+fn parse_moe_rows(v: &str) -> Option<(u32, u32)> {
+    let rows = |s: &str| {
+        let n: u32 = s.trim().parse().ok()?;
+        (n % 4 == 0 && (4..=256).contains(&n)).then_some(n)
+    };
+    match v.split_once(',') {
+        Some((g, d)) => Some((rows(g)?, rows(d)?)),
+        None => rows(v).map(|n| (n, n)),
     }
 }
 

@@ -57,8 +57,7 @@ shader_table![
     "moe_gate_up_prefill_f16_mf4w",
     "moe_down_prefill_f16_mf4w",
     "fill_random",
-    "router_topk_f32",
-    "moe_combine_f32",
+    "router_f32_bf16w",
     "bandwidth_read",
 ];
 

@@ -20,7 +20,7 @@ kernel! {
     }
     bindings {
         step: Uniform, qkv: Read, k_cache: ReadWrite, v_cache: ReadWrite,
-        partials: ReadWrite, rope: Read,
+        partials: ReadWrite, rope: Read, sinks: Read, out: ReadWrite,
     }
 }
 
@@ -39,6 +39,17 @@ pub fn chunks(pos: u32, window: u32) -> u32 {
     visible.div_ceil(CHUNK)
 }
 
+/// Whether one chunk covers what a query at `pos` sees: the decode kernel then writes the
+/// final output itself and attention_combine_f32 is not needed.
+pub fn single_chunk(pos: u32, window: u32) -> bool {
+    chunks(pos, window) <= 1
+}
+
+/// Whether every query of a layer with this `window` (0: full) is [`single_chunk`].
+pub fn always_single_chunk(window: u32) -> bool {
+    window > 0 && window <= CHUNK
+}
+
 /// Floats in the partials buffer for up to `max_positions` visible positions.
 pub fn partials_len(n_heads: u32, head_dim: u32, max_positions: u32) -> u64 {
     max_positions.div_ceil(CHUNK) as u64 * n_heads as u64 * (head_dim as u64 + 2)
@@ -52,6 +63,10 @@ pub struct AttentionDecode<'a> {
     pub partials: &'a GpuBuffer,
     /// [positions, head_dim / 2] (cos, sin).
     pub rope: &'a GpuBuffer,
+    /// f32 [n_heads].
+    pub sinks: &'a GpuBuffer,
+    /// f32 [n_heads, head_dim], written when one chunk covers the visible positions.
+    pub out: &'a GpuBuffer,
 }
 
 impl AttentionDecode<'_> {
@@ -77,7 +92,11 @@ impl AttentionDecode<'_> {
             });
         }
         let [step, qkv, k_cache, v_cache] = a.bind(gpu, SHADER, 1)?;
-        need(&[(self.partials, heads as u64 * (d as u64 + 2) * 4)])?;
+        need(&[
+            (self.partials, heads as u64 * (d as u64 + 2) * 4),
+            (self.sinks, heads as u64 * 4),
+            (self.out, heads as u64 * d as u64 * 4),
+        ])?;
         let params = Params {
             n_heads: heads,
             n_kv_heads: kv_heads,
@@ -99,6 +118,8 @@ impl AttentionDecode<'_> {
             v_cache,
             partials: self.partials.binding(),
             rope: self.rope.binding(),
+            sinks: self.sinks.binding(),
+            out: self.out.binding(),
         }
         .build(
             gpu,

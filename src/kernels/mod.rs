@@ -146,7 +146,6 @@ pub mod matmul_f16_bf16w;
 pub mod matmul_f32_bf16w;
 pub mod matvec_f32_bf16w;
 pub mod moe;
-pub mod moe_combine_f32;
 pub mod moe_combine_prefill_f32;
 pub mod moe_down_f32_mf4w;
 pub mod moe_down_prefill_f16_mf4w;
@@ -157,7 +156,7 @@ pub mod moe_gate_up_prefill_f32_mf4w;
 pub mod moe_route_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
-pub mod router_topk_f32;
+pub mod router_f32_bf16w;
 pub mod row_shift_f32;
 pub mod sample_f32;
 
@@ -218,7 +217,6 @@ pub const KERNELS: &[Kernel] = &[
     matmul_f16_bf16w::KERNEL,
     matmul_f32_bf16w::KERNEL,
     matvec_f32_bf16w::KERNEL,
-    moe_combine_f32::KERNEL,
     moe_combine_prefill_f32::KERNEL,
     moe_down_f32_mf4w::KERNEL,
     moe_down_prefill_f16_mf4w::KERNEL,
@@ -230,7 +228,7 @@ pub const KERNELS: &[Kernel] = &[
     row_shift_f32::KERNEL,
     rmsnorm_f32::KERNEL,
     rope_kv_append_f32::KERNEL,
-    router_topk_f32::KERNEL,
+    router_f32_bf16w::KERNEL,
     sample_f32::KERNEL,
 ];
 

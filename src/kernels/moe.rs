@@ -1,5 +1,5 @@
-//! What the MoE kernels share. Decode: moe_gate_up_f32_mf4w and moe_down_f32_mf4w per selected
-//! expert, then moe_combine_f32. Prefill: moe_route_prefill groups the step's (token, expert)
+//! What the MoE kernels share. Decode: router_f32_bf16w, then moe_gate_up_f32_mf4w per
+//! selected expert and moe_down_f32_mf4w, which adds the selected experts to the residual. Prefill: moe_route_prefill groups the step's (token, expert)
 //! entries by expert into row tiles, moe_gate_up_prefill_f32_mf4w and moe_down_prefill_f32_mf4w
 //! run over (row tile, output tile), and moe_combine_prefill_f32 adds them back in fixed order.
 
@@ -34,7 +34,7 @@ pub struct Experts<'a> {
 }
 
 /// One layer's MoE activations, decode or prefill, as every expert kernel reads and writes
-/// them: gate_up takes `xn` to `act`, down takes `act` to `y`.
+/// them: gate_up takes `xn` to `act`, down takes `act` to `out`.
 #[derive(Clone, Copy)]
 pub struct MoeBuffers<'a> {
     pub shape: MoeShape,
@@ -42,8 +42,9 @@ pub struct MoeBuffers<'a> {
     pub xn: &'a GpuBuffer,
     /// The SwiGLU activations, f32 [entries, inter] (an entry is one token's expert slot).
     pub act: &'a GpuBuffer,
-    /// The weighted expert outputs, f32 [entries, hidden].
-    pub y: &'a GpuBuffer,
+    /// Down's output: prefill, the expert outputs f32 [entries, hidden]; decode, the residual
+    /// stream f32 [hidden], to which down adds the weighted sum over the token's experts.
+    pub out: &'a GpuBuffer,
 }
 
 /// Which expert matrix a kernel applies.
@@ -51,8 +52,10 @@ pub struct MoeBuffers<'a> {
 pub(crate) enum Projection {
     /// [2 inter, hidden]: `xn` to `act`.
     GateUp,
-    /// [hidden, inter]: `act` to `y`.
+    /// [hidden, inter]: `act` to `out`, one row per entry (prefill).
     Down,
+    /// [hidden, inter]: `act` to `out`, the entries of a token summed into its row (decode).
+    DownAdd,
 }
 
 /// What an expert kernel binds and passes for its part of the experts (see [`MoeBuffers::bind`]).
@@ -97,7 +100,12 @@ impl<'a> MoeBuffers<'a> {
         let act = (self.act, entries * inter as u64 * 4);
         let ((rows, cols), input, output) = match projection {
             Projection::GateUp => ((2 * inter, hidden), (self.xn, t * hidden as u64 * 4), act),
-            Projection::Down => ((hidden, inter), act, (self.y, entries * hidden as u64 * 4)),
+            Projection::Down => (
+                (hidden, inter),
+                act,
+                (self.out, entries * hidden as u64 * 4),
+            ),
+            Projection::DownAdd => ((hidden, inter), act, (self.out, t * hidden as u64 * 4)),
         };
         let (all_rows, cols64) = (experts.n_part as u64 * rows as u64, cols as u64);
         need(
@@ -125,37 +133,34 @@ impl<'a> MoeBuffers<'a> {
     }
 }
 
-/// Widest input vector (hidden for gate_up, inter for down) the decode kernels stage in
-/// workgroup memory.
-pub const MAX_X: u32 = 4096;
+/// Workgroup memory a MoE decode kernel needs besides its input tile and its `extra` bytes:
+/// the nibble table, the reduction scratch and mxfp4.wgsl's pair table (in case the compiler
+/// keeps it), with room to spare.
+const DECODE_RESERVE_BYTES: u64 = 4096;
 
-/// The override constants of the MoE decode kernels: `rows_per_wg` output rows per
-/// workgroup, and the input vector of `width` floats staged in a workgroup tile unless
-/// [`crate::gpu::Tuning::moe_x_global`] reads it from global memory; `width` is checked
-/// against [`MAX_X`].
+/// The override constants of the MoE decode kernels: `rows_per_wg` output rows per workgroup,
+/// and the input of `tile` floats (gate_up: xn; down: every slot's act) staged in a workgroup
+/// tile, unless [`crate::gpu::Tuning::moe_x_global`] asks for global memory or the tile does not
+/// fit the device's workgroup memory beside the kernel's `extra` bytes of its own (then it is
+/// read from global memory too).
 pub(crate) fn decode_constants(
     gpu: &Gpu,
-    kernel: &str,
     rows_per_wg: u32,
-    width: u32,
-) -> Result<[(&'static str, f64); 3]> {
-    if width > MAX_X {
-        return Err(Error::Shape {
-            what: format!("{kernel}: input width"),
-            expected: format!("at most {MAX_X}"),
-            actual: width.to_string(),
-        });
-    }
-    let x_global = gpu.tuning().moe_x_global;
-    Ok([
+    tile: u32,
+    extra: u64,
+) -> [(&'static str, f64); 3] {
+    let room = gpu.limits().max_compute_workgroup_storage_size as u64;
+    let fits = tile as u64 * 4 + DECODE_RESERVE_BYTES + extra <= room;
+    let x_global = gpu.tuning().moe_x_global || !fits;
+    [
         ("ROWS_PER_WG", rows_per_wg as f64),
         // With X_GLOBAL the tile is unused; keep it minimal.
-        ("X_VEC4", if x_global { 4.0 } else { (width / 4) as f64 }),
+        ("X_VEC4", if x_global { 4.0 } else { (tile / 4) as f64 }),
         ("X_GLOBAL", x_global as u32 as f64),
-    ])
+    ]
 }
 
-/// One invocation per expert in router_topk_f32 and moe_route_prefill.
+/// One invocation per expert in router_f32_bf16w and moe_route_prefill.
 pub const MAX_EXPERTS: u32 = 256;
 /// Most experts per token the routing kernels keep.
 pub const MAX_K: u32 = 32;

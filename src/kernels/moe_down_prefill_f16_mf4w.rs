@@ -28,7 +28,7 @@ pub fn fits(limit: f32) -> bool {
     l.is_finite() && l * (l + 1.0) < F16_SAFE
 }
 
-/// `moe.y` [entries (sorted), hidden] = W2 act + b2 for the tiles whose expert is in
+/// `moe.out` [entries (sorted), hidden] = W2 act + b2 for the tiles whose expert is in
 /// `experts`; `limit` is the SwiGLU clamp that made `moe.act`.
 pub struct MoeDownPrefillF16<'a> {
     pub moe: MoeBuffers<'a>,

@@ -13,7 +13,7 @@ kernel! {
     }
 }
 
-/// `moe.y` [entries (sorted), hidden] = W2 act + b2 for the tiles whose expert is in
+/// `moe.out` [entries (sorted), hidden] = W2 act + b2 for the tiles whose expert is in
 /// `experts`.
 pub struct MoeDownPrefill<'a> {
     pub moe: MoeBuffers<'a>,

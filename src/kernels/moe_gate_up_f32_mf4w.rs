@@ -1,7 +1,7 @@
 //! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
 use super::moe::{decode_constants, Experts, MoeBuffers, MoeShape, Projection};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -14,6 +14,7 @@ kernel! {
 }
 
 /// gate_up rows per workgroup (the ROWS_PER_WG override; even).
+/// [`crate::gpu::Tuning::moe_rows`] overrides it for experiments.
 pub const ROWS_PER_WG: u32 = 32;
 
 /// `moe.act` [k, inter] from `moe.xn` [hidden] for the slots whose expert (in `route`) lies in
@@ -23,7 +24,7 @@ pub struct MoeGateUp<'a> {
     pub experts: &'a Experts<'a>,
     /// The SwiGLU clamp.
     pub limit: f32,
-    /// [2 k]: ids, then weights (router_topk_f32's output).
+    /// [2 k]: ids, then weights (router_f32_bf16w's output).
     pub route: &'a GpuBuffer,
 }
 
@@ -43,7 +44,18 @@ impl MoeGateUp<'_> {
             limit: self.limit,
             ..Default::default()
         };
-        let constants = decode_constants(gpu, SHADER, ROWS_PER_WG, ex.cols)?;
+        let rows = gpu
+            .tuning()
+            .moe_rows
+            .map_or(ROWS_PER_WG, |(gate_up, _)| gate_up);
+        if rows % 2 != 0 || rows == 0 {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: rows per workgroup"),
+                expected: "a positive even number (gate and up rows pair up)".into(),
+                actual: rows.to_string(),
+            });
+        }
+        let constants = decode_constants(gpu, rows, ex.cols, 0);
         Bindings {
             route: self.route.binding(),
             xn: ex.input,
@@ -57,7 +69,7 @@ impl MoeGateUp<'_> {
             &constants,
             &params,
             ex.label,
-            [ex.rows.div_ceil(ROWS_PER_WG), k, 1],
+            [ex.rows.div_ceil(rows), k, 1],
         )
     }
 }

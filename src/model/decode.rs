@@ -13,7 +13,7 @@ use crate::kernels::moe::MoeBuffers;
 use crate::kernels::*;
 use crate::model::activations::activations;
 use crate::model::forward::{moe_shape, qkv_stride, State};
-use crate::model::matrix::{embed, Product};
+use crate::model::matrix::{embed, whole, Product};
 use crate::model::plan::Plan;
 use crate::model::weights::{LayerWeights, Weights};
 
@@ -27,14 +27,11 @@ activations! {
         attn: "attn",
         /// attention_decode_f32's per-chunk partial results, combined with the sinks.
         partials: "attn_partials",
-        router_logits: "router_logits",
-        /// The MLP-normalised token, written by the router matvec for the expert kernels.
+        /// The MLP-normalised token, written by the router for the expert kernels.
         xn: "xn",
         /// The router's choice: expert ids [k] then weights [k] (f32 bits).
         route: "route",
         act: "act",
-        /// Weighted expert outputs [k, hidden], summed into x by moe_combine_f32.
-        moe_out: "moe_out",
     }
 }
 
@@ -53,11 +50,9 @@ impl Buffers<u64> {
             qkv: f(qkv_stride(c)),
             attn: f(c.q_dim()),
             partials: 4 * partials,
-            router_logits: f(c.num_experts),
             xn: f(h),
             route: f(2 * k),
             act: f(k * c.intermediate_size),
-            moe_out: f(k * h),
         }
     }
 }
@@ -110,21 +105,30 @@ impl Builder<'_> {
             attention: self.state.attention(c, l, &d.qkv),
             partials: &d.partials,
             rope: &self.state.rope,
+            sinks: &lw.sinks.buffer,
+            out: &d.attn,
         };
         let grid = attn.grid_shape();
         plan.push_per_position(attn.dispatch(gpu)?, move |pos| grid.at(pos));
-        plan.push(
-            attention_combine_f32::AttentionCombine {
+        // Where one chunk covers the visible positions, attention_decode_f32 has written attn.
+        let window = self.state.kv[l].window;
+        if !attention_decode_f32::always_single_chunk(window) {
+            let combine = attention_combine_f32::AttentionCombine {
                 n_heads: c.num_attention_heads as u32,
                 head_dim: c.head_dim as u32,
-                window: self.state.kv[l].window,
+                window,
                 step: &self.state.step,
                 partials: &d.partials,
                 sinks: &lw.sinks.buffer,
                 out: &d.attn,
             }
-            .dispatch(gpu)?,
-        );
+            .dispatch(gpu)?;
+            let heads = c.num_attention_heads as u32;
+            plan.push_per_position(combine, move |pos| {
+                let needed = !attention_decode_f32::single_chunk(pos, window);
+                [if needed { heads } else { 0 }, 1, 1]
+            });
+        }
         let o = Product::new(&lw.o, &d.attn, &d.x)
             .bias(&lw.o_bias.buffer)
             .residual();
@@ -135,26 +139,23 @@ impl Builder<'_> {
     /// `x += sum over the top-k experts of weight * down(swiglu(gate_up(norm(x))))`.
     fn moe(&self, plan: &mut Plan, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, d) = (self.gpu, self.c, self.buf);
-        let router = Product::new(&lw.router, &d.x, &d.router_logits)
-            .norm(&lw.mlp_norm.buffer, c.rms_norm_eps)
-            .bias(&lw.router_bias.buffer)
-            .normed_out(&d.xn);
-        plan.push_matrix("router", router.matvec(gpu)?);
         let shape = moe_shape(c);
-        plan.push(
-            router_topk_f32::RouterTopk {
-                n_experts: shape.n_experts,
-                k: shape.k,
-                logits: &d.router_logits,
-                route: &d.route,
-            }
-            .dispatch(gpu)?,
-        );
+        let router = router_f32_bf16w::Router {
+            w: whole(&lw.router)?,
+            k: shape.k,
+            x: &d.x,
+            gain: &lw.mlp_norm.buffer,
+            eps: c.rms_norm_eps,
+            bias: &lw.router_bias.buffer,
+            xn: &d.xn,
+            route: &d.route,
+        };
+        plan.push(router.dispatch(gpu)?);
         let moe = MoeBuffers {
             shape,
             xn: &d.xn,
             act: &d.act,
-            y: &d.moe_out,
+            out: &d.x,
         };
         let route = &d.route;
         for experts in &lw.gate_up.parts() {
@@ -174,13 +175,6 @@ impl Builder<'_> {
             };
             plan.push(down.dispatch(gpu)?);
         }
-        let combine = moe_combine_f32::MoeCombine {
-            hidden: shape.hidden,
-            k: shape.k,
-            y: &d.moe_out,
-            x: &d.x,
-        };
-        plan.push(combine.dispatch(gpu)?);
         Ok(())
     }
 }

@@ -167,6 +167,22 @@ pub fn embed<'a>(
     })
 }
 
+/// The whole of `m` as one part, for a kernel that needs every row in one binding (the decode
+/// router: its top-k sees all logits); an error naming the matrix if it was split.
+pub fn whole(m: &Bf16Matrix) -> Result<Bf16Rows<'_>> {
+    match m.parts.as_slice() {
+        [p] => Ok(rows(p, m.cols)),
+        parts => Err(Error::Shape {
+            what: format!(
+                "'{}': buffers holding the matrix",
+                parts.first().map_or("", |p| p.buffer.label.as_str())
+            ),
+            expected: "1 (raise the binding limit)".into(),
+            actual: parts.len().to_string(),
+        }),
+    }
+}
+
 /// Part `p` of a matrix with `cols` columns, as the bf16 kernels read it.
 fn rows(p: &MatrixPart, cols: usize) -> Bf16Rows<'_> {
     Bf16Rows {

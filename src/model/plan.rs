@@ -3,7 +3,8 @@
 //! Decode records its plan for every token, prefill caches one plan per step size, and the
 //! profiler times the same plans dispatch by dispatch, so all three run exactly the same work.
 //! Each op carries its grid rule: fixed when built, or a function of the step's position
-//! (attention over a cache that grows with every decoded token). Prefill needs no third rule:
+//! (attention over a cache that grows with every decoded token; an empty grid leaves the op out
+//! at that position). Prefill needs no third rule:
 //! its kernels take the token count in their parameters, so a step size is a plan of its own.
 
 use crate::error::Result;
@@ -34,11 +35,15 @@ impl Op {
         }
     }
 
-    /// Records this op into `pass` for a step at position `pos`.
+    /// Records this op into `pass` for a step at position `pos`; an empty grid records
+    /// nothing (an op not needed at this position), so that it costs no barrier either.
     fn record(&self, pass: &mut wgpu::ComputePass<'_>, pos: u32) {
+        let [x, y, z] = self.grid_at(pos);
+        if x == 0 || y == 0 || z == 0 {
+            return;
+        }
         pass.set_pipeline(&self.dispatch.pipeline.pipeline);
         pass.set_bind_group(0, &self.dispatch.bind_group, &[]);
-        let [x, y, z] = self.grid_at(pos);
         pass.dispatch_workgroups(x, y, z);
     }
 }

@@ -275,7 +275,7 @@ impl Builder<'_> {
             shape,
             xn: &p.xn,
             act: &p.act,
-            y: &p.y,
+            out: &p.y,
         };
         self.experts(plan, lw, moe)?;
         let combine = moe_combine_prefill_f32::MoeCombinePrefill {

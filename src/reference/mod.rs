@@ -174,6 +174,21 @@ pub fn router_topk(logits: &[f32], k: usize) -> (Vec<usize>, Vec<f32>) {
     (ids, e.iter().map(|v| (v / sum) as f32).collect())
 }
 
+/// The decode router: RMSNorm(x) (returned, the experts' input), the logits `W xn + bias`
+/// (rounded to f32, as the kernel keeps them) and their [`router_topk`].
+pub fn router_f32_bf16w(
+    w: &[u8],
+    x: &[f32],
+    gain: &[f32],
+    eps: f32,
+    bias: &[f32],
+    k: usize,
+) -> (Vec<f32>, Vec<usize>, Vec<f32>) {
+    let logits = matvec_f32_bf16w(w, x, Some((gain, eps)), Some(bias), None);
+    let (ids, weights) = router_topk(&logits, k);
+    (rmsnorm_f32(x, gain, eps), ids, weights)
+}
+
 /// The MXFP4 expert weights of one layer: gate_up [E, 2I, H/32, 16] / [E, 2I, H/32] and down
 /// [E, H, I/32, 16] / [E, H, I/32], biases in f32.
 pub struct ExpertsRef<'a> {

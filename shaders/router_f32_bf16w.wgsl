@@ -1,0 +1,145 @@
+// router_f32_bf16w: the MoE router of one token in one dispatch: the MLP RMSNorm of x (written
+// out as xn, the expert kernels' input), the logits W xn + b (bf16 W [n_experts, hidden]) into
+// workgroup memory, their top k (ties to the lowest expert) and the softmax over those k:
+// route = [ids[k], weights[k] (f32 bits)]. One workgroup, since the top-k needs every logit and
+// the matrix is small (32 to 128 rows): each group (a subgroup, or 32 invocations on the
+// portable path) takes R rows at a time, its lanes striding over 8-element chunks of the row
+// with U chunks' loads issued before any arithmetic, so that one workgroup keeps enough bytes
+// in flight. The top-k is then router_topk's: k rounds of a tree argmax over the experts.
+
+//!include bf16
+//!include reduce
+
+const WG: u32 = 256u;
+const REDUCE_SIZE: u32 = WG;
+const R: u32 = 4u;               // rows a group takes at once
+const U: u32 = 4u;               // chunks per lane whose loads are in flight together
+const NEG_HUGE: f32 = -3.0e38;
+const NONE: u32 = 0xffffffffu;
+
+struct Params {
+    n_experts: u32,   // at most WG
+    k8: u32,          // hidden / 8
+    k: u32,           // experts per token, at most 32
+    eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;        // [n_experts, hidden/8] bf16 x 8
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;        // [hidden/4]
+@group(0) @binding(3) var<storage, read> gain: array<vec4<f32>>;     // [hidden/4]
+@group(0) @binding(4) var<storage, read> bias: array<f32>;           // [n_experts]
+@group(0) @binding(5) var<storage, read_write> xn: array<vec4<f32>>; // [hidden/4]
+@group(0) @binding(6) var<storage, read_write> route: array<u32>;    // [2 k]
+
+var<workgroup> logits: array<f32, WG>;
+var<workgroup> vals: array<f32, WG>;
+var<workgroup> idx: array<u32, WG>;
+var<workgroup> chosen_v: array<f32, 32>;
+var<workgroup> chosen_i: array<u32, 32>;
+
+fn bf16x4(v: vec2<u32>) -> vec4<f32> {
+    return vec4<f32>(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
+}
+
+// logits[row] for every row, each group R rows at a time; `scale` is the norm's, common to all
+// terms of a row, so it multiplies the row's sum once (as in matvec_f32_bf16w).
+fn router_logits(ids: ReduceIds, scale: f32) {
+    let g = group_id(ids);
+    let lane = group_lane(ids);
+    let lanes = group_lanes(ids);
+    let ng = n_groups(ids);
+    let last = params.n_experts - 1u;
+    let passes = (params.n_experts + ng * R - 1u) / (ng * R);
+    for (var step_i = 0u; step_i < passes; step_i++) {
+        let rbase = (step_i * ng + g) * R;
+        var acc = array<f32, R>();
+        for (var c0 = lane; c0 < params.k8; c0 += U * lanes) {
+            // Chunks past the row's end load chunk c0 again and are not added.
+            var q: array<vec4<u32>, 16>;   // [U][R]
+            for (var u = 0u; u < U; u++) {
+                let c = select(c0, c0 + u * lanes, c0 + u * lanes < params.k8);
+                for (var r = 0u; r < R; r++) {
+                    q[u * R + r] = w[min(rbase + r, last) * params.k8 + c];
+                }
+            }
+            for (var u = 0u; u < U; u++) {
+                let c = c0 + u * lanes;
+                if c < params.k8 {
+                    let xa = x[2u * c] * gain[2u * c];
+                    let xb = x[2u * c + 1u] * gain[2u * c + 1u];
+                    for (var r = 0u; r < R; r++) {
+                        let wq = q[u * R + r];
+                        acc[r] += dot(xa, bf16x4(wq.xy)) + dot(xb, bf16x4(wq.zw));
+                    }
+                }
+            }
+        }
+        for (var r = 0u; r < R; r++) {
+            let total = group_sum(acc[r], ids);
+            let row = rbase + r;
+            if lane == 0u && row < params.n_experts {
+                logits[row] = total * scale + bias[row];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn router_f32_bf16w(ids: ReduceIds) {
+    let lid = ids.lid;
+    var ss = 0.0;
+    for (var c = lid; c < 2u * params.k8; c += WG) {
+        let v = x[c];
+        ss += dot(v, v);
+    }
+    let scale = inverseSqrt(workgroup_sum(ss, ids) / f32(params.k8 * 8u) + params.eps);
+    for (var c = lid; c < 2u * params.k8; c += WG) {
+        xn[c] = x[c] * gain[c] * scale;
+    }
+    router_logits(ids, scale);
+    workgroupBarrier();
+
+    var valid = lid < params.n_experts;
+    var mine = NEG_HUGE;
+    if valid {
+        mine = logits[lid];
+    }
+    for (var j = 0u; j < params.k; j++) {
+        vals[lid] = mine;
+        idx[lid] = select(NONE, lid, valid);
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s /= 2u) {
+            if lid < s {
+                let oi = idx[lid + s];
+                let ov = vals[lid + s];
+                let ti = idx[lid];
+                if oi != NONE && (ti == NONE || ov > vals[lid] || (ov == vals[lid] && oi < ti)) {
+                    vals[lid] = ov;
+                    idx[lid] = oi;
+                }
+            }
+            workgroupBarrier();
+        }
+        let winner = idx[0];
+        if lid == 0u {
+            chosen_v[j] = vals[0];
+            chosen_i[j] = winner;
+        }
+        if lid == winner {
+            valid = false;
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        let m = chosen_v[0];
+        var sum = 0.0;
+        for (var j = 0u; j < params.k; j++) {
+            sum += exp(chosen_v[j] - m);
+        }
+        for (var j = 0u; j < params.k; j++) {
+            route[j] = chosen_i[j];
+            route[params.k + j] = bitcast<u32>(exp(chosen_v[j] - m) / sum);
+        }
+    }
+}

@@ -1,18 +1,69 @@
 // What the two decode expert kernels (moe_gate_up_f32_mf4w, moe_down_f32_mf4w) declare alike:
-// the sizes of the weight stream, the token's routing, the experts' biases and the staged
-// input in workgroup memory (gate_up: xn; down: every slot's act). Each computes N rows of K
-// inputs per selected expert (gate_up: N = 2 inter, K = hidden; down: N = hidden, K = inter).
+// the sizes of the weight stream, the token's routing, the experts' biases, the staged input
+// in workgroup memory (gate_up: xn; down: every slot's act) and the rows' dot products. Each
+// computes N rows of K inputs per selected expert (gate_up: N = 2 inter, K = hidden; down:
+// N = hidden, K = inter). The includer declares `blocks` and `scales` (the expert weights)
+// and `moe_x(i)`, the input's vec4 number i.
 
 const WG: u32 = 256u;
 const R: u32 = 4u;               // rows per group step (gate_up: two gate/up pairs)
+// Blocks of each row a lane loads before any arithmetic: gpt-oss's K = 2880 is 90 blocks,
+// three per lane of a 32-wide subgroup, so on such devices every load of a row step is in
+// flight at once.
+const STEPS: u32 = 3u;
 
 override ROWS_PER_WG: u32 = 32u;
 // Read the activations straight from global memory (L1) instead of staging them in workgroup
 // memory: no staging phase, and workgroup memory stops limiting occupancy.
 override X_GLOBAL: bool = false;
 override X_VEC4: u32 = 720u;     // the staged input's floats / 4
+// Decode E2M1 pairs with integer masks into f16 bits (unpack2x16float) instead of looking
+// each nibble up in workgroup memory.
+override DECODE_BITS: bool = false;
 
 @group(0) @binding(1) var<storage, read> route: array<u32>;          // [2 k]: ids, weights
 @group(0) @binding(5) var<storage, read> bias: array<f32>;           // [n_part, N]
 
 var<workgroup> xs: array<vec4<f32>, X_VEC4>;
+
+// One block of one row: sum_i E2M1(q_i) x_i times the block scale 2^(s - 127).
+fn moe_block(q: vec4<u32>, s: u32, x: array<vec4<f32>, 8>) -> f32 {
+    if DECODE_BITS {
+        return mxfp4_scale(mxfp4_dot_block_f16bits(q, x), s + MXFP4_F16BITS_SHIFT);
+    }
+    return mxfp4_scale(mxfp4_dot_block(q, x), s);
+}
+
+// The partial dot products of R weight rows (block-row numbers `rows`, nb blocks each) with
+// the input from vec4 x0 on, over this lane's blocks lane, lane + lanes, ...: STEPS blocks
+// of every row per pass, all their loads issued before the arithmetic. Lanes then sum with
+// group_sum.
+fn moe_rows_dot(rows: array<u32, R>, nb: u32, lane: u32, lanes: u32, x0: u32) -> array<f32, R> {
+    var acc = array<f32, R>();
+    for (var b0 = lane; b0 < nb; b0 += STEPS * lanes) {
+        var q: array<vec4<u32>, STEPS * R>;
+        var s: array<u32, STEPS * R>;
+        for (var j = 0u; j < STEPS; j++) {
+            // A lane past the last block loads the last one again and does not use it.
+            let b = min(b0 + j * lanes, nb - 1u);
+            for (var r = 0u; r < R; r++) {
+                let blk = rows[r] * nb + b;
+                q[j * R + r] = blocks[blk];
+                s[j * R + r] = mxfp4_byte(scales[blk >> 2u], blk);
+            }
+        }
+        for (var j = 0u; j < STEPS; j++) {
+            let b = b0 + j * lanes;
+            if b < nb {
+                var xv: array<vec4<f32>, 8>;
+                for (var i = 0u; i < 8u; i++) {
+                    xv[i] = moe_x(x0 + 8u * b + i);
+                }
+                for (var r = 0u; r < R; r++) {
+                    acc[r] += moe_block(q[j * R + r], s[j * R + r], xv);
+                }
+            }
+        }
+    }
+    return acc;
+}

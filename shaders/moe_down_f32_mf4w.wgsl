@@ -41,6 +41,13 @@ fn in_part(e: u32) -> bool {
     return e >= params.e0 && e < params.e0 + params.n_part;
 }
 
+fn moe_x(i: u32) -> vec4<f32> {
+    if X_GLOBAL {
+        return act[i];
+    }
+    return xs[i];
+}
+
 @compute @workgroup_size(WG)
 fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
     let row0 = wg_id.x * ROWS_PER_WG;
@@ -75,28 +82,12 @@ fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
         let weight = bitcast<f32>(route[params.k + slot]);
         let rbase = row0 + (u % units_per_slot) * R;
         let expert_row0 = select(0u, e - params.e0, mine) * params.hidden;
-        var acc = array<f32, R>();
-        for (var b = lane; b < select(0u, nb, mine); b += lanes) {
-            var q: array<vec4<u32>, R>;
-            var s: array<u32, R>;
-            for (var r = 0u; r < R; r++) {
-                let blk = (expert_row0 + min(rbase + r, last_row)) * nb + b;
-                q[r] = blocks[blk];
-                s[r] = mxfp4_byte(scales[blk >> 2u], blk);
-            }
-            var xv: array<vec4<f32>, 8>;
-            for (var j = 0u; j < 8u; j++) {
-                let i = slot * inter4 + 8u * b + j;
-                if X_GLOBAL {
-                    xv[j] = act[i];
-                } else {
-                    xv[j] = xs[i];
-                }
-            }
-            for (var r = 0u; r < R; r++) {
-                acc[r] += mxfp4_scale(mxfp4_dot_block(q[r], xv), s[r]);
-            }
+        var rows: array<u32, R>;
+        for (var r = 0u; r < R; r++) {
+            rows[r] = expert_row0 + min(rbase + r, last_row);
         }
+        // A unit outside this part or past the last one has no blocks to read.
+        let acc = moe_rows_dot(rows, select(0u, nb, mine), lane, lanes, slot * inter4);
         for (var r = 0u; r < R; r++) {
             let total = group_sum(acc[r], ids);
             let row = rbase + r;

@@ -32,6 +32,13 @@ struct Params {
 @group(0) @binding(4) var<storage, read> scales: array<u32>;         // [n_part, 2 inter, hidden/32] u8
 @group(0) @binding(6) var<storage, read_write> act: array<f32>;      // [k, inter]
 
+fn moe_x(i: u32) -> vec4<f32> {
+    if X_GLOBAL {
+        return xn[i];
+    }
+    return xs[i];
+}
+
 @compute @workgroup_size(WG)
 fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
     let slot = wg_id.y;
@@ -61,28 +68,11 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
     let passes = (ROWS_PER_WG + ng * R - 1u) / (ng * R);
     for (var step_i = 0u; step_i < passes; step_i++) {
         let rbase = row0 + (step_i * ng + g) * R;
-        var acc = array<f32, R>();
-        for (var b = lane; b < nb; b += lanes) {
-            // All R rows' loads first, so that they are in flight together.
-            var q: array<vec4<u32>, R>;
-            var s: array<u32, R>;
-            for (var r = 0u; r < R; r++) {
-                let blk = (expert_row0 + min(rbase + r, last_row)) * nb + b;
-                q[r] = blocks[blk];
-                s[r] = mxfp4_byte(scales[blk >> 2u], blk);
-            }
-            var xv: array<vec4<f32>, 8>;
-            for (var j = 0u; j < 8u; j++) {
-                if X_GLOBAL {
-                    xv[j] = xn[8u * b + j];
-                } else {
-                    xv[j] = xs[8u * b + j];
-                }
-            }
-            for (var r = 0u; r < R; r++) {
-                acc[r] += mxfp4_scale(mxfp4_dot_block(q[r], xv), s[r]);
-            }
+        var rows: array<u32, R>;
+        for (var r = 0u; r < R; r++) {
+            rows[r] = expert_row0 + min(rbase + r, last_row);
         }
+        let acc = moe_rows_dot(rows, nb, lane, lanes, 0u);
         for (var p = 0u; p < R / 2u; p++) {
             let hg = group_sum(acc[2u * p], ids);
             let hu = group_sum(acc[2u * p + 1u], ids);

@@ -519,20 +519,13 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
         1e-6,
         1e-5,
     );
-    assert_close(
-        &format!("{what} act"),
-        &gpu.read_f32(&act).unwrap(),
-        &want_act,
-        F32_ATOL,
-        F32_RTOL,
-    );
-    assert_close(
-        &format!("{what} x"),
-        &gpu.read_f32(&xb).unwrap(),
-        &want_x,
-        F32_ATOL,
-        F32_RTOL,
-    );
+    // f32 sums: within F32_RTOL of the magnitude of what each output sums (long rows of
+    // large terms cancel).
+    let bounds = moe_error_bounds(x, gain, logits, k, c.limit, &experts, false);
+    let act_tol: Vec<f32> = bounds.act.iter().map(|m| F32_ATOL + F32_RTOL * m).collect();
+    let x_tol: Vec<f32> = bounds.x.iter().map(|(m, _)| F32_ATOL + F32_RTOL * m).collect();
+    assert_within(&format!("{what} act"), &gpu.read_f32(&act).unwrap(), &want_act, &act_tol);
+    assert_within(&format!("{what} x"), &gpu.read_f32(&xb).unwrap(), &want_x, &x_tol);
 }
 
 #[test]
@@ -551,6 +544,9 @@ fn moe_decode_matches_reference() {
             .scales(&ADVERSARIAL_SCALES),
         // Ties: the lowest index wins.
         MoeCase::new(1, 64, 32, 6, 2).logits(vec![1.0, 2.0, 0.5, 2.0, 2.0, -1.0]),
+        // Rows of 100 blocks: more than a 32-lane subgroup's loads of one pass (3 per lane),
+        // so both kernels take a second pass over K.
+        MoeCase::new(1, 3200, 3200, 4, 2),
     ];
     for_each_case(&cases, 200, check_moe);
 }

@@ -193,7 +193,7 @@ pub struct Precision {
 }
 
 /// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R",
-/// OSS_WGPU_TUNE_MOE=global and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" when the device
+/// OSS_WGPU_TUNE_MOE=global,bits (either or both) and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" when the device
 /// opens; the defaults are what ships.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
@@ -201,6 +201,9 @@ pub struct Tuning {
     pub matvec: Option<(u32, u32)>,
     /// The MoE decode kernels read activations from global memory, not a workgroup tile.
     pub moe_x_global: bool,
+    /// The MoE decode kernels decode E2M1 nibbles with integer masks into f16 pairs instead
+    /// of a workgroup-memory table.
+    pub moe_bits: bool,
     /// With cooperative matrices on, only the expert matmuls (`Some(true)`,
     /// OSS_WGPU_TUNE_COOP=moe) or only the bf16 matmuls (`Some(false)`, =dense) use them.
     pub coop_moe_only: Option<bool>,
@@ -218,7 +221,8 @@ impl Tuning {
         });
         Tuning {
             matvec,
-            moe_x_global: std::env::var("OSS_WGPU_TUNE_MOE").is_ok_and(|v| v.trim() == "global"),
+            moe_x_global: moe_switch("global"),
+            moe_bits: moe_switch("bits"),
             coop_moe_only: match std::env::var("OSS_WGPU_TUNE_COOP")
                 .as_deref()
                 .map(str::trim)
@@ -232,6 +236,11 @@ impl Tuning {
                 .and_then(|v| parse_moe_rows(&v)),
         }
     }
+}
+
+/// Whether the comma-separated OSS_WGPU_TUNE_MOE names `switch`.
+fn moe_switch(switch: &str) -> bool {
+    std::env::var("OSS_WGPU_TUNE_MOE").is_ok_and(|v| v.split(',').any(|s| s.trim() == switch))
 }
 
 /// "N" (both kernels) or "GATE_UP,DOWN", each a multiple of 4 in 4..=256; None otherwise.

@@ -7,12 +7,12 @@
 // Every test executable compiles this module; those that are not kernel tests use none of it.
 #![allow(unused_imports)]
 
-pub use super::{assert_close, paths, Rng};
+pub use super::{assert_close, assert_within, paths, Rng};
 pub use oss_wgpu::gpu::{Dispatch, Gpu, GpuBuffer, KvChoice};
 pub use oss_wgpu::kernels::moe::{Experts, MoeBuffers, MoeShape, Routing};
 pub use oss_wgpu::kernels::*;
 
-use oss_wgpu::reference::{f32_to_bf16, AttentionShape, ExpertsRef};
+use oss_wgpu::reference::{self as r, f32_to_bf16, AttentionShape, ExpertsRef};
 
 /// Runs `check(gpu, case, seed0 + i)` for every case `i` on every test path.
 pub fn for_each_case<C>(cases: &[C], seed0: u64, check: impl Fn(&Gpu, &C, u64)) {
@@ -430,4 +430,131 @@ pub fn attention_tolerance(gpu: &Gpu) -> (f32, f32) {
     } else {
         (2e-5, 1e-4)
     }
+}
+
+/// The row shift row_shift_f32 computes: the smallest s >= 0 with max |x| 2^-s < 2^15.
+pub fn x_shift(x: &[f32]) -> u32 {
+    let m = x.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+    let mut s = 0;
+    while m * 2f64.powi(-s) >= 32768.0 {
+        s += 1;
+    }
+    s as u32
+}
+
+/// How far an activation held as two f16 (coop_tile: hi = f16(x), lo = f16(x - hi)) may be
+/// from x, relative: WGSL lets each conversion land on either neighbour, one spacing, so
+/// |x - hi| <= 2^-10 |x| and lo is off by 2^-10 of that: 2^-20.
+pub const F16_REL: f64 = 1.0 / 1_048_576.0;
+/// f16's subnormal spacing, 2^-24: the absolute error of a conversion below 2^-14 (lo, and
+/// the weights of rows far below their row's largest).
+pub const F16_TINY: f64 = 1.0 / 16_777_216.0;
+
+/// Per output of one token's MoE block, [`MoeBounds::x`]: (magnitude, f16 bound); and the
+/// magnitude of each slot's act, [`MoeBounds::act`].
+///
+/// magnitude is the sum of the magnitudes of everything summed into it: |x| + sum_j w_j
+/// (sum_i |W2_ri| (|act_ji| + err_ji) + |b2|), where err_ji bounds how far act moves per unit
+/// of relative error in its own sums (|d swiglu/dg| <= 1.1 and |d swiglu/du| =
+/// |g sigmoid(1.702 g)|, times the magnitudes of the gate and up sums). An f32 kernel lands
+/// within a small multiple of 2^-24 x terms x magnitude of the f64 result.
+///
+/// The f16 bound is what the cooperative-matrix kernels add (moe_prefill_coop): each
+/// activation held as two f16 after its token's shift 2^-s (relative F16_REL, or F16_TINY
+/// 2^s absolute where lo is below f16's normals), and each weight of a block more than 2^23 below its row's
+/// largest scale off by up to F16_TINY of that row scale; the gate and up errors carried
+/// into act by the same derivatives, then, where down is f16 too (`f16_down`), act rounded
+/// again and down's own weights.
+pub fn moe_error_bounds(
+    x: &[f32],
+    gain: &[f32],
+    logits: &[f32],
+    k: usize,
+    limit: f32,
+    ex: &ExpertsRef<'_>,
+    f16_down: bool,
+) -> MoeBounds {
+    use oss_wgpu::checkpoint::mxfp4::decode_f64;
+    let (h, i) = (ex.hidden, ex.inter);
+    let xn = r::rmsnorm_f32(x, gain, 1e-5);
+    let (ids, weights) = r::router_topk(logits, k);
+    // A weight row, and the largest error f16 storage adds to each of its weights.
+    let row = |blocks: &[u8], scales: &[u8], r: usize, n: usize| {
+        let nb = n / 32;
+        let s = &scales[r * nb..(r + 1) * nb];
+        let w = decode_f64(&blocks[r * nb * 16..(r + 1) * nb * 16], s);
+        let top = *s.iter().max().unwrap() as i32;
+        let flush: Vec<f64> = (0..n)
+            .map(|c| {
+                let d = s[c / 32] as i32 - top;
+                if d < -23 {
+                    F16_TINY * 2f64.powi(top - 127)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        (w, flush)
+    };
+    let rounded = |v: f64| F16_REL * v.abs() + F16_TINY;
+    let shift = 2f64.powi(x_shift(&xn) as i32);
+    let rounded_x = |v: f64| F16_REL * v.abs() + F16_TINY * shift;
+    let mut out: Vec<(f64, f64)> = x.iter().map(|&v| (v.abs() as f64, 0.0)).collect();
+    let mut act_magnitude = Vec::with_capacity(k * i);
+    for (&e, &w) in ids.iter().zip(&weights) {
+        let mut act = Vec::with_capacity(i);
+        for j in 0..i {
+            let sums = |r: usize| {
+                let (wr, flush) = row(ex.gate_up_blocks, ex.gate_up_scales, e * 2 * i + r, h);
+                let b = ex.gate_up_bias[e * 2 * i + r] as f64;
+                let v: f64 = wr.iter().zip(&xn).map(|(&a, &q)| a * q as f64).sum::<f64>() + b;
+                let terms = wr.iter().zip(&xn).zip(&flush);
+                let m: f64 = terms
+                    .clone()
+                    .map(|((&a, &q), _)| (a * q as f64).abs())
+                    .sum::<f64>()
+                    + b.abs();
+                let f16: f64 = terms
+                    .map(|((&a, &q), &f)| a.abs() * rounded_x(q as f64) + f * (q as f64).abs())
+                    .sum();
+                (v, m, f16)
+            };
+            let ((g, gm, gf), (u, um, uf)) = (sums(2 * j), sums(2 * j + 1));
+            let value = r::swiglu(g, u, limit as f64).abs();
+            let gs = g.min(limit as f64);
+            let dg = 1.1 * (u.clamp(-(limit as f64), limit as f64) + 1.0).abs();
+            let du = (gs / (1.0 + (-1.702 * gs).exp())).abs();
+            // (magnitude, f16 error, |act|) of act j.
+            act.push((value + dg * gm + du * um, dg * gf + du * uf, value));
+        }
+        act_magnitude.extend(act.iter().map(|&(m, _, _)| m as f32));
+        for (r, o) in out.iter_mut().enumerate() {
+            let (wr, flush) = row(ex.down_blocks, ex.down_scales, e * h + r, i);
+            let terms = wr.iter().zip(&act).zip(&flush);
+            let s: f64 = terms.clone().map(|((&a, &(m, _, _)), _)| a.abs() * m).sum();
+            let f16: f64 = terms
+                .map(|((&a, &(_, err, v)), &f)| {
+                    if f16_down {
+                        a.abs() * (err + rounded(v + err)) + f * (v + err)
+                    } else {
+                        a.abs() * err
+                    }
+                })
+                .sum();
+            o.0 += w as f64 * (s + (ex.down_bias[e * h + r] as f64).abs());
+            o.1 += w as f64 * f16;
+        }
+    }
+    MoeBounds {
+        x: out.into_iter().map(|(m, f)| (m as f32, f as f32)).collect(),
+        act: act_magnitude,
+    }
+}
+
+/// What [`moe_error_bounds`] returns for one token.
+pub struct MoeBounds {
+    /// Per output row: (magnitude, f16 bound).
+    pub x: Vec<(f32, f32)>,
+    /// [k, inter]: the magnitude of each slot's act (in slot order).
+    pub act: Vec<f32>,
 }

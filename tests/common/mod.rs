@@ -119,6 +119,20 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     }
 }
 
+/// Asserts |got - want| <= tol elementwise, naming the first failure.
+pub fn assert_within(what: &str, got: &[f32], want: &[f32], tol: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length mismatch");
+    assert_eq!(tol.len(), want.len(), "{what}: tolerances");
+    for (i, ((&g, &w), &t)) in got.iter().zip(want).zip(tol).enumerate() {
+        assert!(!g.is_nan(), "{what}: NaN at index {i} (want {w})");
+        assert!(
+            (g - w).abs() <= t,
+            "{what}: index {i}: got {g}, want {w} (|diff| {} > tol {t})",
+            (g - w).abs()
+        );
+    }
+}
+
 /// The oss-wgpu binary: the one cargo built for these tests, else (test executables copied to a
 /// machine without Rust, as `scripts/gpu-test stage DIR` lays them out in DIR/tests) DIR/bin's.
 pub fn oss_wgpu_bin() -> std::path::PathBuf {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::kernels::*;
-use oss_wgpu::reference::{self as r, ExpertsRef};
+use oss_wgpu::reference as r;
 
 /// f32 sums against f64 references (see tests/kernels.rs).
 const F32_RTOL: f32 = 1e-4;

@@ -7,10 +7,10 @@
 
 const WG: u32 = 256u;
 const R: u32 = 4u;               // rows per group step (gate_up: two gate/up pairs)
-// Blocks of each row a lane loads before any arithmetic: gpt-oss's K = 2880 is 90 blocks,
-// three per lane of a 32-wide subgroup, so on such devices every load of a row step is in
-// flight at once.
-const STEPS: u32 = 3u;
+// Blocks of each row a lane loads before any arithmetic (at most STEPS_MAX): gpt-oss's K =
+// 2880 is 90 blocks, three per lane of a 32-wide subgroup.
+const STEPS_MAX: u32 = 3u;
+override STEPS: u32 = 1u;
 
 override ROWS_PER_WG: u32 = 32u;
 // Read the activations straight from global memory (L1) instead of staging them in workgroup
@@ -41,8 +41,8 @@ fn moe_block(q: vec4<u32>, s: u32, x: array<vec4<f32>, 8>) -> f32 {
 fn moe_rows_dot(rows: array<u32, R>, nb: u32, lane: u32, lanes: u32, x0: u32) -> array<f32, R> {
     var acc = array<f32, R>();
     for (var b0 = lane; b0 < nb; b0 += STEPS * lanes) {
-        var q: array<vec4<u32>, STEPS * R>;
-        var s: array<u32, STEPS * R>;
+        var q: array<vec4<u32>, STEPS_MAX * R>;
+        var s: array<u32, STEPS_MAX * R>;
         for (var j = 0u; j < STEPS; j++) {
             // A lane past the last block loads the last one again and does not use it.
             let b = min(b0 + j * lanes, nb - 1u);

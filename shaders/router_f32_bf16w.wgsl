@@ -5,7 +5,7 @@
 // the matrix is small (32 to 128 rows): each group (a subgroup, or 32 invocations on the
 // portable path) takes R rows at a time, its lanes striding over 8-element chunks of the row
 // with U chunks' loads issued before any arithmetic, so that one workgroup keeps enough bytes
-// in flight. The top-k is then router_topk's: k rounds of a tree argmax over the experts.
+// in flight. The top-k then ranks every expert against all the others at once.
 
 //!include bf16
 //!include reduce
@@ -15,7 +15,6 @@ const REDUCE_SIZE: u32 = WG;
 const R: u32 = 4u;               // rows a group takes at once
 const U: u32 = 4u;               // chunks per lane whose loads are in flight together
 const NEG_HUGE: f32 = -3.0e38;
-const NONE: u32 = 0xffffffffu;
 
 struct Params {
     n_experts: u32,   // at most WG
@@ -33,10 +32,13 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> route: array<u32>;    // [2 k]
 
 var<workgroup> logits: array<f32, WG>;
-var<workgroup> vals: array<f32, WG>;
-var<workgroup> idx: array<u32, WG>;
 var<workgroup> chosen_v: array<f32, 32>;
 var<workgroup> chosen_i: array<u32, 32>;
+
+// A logit in the top-k's order: NaN as the lowest.
+fn ordered(v: f32) -> f32 {
+    return select(NEG_HUGE, v, v == v);
+}
 
 fn bf16x4(v: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
@@ -100,37 +102,23 @@ fn router_f32_bf16w(ids: ReduceIds) {
     router_logits(ids, scale);
     workgroupBarrier();
 
-    var valid = lid < params.n_experts;
-    var mine = NEG_HUGE;
-    if valid {
-        mine = logits[lid];
+    // Top k by rank: expert i's rank is the number of experts ahead of it (a larger logit, or
+    // an equal one at a lower index), a total order once NaN reads as -huge; the experts of
+    // rank below k write themselves to their places. One barrier instead of k rounds of a
+    // tree.
+    if lid < params.n_experts {
+        let v = ordered(logits[lid]);
+        var rank = 0u;
+        for (var j = 0u; j < params.n_experts; j++) {
+            let o = ordered(logits[j]);
+            rank += u32(o > v || (o == v && j < lid));
+        }
+        if rank < params.k {
+            chosen_v[rank] = v;
+            chosen_i[rank] = lid;
+        }
     }
-    for (var j = 0u; j < params.k; j++) {
-        vals[lid] = mine;
-        idx[lid] = select(NONE, lid, valid);
-        workgroupBarrier();
-        for (var s = WG / 2u; s > 0u; s /= 2u) {
-            if lid < s {
-                let oi = idx[lid + s];
-                let ov = vals[lid + s];
-                let ti = idx[lid];
-                if oi != NONE && (ti == NONE || ov > vals[lid] || (ov == vals[lid] && oi < ti)) {
-                    vals[lid] = ov;
-                    idx[lid] = oi;
-                }
-            }
-            workgroupBarrier();
-        }
-        let winner = idx[0];
-        if lid == 0u {
-            chosen_v[j] = vals[0];
-            chosen_i[j] = winner;
-        }
-        if lid == winner {
-            valid = false;
-        }
-        workgroupBarrier();
-    }
+    workgroupBarrier();
     if lid == 0u {
         let m = chosen_v[0];
         var sum = 0.0;

@@ -210,6 +210,9 @@ pub struct Tuning {
     /// Output rows per workgroup of (moe_gate_up_f32_mf4w, moe_down_f32_mf4w), each a
     /// multiple of 4 in 4..=256 (both kernels take rows 4 at a time).
     pub moe_rows: Option<(u32, u32)>,
+    /// Blocks per row whose loads a lane of the MoE decode kernels issues at once (1..=3;
+    /// OSS_WGPU_TUNE_MOE_STEPS).
+    pub moe_steps: Option<u32>,
 }
 
 impl Tuning {
@@ -234,6 +237,10 @@ impl Tuning {
             moe_rows: std::env::var("OSS_WGPU_TUNE_MOE_ROWS")
                 .ok()
                 .and_then(|v| parse_moe_rows(&v)),
+            moe_steps: std::env::var("OSS_WGPU_TUNE_MOE_STEPS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| (1..=3).contains(n)),
         }
     }
 }

@@ -1,15 +1,18 @@
 // moe_gate_up_f32_mf4w: for one token and each selected expert (grid y = slot), the MXFP4
 // gate_up projection of the normalised activations xn, then clamped SwiGLU:
 //   act[slot, i] = g sigmoid(1.702 g) (u + 1), g = min(h[2i], limit), u = clamp(h[2i+1], +-limit)
-// (rows interleave gate and up). The router kernel has already chosen the experts (route) and
-// normalised x (xn), so a workgroup only streams weights: ROWS_PER_WG rows of the slot's
-// expert, as moe_decode.wgsl lays out (each invocation one column of blocks, xn's block in
-// registers, R rows' loads in flight, partials summed after one barrier).
+// (rows interleave gate and up). The router kernels have already chosen the experts (route)
+// and normalised x (xn), so a workgroup only streams weights: xn sits in workgroup memory, a
+// group (subgroup) takes R rows at a time, each lane one 32-block of them per step: a 16-byte
+// load per row issued before any arithmetic, E2M1 values from a 16-entry table in workgroup
+// memory, each block sum scaled once by its E8M0 scale (overflow-safe).
 // Experts may be split over parts: a dispatch serves the slots whose expert is in its part.
 
 //!include mxfp4
 //!include reduce
 //!include moe_decode
+
+const REDUCE_SIZE: u32 = WG;
 
 struct Params {
     hidden: u32,
@@ -30,7 +33,10 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> act: array<f32>;      // [k, inter]
 
 fn moe_x(i: u32) -> vec4<f32> {
-    return xn[i];
+    if X_GLOBAL {
+        return xn[i];
+    }
+    return xs[i];
 }
 
 @compute @workgroup_size(WG)
@@ -42,27 +48,41 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
     if e < params.e0 || e >= params.e0 + params.n_part || row0 >= n_rows {
         return;
     }
-    if !DECODE_BITS {
-        mxfp4_init_lut(ids.lid);
-        workgroupBarrier();
+    mxfp4_init_lut(ids.lid);
+    if !X_GLOBAL {
+        for (var i = ids.lid; i < params.hidden / 4u; i += WG) {
+            xs[i] = xn[i];
+        }
     }
-    let expert_row0 = (e - params.e0) * n_rows;
-    let rows = min(ROWS_PER_WG, n_rows - row0);
-    moe_rows_partial(expert_row0 + row0, rows, params.hidden / 32u, ids.lid, 0u, 0u);
     workgroupBarrier();
 
-    // Each group takes gate/up pairs, all groups the same number of rounds.
     let g = group_id(ids);
+    let lane = group_lane(ids);
+    let lanes = group_lanes(ids);
     let ng = n_groups(ids);
-    for (var p0 = 0u; p0 < ROWS_PER_WG / 2u; p0 += ng) {
-        let p = min(p0 + g, rows / 2u - 1u);
-        let hg = moe_row_sum(2u * p, ids);
-        let hu = moe_row_sum(2u * p + 1u, ids);
-        if group_lane(ids) == 0u && p0 + g < rows / 2u {
-            let bi = expert_row0 + row0 + 2u * p;
-            let gv = min(hg + bias[bi], params.limit);
-            let uv = clamp(hu + bias[bi + 1u], -params.limit, params.limit);
-            act[slot * params.inter + (row0 / 2u) + p] = gv / (1.0 + exp(-1.702 * gv)) * (uv + 1.0);
+    let nb = params.hidden / 32u;
+    let expert_row0 = (e - params.e0) * n_rows;
+    // Groups may cover more rows than the workgroup owns (ROWS_PER_WG below groups x R): those
+    // load the last row again and are not written.
+    let last_row = min(n_rows, row0 + ROWS_PER_WG) - 1u;
+    let passes = (ROWS_PER_WG + ng * R - 1u) / (ng * R);
+    for (var step_i = 0u; step_i < passes; step_i++) {
+        let rbase = row0 + (step_i * ng + g) * R;
+        var rows: array<u32, R>;
+        for (var r = 0u; r < R; r++) {
+            rows[r] = expert_row0 + min(rbase + r, last_row);
+        }
+        let acc = moe_rows_dot(rows, nb, lane, lanes, 0u);
+        for (var p = 0u; p < R / 2u; p++) {
+            let hg = group_sum(acc[2u * p], ids);
+            let hu = group_sum(acc[2u * p + 1u], ids);
+            let row = rbase + 2u * p;
+            if lane == 0u && row < last_row {
+                let bi = expert_row0 + row;
+                let gv = min(hg + bias[bi], params.limit);
+                let uv = clamp(hu + bias[bi + 1u], -params.limit, params.limit);
+                act[slot * params.inter + row / 2u] = gv / (1.0 + exp(-1.702 * gv)) * (uv + 1.0);
+            }
         }
     }
 }

@@ -133,50 +133,33 @@ impl<'a> MoeBuffers<'a> {
     }
 }
 
-/// Workgroup memory a MoE decode kernel needs besides its partial sums: the nibble table and
-/// the reduction scratch, with room to spare.
-const DECODE_RESERVE_BYTES: u64 = 2048;
+/// Workgroup memory a MoE decode kernel needs besides its input tile and its `extra` bytes:
+/// the nibble table, the reduction scratch and mxfp4.wgsl's pair table (in case the compiler
+/// keeps it), with room to spare.
+const DECODE_RESERVE_BYTES: u64 = 4096;
 
-/// Rows a MoE decode kernel loads at once (R in moe_decode.wgsl): rows per workgroup are a
-/// multiple of it.
-pub const DECODE_ROWS_STEP: u32 = 8;
-
-/// The override constants of the MoE decode kernels (moe_decode.wgsl): one invocation per
-/// 32-block of a row of `cols` (rounded up to whole groups of 32, at most 256),
-/// `rows_per_wg` output rows per workgroup and `part_rows` rows of partial sums in workgroup
-/// memory (gate_up: its rows; down: its rows for every slot). The nibble table replaces the
-/// integer decode on the portable path and where [`crate::gpu::Tuning::moe_lut`] asks.
+/// The override constants of the MoE decode kernels: `rows_per_wg` output rows per workgroup,
+/// and the input of `tile` floats (gate_up: xn; down: every slot's act) staged in a workgroup
+/// tile, unless [`crate::gpu::Tuning::moe_x_global`] asks for global memory or the tile does not
+/// fit the device's workgroup memory beside the kernel's `extra` bytes of its own (then it is
+/// read from global memory too).
 pub(crate) fn decode_constants(
     gpu: &Gpu,
-    kernel: &str,
     rows_per_wg: u32,
-    cols: u32,
-    part_rows: u32,
-) -> Result<[(&'static str, f64); 4]> {
-    if rows_per_wg == 0 || rows_per_wg % DECODE_ROWS_STEP != 0 {
-        return Err(Error::Shape {
-            what: format!("{kernel}: rows per workgroup"),
-            expected: format!("a positive multiple of {DECODE_ROWS_STEP}"),
-            actual: rows_per_wg.to_string(),
-        });
-    }
-    let wg = (cols / 32).div_ceil(32).clamp(1, 8) * 32;
-    let part_len = part_rows as u64 * wg as u64;
+    tile: u32,
+    extra: u64,
+) -> [(&'static str, f64); 5] {
     let room = gpu.limits().max_compute_workgroup_storage_size as u64;
-    if part_len * 4 + DECODE_RESERVE_BYTES > room {
-        return Err(Error::Shape {
-            what: format!("{kernel}: partial sums in workgroup memory"),
-            expected: format!("at most {room} bytes"),
-            actual: format!("{} bytes ({part_rows} rows x {wg} invocations)", part_len * 4),
-        });
-    }
-    let lut = gpu.tuning().moe_lut || !gpu.precision().subgroups;
-    Ok([
-        ("WG", wg as f64),
+    let fits = tile as u64 * 4 + DECODE_RESERVE_BYTES + extra <= room;
+    let x_global = gpu.tuning().moe_x_global || !fits;
+    [
         ("ROWS_PER_WG", rows_per_wg as f64),
-        ("PART_LEN", part_len as f64),
-        ("DECODE_BITS", !lut as u32 as f64),
-    ])
+        // With X_GLOBAL the tile is unused; keep it minimal.
+        ("X_VEC4", if x_global { 4.0 } else { (tile / 4) as f64 }),
+        ("X_GLOBAL", x_global as u32 as f64),
+        ("DECODE_BITS", gpu.tuning().moe_bits as u32 as f64),
+        ("STEPS", gpu.tuning().moe_steps.unwrap_or(1) as f64),
+    ]
 }
 
 /// One invocation per expert in router_f32_bf16w and moe_route_prefill.

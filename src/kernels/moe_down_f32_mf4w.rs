@@ -2,7 +2,7 @@
 //! routing weight and added to the residual stream (the slots summed in order).
 
 use super::moe::{decode_constants, Experts, MoeBuffers, MoeShape, Projection};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -15,7 +15,8 @@ kernel! {
 }
 
 /// Output rows per workgroup, each computed for every slot (the ROWS_PER_WG override, a
-/// multiple of 8): 360 workgroups for gpt-oss's 2880 rows.
+/// multiple of 4): with gpt-oss's k = 4, a workgroup's 8 groups take one (slot, 4 rows) unit
+/// each, the work a workgroup did per (32 rows, slot) before the slots were summed here.
 /// [`crate::gpu::Tuning::moe_rows`] overrides it for experiments.
 pub const ROWS_PER_WG: u32 = 8;
 
@@ -38,6 +39,13 @@ impl MoeDown<'_> {
             .bind(SHADER, self.experts, Projection::DownAdd, 1)?;
         need(&[(self.route, 2 * k as u64 * 4)])?;
         let rows = gpu.tuning().moe_rows.map_or(ROWS_PER_WG, |(_, down)| down);
+        if rows % 4 != 0 || rows == 0 {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: rows per workgroup"),
+                expected: "a positive multiple of 4".into(),
+                actual: rows.to_string(),
+            });
+        }
         let params = Params {
             hidden,
             inter,
@@ -46,7 +54,9 @@ impl MoeDown<'_> {
             n_part: ex.n_part,
             ..Default::default()
         };
-        let constants = decode_constants(gpu, SHADER, rows, ex.cols, k * rows)?;
+        let y_len = k * rows;
+        let mut constants = decode_constants(gpu, rows, k * inter, y_len as u64 * 4).to_vec();
+        constants.push(("Y_LEN", y_len as f64));
         Bindings {
             route: self.route.binding(),
             act: ex.input,

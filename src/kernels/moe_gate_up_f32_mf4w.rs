@@ -1,7 +1,7 @@
 //! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
 use super::moe::{decode_constants, Experts, MoeBuffers, MoeShape, Projection};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -13,7 +13,7 @@ kernel! {
     bindings { route: Read, xn: Read, blocks: Read, scales: Read, bias: Read, act: ReadWrite }
 }
 
-/// gate_up rows per workgroup (the ROWS_PER_WG override; a multiple of 8).
+/// gate_up rows per workgroup (the ROWS_PER_WG override; even).
 /// [`crate::gpu::Tuning::moe_rows`] overrides it for experiments.
 pub const ROWS_PER_WG: u32 = 32;
 
@@ -48,7 +48,14 @@ impl MoeGateUp<'_> {
             .tuning()
             .moe_rows
             .map_or(ROWS_PER_WG, |(gate_up, _)| gate_up);
-        let constants = decode_constants(gpu, SHADER, rows, ex.cols, rows)?;
+        if rows % 2 != 0 || rows == 0 {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: rows per workgroup"),
+                expected: "a positive even number (gate and up rows pair up)".into(),
+                actual: rows.to_string(),
+            });
+        }
+        let constants = decode_constants(gpu, rows, ex.cols, 0);
         Bindings {
             route: self.route.binding(),
             xn: ex.input,

@@ -15,7 +15,10 @@
 
 const WG: u32 = 256u;
 const MAX_GROUP: u32 = 16u;
-const UNROLL: u32 = 4u;
+// V rows per output invocation whose loads are in flight together: with 8 position lanes a
+// whole chunk of 128 in one step.
+const UNROLL: u32 = 16u;
+const MAX_HEAD_DIM: u32 = 128u;
 
 override CHUNK: u32 = 128u;    // positions per workgroup
 override GROUP: u32 = 8u;      // query heads per KV head
@@ -105,13 +108,16 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
         let kbase = (kvh * params.capacity + slot) * HEAD_DIM;
         var s = array<f32, MAX_GROUP>();
         let is_now = start + p == pos;
+        // The whole key row's loads first (the current position's slot is read too, stale,
+        // and replaced by k_now): one memory latency per position, not one per pair of dims.
+        var k: array<vec2<f32>, MAX_HEAD_DIM / 2u>;
         for (var d = 0u; d < HEAD_DIM; d += 2u) {
-            var k = vec2<f32>(k_now[d], k_now[d + 1u]);
-            if !is_now {
-                k = load_k(kbase + d);
-            }
+            k[d / 2u] = load_k(kbase + d);
+        }
+        for (var d = 0u; d < HEAD_DIM; d += 2u) {
+            let kd = select(k[d / 2u], vec2<f32>(k_now[d], k_now[d + 1u]), is_now);
             for (var g = 0u; g < GROUP; g++) {
-                s[g] += q_s[g * HEAD_DIM + d] * k.x + q_s[g * HEAD_DIM + d + 1u] * k.y;
+                s[g] += q_s[g * HEAD_DIM + d] * kd.x + q_s[g * HEAD_DIM + d + 1u] * kd.y;
             }
         }
         for (var g = 0u; g < GROUP; g++) {

@@ -193,26 +193,26 @@ pub struct Precision {
 }
 
 /// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R",
-/// OSS_WGPU_TUNE_MOE=global,bits (either or both) and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" when the device
+/// OSS_WGPU_TUNE_MOE=global,lut (either or both) and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" when the device
 /// opens; the defaults are what ships.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
     /// matvec_f32_bf16w: (rows per workgroup, rows a group takes at once) for every matrix.
     pub matvec: Option<(u32, u32)>,
+    /// matvec_f32_bf16w: chunks of K per lane whose loads are in flight together (1..=8;
+    /// OSS_WGPU_TUNE_MATVEC_U).
+    pub matvec_chunks: Option<u32>,
     /// The MoE decode kernels read activations from global memory, not a workgroup tile.
     pub moe_x_global: bool,
-    /// The MoE decode kernels decode E2M1 nibbles with integer masks into f16 pairs instead
-    /// of a workgroup-memory table.
-    pub moe_bits: bool,
+    /// The MoE decode kernels look E2M1 nibbles up in a workgroup-memory table (as the
+    /// portable path does) instead of decoding pairs into f16 bits (OSS_WGPU_TUNE_MOE=lut).
+    pub moe_lut: bool,
     /// With cooperative matrices on, only the expert matmuls (`Some(true)`,
     /// OSS_WGPU_TUNE_COOP=moe) or only the bf16 matmuls (`Some(false)`, =dense) use them.
     pub coop_moe_only: Option<bool>,
     /// Output rows per workgroup of (moe_gate_up_f32_mf4w, moe_down_f32_mf4w), each a
     /// multiple of 4 in 4..=256 (both kernels take rows 4 at a time).
     pub moe_rows: Option<(u32, u32)>,
-    /// Blocks per row whose loads a lane of the MoE decode kernels issues at once (1..=3;
-    /// OSS_WGPU_TUNE_MOE_STEPS).
-    pub moe_steps: Option<u32>,
 }
 
 impl Tuning {
@@ -224,8 +224,12 @@ impl Tuning {
         });
         Tuning {
             matvec,
+            matvec_chunks: std::env::var("OSS_WGPU_TUNE_MATVEC_U")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| (1..=8).contains(n)),
             moe_x_global: moe_switch("global"),
-            moe_bits: moe_switch("bits"),
+            moe_lut: moe_switch("lut"),
             coop_moe_only: match std::env::var("OSS_WGPU_TUNE_COOP")
                 .as_deref()
                 .map(str::trim)
@@ -237,10 +241,6 @@ impl Tuning {
             moe_rows: std::env::var("OSS_WGPU_TUNE_MOE_ROWS")
                 .ok()
                 .and_then(|v| parse_moe_rows(&v)),
-            moe_steps: std::env::var("OSS_WGPU_TUNE_MOE_STEPS")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|n| (1..=3).contains(n)),
         }
     }
 }

@@ -148,7 +148,7 @@ pub(crate) fn decode_constants(
     rows_per_wg: u32,
     tile: u32,
     extra: u64,
-) -> [(&'static str, f64); 5] {
+) -> [(&'static str, f64); 4] {
     let room = gpu.limits().max_compute_workgroup_storage_size as u64;
     let fits = tile as u64 * 4 + DECODE_RESERVE_BYTES + extra <= room;
     let x_global = gpu.tuning().moe_x_global || !fits;
@@ -157,8 +157,8 @@ pub(crate) fn decode_constants(
         // With X_GLOBAL the tile is unused; keep it minimal.
         ("X_VEC4", if x_global { 4.0 } else { (tile / 4) as f64 }),
         ("X_GLOBAL", x_global as u32 as f64),
-        ("DECODE_BITS", gpu.tuning().moe_bits as u32 as f64),
-        ("STEPS", gpu.tuning().moe_steps.unwrap_or(1) as f64),
+        // The nibble table on the portable path, and where asked.
+        ("DECODE_BITS", !(gpu.tuning().moe_lut || !gpu.precision().subgroups) as u32 as f64),
     ]
 }
 

@@ -15,7 +15,7 @@ kernel! {
 
 /// gate_up rows per workgroup (the ROWS_PER_WG override; even).
 /// [`crate::gpu::Tuning::moe_rows`] overrides it for experiments.
-pub const ROWS_PER_WG: u32 = 32;
+pub const ROWS_PER_WG: u32 = 64;
 
 /// `moe.act` [k, inter] from `moe.xn` [hidden] for the slots whose expert (in `route`) lies in
 /// `experts`.

@@ -18,7 +18,6 @@ const MAX_GROUP: u32 = 16u;
 // V rows per output invocation whose loads are in flight together: with 8 position lanes a
 // whole chunk of 128 in one step.
 const UNROLL: u32 = 16u;
-const MAX_HEAD_DIM: u32 = 128u;
 
 override CHUNK: u32 = 128u;    // positions per workgroup
 override GROUP: u32 = 8u;      // query heads per KV head
@@ -34,7 +33,10 @@ const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 @group(0) @binding(7) var<storage, read> sinks: array<f32>;           // [n_heads]
 @group(0) @binding(8) var<storage, read_write> out: array<f32>;       // [n_heads, D]
 
-var<workgroup> q_s: array<f32, GROUP * HEAD_DIM>;
+// q rows padded by one float, so that the heads' reads of one dim fall in different banks.
+const Q_STRIDE_PAD: u32 = 1u;
+override Q_STRIDE: u32 = HEAD_DIM + Q_STRIDE_PAD;
+var<workgroup> q_s: array<f32, GROUP * Q_STRIDE>;
 var<workgroup> k_now: array<f32, HEAD_DIM>;
 var<workgroup> v_now: array<f32, HEAD_DIM>;
 var<workgroup> scores: array<f32, GROUP * CHUNK>;
@@ -83,8 +85,8 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
         let r1 = x1 * cs.x - x2 * cs.y;
         let r2 = x2 * cs.x + x1 * cs.y;
         if h < GROUP {
-            q_s[h * HEAD_DIM + d] = r1 * params.scale;
-            q_s[h * HEAD_DIM + d + half] = r2 * params.scale;
+            q_s[h * Q_STRIDE + d] = r1 * params.scale;
+            q_s[h * Q_STRIDE + d + half] = r2 * params.scale;
         } else {
             k_now[d] = r1;
             k_now[d + half] = r2;
@@ -102,27 +104,31 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
         }
     }
 
-    // Scores: one invocation per position, all G heads.
-    for (var p = lid; p < count; p += WG) {
+    // Scores: one invocation per (position, head), the head fastest: the GROUP invocations of
+    // a position load the same key row (one memory transaction for them all) and read their
+    // own q rows (Q_STRIDE apart: different banks). A scalar accumulator, 8 dims a step with
+    // their loads first; the current position's slot is read too (stale) and replaced by
+    // k_now.
+    for (var i = lid; i < count * GROUP; i += WG) {
+        let p = i / GROUP;
+        let g = i % GROUP;
         let slot = (start + p) % params.capacity;
         let kbase = (kvh * params.capacity + slot) * HEAD_DIM;
-        var s = array<f32, MAX_GROUP>();
         let is_now = start + p == pos;
-        // The whole key row's loads first (the current position's slot is read too, stale,
-        // and replaced by k_now): one memory latency per position, not one per pair of dims.
-        var k: array<vec2<f32>, MAX_HEAD_DIM / 2u>;
-        for (var d = 0u; d < HEAD_DIM; d += 2u) {
-            k[d / 2u] = load_k(kbase + d);
-        }
-        for (var d = 0u; d < HEAD_DIM; d += 2u) {
-            let kd = select(k[d / 2u], vec2<f32>(k_now[d], k_now[d + 1u]), is_now);
-            for (var g = 0u; g < GROUP; g++) {
-                s[g] += q_s[g * HEAD_DIM + d] * kd.x + q_s[g * HEAD_DIM + d + 1u] * kd.y;
+        let qb = g * Q_STRIDE;
+        var s = 0.0;
+        for (var d = 0u; d < HEAD_DIM; d += 8u) {
+            var k: array<vec2<f32>, 4>;
+            for (var j = 0u; j < 4u; j++) {
+                k[j] = load_k(kbase + d + 2u * j);
+            }
+            for (var j = 0u; j < 4u; j++) {
+                let e = d + 2u * j;
+                let kd = select(k[j], vec2<f32>(k_now[e], k_now[e + 1u]), is_now);
+                s += q_s[qb + e] * kd.x + q_s[qb + e + 1u] * kd.y;
             }
         }
-        for (var g = 0u; g < GROUP; g++) {
-            scores[g * CHUNK + p] = s[g];
-        }
+        scores[g * CHUNK + p] = s;
     }
     workgroupBarrier();
 
@@ -181,19 +187,25 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
                 v[u] = load_v((kvh * params.capacity + slot) * HEAD_DIM + 2u * pair);
             }
         }
+        // Head loops run to the constant MAX_GROUP, so that they unroll and acc stays in
+        // registers.
         for (var u = 0u; u < UNROLL; u++) {
             let p = p0 + u * lanes;
             if p < count {
-                for (var g = 0u; g < GROUP; g++) {
-                    acc[g] += scores[g * CHUNK + p] * v[u];
+                for (var g = 0u; g < MAX_GROUP; g++) {
+                    if g < GROUP {
+                        acc[g] += scores[g * CHUNK + p] * v[u];
+                    }
                 }
             }
         }
     }
-    for (var g = 0u; g < GROUP; g++) {
-        let o = (lane * GROUP + g) * HEAD_DIM + 2u * pair;
-        o_s[o] = acc[g].x;
-        o_s[o + 1u] = acc[g].y;
+    for (var g = 0u; g < MAX_GROUP; g++) {
+        if g < GROUP {
+            let o = (lane * GROUP + g) * HEAD_DIM + 2u * pair;
+            o_s[o] = acc[g].x;
+            o_s[o + 1u] = acc[g].y;
+        }
     }
     workgroupBarrier();
 

@@ -82,7 +82,7 @@ fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
         let weight = bitcast<f32>(route[params.k + slot]);
         let rbase = row0 + (u % units_per_slot) * R;
         let expert_row0 = select(0u, e - params.e0, mine) * params.hidden;
-        var rows: array<u32, R>;
+        var rows: array<u32, R_MAX>;
         for (var r = 0u; r < R; r++) {
             rows[r] = expert_row0 + min(rbase + r, last_row);
         }

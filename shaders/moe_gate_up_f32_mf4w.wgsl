@@ -68,7 +68,7 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
     let passes = (ROWS_PER_WG + ng * R - 1u) / (ng * R);
     for (var step_i = 0u; step_i < passes; step_i++) {
         let rbase = row0 + (step_i * ng + g) * R;
-        var rows: array<u32, R>;
+        var rows: array<u32, R_MAX>;
         for (var r = 0u; r < R; r++) {
             rows[r] = expert_row0 + min(rbase + r, last_row);
         }

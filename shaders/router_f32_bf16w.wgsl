@@ -2,22 +2,26 @@
 // out as xn, the expert kernels' input), the logits W xn + b (bf16 W [n_experts, hidden]) into
 // workgroup memory, their top k (ties to the lowest expert) and the softmax over those k:
 // route = [ids[k], weights[k] (f32 bits)]. One workgroup, since the top-k needs every logit and
-// the matrix is small (32 to 128 rows): each group (a subgroup, or 32 invocations on the
-// portable path) takes R rows at a time, its lanes striding over 8-element chunks of the row
-// with U chunks' loads issued before any arithmetic, so that one workgroup keeps enough bytes
-// in flight. The top-k then ranks every expert against all the others at once.
+// the matrix is small (32 to 128 rows): x * gain is staged in workgroup memory, then each
+// group (a subgroup, or 32 invocations on the portable path) takes a row at a time, its lanes
+// striding over 8-element chunks of the row with U chunks' loads issued before any
+// arithmetic: at gpt-oss's widths one memory round trip per row. The top-k then ranks every
+// expert against all the others at once.
 
 //!include bf16
 //!include reduce
 
-const WG: u32 = 256u;
-const REDUCE_SIZE: u32 = WG;
-const R: u32 = 4u;               // rows a group takes at once
-const U: u32 = 4u;               // chunks per lane whose loads are in flight together
+// Invocations: 512 where the device allows (a group per row, 16 rows at once), else 256.
+override WG: u32 = 512u;
+override REDUCE_SIZE: u32 = WG;
+// hidden: the normalised x (times the gain) staged for the logits.
+override XG_LEN: u32 = 2880u;
+const U: u32 = 12u;              // chunks per lane whose loads are in flight together
 const NEG_HUGE: f32 = -3.0e38;
+const MAX_EXPERTS: u32 = 256u;
 
 struct Params {
-    n_experts: u32,   // at most WG
+    n_experts: u32,   // at most MAX_EXPERTS
     k8: u32,          // hidden / 8
     k: u32,           // experts per token, at most 32
     eps: f32,
@@ -31,7 +35,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> xn: array<vec4<f32>>; // [hidden/4]
 @group(0) @binding(6) var<storage, read_write> route: array<u32>;    // [2 k]
 
-var<workgroup> logits: array<f32, WG>;
+var<workgroup> logits: array<f32, MAX_EXPERTS>;
+var<workgroup> xg: array<vec4<f32>, XG_LEN / 4u>;
 var<workgroup> chosen_v: array<f32, 32>;
 var<workgroup> chosen_i: array<u32, 32>;
 
@@ -44,45 +49,34 @@ fn bf16x4(v: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
 }
 
-// logits[row] for every row, each group R rows at a time; `scale` is the norm's, common to all
-// terms of a row, so it multiplies the row's sum once (as in matvec_f32_bf16w).
+// logits[row] for every row, each group one row at a time, its lanes' U chunks of the row in
+// flight together (gpt-oss's 360 chunks: all of them); xg is x * gain, and `scale`, the
+// norm's, multiplies each row's sum once (as in matvec_f32_bf16w).
 fn router_logits(ids: ReduceIds, scale: f32) {
     let g = group_id(ids);
-    let lane = group_lane(ids);
     let lanes = group_lanes(ids);
     let ng = n_groups(ids);
     let last = params.n_experts - 1u;
-    let passes = (params.n_experts + ng * R - 1u) / (ng * R);
-    for (var step_i = 0u; step_i < passes; step_i++) {
-        let rbase = (step_i * ng + g) * R;
-        var acc = array<f32, R>();
-        for (var c0 = lane; c0 < params.k8; c0 += U * lanes) {
+    for (var r0 = 0u; r0 < params.n_experts; r0 += ng) {
+        let row = min(r0 + g, last);
+        var acc = 0.0;
+        for (var c0 = group_lane(ids); c0 < params.k8; c0 += U * lanes) {
             // Chunks past the row's end load chunk c0 again and are not added.
-            var q: array<vec4<u32>, 16>;   // [U][R]
+            var q: array<vec4<u32>, U>;
             for (var u = 0u; u < U; u++) {
                 let c = select(c0, c0 + u * lanes, c0 + u * lanes < params.k8);
-                for (var r = 0u; r < R; r++) {
-                    q[u * R + r] = w[min(rbase + r, last) * params.k8 + c];
-                }
+                q[u] = w[row * params.k8 + c];
             }
             for (var u = 0u; u < U; u++) {
                 let c = c0 + u * lanes;
                 if c < params.k8 {
-                    let xa = x[2u * c] * gain[2u * c];
-                    let xb = x[2u * c + 1u] * gain[2u * c + 1u];
-                    for (var r = 0u; r < R; r++) {
-                        let wq = q[u * R + r];
-                        acc[r] += dot(xa, bf16x4(wq.xy)) + dot(xb, bf16x4(wq.zw));
-                    }
+                    acc += dot(xg[2u * c], bf16x4(q[u].xy)) + dot(xg[2u * c + 1u], bf16x4(q[u].zw));
                 }
             }
         }
-        for (var r = 0u; r < R; r++) {
-            let total = group_sum(acc[r], ids);
-            let row = rbase + r;
-            if lane == 0u && row < params.n_experts {
-                logits[row] = total * scale + bias[row];
-            }
+        let total = group_sum(acc, ids);
+        if group_lane(ids) == 0u && r0 + g < params.n_experts {
+            logits[row] = total * scale + bias[row];
         }
     }
 }
@@ -97,8 +91,11 @@ fn router_f32_bf16w(ids: ReduceIds) {
     }
     let scale = inverseSqrt(workgroup_sum(ss, ids) / f32(params.k8 * 8u) + params.eps);
     for (var c = lid; c < 2u * params.k8; c += WG) {
-        xn[c] = x[c] * gain[c] * scale;
+        let v = x[c] * gain[c];
+        xg[c] = v;
+        xn[c] = v * scale;
     }
+    workgroupBarrier();
     router_logits(ids, scale);
     workgroupBarrier();
 

@@ -28,8 +28,6 @@ kernel! {
 pub const CHUNK: u32 = 128;
 const WG: u32 = 256;
 const MAX_GROUP: u32 = 16;
-/// A key row's loads are held in registers (MAX_HEAD_DIM in the shader).
-const MAX_HEAD_DIM: u32 = 128;
 
 /// Chunks (workgroups per KV head) that a query at `pos` needs.
 pub fn chunks(pos: u32, window: u32) -> u32 {
@@ -81,14 +79,13 @@ impl AttentionDecode<'_> {
         if group == 0
             || group > MAX_GROUP
             || heads % kv_heads != 0
-            || d % 4 != 0
-            || d > MAX_HEAD_DIM
+            || d % 8 != 0
             || (2 * WG) % d != 0
         {
             return Err(Error::Shape {
                 what: format!("{SHADER}: heads / KV heads / head_dim"),
                 expected: format!(
-                    "heads a multiple of KV heads, at most {MAX_GROUP} per KV head, head_dim a multiple of 4 dividing {}, at most {MAX_HEAD_DIM}",
+                    "heads a multiple of KV heads, at most {MAX_GROUP} per KV head, head_dim a multiple of 8 dividing {}",
                     2 * WG
                 ),
                 actual: format!("{heads} / {kv_heads} / {d}"),

@@ -148,7 +148,7 @@ pub(crate) fn decode_constants(
     rows_per_wg: u32,
     tile: u32,
     extra: u64,
-) -> [(&'static str, f64); 4] {
+) -> [(&'static str, f64); 6] {
     let room = gpu.limits().max_compute_workgroup_storage_size as u64;
     let fits = tile as u64 * 4 + DECODE_RESERVE_BYTES + extra <= room;
     let x_global = gpu.tuning().moe_x_global || !fits;
@@ -159,7 +159,15 @@ pub(crate) fn decode_constants(
         ("X_GLOBAL", x_global as u32 as f64),
         // The nibble table on the portable path, and where asked.
         ("DECODE_BITS", !(gpu.tuning().moe_lut || !gpu.precision().subgroups) as u32 as f64),
+        ("R", decode_rows_step(gpu) as f64),
+        ("PREFETCH", gpu.tuning().moe_prefetch as u32 as f64),
     ]
+}
+
+/// Rows a group of the MoE decode kernels takes at once (R in moe_decode.wgsl): 4, or
+/// [`crate::gpu::Tuning::moe_r`]. Rows per workgroup are a multiple of it.
+pub(crate) fn decode_rows_step(gpu: &Gpu) -> u32 {
+    gpu.tuning().moe_r.unwrap_or(4)
 }
 
 /// One invocation per expert in router_f32_bf16w and moe_route_prefill.

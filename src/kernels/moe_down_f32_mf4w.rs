@@ -39,10 +39,11 @@ impl MoeDown<'_> {
             .bind(SHADER, self.experts, Projection::DownAdd, 1)?;
         need(&[(self.route, 2 * k as u64 * 4)])?;
         let rows = gpu.tuning().moe_rows.map_or(ROWS_PER_WG, |(_, down)| down);
-        if rows % 4 != 0 || rows == 0 {
+        let step = super::moe::decode_rows_step(gpu);
+        if rows % step != 0 || rows == 0 {
             return Err(Error::Shape {
                 what: format!("{SHADER}: rows per workgroup"),
-                expected: "a positive multiple of 4".into(),
+                expected: format!("a positive multiple of {step} (rows a group takes at once)"),
                 actual: rows.to_string(),
             });
         }

@@ -12,6 +12,9 @@ kernel! {
     bindings { w: Read, x: Read, gain: Read, bias: Read, xn: ReadWrite, route: ReadWrite }
 }
 
+/// Workgroup memory besides the staged x and the reduction scratch: logits and the chosen k.
+const RESERVE_BYTES: u64 = 2048;
+
 /// `route` from `x` through RMSNorm (`gain`, `eps`) and the router `w` with `bias`.
 pub struct Router<'a> {
     /// bf16 [n_experts, hidden]: the whole matrix, in one buffer (its rows are the experts).
@@ -53,6 +56,22 @@ impl Router<'_> {
             (self.xn, h),
             (self.route, 2 * k as u64 * 4),
         ])?;
+        // x * gain in workgroup memory beside the logits, the top-k and the reduction scratch.
+        let wg = if gpu.limits().max_compute_invocations_per_workgroup >= 512 {
+            512
+        } else {
+            256
+        };
+        let staged = w.k as u64 * 4;
+        let room = gpu.limits().max_compute_workgroup_storage_size as u64;
+        if staged + RESERVE_BYTES + wg as u64 * 4 > room {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: hidden size staged in workgroup memory"),
+                expected: format!("at most {} floats", (room - RESERVE_BYTES - wg as u64 * 4) / 4),
+                actual: w.k.to_string(),
+            });
+        }
+        let constants = [("WG", wg as f64), ("XG_LEN", w.k as f64)];
         let params = Params {
             n_experts: e,
             k8: w.k / 8,
@@ -67,6 +86,6 @@ impl Router<'_> {
             xn: self.xn.binding(),
             route: self.route.binding(),
         }
-        .build(gpu, &[], &params, &self.route.label, [1, 1, 1])
+        .build(gpu, &constants, &params, &self.route.label, [1, 1, 1])
     }
 }

@@ -20,7 +20,8 @@ const MAX_GROUP: u32 = 16u;
 const UNROLL: u32 = 16u;
 
 override CHUNK: u32 = 128u;    // positions per workgroup
-override GROUP: u32 = 8u;      // query heads per KV head
+override GROUP: u32 = 8u;      // query heads per workgroup (of one KV head)
+override KV_GROUP: u32 = 8u;   // query heads per KV head (GROUP divides it)
 override HEAD_DIM: u32 = 64u;
 // Invocations that share one pair of dims in the output phase.
 const LANES_PER_PAIR_MAX: u32 = 64u;
@@ -58,7 +59,8 @@ fn visible(pos: u32) -> vec2<u32> {
 fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
                         @builtin(workgroup_id) wg_id: vec3<u32>) {
     let chunk = wg_id.x;
-    let kvh = wg_id.y;
+    let head0 = wg_id.y * GROUP;
+    let kvh = head0 / KV_GROUP;
     let pos = step.pos0 + step.n_tokens - 1u;
     let vis = visible(pos);
     let start = vis.x + chunk * CHUNK;
@@ -66,7 +68,6 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
         return;
     }
     let count = min(CHUNK, vis.y - chunk * CHUNK);
-    let head0 = kvh * GROUP;
 
     // RoPE (half-split pairs d, d + D/2) on q and on the current k; v copied.
     let half = HEAD_DIM / 2u;
@@ -95,8 +96,9 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
         }
     }
     workgroupBarrier();
+    // The KV head's first workgroup of the chunk appends (the others read k_now and v_now).
     let holds_pos = pos < start + count;
-    if holds_pos {
+    if holds_pos && head0 % KV_GROUP == 0u {
         let cbase = (kvh * params.capacity + pos % params.capacity) * HEAD_DIM;
         for (var d = 2u * lid; d < HEAD_DIM; d += 2u * WG) {
             store_k(cbase + d, vec2<f32>(k_now[d], k_now[d + 1u]));
@@ -133,7 +135,7 @@ fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
     workgroupBarrier();
 
     // Per-head maximum: 32 invocations per head take a strided share, one folds the 32.
-    let per_head = WG / GROUP;
+    let per_head = min(WG / GROUP, 32u);
     let hg = lid / per_head;
     let ht = lid % per_head;
     var m_part = -3.0e38;

@@ -45,6 +45,17 @@ pub fn single_chunk(pos: u32, window: u32) -> bool {
     chunks(pos, window) <= 1
 }
 
+/// Query heads a workgroup takes: all `group` heads of its KV head (they share the cache
+/// reads), or one where every query sees a single chunk (sliding layers): the few positions
+/// then spread over 8x more workgroups, which shortens each one's serial work.
+fn heads_per_workgroup(group: u32, window: u32) -> u32 {
+    if always_single_chunk(window) {
+        1
+    } else {
+        group
+    }
+}
+
 /// Whether every query of a layer with this `window` (0: full) is [`single_chunk`].
 pub fn always_single_chunk(window: u32) -> bool {
     window > 0 && window <= CHUNK
@@ -106,9 +117,11 @@ impl AttentionDecode<'_> {
             scale: sh.scale(),
             ..Default::default()
         };
+        let per_wg = heads_per_workgroup(group, sh.window);
         let constants = [
             ("CHUNK", CHUNK as f64),
-            ("GROUP", group as f64),
+            ("GROUP", per_wg as f64),
+            ("KV_GROUP", group as f64),
             ("HEAD_DIM", d as f64),
         ];
         Bindings {
@@ -126,15 +139,17 @@ impl AttentionDecode<'_> {
             &constants,
             &params,
             &self.partials.label,
-            [1, kv_heads, 1],
+            [1, heads / per_wg, 1],
         )
     }
 
     /// What the per-step grid depends on.
     pub fn grid_shape(&self) -> Grid {
+        let sh = &self.attention.layout;
+        let group = sh.n_heads / sh.n_kv_heads.max(1);
         Grid {
-            window: self.attention.layout.window,
-            n_kv_heads: self.attention.layout.n_kv_heads,
+            window: sh.window,
+            head_blocks: sh.n_heads / heads_per_workgroup(group, sh.window).max(1),
         }
     }
 }
@@ -143,12 +158,12 @@ impl AttentionDecode<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct Grid {
     window: u32,
-    n_kv_heads: u32,
+    head_blocks: u32,
 }
 
 impl Grid {
     /// The grid for a query at `pos`.
     pub fn at(&self, pos: u32) -> [u32; 3] {
-        [chunks(pos, self.window), self.n_kv_heads, 1]
+        [chunks(pos, self.window), self.head_blocks, 1]
     }
 }

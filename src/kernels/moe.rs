@@ -138,7 +138,8 @@ impl<'a> MoeBuffers<'a> {
 /// keeps it), with room to spare.
 const DECODE_RESERVE_BYTES: u64 = 4096;
 
-/// The override constants of the MoE decode kernels: `rows_per_wg` output rows per workgroup,
+/// The override constants of the MoE decode kernels: `rows_per_wg` output rows per workgroup
+/// taken `rows_step` at a time by each group,
 /// and the input of `tile` floats (gate_up: xn; down: every slot's act) staged in a workgroup
 /// tile, unless [`crate::gpu::Tuning::moe_x_global`] asks for global memory or the tile does not
 /// fit the device's workgroup memory beside the kernel's `extra` bytes of its own (then it is
@@ -146,6 +147,7 @@ const DECODE_RESERVE_BYTES: u64 = 4096;
 pub(crate) fn decode_constants(
     gpu: &Gpu,
     rows_per_wg: u32,
+    rows_step: u32,
     tile: u32,
     extra: u64,
 ) -> [(&'static str, f64); 6] {
@@ -159,15 +161,15 @@ pub(crate) fn decode_constants(
         ("X_GLOBAL", x_global as u32 as f64),
         // The nibble table on the portable path, and where asked.
         ("DECODE_BITS", !(gpu.tuning().moe_lut || !gpu.precision().subgroups) as u32 as f64),
-        ("R", decode_rows_step(gpu) as f64),
+        ("R", rows_step as f64),
         ("PREFETCH", gpu.tuning().moe_prefetch as u32 as f64),
     ]
 }
 
-/// Rows a group of the MoE decode kernels takes at once (R in moe_decode.wgsl): 4, or
-/// [`crate::gpu::Tuning::moe_r`]. Rows per workgroup are a multiple of it.
-pub(crate) fn decode_rows_step(gpu: &Gpu) -> u32 {
-    gpu.tuning().moe_r.unwrap_or(4)
+/// Rows a group of a MoE decode kernel takes at once (R in moe_decode.wgsl): the kernel's
+/// `default`, or [`crate::gpu::Tuning::moe_r`]. Rows per workgroup are a multiple of it.
+pub(crate) fn decode_rows_step(gpu: &Gpu, default: u32) -> u32 {
+    gpu.tuning().moe_r.unwrap_or(default)
 }
 
 /// One invocation per expert in router_f32_bf16w and moe_route_prefill.

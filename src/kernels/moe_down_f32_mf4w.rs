@@ -19,6 +19,8 @@ kernel! {
 /// each, the work a workgroup did per (32 rows, slot) before the slots were summed here.
 /// [`crate::gpu::Tuning::moe_rows`] overrides it for experiments.
 pub const ROWS_PER_WG: u32 = 8;
+/// Rows a group takes at once (8 rows of 4 slots: a unit per group).
+pub const ROWS_STEP: u32 = 4;
 
 /// `moe.out[r] += sum_j w_j (W2_j act_j + b2_j)[r]` over the slots j whose expert lies in
 /// `experts` (`moe.out` is the residual stream).
@@ -39,7 +41,7 @@ impl MoeDown<'_> {
             .bind(SHADER, self.experts, Projection::DownAdd, 1)?;
         need(&[(self.route, 2 * k as u64 * 4)])?;
         let rows = gpu.tuning().moe_rows.map_or(ROWS_PER_WG, |(_, down)| down);
-        let step = super::moe::decode_rows_step(gpu);
+        let step = super::moe::decode_rows_step(gpu, ROWS_STEP);
         if rows % step != 0 || rows == 0 {
             return Err(Error::Shape {
                 what: format!("{SHADER}: rows per workgroup"),
@@ -56,7 +58,7 @@ impl MoeDown<'_> {
             ..Default::default()
         };
         let y_len = k * rows;
-        let mut constants = decode_constants(gpu, rows, k * inter, y_len as u64 * 4).to_vec();
+        let mut constants = decode_constants(gpu, rows, step, k * inter, y_len as u64 * 4).to_vec();
         constants.push(("Y_LEN", y_len as f64));
         Bindings {
             route: self.route.binding(),

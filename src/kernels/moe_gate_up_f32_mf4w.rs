@@ -1,6 +1,6 @@
 //! MoE decode, first half: MXFP4 gate_up and clamped SwiGLU for each selected expert.
 
-use super::moe::{decode_constants, Experts, MoeBuffers, MoeShape, Projection};
+use super::moe::{decode_constants, decode_rows_step, Experts, MoeBuffers, MoeShape, Projection};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -13,9 +13,12 @@ kernel! {
     bindings { route: Read, xn: Read, blocks: Read, scales: Read, bias: Read, act: ReadWrite }
 }
 
-/// gate_up rows per workgroup (the ROWS_PER_WG override; even).
+/// gate_up rows per workgroup (the ROWS_PER_WG override; a multiple of ROWS_STEP).
 /// [`crate::gpu::Tuning::moe_rows`] overrides it for experiments.
 pub const ROWS_PER_WG: u32 = 64;
+/// Rows (4 gate/up pairs) a group takes at once: on the H200 32.4 us a layer against 35.4 at
+/// 4 rows.
+pub const ROWS_STEP: u32 = 8;
 
 /// `moe.act` [k, inter] from `moe.xn` [hidden] for the slots whose expert (in `route`) lies in
 /// `experts`.
@@ -48,14 +51,15 @@ impl MoeGateUp<'_> {
             .tuning()
             .moe_rows
             .map_or(ROWS_PER_WG, |(gate_up, _)| gate_up);
-        if rows % 2 != 0 || rows == 0 {
+        let step = decode_rows_step(gpu, ROWS_STEP);
+        if rows % step != 0 || rows == 0 {
             return Err(Error::Shape {
                 what: format!("{SHADER}: rows per workgroup"),
-                expected: "a positive even number (gate and up rows pair up)".into(),
+                expected: format!("a positive multiple of {step} (rows a group takes at once)"),
                 actual: rows.to_string(),
             });
         }
-        let constants = decode_constants(gpu, rows, ex.cols, 0);
+        let constants = decode_constants(gpu, rows, step, ex.cols, 0);
         Bindings {
             route: self.route.binding(),
             xn: ex.input,

@@ -24,10 +24,6 @@ const NONFINITE: u32 = 0xfffffffeu;
 override ROWS_PER_WG: u32 = 16u;
 // Rows a group computes at once (at most MAX_R): more reuse of each x chunk, fewer workgroups.
 override R: u32 = 4u;
-// Chunks of K per lane whose loads are in flight together (at most MAX_U).
-override U: u32 = 2u;
-const MAX_U: u32 = 8u;
-const MAX_QU: u32 = MAX_U * MAX_R;
 override NORM: bool = false;
 override BIAS: bool = true;
 // Accumulate into out (the residual stream) instead of overwriting it.
@@ -88,37 +84,35 @@ fn matvec_f32_bf16w(ids: ReduceIds,
     for (var step_i = 0u; step_i < passes; step_i++) {
         let rbase = row0 + (step_i * ng + g) * R;
         var acc = array<f32, MAX_R>();
-        // U chunks per lane and step, all their loads issued before any arithmetic, so a
-        // lane has U R loads in flight; a chunk past the end repeats the first, weighted 0.
-        for (var c0 = lane; c0 < params.k8; c0 += U * lanes) {
-            var q: array<vec4<u32>, MAX_QU>;   // [U][R]
-            var xa: array<vec4<f32>, MAX_U>;
-            var xb: array<vec4<f32>, MAX_U>;
-            var wt: array<f32, MAX_U>;
-            for (var u = 0u; u < U; u++) {
-                let cu = c0 + u * lanes;
-                let has = cu < params.k8;
-                let c = select(c0, cu, has);
-                wt[u] = select(0.0, 1.0, has);
-                for (var r = 0u; r < R; r++) {
-                    q[u * R + r] = w[min(rbase + r, row_end - 1u) * params.k8 + c];
-                }
-                xa[u] = x[2u * c];
-                xb[u] = x[2u * c + 1u];
+        // Two chunks per lane and step, all their loads issued before any arithmetic, so a
+        // lane has 2 R loads in flight; a missing second chunk repeats the first, weighted 0.
+        for (var c0 = lane; c0 < params.k8; c0 += 2u * lanes) {
+            let has1 = c0 + lanes < params.k8;
+            let c1 = select(c0, c0 + lanes, has1);
+            var q0: array<vec4<u32>, MAX_R>;
+            var q1: array<vec4<u32>, MAX_R>;
+            for (var r = 0u; r < R; r++) {
+                let row = min(rbase + r, row_end - 1u) * params.k8;
+                q0[r] = w[row + c0];
+                q1[r] = w[row + c1];
             }
-            for (var u = 0u; u < U; u++) {
-                let c = select(c0, c0 + u * lanes, wt[u] > 0.0);
-                if NORM {
-                    if step_i == 0u {
-                        ss += wt[u] * (dot(xa[u], xa[u]) + dot(xb[u], xb[u]));
-                    }
-                    xa[u] *= gain[2u * c];
-                    xb[u] *= gain[2u * c + 1u];
+            var xa0 = x[2u * c0];
+            var xb0 = x[2u * c0 + 1u];
+            var xa1 = x[2u * c1];
+            var xb1 = x[2u * c1 + 1u];
+            let w1 = select(0.0, 1.0, has1);
+            if NORM {
+                if step_i == 0u {
+                    ss += dot(xa0, xa0) + dot(xb0, xb0) + w1 * (dot(xa1, xa1) + dot(xb1, xb1));
                 }
-                for (var r = 0u; r < R; r++) {
-                    let wq = q[u * R + r];
-                    acc[r] += wt[u] * (dot(xa[u], bf16x4(wq.xy)) + dot(xb[u], bf16x4(wq.zw)));
-                }
+                xa0 *= gain[2u * c0];
+                xb0 *= gain[2u * c0 + 1u];
+                xa1 *= gain[2u * c1];
+                xb1 *= gain[2u * c1 + 1u];
+            }
+            for (var r = 0u; r < R; r++) {
+                acc[r] += dot(xa0, bf16x4(q0[r].xy)) + dot(xb0, bf16x4(q0[r].zw))
+                    + w1 * (dot(xa1, bf16x4(q1[r].xy)) + dot(xb1, bf16x4(q1[r].zw)));
             }
         }
         if NORM && step_i == 0u {

@@ -9,8 +9,6 @@ const WG: u32 = 256u;
 // Rows per group step (gate_up: gate/up pairs; at most R_MAX).
 override R: u32 = 4u;
 const R_MAX: u32 = 8u;
-// Issue the next step's loads before the current step's arithmetic.
-override PREFETCH: bool = false;
 
 override ROWS_PER_WG: u32 = 32u;
 // Read the activations straight from global memory (L1) instead of staging them in workgroup
@@ -37,38 +35,17 @@ fn moe_block(q: vec4<u32>, s: u32, x: array<vec4<f32>, 8>) -> f32 {
 // The partial dot products of R weight rows (block-row numbers `rows`, nb blocks each) with
 // the input from vec4 x0 on, over this lane's blocks lane, lane + lanes, ...; each step
 // issues the R rows' loads before the arithmetic. Lanes then sum with group_sum. (Loading a
-// lane's next blocks too, up to 3 steps' worth, was slower on the H200.)
+// lane's next blocks too, up to 3 steps' worth, or the next step's during this one's
+// arithmetic, was slower on the H200: more registers, fewer warps.)
 fn moe_rows_dot(rows: array<u32, R_MAX>, nb: u32, lane: u32, lanes: u32, x0: u32) -> array<f32, R_MAX> {
     var acc = array<f32, R_MAX>();
-    var qn: array<vec4<u32>, R_MAX>;
-    var sn: array<u32, R_MAX>;
-    if PREFETCH && lane < nb {
-        for (var r = 0u; r < R; r++) {
-            let blk = rows[r] * nb + lane;
-            qn[r] = blocks[blk];
-            sn[r] = mxfp4_byte(scales[blk >> 2u], blk);
-        }
-    }
     for (var b = lane; b < nb; b += lanes) {
         var q: array<vec4<u32>, R_MAX>;
         var s: array<u32, R_MAX>;
-        if PREFETCH {
-            q = qn;
-            s = sn;
-            let bn = b + lanes;
-            if bn < nb {
-                for (var r = 0u; r < R; r++) {
-                    let blk = rows[r] * nb + bn;
-                    qn[r] = blocks[blk];
-                    sn[r] = mxfp4_byte(scales[blk >> 2u], blk);
-                }
-            }
-        } else {
-            for (var r = 0u; r < R; r++) {
-                let blk = rows[r] * nb + b;
-                q[r] = blocks[blk];
-                s[r] = mxfp4_byte(scales[blk >> 2u], blk);
-            }
+        for (var r = 0u; r < R; r++) {
+            let blk = rows[r] * nb + b;
+            q[r] = blocks[blk];
+            s[r] = mxfp4_byte(scales[blk >> 2u], blk);
         }
         var xv: array<vec4<f32>, 8>;
         for (var i = 0u; i < 8u; i++) {

@@ -193,23 +193,17 @@ pub struct Precision {
 }
 
 /// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R",
-/// OSS_WGPU_TUNE_MOE=global,lut,prefetch (any of them), OSS_WGPU_TUNE_MOE_R and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" when the device
+/// OSS_WGPU_TUNE_MOE=global,lut (either or both), OSS_WGPU_TUNE_MOE_R and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" when the device
 /// opens; the defaults are what ships.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
     /// matvec_f32_bf16w: (rows per workgroup, rows a group takes at once) for every matrix.
     pub matvec: Option<(u32, u32)>,
-    /// matvec_f32_bf16w: chunks of K per lane whose loads are in flight together (1..=8;
-    /// OSS_WGPU_TUNE_MATVEC_U).
-    pub matvec_chunks: Option<u32>,
     /// The MoE decode kernels read activations from global memory, not a workgroup tile.
     pub moe_x_global: bool,
     /// The MoE decode kernels look E2M1 nibbles up in a workgroup-memory table (as the
     /// portable path does) instead of decoding pairs into f16 bits (OSS_WGPU_TUNE_MOE=lut).
     pub moe_lut: bool,
-    /// The MoE decode kernels issue the next step's loads before the current step's
-    /// arithmetic (OSS_WGPU_TUNE_MOE=prefetch).
-    pub moe_prefetch: bool,
     /// Rows a group of the MoE decode kernels takes at once: 2, 4 or 8 (OSS_WGPU_TUNE_MOE_R).
     pub moe_r: Option<u32>,
     /// With cooperative matrices on, only the expert matmuls (`Some(true)`,
@@ -229,13 +223,8 @@ impl Tuning {
         });
         Tuning {
             matvec,
-            matvec_chunks: std::env::var("OSS_WGPU_TUNE_MATVEC_U")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|n| (1..=8).contains(n)),
             moe_x_global: moe_switch("global"),
             moe_lut: moe_switch("lut"),
-            moe_prefetch: moe_switch("prefetch"),
             moe_r: std::env::var("OSS_WGPU_TUNE_MOE_R")
                 .ok()
                 .and_then(|v| v.trim().parse().ok())

@@ -96,7 +96,6 @@ impl Matvec<'_> {
         let constants = [
             ("ROWS_PER_WG", rows_per_wg as f64),
             ("R", r.clamp(1, 4) as f64),
-            ("U", gpu.tuning().matvec_chunks.unwrap_or(2).clamp(1, 8) as f64),
             ("NORM", flag(self.norm.is_some())),
             ("BIAS", flag(self.bias.is_some())),
             ("RESIDUAL", flag(self.residual)),

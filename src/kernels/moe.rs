@@ -150,7 +150,7 @@ pub(crate) fn decode_constants(
     rows_step: u32,
     tile: u32,
     extra: u64,
-) -> [(&'static str, f64); 6] {
+) -> [(&'static str, f64); 5] {
     let room = gpu.limits().max_compute_workgroup_storage_size as u64;
     let fits = tile as u64 * 4 + DECODE_RESERVE_BYTES + extra <= room;
     let x_global = gpu.tuning().moe_x_global || !fits;
@@ -162,7 +162,6 @@ pub(crate) fn decode_constants(
         // The nibble table on the portable path, and where asked.
         ("DECODE_BITS", !(gpu.tuning().moe_lut || !gpu.precision().subgroups) as u32 as f64),
         ("R", rows_step as f64),
-        ("PREFETCH", gpu.tuning().moe_prefetch as u32 as f64),
     ]
 }
 

@@ -385,6 +385,67 @@ fn attention_decode_full_and_sliding_with_sinks() {
 }
 
 #[test]
+fn attention_combine_merges_many_chunks() {
+    // 300 chunks (more than the kernel's 256 invocations) and 2100 (more than the 2048 chunk
+    // weights it keeps in workgroup memory), against the merge in f64.
+    let mut rng = Rng::new(17);
+    let (h, d) = (3usize, 64usize);
+    let chunk = attention_decode_f32::CHUNK as usize;
+    for n_chunks in [300usize, 2100] {
+        let stride = d + 2;
+        let mut partials = vec![0f32; n_chunks * h * stride];
+        for c in 0..n_chunks {
+            for head in 0..h {
+                let base = (c * h + head) * stride;
+                for v in &mut partials[base..base + d] {
+                    *v = rng.sym(5.0);
+                }
+                partials[base + d] = rng.sym(20.0);
+                partials[base + d + 1] = 0.5 + 40.0 * rng.unit();
+            }
+        }
+        let sinks = rng.vec_sym(h, 3.0);
+        let mut want = vec![0f32; h * d];
+        let mut tol = vec![0f32; h * d];
+        for head in 0..h {
+            let at = |c: usize, i: usize| partials[(c * h + head) * stride + i] as f64;
+            let m = (0..n_chunks).fold(sinks[head] as f64, |m, c| m.max(at(c, d)));
+            let l = (sinks[head] as f64 - m).exp()
+                + (0..n_chunks).map(|c| at(c, d + 1) * (at(c, d) - m).exp()).sum::<f64>();
+            for i in 0..d {
+                let terms = (0..n_chunks).map(|c| at(c, i) * (at(c, d) - m).exp());
+                let o: f64 = terms.clone().sum();
+                let mag: f64 = terms.map(f64::abs).sum();
+                want[head * d + i] = (o / l) as f32;
+                // f32 sums and exps: within a small multiple of 2^-24 of the magnitudes.
+                tol[head * d + i] = (F32_RTOL as f64 * mag / l) as f32 + F32_ATOL;
+            }
+        }
+        for gpu in paths() {
+            let step = StepBuffer::new(&gpu, "step").unwrap();
+            step.set_at(&gpu, n_chunks * chunk - 1, 1, 0);
+            let pb = up(&gpu, "partials", &partials);
+            let sb = up(&gpu, "sinks", &sinks);
+            let o = out(&gpu, "out", h * d);
+            let comb = attention_combine_f32::AttentionCombine {
+                n_heads: h as u32,
+                head_dim: d as u32,
+                window: 0,
+                step: &step,
+                partials: &pb,
+                sinks: &sb,
+                out: &o,
+            }
+            .dispatch(&gpu)
+            .unwrap();
+            gpu.run("combine", &[&comb]).unwrap();
+            let what = format!("combine of {n_chunks} chunks on {}", gpu.adapter_name());
+            assert_within(&what, &gpu.read_f32(&o).unwrap(), &want, &tol);
+        }
+    }
+}
+
+#[test]
 fn router_matches_reference() {
     let mut rng = Rng::new(11);
     // (experts, hidden, k): gpt-oss-20b's 32 experts and k = 4; 120b's 128; a row length that

@@ -283,8 +283,6 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         sinks: &sinks_buf,
         out: &o,
     };
-    let mut dec = attn.dispatch(gpu).unwrap();
-    dec.workgroups = attn.grid_shape().at((n - 1) as u32);
     let comb = attention_combine_f32::AttentionCombine {
         n_heads: h as u32,
         head_dim: d as u32,
@@ -303,15 +301,23 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
         n,
         gpu.precision().kv
     );
-    // One chunk: the decode kernel's own output, which the plan uses without the combine.
-    gpu.run("attention", &[&dec]).unwrap();
-    if attention_decode_f32::single_chunk((n - 1) as u32, heads.window as u32) {
-        let got = gpu.read_f32(&o).unwrap();
-        assert_close(&format!("{what} (one chunk)"), &got, &want, atol, rtol);
+    // Both head splits, whichever the plan would use here (appending the same k and v).
+    use attention_decode_f32::HeadSplit;
+    for split in [HeadSplit::One, HeadSplit::Grouped] {
+        let mut dec = attn.dispatch(gpu, split).unwrap();
+        dec.workgroups = attn.grid_shape(split).workgroups((n - 1) as u32);
+        let what = format!("{what} {split:?}");
         gpu.poison(&o);
+        // One chunk: the decode kernel's own output, which the plan uses without the combine.
+        gpu.run("attention", &[&dec]).unwrap();
+        if attention_decode_f32::single_chunk((n - 1) as u32, heads.window as u32) {
+            let got = gpu.read_f32(&o).unwrap();
+            assert_close(&format!("{what} (one chunk)"), &got, &want, atol, rtol);
+            gpu.poison(&o);
+        }
+        gpu.run("attention combine", &[&comb]).unwrap();
+        assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, atol, rtol);
     }
-    gpu.run("attention combine", &[&comb]).unwrap();
-    assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, atol, rtol);
 
     // The appended key of the last position, read back from its cache slot.
     let slot = (n - 1) % capacity;

@@ -45,14 +45,37 @@ pub fn single_chunk(pos: u32, window: u32) -> bool {
     chunks(pos, window) <= 1
 }
 
-/// Query heads a workgroup takes: all `group` heads of its KV head (they share the cache
-/// reads), or one where every query sees a single chunk (sliding layers): the few positions
-/// then spread over 8x more workgroups, which shortens each one's serial work.
-fn heads_per_workgroup(group: u32, window: u32) -> u32 {
-    if always_single_chunk(window) {
-        1
+/// Chunks up to which a query's heads each get their own workgroups ([`HeadSplit::One`]).
+const SHORT_CHUNKS: u32 = 4;
+
+/// Which query heads a workgroup takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadSplit {
+    /// All query heads of its KV head, which share its cache reads: long contexts.
+    Grouped,
+    /// One: a short context's few positions spread over 8x the workgroups, which shortens
+    /// each one's serial work (the KV head's rows are read once per query head, from L2).
+    One,
+}
+
+/// The split a query at `pos` uses on a layer with `window` (0: full).
+pub fn split_at(pos: u32, window: u32) -> HeadSplit {
+    if chunks(pos, window) <= SHORT_CHUNKS {
+        HeadSplit::One
     } else {
-        group
+        HeadSplit::Grouped
+    }
+}
+
+/// Whether a query on a layer with `window` may use `split` at some position.
+pub fn split_used(split: HeadSplit, window: u32) -> bool {
+    split == HeadSplit::One || !(window > 0 && window.div_ceil(CHUNK) <= SHORT_CHUNKS)
+}
+
+fn heads_per_workgroup(group: u32, split: HeadSplit) -> u32 {
+    match split {
+        HeadSplit::Grouped => group,
+        HeadSplit::One => 1,
     }
 }
 
@@ -82,7 +105,7 @@ pub struct AttentionDecode<'a> {
 
 impl AttentionDecode<'_> {
     /// Records the dispatch; its grid is set per step with [`Grid::at`].
-    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+    pub fn dispatch(&self, gpu: &Gpu, split: HeadSplit) -> Result<Dispatch> {
         let a = &self.attention;
         let sh = &a.layout;
         let (heads, kv_heads, d) = (sh.n_heads, sh.n_kv_heads, sh.head_dim);
@@ -117,7 +140,7 @@ impl AttentionDecode<'_> {
             scale: sh.scale(),
             ..Default::default()
         };
-        let per_wg = heads_per_workgroup(group, sh.window);
+        let per_wg = heads_per_workgroup(group, split);
         let constants = [
             ("CHUNK", CHUNK as f64),
             ("GROUP", per_wg as f64),
@@ -144,12 +167,13 @@ impl AttentionDecode<'_> {
     }
 
     /// What the per-step grid depends on.
-    pub fn grid_shape(&self) -> Grid {
+    pub fn grid_shape(&self, split: HeadSplit) -> Grid {
         let sh = &self.attention.layout;
         let group = sh.n_heads / sh.n_kv_heads.max(1);
         Grid {
             window: sh.window,
-            head_blocks: sh.n_heads / heads_per_workgroup(group, sh.window).max(1),
+            head_blocks: sh.n_heads / heads_per_workgroup(group, split).max(1),
+            split,
         }
     }
 }
@@ -159,11 +183,21 @@ impl AttentionDecode<'_> {
 pub struct Grid {
     window: u32,
     head_blocks: u32,
+    split: HeadSplit,
 }
 
 impl Grid {
-    /// The grid for a query at `pos`.
+    /// The grid for a query at `pos`: none where the other split serves it.
     pub fn at(&self, pos: u32) -> [u32; 3] {
+        if split_at(pos, self.window) != self.split {
+            return [0, 0, 0];
+        }
+        self.workgroups(pos)
+    }
+
+    /// The grid this split needs for a query at `pos`, whether or not it is the one used
+    /// there (tests run both).
+    pub fn workgroups(&self, pos: u32) -> [u32; 3] {
         [chunks(pos, self.window), self.head_blocks, 1]
     }
 }

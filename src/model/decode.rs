@@ -108,10 +108,17 @@ impl Builder<'_> {
             sinks: &lw.sinks.buffer,
             out: &d.attn,
         };
-        let grid = attn.grid_shape();
-        plan.push_per_position(attn.dispatch(gpu)?, move |pos| grid.at(pos));
-        // Where one chunk covers the visible positions, attention_decode_f32 has written attn.
+        // Short contexts take one query head per workgroup, long ones a KV head's group: the
+        // split not used at a position gets no workgroups.
         let window = self.state.kv[l].window;
+        use attention_decode_f32::HeadSplit;
+        for split in [HeadSplit::One, HeadSplit::Grouped] {
+            if attention_decode_f32::split_used(split, window) {
+                let grid = attn.grid_shape(split);
+                plan.push_per_position(attn.dispatch(gpu, split)?, move |pos| grid.at(pos));
+            }
+        }
+        // Where one chunk covers the visible positions, attention_decode_f32 has written attn.
         if !attention_decode_f32::always_single_chunk(window) {
             let combine = attention_combine_f32::AttentionCombine {
                 n_heads: c.num_attention_heads as u32,

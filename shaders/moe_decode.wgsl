@@ -3,7 +3,10 @@
 // in workgroup memory (gate_up: xn; down: every slot's act) and the rows' dot products. Each
 // computes N rows of K inputs per selected expert (gate_up: N = 2 inter, K = hidden; down:
 // N = hidden, K = inter). The includer declares `blocks` and `scales` (the expert weights)
-// and `moe_x(i)`, the input's vec4 number i.
+// and `moe_x(i)`, the input's vec4 number i; mxfp4_block comes from mxfp4_decode (the
+// f16-bits decode, or the nibble table on the portable path).
+
+//!include mxfp4_decode
 
 const WG: u32 = 256u;
 // Rows per group step (gate_up: gate/up pairs; at most R_MAX).
@@ -15,22 +18,10 @@ override ROWS_PER_WG: u32 = 32u;
 // memory: no staging phase, and workgroup memory stops limiting occupancy.
 override X_GLOBAL: bool = false;
 override X_VEC4: u32 = 720u;     // the staged input's floats / 4
-// Decode E2M1 pairs with integer masks into f16 bits (unpack2x16float) instead of looking
-// each nibble up in workgroup memory: 10-15% faster on the H200.
-override DECODE_BITS: bool = true;
-
 @group(0) @binding(1) var<storage, read> route: array<u32>;          // [2 k]: ids, weights
 @group(0) @binding(5) var<storage, read> bias: array<f32>;           // [n_part, N]
 
 var<workgroup> xs: array<vec4<f32>, X_VEC4>;
-
-// One block of one row: sum_i E2M1(q_i) x_i times the block scale 2^(s - 127).
-fn moe_block(q: vec4<u32>, s: u32, x: array<vec4<f32>, 8>) -> f32 {
-    if DECODE_BITS {
-        return mxfp4_scale(mxfp4_dot_block_f16bits(q, x), s + MXFP4_F16BITS_SHIFT);
-    }
-    return mxfp4_scale(mxfp4_dot_block(q, x), s);
-}
 
 // The partial dot products of R weight rows (block-row numbers `rows`, nb blocks each) with
 // the input from vec4 x0 on, over this lane's blocks lane, lane + lanes, ...; each step
@@ -52,7 +43,7 @@ fn moe_rows_dot(rows: array<u32, R_MAX>, nb: u32, lane: u32, lanes: u32, x0: u32
             xv[i] = moe_x(x0 + 8u * b + i);
         }
         for (var r = 0u; r < R; r++) {
-            acc[r] += moe_block(q[r], s[r], xv);
+            acc[r] += mxfp4_block(q[r], s[r], xv);
         }
     }
     return acc;

@@ -12,9 +12,23 @@ use oss_wgpu::gpu::shader::{self, ShaderVariant, SHADERS};
 use oss_wgpu::kernels::{Access, Kernel, Layout, KERNELS, STEP};
 
 /// Declarations that some modules leave for their including kernel.
-const MODULE_PRELUDE: &str = concat!(
-    "override REDUCE_SIZE: u32 = 64u;\nconst K_CACHE_BINDING: u32 = 10u;\nconst V_CACHE_BINDING: u32 = 11u;\n",
-    // What moe_prefill_tile asks of the kernel that includes it.
+const MODULE_PRELUDE: &str =
+    "override REDUCE_SIZE: u32 = 64u;\nconst K_CACHE_BINDING: u32 = 10u;\nconst V_CACHE_BINDING: u32 = 11u;\n";
+
+/// What the expert-weight modules ask of their including kernel.
+fn weights_prelude(module: &str) -> &'static str {
+    match module {
+        "moe_decode" => concat!(
+            "@group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;\n",
+            "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n",
+            "fn moe_x(i: u32) -> vec4<f32> { return vec4<f32>(f32(i)); }\n",
+        ),
+        _ => MOE_TILE_PRELUDE,
+    }
+}
+
+/// What moe_prefill_tile asks of the kernel that includes it (harmless to the others).
+const MOE_TILE_PRELUDE: &str = concat!(
     "@group(0) @binding(0) var<storage, read> blocks: array<u32>;\n",
     "@group(0) @binding(1) var<storage, read> scales: array<u32>;\n",
     "@group(0) @binding(2) var<storage, read> offsets: array<u32>;\n",
@@ -46,7 +60,7 @@ fn capabilities(variant: ShaderVariant, coop: bool) -> Capabilities {
     if variant.subgroups {
         caps |= Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER;
     }
-    if variant.f16_kv {
+    if variant.f16_kv || variant.f16_bits {
         caps |= Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     }
     caps
@@ -139,13 +153,15 @@ fn every_shader_validates_and_translates() {
                 composed.lines().partition(|l| l.starts_with("enable "));
             let coop_prelude = coop_prelude(name);
             let src = format!(
-                "{}\n{MODULE_PRELUDE}{coop_prelude}{}",
+                "{}\n{MODULE_PRELUDE}{}{coop_prelude}{}",
                 enables.join("\n"),
+                weights_prelude(name),
                 body.join("\n")
             );
             let variant = ShaderVariant {
                 subgroups: name.contains("subgroup") || shader::needs_coop(name),
                 f16_kv: name.contains("f16"),
+                f16_bits: name.contains("f16bits"),
             };
             if let Err(e) = check(name, &src, variant) {
                 failures.push(e);

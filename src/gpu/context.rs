@@ -190,6 +190,10 @@ pub struct Precision {
     /// f16 x f16 -> f32, subgroups are in use at one fixed size, and the path is not
     /// portable.
     pub coop: bool,
+    /// The MoE decode kernels decode E2M1 pairs into f16 bits with unpack2x16float (the
+    /// adapter's DownlevelFlags::SHADER_F16_IN_F32), not through a table in workgroup memory:
+    /// not on the portable path, nor with OSS_WGPU_TUNE_MOE=lut.
+    pub f16_bits: bool,
 }
 
 /// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R",
@@ -642,19 +646,25 @@ impl Gpu {
         }
 
         let granted = device.features();
+        let tuning = Tuning::from_env();
         let precision = Precision {
             kv: if f16_kv { KvChoice::F16 } else { KvChoice::F32 },
             subgroups: granted.contains(wgpu::Features::SUBGROUP),
             coop: granted.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+            f16_bits: !opts.portable
+                && !tuning.moe_lut
+                && adapter
+                    .get_downlevel_capabilities()
+                    .flags
+                    .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32),
         };
-        let tuning = Tuning::from_env();
         let features = GpuFeatures {
             subgroup_min_size: info.subgroup_min_size,
             subgroup_max_size: info.subgroup_max_size,
             timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY),
         };
         log::info!(
-            "adapter: {} ({}, {}), f16 KV {}, subgroups {} (size {}..{}), cooperative matrices {}, timestamps {}, max binding {} B",
+            "adapter: {} ({}, {}), f16 KV {}, subgroups {} (size {}..{}), cooperative matrices {}, MXFP4 decode by f16 bits {}, timestamps {}, max binding {} B",
             info.name,
             info.backend.to_str(),
             info.driver,
@@ -663,6 +673,7 @@ impl Gpu {
             features.subgroup_min_size,
             features.subgroup_max_size,
             precision.coop,
+            precision.f16_bits,
             features.timestamps,
             limits.max_storage_buffer_binding_size
         );

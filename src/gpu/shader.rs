@@ -4,7 +4,8 @@
 //! `//!include mxfp4`, and [`compose`] pastes that module in once. Where a module has variants
 //! by device feature, the name resolves to one of them: `reduce` becomes `reduce_subgroup` when
 //! subgroups are in use and `reduce_workgroup` otherwise; `kv_cache` becomes `kv_cache_f16`
-//! or `kv_cache_f32`. Nothing else is rewritten: kernels are
+//! or `kv_cache_f32`; `mxfp4_decode` becomes `mxfp4_decode_f16bits` or `mxfp4_decode_lut`.
+//! Nothing else is rewritten: kernels are
 //! specialised with WGSL `override` constants.
 
 use std::collections::HashSet;
@@ -22,6 +23,8 @@ shader_table![
     // shared modules
     "bf16",
     "mxfp4",
+    "mxfp4_decode_f16bits",
+    "mxfp4_decode_lut",
     "reduce_subgroup",
     "reduce_workgroup",
     "kv_cache_f16",
@@ -67,6 +70,9 @@ pub struct ShaderVariant {
     pub subgroups: bool,
     /// KV cache stored as f16 (needs SHADER_F16 on some drivers for pack2x16float).
     pub f16_kv: bool,
+    /// MXFP4 blocks decoded into f16 bits with unpack2x16float (mxfp4_decode_f16bits), not
+    /// through the nibble table (mxfp4_decode_lut).
+    pub f16_bits: bool,
 }
 
 impl From<crate::gpu::Precision> for ShaderVariant {
@@ -74,6 +80,7 @@ impl From<crate::gpu::Precision> for ShaderVariant {
         ShaderVariant {
             subgroups: p.subgroups,
             f16_kv: p.kv == crate::gpu::KvChoice::F16,
+            f16_bits: p.f16_bits,
         }
     }
 }
@@ -82,20 +89,36 @@ impl ShaderVariant {
     pub const PORTABLE: ShaderVariant = ShaderVariant {
         subgroups: false,
         f16_kv: false,
+        f16_bits: false,
     };
-    pub const ALL: [ShaderVariant; 4] = [
+    /// Every combination a device can get (f16 bits only beside subgroups: neither is used on
+    /// the portable path).
+    pub const ALL: [ShaderVariant; 6] = [
         ShaderVariant::PORTABLE,
-        ShaderVariant {
-            subgroups: true,
-            f16_kv: false,
-        },
         ShaderVariant {
             subgroups: false,
             f16_kv: true,
+            f16_bits: false,
+        },
+        ShaderVariant {
+            subgroups: true,
+            f16_kv: false,
+            f16_bits: false,
         },
         ShaderVariant {
             subgroups: true,
             f16_kv: true,
+            f16_bits: false,
+        },
+        ShaderVariant {
+            subgroups: true,
+            f16_kv: false,
+            f16_bits: true,
+        },
+        ShaderVariant {
+            subgroups: true,
+            f16_kv: true,
+            f16_bits: true,
         },
     ];
 
@@ -105,6 +128,8 @@ impl ShaderVariant {
             "reduce" => "reduce_workgroup".into(),
             "kv_cache" if self.f16_kv => "kv_cache_f16".into(),
             "kv_cache" => "kv_cache_f32".into(),
+            "mxfp4_decode" if self.f16_bits => "mxfp4_decode_f16bits".into(),
+            "mxfp4_decode" => "mxfp4_decode_lut".into(),
             m => m.into(),
         }
     }
@@ -120,6 +145,8 @@ pub fn is_module(name: &str) -> bool {
         name,
         "bf16"
             | "mxfp4"
+            | "mxfp4_decode_f16bits"
+            | "mxfp4_decode_lut"
             | "reduce_subgroup"
             | "reduce_workgroup"
             | "kv_cache_f16"

@@ -150,7 +150,7 @@ pub(crate) fn decode_constants(
     rows_step: u32,
     tile: u32,
     extra: u64,
-) -> [(&'static str, f64); 5] {
+) -> [(&'static str, f64); 4] {
     let room = gpu.limits().max_compute_workgroup_storage_size as u64;
     let fits = tile as u64 * 4 + DECODE_RESERVE_BYTES + extra <= room;
     let x_global = gpu.tuning().moe_x_global || !fits;
@@ -159,8 +159,6 @@ pub(crate) fn decode_constants(
         // With X_GLOBAL the tile is unused; keep it minimal.
         ("X_VEC4", if x_global { 4.0 } else { (tile / 4) as f64 }),
         ("X_GLOBAL", x_global as u32 as f64),
-        // The nibble table on the portable path, and where asked.
-        ("DECODE_BITS", !(gpu.tuning().moe_lut || !gpu.precision().subgroups) as u32 as f64),
         ("R", rows_step as f64),
     ]
 }

@@ -18,6 +18,7 @@ override ROWS_PER_WG: u32 = 32u;
 // memory: no staging phase, and workgroup memory stops limiting occupancy.
 override X_GLOBAL: bool = false;
 override X_VEC4: u32 = 720u;     // the staged input's floats / 4
+
 @group(0) @binding(1) var<storage, read> route: array<u32>;          // [2 k]: ids, weights
 @group(0) @binding(5) var<storage, read> bias: array<f32>;           // [n_part, N]
 

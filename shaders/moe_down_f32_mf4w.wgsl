@@ -2,7 +2,7 @@
 // with its expert bias and times its routing weight (the bias sits inside it, as gpt-oss
 // does), added to the residual stream: x[r] += sum over slots j in order of w_j (W2_j act_j +
 // b2_j)[r]. A workgroup owns ROWS_PER_WG rows for every slot: its groups take units of (slot,
-// R rows), each lane one 32-block per step, loads before arithmetic, a nibble table (as in
+// R rows), each lane one 32-block per step, loads before arithmetic, mxfp4_decode (as in
 // moe_gate_up_f32_mf4w); the units' results meet in workgroup memory and one invocation per
 // row adds the slots in order. act is staged in workgroup memory unless X_GLOBAL. Experts may
 // be split over parts: a part's dispatch adds only the slots whose expert it holds (dispatches

@@ -4,8 +4,9 @@
 // (rows interleave gate and up). The router kernels have already chosen the experts (route)
 // and normalised x (xn), so a workgroup only streams weights: xn sits in workgroup memory, a
 // group (subgroup) takes R rows at a time, each lane one 32-block of them per step: a 16-byte
-// load per row issued before any arithmetic, E2M1 values from a 16-entry table in workgroup
-// memory, each block sum scaled once by its E8M0 scale (overflow-safe).
+// load per row issued before any arithmetic, E2M1 decoded by mxfp4_decode (into f16 bits, or
+// through the nibble table on the portable path), each block sum scaled once by its E8M0
+// scale (overflow-safe).
 // Experts may be split over parts: a dispatch serves the slots whose expert is in its part.
 
 //!include mxfp4

@@ -1,9 +1,10 @@
 // attention_decode_f32: one query position against the KV cache, split-K (flash-decoding),
-// with the step's RoPE and cache append folded in. Workgroup (chunk c, KV head): the G query
-// heads that share the KV head (GQA) against CHUNK positions. q is rotated on load; the
-// current position's k (rotated) and v come from qkv, and the workgroup whose chunk holds the
-// current position also appends them to the cache (no other workgroup reads that slot).
-// Scores for all G heads go to workgroup memory, then each head's unnormalised softmax partial
+// with the step's RoPE and cache append folded in. Workgroup (chunk c, head block): GROUP
+// query heads of one KV head (all KV_GROUP of them, which share its cache reads, or fewer:
+// the host's HeadSplit) against CHUNK positions. q is rotated on load; the current
+// position's k (rotated) and v come from qkv, and the KV head's first workgroup of the chunk
+// that holds the current position also appends them to the cache (no workgroup reads that
+// slot from the cache). Scores for the GROUP heads go to workgroup memory, then each head's unnormalised softmax partial
 // (max m, sum l, output o) is written for attention_combine_f32, which merges the chunks and
 // the sink. When one chunk covers every visible position, the workgroup also merges its
 // partial with the sink (combine's arithmetic for one chunk) and writes the heads' outputs, so

@@ -3,8 +3,8 @@
 // query heads of one KV head (all KV_GROUP of them, which share its cache reads, or fewer:
 // the host's HeadSplit) against CHUNK positions. q is rotated on load; the current
 // position's k (rotated) and v come from qkv, and the KV head's first workgroup of the chunk
-// that holds the current position also appends them to the cache (no workgroup reads that
-// slot from the cache). Scores for the GROUP heads go to workgroup memory, then each head's unnormalised softmax partial
+// that holds the current position also appends them to the cache (no workgroup uses that
+// slot's cached contents). Scores for the GROUP heads go to workgroup memory, then each head's unnormalised softmax partial
 // (max m, sum l, output o) is written for attention_combine_f32, which merges the chunks and
 // the sink. When one chunk covers every visible position, the workgroup also merges its
 // partial with the sink (combine's arithmetic for one chunk) and writes the heads' outputs, so

@@ -1,14 +1,14 @@
-// attention_decode_f32: one query position against the KV cache, split-K (flash-decoding),
-// with the step's RoPE and cache append folded in. Workgroup (chunk c, head block): GROUP
-// query heads of one KV head (all KV_GROUP of them, which share its cache reads, or fewer:
-// the host's HeadSplit) against CHUNK positions. q is rotated on load; the current
-// position's k (rotated) and v come from qkv, and the KV head's first workgroup of the chunk
-// that holds the current position also appends them to the cache (no workgroup uses that
-// slot's cached contents). Scores for the GROUP heads go to workgroup memory, then each head's unnormalised softmax partial
-// (max m, sum l, output o) is written for attention_combine_f32, which merges the chunks and
-// the sink. When one chunk covers every visible position, the workgroup also merges its
-// partial with the sink (combine's arithmetic for one chunk) and writes the heads' outputs, so
-// the plan leaves the combine out. Sliding layers see positions pos-W+1..pos only.
+// attention_decode_f32: one query position against the KV cache, split-K (flash-decoding), with
+// the step's RoPE and cache append folded in. Workgroup (chunk c, head block): GROUP query
+// heads of one KV head (all KV_GROUP of them, which share its cache reads, or fewer: the host's
+// HeadSplit) against CHUNK positions. q is rotated on load; the current position's k (rotated)
+// and v come from qkv, and the KV head's first workgroup of the chunk that holds the current
+// position also appends them to the cache (no workgroup uses that slot's cached contents).
+// Scores for the GROUP heads go to workgroup memory, then each head's unnormalised softmax
+// partial (max m, sum l, output o) is written for attention_combine_f32, which merges the
+// chunks and the sink. When one chunk covers every visible position, the workgroup also merges
+// its partial with the sink (combine's arithmetic for one chunk) and writes the heads' outputs,
+// so the plan leaves the combine out. Sliding layers see positions pos-W+1..pos only.
 // Output: partials [chunks, n_heads, D + 2] = (o[0..D], m, l); out [n_heads, D] (one chunk).
 
 //!include attention

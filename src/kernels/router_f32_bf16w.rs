@@ -57,7 +57,10 @@ impl Router<'_> {
             (self.route, 2 * k as u64 * 4),
         ])?;
         // x * gain in workgroup memory beside the logits, the top-k and the reduction scratch.
-        let wg = if gpu.limits().max_compute_invocations_per_workgroup >= 512 {
+        let lim = gpu.limits();
+        let wg = if lim.max_compute_invocations_per_workgroup >= 512
+            && lim.max_compute_workgroup_size_x >= 512
+        {
             512
         } else {
             256

@@ -417,7 +417,9 @@ fn attention_combine_merges_many_chunks() {
             let at = |c: usize, i: usize| partials[(c * h + head) * stride + i] as f64;
             let m = (0..n_chunks).fold(sinks[head] as f64, |m, c| m.max(at(c, d)));
             let l = (sinks[head] as f64 - m).exp()
-                + (0..n_chunks).map(|c| at(c, d + 1) * (at(c, d) - m).exp()).sum::<f64>();
+                + (0..n_chunks)
+                    .map(|c| at(c, d + 1) * (at(c, d) - m).exp())
+                    .sum::<f64>();
             for i in 0..d {
                 let terms = (0..n_chunks).map(|c| at(c, i) * (at(c, d) - m).exp());
                 let o: f64 = terms.clone().sum();
@@ -590,9 +592,23 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     // large terms cancel).
     let bounds = moe_error_bounds(x, gain, logits, k, c.limit, &experts, false);
     let act_tol: Vec<f32> = bounds.act.iter().map(|m| F32_ATOL + F32_RTOL * m).collect();
-    let x_tol: Vec<f32> = bounds.x.iter().map(|(m, _)| F32_ATOL + F32_RTOL * m).collect();
-    assert_within(&format!("{what} act"), &gpu.read_f32(&act).unwrap(), &want_act, &act_tol);
-    assert_within(&format!("{what} x"), &gpu.read_f32(&xb).unwrap(), &want_x, &x_tol);
+    let x_tol: Vec<f32> = bounds
+        .x
+        .iter()
+        .map(|(m, _)| F32_ATOL + F32_RTOL * m)
+        .collect();
+    assert_within(
+        &format!("{what} act"),
+        &gpu.read_f32(&act).unwrap(),
+        &want_act,
+        &act_tol,
+    );
+    assert_within(
+        &format!("{what} x"),
+        &gpu.read_f32(&xb).unwrap(),
+        &want_x,
+        &x_tol,
+    );
 }
 
 #[test]

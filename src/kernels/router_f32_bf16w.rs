@@ -70,7 +70,10 @@ impl Router<'_> {
         if staged + RESERVE_BYTES + wg as u64 * 4 > room {
             return Err(Error::Shape {
                 what: format!("{SHADER}: hidden size staged in workgroup memory"),
-                expected: format!("at most {} floats", (room - RESERVE_BYTES - wg as u64 * 4) / 4),
+                expected: format!(
+                    "at most {} floats",
+                    (room - RESERVE_BYTES - wg as u64 * 4) / 4
+                ),
                 actual: w.k.to_string(),
             });
         }

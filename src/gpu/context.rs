@@ -196,9 +196,10 @@ pub struct Precision {
     pub f16_bits: bool,
 }
 
-/// Kernel splits for experiments, read once from OSS_WGPU_TUNE_MATVEC="ROWS,R",
-/// OSS_WGPU_TUNE_MOE=global,lut (either or both), OSS_WGPU_TUNE_MOE_R and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" when the device
-/// opens; the defaults are what ships.
+/// Kernel splits for experiments, read once when the device opens from
+/// OSS_WGPU_TUNE_MATVEC="ROWS,R", OSS_WGPU_TUNE_MOE=global,lut (either or both),
+/// OSS_WGPU_TUNE_MOE_R and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN"; the defaults are
+/// what ships.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
     /// matvec_f32_bf16w: (rows per workgroup, rows a group takes at once) for every matrix.
@@ -214,12 +215,14 @@ pub struct Tuning {
     /// OSS_WGPU_TUNE_COOP=moe) or only the bf16 matmuls (`Some(false)`, =dense) use them.
     pub coop_moe_only: Option<bool>,
     /// Output rows per workgroup of (moe_gate_up_f32_mf4w, moe_down_f32_mf4w), each a
-    /// multiple of 4 in 4..=256 (both kernels take rows 4 at a time).
+    /// multiple of 4 in 4..=256; each kernel also asks for a multiple of its rows per group
+    /// step (gate_up 8, down 4, or OSS_WGPU_TUNE_MOE_R) and says so otherwise.
     pub moe_rows: Option<(u32, u32)>,
 }
 
 impl Tuning {
-    /// An unparsable OSS_WGPU_TUNE_MATVEC or OSS_WGPU_TUNE_MOE_ROWS is ignored: these are experiment switches, not options.
+    /// An unparsable OSS_WGPU_TUNE_MATVEC, OSS_WGPU_TUNE_MOE_R or OSS_WGPU_TUNE_MOE_ROWS is
+    /// ignored: these are experiment switches, not options.
     pub fn from_env() -> Self {
         let matvec = std::env::var("OSS_WGPU_TUNE_MATVEC").ok().and_then(|v| {
             let (a, b) = v.split_once(',')?;

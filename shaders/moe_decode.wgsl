@@ -3,7 +3,7 @@
 // in workgroup memory (gate_up: xn; down: every slot's act) and the rows' dot products. Each
 // computes N rows of K inputs per selected expert (gate_up: N = 2 inter, K = hidden; down:
 // N = hidden, K = inter). The includer declares `blocks` and `scales` (the expert weights)
-// and `moe_x(i)`, the input's vec4 number i; mxfp4_block comes from mxfp4_decode (the
+// and `moe_x(i)`, the input's vec4 number i; mxfp4_word comes from mxfp4_decode (the
 // f16-bits decode, or the nibble table on the portable path).
 
 //!include mxfp4_decode
@@ -26,9 +26,11 @@ var<workgroup> xs: array<vec4<f32>, X_VEC4>;
 
 // The partial dot products of R weight rows (block-row numbers `rows`, nb blocks each) with
 // the input from vec4 x0 on, over this lane's blocks lane, lane + lanes, ...; each step
-// issues the R rows' loads before the arithmetic. Lanes then sum with group_sum. (Loading a
-// lane's next blocks too, up to 3 steps' worth, or the next step's during this one's
-// arithmetic, was slower on the H200: more registers, fewer warps.)
+// issues the R rows' loads before the arithmetic, then goes word by word, each word's 8
+// inputs read once for all R rows (fewer live registers than holding a block's 32), and
+// scales each row's block sum once. Lanes then sum with group_sum. (Loading a lane's next
+// blocks too, up to 3 steps' worth, or the next step's during this one's arithmetic, was
+// slower on the H200: more registers, fewer warps.)
 fn moe_rows_dot(rows: array<u32, R_MAX>, nb: u32, lane: u32, lanes: u32, x0: u32) -> array<f32, R_MAX> {
     var acc = array<f32, R_MAX>();
     for (var b = lane; b < nb; b += lanes) {
@@ -39,12 +41,16 @@ fn moe_rows_dot(rows: array<u32, R_MAX>, nb: u32, lane: u32, lanes: u32, x0: u32
             q[r] = blocks[blk];
             s[r] = mxfp4_byte(scales[blk >> 2u], blk);
         }
-        var xv: array<vec4<f32>, 8>;
-        for (var i = 0u; i < 8u; i++) {
-            xv[i] = moe_x(x0 + 8u * b + i);
+        var part = array<f32, R_MAX>();
+        for (var w = 0u; w < 4u; w++) {
+            let xa = moe_x(x0 + 8u * b + 2u * w);
+            let xb = moe_x(x0 + 8u * b + 2u * w + 1u);
+            for (var r = 0u; r < R; r++) {
+                part[r] += mxfp4_word(q[r][w], xa, xb);
+            }
         }
         for (var r = 0u; r < R; r++) {
-            acc[r] += mxfp4_block(q[r], s[r], xv);
+            acc[r] += mxfp4_scale(part[r], s[r] + MXFP4_WORD_SHIFT);
         }
     }
     return acc;

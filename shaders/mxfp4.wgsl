@@ -1,8 +1,8 @@
 // MXFP4 (OCP microscaling, E2M1 elements with one E8M0 scale per 32) decoding, shared by every
 // kernel that reads expert weights. A 32-block is 16 bytes (one vec4<u32>): byte j holds element
 // 2j in its low nibble and 2j+1 in its high nibble. The scale byte s means 2^(s - 127).
-// Overflow safety: the scale is never folded into a narrower type. Matmuls sum lut[nibble] * x
-// over a block and scale the partial sum once with mxfp4_scale (two exact power-of-two steps);
+// Overflow safety: the scale is never folded into a narrower type. Matmuls sum E2M1 * x over a
+// block and scale the partial sum once with mxfp4_scale (exact power-of-two steps);
 // the dequant kernel builds each value's f32 bits with integer arithmetic (exact, subnormals too).
 
 // E2M1 values by nibble: bit 3 sign, bits 2-1 exponent (bias 1), bit 0 mantissa.
@@ -16,12 +16,18 @@ fn mxfp4_pow2(k: i32) -> f32 {
     return bitcast<f32>(u32(k + 127) << 23u);
 }
 
-// x * 2^(s - 127) in two normal-range steps, so neither step overflows or flushes to zero
-// unless the exact product does.
+// x * 2^(s - 127): one multiply where 2^(s - 127) is a normal f32 (every real checkpoint's
+// scale), else the remainder first and then the largest normal power, so neither step
+// overflows or flushes to zero unless the exact product does. Callers pass s plus their own
+// power-of-two offsets, so s may exceed 255.
 fn mxfp4_scale(x: f32, s: u32) -> f32 {
     let e = i32(s) - 127;
-    let a = e / 2;
-    return (x * mxfp4_pow2(a)) * mxfp4_pow2(e - a);
+    let c = clamp(e, -126, 127);
+    var y = x;
+    if c != e {
+        y *= mxfp4_pow2(e - c);
+    }
+    return y * mxfp4_pow2(c);
 }
 
 // Byte `i` of a u8 tensor stored as packed u32 words.
@@ -67,19 +73,13 @@ fn mxfp4_init_lut(lid: u32) {
     }
 }
 
-// sum_i E2M1(q nibble i) * x[i] over one 32-block (unscaled), x as 8 vec4 in block order.
-fn mxfp4_dot_block(q: vec4<u32>, x: array<vec4<f32>, 8>) -> f32 {
-    var sum = 0.0;
-    for (var w = 0u; w < 4u; w++) {
-        let word = q[w];
-        let a = x[2u * w];
-        let b = x[2u * w + 1u];
-        sum += mxfp4_lut[word & 0xfu] * a.x + mxfp4_lut[(word >> 4u) & 0xfu] * a.y
-            + mxfp4_lut[(word >> 8u) & 0xfu] * a.z + mxfp4_lut[(word >> 12u) & 0xfu] * a.w
-            + mxfp4_lut[(word >> 16u) & 0xfu] * b.x + mxfp4_lut[(word >> 20u) & 0xfu] * b.y
-            + mxfp4_lut[(word >> 24u) & 0xfu] * b.z + mxfp4_lut[word >> 28u] * b.w;
-    }
-    return sum;
+// sum_i E2M1(nibble i of word) * x_i over one word of a block (8 elements: a then b), through
+// mxfp4_lut (unscaled).
+fn mxfp4_dot_word_lut(word: u32, a: vec4<f32>, b: vec4<f32>) -> f32 {
+    return mxfp4_lut[word & 0xfu] * a.x + mxfp4_lut[(word >> 4u) & 0xfu] * a.y
+        + mxfp4_lut[(word >> 8u) & 0xfu] * a.z + mxfp4_lut[(word >> 12u) & 0xfu] * a.w
+        + mxfp4_lut[(word >> 16u) & 0xfu] * b.x + mxfp4_lut[(word >> 20u) & 0xfu] * b.y
+        + mxfp4_lut[(word >> 24u) & 0xfu] * b.z + mxfp4_lut[word >> 28u] * b.w;
 }
 
 // Both values of every possible byte (low nibble first) for one block scale of 2^0: matmuls

@@ -1,10 +1,13 @@
-// One MXFP4 block's dot product, scaled (mxfp4_block), through the nibble table in workgroup
+// One word of an MXFP4 block's dot product (mxfp4_word) through the nibble table in workgroup
 // memory (mxfp4_init_lut first): the portable path's, and any device without
 // unpack2x16float. mxfp4_decode_f16bits.wgsl is the same function without the table.
 
 //!include mxfp4
 
-// sum_i E2M1(q_i) x_i times the block scale 2^(s - 127).
-fn mxfp4_block(q: vec4<u32>, s: u32, x: array<vec4<f32>, 8>) -> f32 {
-    return mxfp4_scale(mxfp4_dot_block(q, x), s);
+// mxfp4_word's sum is unscaled.
+const MXFP4_WORD_SHIFT: u32 = 0u;
+
+// sum_i E2M1(nibble i of word) * x_i over one word of a block (elements a then b).
+fn mxfp4_word(word: u32, a: vec4<f32>, b: vec4<f32>) -> f32 {
+    return mxfp4_dot_word_lut(word, a, b);
 }

@@ -19,6 +19,9 @@ use crate::model::{GenerateOptions, Generator, Model, SamplingParams};
 pub struct BenchOptions {
     /// Prompt lengths to time prefill at.
     pub prefill: Vec<usize>,
+    /// Context depths to time each prefill at: the prompt follows this many cached tokens
+    /// (0: an empty cache).
+    pub prefill_depths: Vec<usize>,
     /// Context depths to time decode at.
     pub depths: Vec<usize>,
     /// Tokens generated per decode measurement.
@@ -45,13 +48,17 @@ impl BenchOptions {
         // their depth; one position is kept spare for the step in flight.
         let need = |n: usize, extra: usize| n.max(1).checked_add(extra)?.checked_add(2);
         for &n in &self.prefill {
-            match need(n, 1) {
-                Some(ctx) if ctx <= max => {}
-                _ => {
-                    return Err(Error::argument(
-                        "--pp",
-                        format!("{n} is more than the model's {max} positions allow"),
-                    ))
+            for &d in &self.prefill_depths {
+                match need(n, 1).and_then(|c| c.checked_add(d)) {
+                    Some(ctx) if ctx <= max => {}
+                    _ => {
+                        return Err(Error::argument(
+                            if d == 0 { "--pp" } else { "--pp-depths" },
+                            format!(
+                                "a prompt of {n} after {d} cached tokens is more than the model's {max} positions allow"
+                            ),
+                        ))
+                    }
                 }
             }
         }
@@ -72,7 +79,7 @@ impl BenchOptions {
         let longest = self
             .prefill
             .iter()
-            .map(|&n| n + 3)
+            .map(|&n| n + 3 + self.prefill_depths.iter().max().copied().unwrap_or(0))
             .chain(self.depths.iter().map(|&d| d.max(1) + self.tg + 3))
             .max()
             .unwrap_or(self.tg + 3);
@@ -109,6 +116,8 @@ impl Stat {
 #[derive(Clone, Debug, Serialize)]
 pub struct PrefillResult {
     pub tokens: usize,
+    /// Cached tokens before the prompt.
+    pub depth: usize,
     /// Tokens per second (median, min and max over repetitions).
     pub tok_s: Stat,
 }
@@ -264,20 +273,37 @@ pub fn run(
     };
 
     let mut prefill = Vec::new();
-    for &n in &o.prefill {
-        phase(&format!("prefill of {n} tokens x {}", o.reps + 1));
-        let ids = random_ids(n, c.vocab_size, n as u64);
-        let mut rates = Vec::new();
-        for rep in 0..o.reps + 1 {
-            let stats = generator.generate(&ids, &greedy, |_| Ok(true))?;
-            if rep > 0 {
-                rates.push(stats.prefill_tok_s());
-            }
+    for &depth in &o.prefill_depths {
+        // The cached context first (its own prefill, untimed), then each timed prompt is
+        // prefilled on top of it: positions depth.. are overwritten by every repetition.
+        let context = random_ids(depth, c.vocab_size, 2000 + depth as u64);
+        if depth > 0 {
+            phase(&format!("context of {depth} tokens for prefill at depth"));
+            let fill = GenerateOptions {
+                max_tokens: 0,
+                ..greedy.clone()
+            };
+            generator.generate(&context, &fill, |_| Ok(true))?;
         }
-        prefill.push(PrefillResult {
-            tokens: n,
-            tok_s: Stat::of(rates),
-        });
+        for &n in &o.prefill {
+            phase(&format!(
+                "prefill of {n} tokens at depth {depth} x {}",
+                o.reps + 1
+            ));
+            let ids = [context.as_slice(), &random_ids(n, c.vocab_size, n as u64)].concat();
+            let mut rates = Vec::new();
+            for rep in 0..o.reps + 1 {
+                let stats = generator.generate_from(&ids, depth, &greedy, |_| Ok(true))?;
+                if rep > 0 {
+                    rates.push(stats.prefill_tok_s());
+                }
+            }
+            prefill.push(PrefillResult {
+                tokens: n,
+                depth,
+                tok_s: Stat::of(rates),
+            });
+        }
     }
 
     let mut decode = Vec::new();

@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Prompt lengths for prefill, comma-separated (default 512,2048; 64 on a CPU adapter).
     #[arg(long, value_delimiter = ',')]
     pp: Option<Vec<usize>>,
+    /// Cached tokens before each prefill prompt, comma-separated (default 0: an empty cache).
+    #[arg(long, value_delimiter = ',')]
+    pp_depths: Option<Vec<usize>>,
     /// Context depths for decode, comma-separated (default 0,4096; 0 on a CPU adapter).
     #[arg(long, value_delimiter = ',')]
     depths: Option<Vec<usize>>,
@@ -50,6 +53,7 @@ fn options(a: &BenchArgs, cpu: bool) -> BenchOptions {
     };
     let o = BenchOptions {
         prefill: a.pp.clone().unwrap_or(pp),
+        prefill_depths: a.pp_depths.clone().unwrap_or(vec![0]),
         depths: a.depths.clone().unwrap_or(depths),
         tg: a.tg.unwrap_or(tg),
         reps: a.reps.unwrap_or(reps),
@@ -151,8 +155,8 @@ fn print(o: &mut String, r: &BenchReport) {
     for p in &r.prefill {
         let _ = writeln!(
             o,
-            "  pp{:<6} {:>9.1} tok/s  (min {:.1}, max {:.1})",
-            p.tokens, p.tok_s.median, p.tok_s.min, p.tok_s.max
+            "  pp{:<6} @ depth {:<6} {:>9.1} tok/s  (min {:.1}, max {:.1})",
+            p.tokens, p.depth, p.tok_s.median, p.tok_s.min, p.tok_s.max
         );
     }
     for d in &r.decode {

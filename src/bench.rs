@@ -28,6 +28,9 @@ pub struct BenchOptions {
     pub tg: usize,
     /// Timed repetitions (after one warm-up).
     pub reps: usize,
+    /// Also time every kernel of one decode step at each depth and of one prefill step
+    /// (each dispatch in its own pass; a context of its own is prefilled for each depth).
+    pub profile: bool,
 }
 
 impl BenchOptions {
@@ -298,10 +301,12 @@ pub fn run(
                     rates.push(stats.prefill_tok_s());
                 }
             }
+            let tok_s = Stat::of(rates);
+            phase(&format!("pp{n} @ depth {depth}: {:.1} tok/s", tok_s.median));
             prefill.push(PrefillResult {
                 tokens: n,
                 depth,
-                tok_s: Stat::of(rates),
+                tok_s,
             });
         }
     }
@@ -320,12 +325,19 @@ pub fn run(
         let ids = random_ids(depth.max(1), c.vocab_size, 1000 + depth as u64);
         let mut rates = Vec::new();
         for rep in 0..o.reps + 1 {
-            let stats = generator.generate(&ids, &gen, |_| Ok(true))?;
+            // After the first run the cache holds the context (decoding wrote only past it):
+            // later runs prefill its last token alone.
+            let reuse = if rep == 0 { 0 } else { ids.len() - 1 };
+            let stats = generator.generate_from(&ids, reuse, &gen, |_| Ok(true))?;
             if rep > 0 {
                 rates.push(stats.decode_tok_s());
             }
         }
         let tok_s = Stat::of(rates);
+        phase(&format!(
+            "tg{} @ depth {depth}: {:.1} tok/s",
+            o.tg, tok_s.median
+        ));
         let eff = tok_s.median * bytes_per_token as f64 / 1e9;
         decode.push(DecodeResult {
             depth,
@@ -341,7 +353,7 @@ pub fn run(
     // Per-kernel profile of one decode step at each depth, and of one prefill step.
     let mut decode_kernels = Vec::new();
     let mut dispatches = 0;
-    for &depth in &o.depths {
+    for &depth in o.depths.iter().filter(|_| o.profile) {
         phase(&format!("per-kernel profile of decode at depth {depth}"));
         let depth = depth.max(1);
         let ctx = (depth + 2).min(c.max_position_embeddings);
@@ -362,7 +374,7 @@ pub fn run(
         }
     }
     let mut prefill_kernels = Vec::new();
-    if let Some(&n) = o.prefill.first() {
+    if let Some(&n) = o.prefill.first().filter(|_| o.profile) {
         phase(&format!("per-kernel profile of a prefill step of {n}"));
         let mut fwd = Forward::new(gpu, &model.weights, c, n.max(1), DEFAULT_CHUNK, 2)?;
         let ids = random_ids(n.max(1), c.vocab_size, 9);

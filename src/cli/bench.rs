@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// Timed repetitions after a warm-up (default 3; 1 on a CPU adapter).
     #[arg(long)]
     reps: Option<usize>,
+    /// Skip the per-kernel profiles (each prefills a context of its own: minutes at depth
+    /// 32768).
+    #[arg(long)]
+    no_profile: bool,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -57,6 +61,7 @@ fn options(a: &BenchArgs, cpu: bool) -> BenchOptions {
         depths: a.depths.clone().unwrap_or(depths),
         tg: a.tg.unwrap_or(tg),
         reps: a.reps.unwrap_or(reps),
+        profile: !a.no_profile,
     };
     let defaulted = a.pp.is_none() || a.depths.is_none() || a.tg.is_none() || a.reps.is_none();
     if cpu && defaulted {

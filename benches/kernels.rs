@@ -92,11 +92,103 @@ fn prefill_flops(c: &ModelConfig, name: &str, t: usize, window: bool) -> Option<
     })
 }
 
+/// How the cooperative-matrix matmul (matmul_f16_bf16w) accumulates, for deriving its error
+/// bound: rows of one 1.0 and K - 1 terms of +-2^-e (all exact in f16 after the kernel's row
+/// shift) times an all-ones token. Prints each row's result in units of 2^-24 beside the
+/// exact sum and what a sequential round-to-nearest f32 sum gives. `cargo bench --bench
+/// kernels -- coop-accumulation`.
+fn coop_accumulation() {
+    use oss_wgpu::kernels::{matmul_f16_bf16w, row_shift_f32, Bf16Rows};
+    let opts = GpuOptions {
+        coop: true,
+        ..GpuOptions::from_env().expect("OSS_WGPU_* variables")
+    };
+    let gpu = Gpu::new(&opts).expect("a GPU adapter");
+    if !gpu.precision().coop {
+        println!("{}: no cooperative matrices", gpu.info.name);
+        return;
+    }
+    let k = 256usize;
+    let mut rows: Vec<(u32, bool, f32)> = Vec::new();
+    for e in [20u32, 22, 23, 24, 25, 26, 27, 28] {
+        for big_first in [true, false] {
+            for sign in [1.0f32, -1.0] {
+                rows.push((e, big_first, sign));
+            }
+        }
+    }
+    let mut w = Vec::new();
+    for &(e, big_first, sign) in &rows {
+        let mut row = vec![sign * 2f32.powi(-(e as i32)); k];
+        row[if big_first { 0 } else { k - 1 }] = 1.0;
+        w.extend(row);
+    }
+    let x = vec![1f32; k];
+    let wb = gpu
+        .upload("probe.w", &oss_wgpu::reference::f32_to_bf16(&w))
+        .unwrap();
+    let xb = gpu.upload("probe.x", bytemuck::cast_slice(&x)).unwrap();
+    let shift = gpu.storage("probe.shift", 4).unwrap();
+    let out = gpu.storage("probe.out", rows.len() as u64 * 4).unwrap();
+    let s = row_shift_f32::RowShift {
+        n_tokens: 1,
+        hidden: k as u32,
+        x: &xb,
+        shift: &shift,
+    }
+    .dispatch(&gpu)
+    .unwrap();
+    let m = matmul_f16_bf16w::MatmulF16 {
+        w: Bf16Rows {
+            buffer: &wb,
+            rows: rows.len() as u32,
+            k: k as u32,
+            row0: 0,
+        },
+        n_tokens: 1,
+        x: &xb,
+        shift: &shift,
+        bias: None,
+        residual: false,
+        out: &out,
+        out_stride: rows.len() as u32,
+    }
+    .dispatch(&gpu)
+    .unwrap();
+    gpu.run("probe", &[&s, &m]).unwrap();
+    let got = gpu.read_f32(&out).unwrap();
+    println!(
+        "{} ({}, {}): matmul_f16_bf16w, K = {k}, results as (sum - 1) / 2^-24",
+        gpu.info.name,
+        gpu.info.backend.to_str(),
+        gpu.info.driver_info
+    );
+    println!("   e  big    sign      exact  f32 in order        GPU");
+    let u = 2f64.powi(-24);
+    for (r, &(e, big_first, sign)) in rows.iter().enumerate() {
+        let row = &w[r * k..(r + 1) * k];
+        let exact: f64 = row.iter().map(|&v| v as f64).sum();
+        let seq = row.iter().fold(0f32, |a, &v| a + v);
+        println!(
+            "  {e:>2}  {:<5}  {:>4}  {:>9.3}  {:>12.3}  {:>9.3}",
+            if big_first { "first" } else { "last" },
+            if sign > 0.0 { "+" } else { "-" },
+            (exact - 1.0) / u,
+            (seq as f64 - 1.0) / u,
+            (got[r] as f64 - 1.0) / u
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
+    if args.iter().any(|a| a == "coop-accumulation") {
+        coop_accumulation();
+        return;
+    }
     let presets: Vec<&str> = ["20b", "120b", "tiny"]
         .into_iter()
         .filter(|p| {

@@ -52,6 +52,18 @@ const F32_ATOL: f32 = 1e-4;
 /// f16 K/V - reference in f32| of the case). Measured on the H200: at most 0.23 D.
 const F16_FACTOR: f32 = 2.0;
 
+/// The cooperative-matrix path (`--coop`: f16 operands, f32 accumulation on the matrix units)
+/// against f64. What differs from f32 arithmetic is the accumulation, measured on the H200
+/// with `cargo bench --bench kernels -- coop-accumulation` (BENCHMARKS.md, change 13): each
+/// 16-deep multiply-add aligns its 16 products and the accumulator to the largest of them
+/// with one guard bit, drops the bits below, and truncates the sum toward zero. The
+/// truncation is biased: about half an ulp (one unit roundoff u) per step in the direction of
+/// the running sum, K/16 u over a sum of K terms, plus the products' random guard-bit losses,
+/// about sqrt(K)/2 u; F32_RTOL assumes sqrt(K) u. The activations' split into two f16 adds
+/// at most 2^-20 of each term, small beside both. So the same room as F32_RTOL over the
+/// typical error: F32_RTOL (sqrt(K)/16 + 1/2), with K = 2,880 (the widest sum) 3.85e-4.
+const COOP_RTOL: f32 = F32_RTOL * (53.665 / 16.0 + 0.5);
+
 struct Size {
     /// The sliding window: gpt-oss-20b's 128 on a GPU; 32 on a CPU adapter, so that prompts
     /// short enough for lavapipe still cross it.
@@ -334,6 +346,15 @@ fn f32_bounds(logits: &[f32], vocab: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The cooperative-matrix path's bound of each row: F32_ATOL + COOP_RTOL x its largest
+/// |logit|.
+fn coop_bounds(logits: &[f32], vocab: usize) -> Vec<f32> {
+    logits
+        .chunks(vocab)
+        .map(|r| F32_ATOL + COOP_RTOL * r.iter().fold(0f32, |m, v| m.max(v.abs())))
+        .collect()
+}
+
 /// The largest row difference in each band of 64 positions, for the report.
 fn bands(d: &[f32]) -> String {
     d.chunks(64)
@@ -511,5 +532,73 @@ fn f16_kv_stays_within_its_rounding_at_real_widths() {
         checks.greedy("f16 KV: greedy ids", &outs[ci], &r16, case.prompt, v);
         tol
     });
+    checks.finish();
+}
+
+/// The cooperative-matrix path (where the adapter has it; a skip elsewhere, lavapipe
+/// included) against the reference within COOP_RTOL, greedy ids equal, and against the
+/// default f32 path on the 2,100-token case within the sum of the two bounds.
+///
+/// Ignored: on the H200 (1ff2e33 + this test) every check passes (largest differences 2.1e-3
+/// against the reference, 2.2e-3 against the default path, bounds 3.7e-3 and 4.7e-3), except
+/// one position of the 2,100-token case, 2082, where the two paths differ by 0.80: a jump, not
+/// a drift (the positions after it are back within the bound), as a near-tied expert choice
+/// flipping in the last layer would make. Until the path keeps routing choices stable under
+/// its rounding, or the test bounds what a flip may do, the path stays opt-in (`--coop`).
+/// Run with `--ignored`.
+#[test]
+#[ignore = "the cooperative-matrix path flips one routing choice in 2,100 tokens on the H200 (see the doc comment)"]
+fn cooperative_matrix_path_matches_the_reference_within_its_bound() {
+    let coop = GpuOptions {
+        coop: true,
+        ..options(false, KvChoice::F32)
+    };
+    if !gpu_with(coop.clone()).precision().coop {
+        eprintln!("no adapter with cooperative matrices: nothing to check");
+        return;
+    }
+    let size = Size {
+        window: 128,
+        layers: 4,
+        experts: 32,
+        experts_per_token: 4,
+        intermediate: 2880,
+        vocab: 201088,
+    };
+    let paths = [("coop", coop), ("default", options(false, KvChoice::F32))];
+    let runs = run_all(&size, cases(true, true), &paths);
+    let v = runs.vocab;
+    let mut checks = Checks::default();
+    let (coop_outs, default_outs) = (&runs.paths[0].1, &runs.paths[1].1);
+    runs.check_cases(&mut checks, |checks, ci, case, prompt| {
+        let want = reference(&runs.ckpt, prompt, &coop_outs[ci].ids, false);
+        let tol = coop_bounds(&want, v);
+        checks.rows(
+            "coop vs reference (prompt, then decode)",
+            &coop_outs[ci].all_rows(v),
+            &want,
+            v,
+            &tol,
+        );
+        checks.greedy("coop: greedy ids", &coop_outs[ci], &want, case.prompt, v);
+        tol
+    });
+    if let Some(d) = runs.cases.get(3) {
+        eprintln!("{}:", d.name);
+        let (base, other) = (&default_outs[3], &coop_outs[3]);
+        let tol: Vec<f32> = f32_bounds(&base.prompt_logits, v)
+            .iter()
+            .zip(coop_bounds(&base.prompt_logits, v))
+            .map(|(a, b)| a + b)
+            .collect();
+        checks.rows(
+            "coop vs default",
+            &other.prompt_logits,
+            &base.prompt_logits,
+            v,
+            &tol,
+        );
+        checks.same_ids("coop vs default: greedy ids", &other.ids, &base.ids);
+    }
     checks.finish();
 }

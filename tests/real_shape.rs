@@ -75,6 +75,18 @@ struct Size {
     vocab: usize,
 }
 
+impl Size {
+    /// gpt-oss-20b's widths, 4 layers (a GPU's size).
+    const FULL: Size = Size {
+        window: 128,
+        layers: 4,
+        experts: 32,
+        experts_per_token: 4,
+        intermediate: 2880,
+        vocab: 201088,
+    };
+}
+
 fn config(s: &Size) -> ModelConfig {
     let mut c = synthetic::preset("20b").unwrap();
     c.sliding_window = s.window;
@@ -407,6 +419,24 @@ impl Checks {
         }
     }
 
+    /// Every row of `path`'s `out` (prompt, then decode) within `tol` of `want`, computed by
+    /// `reference`, and its greedy ids the argmax of the rows that predicted them.
+    #[allow(clippy::too_many_arguments)]
+    fn against(
+        &mut self,
+        path: &str,
+        reference: &str,
+        out: &Output,
+        want: &[f32],
+        prompt: usize,
+        v: usize,
+        tol: &[f32],
+    ) {
+        let what = format!("{path} vs {reference} (prompt, then decode)");
+        self.rows(&what, &out.all_rows(v), want, v, tol);
+        self.greedy(&format!("{path}: greedy ids"), out, want, prompt, v);
+    }
+
     /// The greedy ids of `out` are the argmax of the reference rows that predicted them.
     fn greedy(&mut self, what: &str, out: &Output, reference: &[f32], prompt: usize, v: usize) {
         let want: Vec<u32> = (0..out.ids.len())
@@ -432,14 +462,7 @@ impl Checks {
 fn f32_kv_paths_match_the_reference_at_real_widths() {
     let full = full_size();
     let size = if full {
-        Size {
-            window: 128,
-            layers: 4,
-            experts: 32,
-            experts_per_token: 4,
-            intermediate: 2880,
-            vocab: 201088,
-        }
+        Size::FULL
     } else {
         Size {
             window: 32,
@@ -462,15 +485,7 @@ fn f32_kv_paths_match_the_reference_at_real_widths() {
         let want = reference(&runs.ckpt, prompt, &portable[ci].ids, false);
         let tol = f32_bounds(&want, v);
         for (name, outs) in &runs.paths {
-            let what = format!("{name} vs reference (prompt, then decode)");
-            checks.rows(&what, &outs[ci].all_rows(v), &want, v, &tol);
-            checks.greedy(
-                &format!("{name}: greedy ids"),
-                &outs[ci],
-                &want,
-                case.prompt,
-                v,
-            );
+            checks.against(name, "reference", &outs[ci], &want, case.prompt, v, &tol);
         }
         tol
     });
@@ -522,14 +537,15 @@ fn f16_kv_stays_within_its_rounding_at_real_widths() {
             .iter()
             .map(|t| t + F16_FACTOR * d)
             .collect();
-        checks.rows(
-            "f16 KV vs reference with f16 K/V (prompt, then decode)",
-            &outs[ci].all_rows(v),
+        checks.against(
+            "f16 KV",
+            "reference with f16 K/V",
+            &outs[ci],
             &r16,
+            case.prompt,
             v,
             &tol,
         );
-        checks.greedy("f16 KV: greedy ids", &outs[ci], &r16, case.prompt, v);
         tol
     });
     checks.finish();
@@ -557,14 +573,7 @@ fn cooperative_matrix_path_matches_the_reference_within_its_bound() {
         eprintln!("no adapter with cooperative matrices: nothing to check");
         return;
     }
-    let size = Size {
-        window: 128,
-        layers: 4,
-        experts: 32,
-        experts_per_token: 4,
-        intermediate: 2880,
-        vocab: 201088,
-    };
+    let size = Size::FULL;
     let paths = [("coop", coop), ("default", options(false, KvChoice::F32))];
     let runs = run_all(&size, cases(true, true), &paths);
     let v = runs.vocab;
@@ -573,14 +582,15 @@ fn cooperative_matrix_path_matches_the_reference_within_its_bound() {
     runs.check_cases(&mut checks, |checks, ci, case, prompt| {
         let want = reference(&runs.ckpt, prompt, &coop_outs[ci].ids, false);
         let tol = coop_bounds(&want, v);
-        checks.rows(
-            "coop vs reference (prompt, then decode)",
-            &coop_outs[ci].all_rows(v),
+        checks.against(
+            "coop",
+            "reference",
+            &coop_outs[ci],
             &want,
+            case.prompt,
             v,
             &tol,
         );
-        checks.greedy("coop: greedy ids", &coop_outs[ci], &want, case.prompt, v);
         tol
     });
     if let Some(d) = runs.cases.get(3) {

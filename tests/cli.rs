@@ -194,6 +194,19 @@ fn huge_sizes_are_argument_errors_naming_the_flag() {
         ),
         ("--tg", vec!["--pp", "8", "--depths", "0", "--tg", HUGE]),
         ("--depths", vec!["--pp", "8", "--depths", HUGE, "--tg", "2"]),
+        (
+            "--pp-depths",
+            vec![
+                "--pp",
+                "8",
+                "--pp-depths",
+                HUGE,
+                "--depths",
+                "0",
+                "--tg",
+                "2",
+            ],
+        ),
         ("--pp", vec!["--pp", "0"]),
     ] {
         let mut a = vec!["bench", "-m", &t];
@@ -694,6 +707,8 @@ fn bench_announces_its_phases_and_reports_load_time() {
         &tiny(),
         "--pp",
         "8",
+        "--pp-depths",
+        "0,5",
         "--depths",
         "0",
         "--tg",
@@ -706,12 +721,23 @@ fn bench_announces_its_phases_and_reports_load_time() {
     for phase in [
         "bench: loading weights",
         "bench: bandwidth",
-        "bench: prefill of 8",
+        "bench: prefill of 8 tokens at depth 0",
+        "bench: pp8 @ depth 0: ",
+        "bench: context of 5 tokens",
+        "bench: pp8 @ depth 5: ",
         "bench: decode of 2",
+        "bench: tg2 @ depth 0: ",
     ] {
         assert!(err.contains(phase), "no {phase:?} in:\n{err}");
     }
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let depths: Vec<_> = v[0]["prefill"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["depth"].as_u64())
+        .collect();
+    assert_eq!(depths, [Some(0), Some(5)], "{out}");
     assert!(v[0]["load_s"].as_f64().is_some_and(|s| s > 0.0), "{out}");
     assert!(v[0]["setup_s"].as_f64().is_some_and(|s| s > 0.0), "{out}");
 }

@@ -2,7 +2,8 @@
 // (the DownlevelFlags::SHADER_F16_IN_F32 of every non-portable device here): two E2M1
 // nibbles decoded per integer mask into an f16 pair, no table. mxfp4_decode_lut.wgsl is the
 // same function through the nibble table. On the H200 this one is 10-15% faster in the MoE
-// decode kernels, which are bound by this arithmetic.
+// decode kernels, which are bound by their instruction stream (BENCHMARKS.md, change 12: the
+// f16 conversions themselves cost nothing measurable there).
 
 //!include mxfp4
 

@@ -79,10 +79,11 @@ impl BenchOptions {
                 }
             }
         }
+        let deepest_prompt = self.prefill_depths.iter().max().copied().unwrap_or(0);
         let longest = self
             .prefill
             .iter()
-            .map(|&n| n + 3 + self.prefill_depths.iter().max().copied().unwrap_or(0))
+            .map(|&n| n + 3 + deepest_prompt)
             .chain(self.depths.iter().map(|&d| d.max(1) + self.tg + 3))
             .max()
             .unwrap_or(self.tg + 3);

@@ -35,6 +35,7 @@ shader_table![
     "moe_tile_list",
     "moe_prefill_coop",
     "coop_tile",
+    "moe_decode_coop",
     "attention",
     "moe_decode",
     "grid",
@@ -58,6 +59,8 @@ shader_table![
     "moe_combine_prefill_f32",
     "row_shift_f32",
     "moe_gate_up_prefill_f16_mf4w",
+    "moe_gate_up_f16_mf4w",
+    "moe_down_f16_mf4w",
     "moe_down_prefill_f16_mf4w",
     "fill_random",
     "router_f32_bf16w",
@@ -157,6 +160,7 @@ pub fn is_module(name: &str) -> bool {
             | "moe_tile_list"
             | "moe_prefill_coop"
             | "coop_tile"
+            | "moe_decode_coop"
             | "attention"
             | "moe_decode"
             | "grid"
@@ -171,6 +175,9 @@ pub fn needs_coop(name: &str) -> bool {
         name,
         "coop_tile"
             | "moe_prefill_coop"
+            | "moe_decode_coop"
+            | "moe_gate_up_f16_mf4w"
+            | "moe_down_f16_mf4w"
             | "moe_gate_up_prefill_f16_mf4w"
             | "moe_down_prefill_f16_mf4w"
             | "matmul_f16_bf16w"

@@ -255,3 +255,111 @@ impl Routing {
         [entries, entries, offsets, entries, entries, tiles, 4]
     }
 }
+
+/// Rows one subgroup of the cooperative-matrix decode kernels computes (moe_decode_coop's
+/// COOP_ROWS, a fragment's columns): output rows per expert must be a multiple of it.
+pub(crate) const DECODE_COOP_ROWS: u32 = 16;
+/// Most blocks one invocation loads per K step (moe_decode_coop's FETCH_MAX).
+const DECODE_COOP_FETCH_MAX: u32 = 4;
+/// K ranges per row group of the cooperative-matrix decode kernels, by default: 3 divides
+/// gpt-oss's 45 steps of two blocks.
+const DECODE_COOP_SPLIT: u32 = 3;
+
+/// How the cooperative-matrix decode kernels (moe_gate_up_f16_mf4w, moe_down_f16_mf4w) cut
+/// K: `bps` 32-blocks a step, `split` ranges per row group, `steps` steps per range, on
+/// subgroups of `sg` invocations.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DecodeCoop {
+    pub sg: u32,
+    pub bps: u32,
+    pub split: u32,
+    pub steps: u32,
+}
+
+impl DecodeCoop {
+    /// The split for rows of `cols` inputs on `gpu` ([`crate::gpu::Tuning::coop_decode`]
+    /// overrides it), or why the kernels cannot run there.
+    pub fn new(gpu: &Gpu, kernel: &str, cols: u32) -> Result<Self> {
+        let sg = gpu.features().subgroup_max_size;
+        let (bps, split) = gpu
+            .tuning()
+            .coop_decode
+            .unwrap_or((2 * sg.max(32) / 32, DECODE_COOP_SPLIT));
+        let per_lane = DECODE_COOP_ROWS * bps / sg.max(1);
+        if sg < 32 || (DECODE_COOP_ROWS * bps) % sg != 0 || per_lane > DECODE_COOP_FETCH_MAX {
+            return Err(Error::Shape {
+                what: format!("{kernel}: 32-blocks per K step on subgroups of {sg}"),
+                expected: format!(
+                    "16 x blocks a multiple of the subgroup size, at most {DECODE_COOP_FETCH_MAX} per invocation"
+                ),
+                actual: bps.to_string(),
+            });
+        }
+        if split == 0 {
+            return Err(Error::Shape {
+                what: format!("{kernel}: K ranges per row group"),
+                expected: "at least 1".into(),
+                actual: "0".into(),
+            });
+        }
+        let total_steps = (cols / 32).div_ceil(bps);
+        Ok(DecodeCoop {
+            sg,
+            bps,
+            split,
+            steps: total_steps.div_ceil(split).max(1),
+        })
+    }
+
+    /// The override constants for a workgroup of `n_sg` subgroups that keeps `partials`
+    /// floats of partial sums, checked against the device's workgroup limits.
+    pub fn constants(
+        &self,
+        gpu: &Gpu,
+        kernel: &str,
+        n_sg: u32,
+        partials: u32,
+    ) -> Result<Vec<(&'static str, f64)>> {
+        let xs = self.steps * self.bps * 64 + 14 * 16;
+        let ws = DECODE_COOP_ROWS * (self.bps * 32 + 8);
+        let (xs_total, ws_total, st_total) = (n_sg * xs, n_sg * ws, n_sg * 256);
+        let bytes = 2 * (xs_total + ws_total) as u64 + 4 * (st_total + partials) as u64;
+        let lim = gpu.limits();
+        let wg = n_sg * self.sg;
+        if bytes > lim.max_compute_workgroup_storage_size as u64
+            || wg > lim.max_compute_invocations_per_workgroup
+            || wg > lim.max_compute_workgroup_size_x
+        {
+            return Err(Error::Shape {
+                what: format!("{kernel}: workgroup of {n_sg} subgroups of {}", self.sg),
+                expected: format!(
+                    "at most {} bytes of workgroup memory and {} invocations",
+                    lim.max_compute_workgroup_storage_size,
+                    lim.max_compute_invocations_per_workgroup
+                ),
+                actual: format!("{bytes} bytes, {wg} invocations"),
+            });
+        }
+        Ok(vec![
+            ("SG", self.sg as f64),
+            ("N_SG", n_sg as f64),
+            ("WG", wg as f64),
+            ("BPS", self.bps as f64),
+            ("STEPS", self.steps as f64),
+            ("XS_TOTAL", xs_total as f64),
+            ("WS_TOTAL", ws_total as f64),
+            ("ST_TOTAL", st_total as f64),
+            ("PART_TOTAL", partials as f64),
+        ])
+    }
+}
+
+/// Whether the cooperative-matrix decode kernels can take `shape` on `gpu`: the device has
+/// the cooperative-matrix path, and gate_up's and down's output rows per expert are whole
+/// fragments.
+pub fn decode_coop_fits(gpu: &Gpu, shape: &MoeShape) -> bool {
+    gpu.precision().coop
+        && (2 * shape.inter) % DECODE_COOP_ROWS == 0
+        && shape.hidden % DECODE_COOP_ROWS == 0
+        && DecodeCoop::new(gpu, "moe decode", shape.hidden.max(shape.inter)).is_ok()
+}

@@ -11,13 +11,6 @@ const MXFP4_LUT = array<f32, 16>(
     -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
 );
 
-// The E2M1 nibbles at bits 4i and 16 + 4i of a word (after the caller's shift) as an f16
-// pair's bits: the 3-bit code goes to f16 bits 9-11 (low exponent bits and the top mantissa
-// bit), the sign to bit 15. Code c then reads as E2M1(c) * 2^-14 exactly (code 1 as the f16
-// subnormal 2^-15). mxfp4_decode_f16bits and moe_decode_coop decode with these.
-const MXFP4_F16_MAG: u32 = 0x0e000e00u;
-const MXFP4_F16_SIGN: u32 = 0x80008000u;
-
 // 2^k as f32 for -126 <= k <= 127, built from its exponent bits (no exp2 approximation).
 fn mxfp4_pow2(k: i32) -> f32 {
     return bitcast<f32>(u32(k + 127) << 23u);

@@ -18,11 +18,6 @@ const MODULE_PRELUDE: &str =
 /// What the expert-weight modules ask of their including kernel.
 fn weights_prelude(module: &str) -> &'static str {
     match module {
-        "moe_decode_coop" => concat!(
-            "@group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;\n",
-            "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n",
-            "fn coop_x(i: u32) -> vec4<f32> { return vec4<f32>(f32(i)); }\n",
-        ),
         "moe_decode" => concat!(
             "@group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;\n",
             "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n",
@@ -60,10 +55,7 @@ fn coop_prelude(module: &str) -> &'static str {
 fn capabilities(variant: ShaderVariant, coop: bool) -> Capabilities {
     let mut caps = Capabilities::empty();
     if coop {
-        // unpack2x16float too: coop_usable asks for DownlevelFlags::SHADER_F16_IN_F32.
-        caps |= Capabilities::COOPERATIVE_MATRIX
-            | Capabilities::SHADER_FLOAT16
-            | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        caps |= Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16;
     }
     if variant.subgroups {
         caps |= Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER;

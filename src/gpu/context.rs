@@ -218,11 +218,6 @@ pub struct Tuning {
     /// multiple of 4 in 4..=256; each kernel also asks for a multiple of its rows per group
     /// step (gate_up 8, down 4, or OSS_WGPU_TUNE_MOE_R) and says so otherwise.
     pub moe_rows: Option<(u32, u32)>,
-    /// The cooperative-matrix MoE decode kernels' (32-blocks per K step, K ranges per row
-    /// group), from OSS_WGPU_TUNE_COOP_DECODE="BPS,SPLIT"; "off" keeps decode on the f32
-    /// kernels with cooperative matrices on (`coop_decode_off`).
-    pub coop_decode: Option<(u32, u32)>,
-    pub coop_decode_off: bool,
 }
 
 impl Tuning {
@@ -252,14 +247,6 @@ impl Tuning {
             moe_rows: std::env::var("OSS_WGPU_TUNE_MOE_ROWS")
                 .ok()
                 .and_then(|v| parse_moe_rows(&v)),
-            coop_decode: std::env::var("OSS_WGPU_TUNE_COOP_DECODE")
-                .ok()
-                .and_then(|v| {
-                    let (a, b) = v.split_once(',')?;
-                    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-                }),
-            coop_decode_off: std::env::var("OSS_WGPU_TUNE_COOP_DECODE")
-                .is_ok_and(|v| v.trim() == "off"),
         }
     }
 }
@@ -524,8 +511,7 @@ pub fn select_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
 /// Whether the cooperative-matrix prefill kernels can run on `adapter`: the features they
 /// need, the one configuration they use (16x16x16, f16 inputs, f32 accumulator; nothing in
 /// wgpu checks a shader against the driver's list), and one fixed subgroup size, since a
-/// workgroup is 8 subgroups (of at least 32, for its loads). The MoE decode kernels on
-/// cooperative matrices need the same.
+/// workgroup is 8 subgroups (of at least 32, for its loads).
 fn coop_usable(adapter: &wgpu::Adapter) -> bool {
     use wgpu::CooperativeScalarType as T;
     let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
@@ -535,11 +521,7 @@ fn coop_usable(adapter: &wgpu::Adapter) -> bool {
     let shape = adapter.cooperative_matrix_properties().iter().any(|p| {
         (p.m_size, p.n_size, p.k_size) == (16, 16, 16) && p.ab_type == T::F16 && p.cr_type == T::F32
     });
-    // unpack2x16float, with which the decode kernels read f16 pairs from their bits.
-    let f16_in_f32 = (adapter.get_downlevel_capabilities().flags)
-        .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32);
     adapter.features().contains(needed)
-        && f16_in_f32
         && shape
         && info.subgroup_min_size == info.subgroup_max_size
         && info.subgroup_max_size >= 32

@@ -35,7 +35,6 @@ shader_table![
     "moe_tile_list",
     "moe_prefill_coop",
     "coop_tile",
-    "moe_decode_coop",
     "attention",
     "moe_decode",
     "grid",
@@ -59,8 +58,6 @@ shader_table![
     "moe_combine_prefill_f32",
     "row_shift_f32",
     "moe_gate_up_prefill_f16_mf4w",
-    "moe_gate_up_f16_mf4w",
-    "moe_down_f16_mf4w",
     "moe_down_prefill_f16_mf4w",
     "fill_random",
     "router_f32_bf16w",
@@ -160,7 +157,6 @@ pub fn is_module(name: &str) -> bool {
             | "moe_tile_list"
             | "moe_prefill_coop"
             | "coop_tile"
-            | "moe_decode_coop"
             | "attention"
             | "moe_decode"
             | "grid"
@@ -175,9 +171,6 @@ pub fn needs_coop(name: &str) -> bool {
         name,
         "coop_tile"
             | "moe_prefill_coop"
-            | "moe_decode_coop"
-            | "moe_gate_up_f16_mf4w"
-            | "moe_down_f16_mf4w"
             | "moe_gate_up_prefill_f16_mf4w"
             | "moe_down_prefill_f16_mf4w"
             | "matmul_f16_bf16w"

@@ -147,11 +147,9 @@ pub mod matmul_f32_bf16w;
 pub mod matvec_f32_bf16w;
 pub mod moe;
 pub mod moe_combine_prefill_f32;
-pub mod moe_down_f16_mf4w;
 pub mod moe_down_f32_mf4w;
 pub mod moe_down_prefill_f16_mf4w;
 pub mod moe_down_prefill_f32_mf4w;
-pub mod moe_gate_up_f16_mf4w;
 pub mod moe_gate_up_f32_mf4w;
 pub mod moe_gate_up_prefill_f16_mf4w;
 pub mod moe_gate_up_prefill_f32_mf4w;
@@ -220,11 +218,9 @@ pub const KERNELS: &[Kernel] = &[
     matmul_f32_bf16w::KERNEL,
     matvec_f32_bf16w::KERNEL,
     moe_combine_prefill_f32::KERNEL,
-    moe_down_f16_mf4w::KERNEL,
     moe_down_f32_mf4w::KERNEL,
     moe_down_prefill_f16_mf4w::KERNEL,
     moe_down_prefill_f32_mf4w::KERNEL,
-    moe_gate_up_f16_mf4w::KERNEL,
     moe_gate_up_f32_mf4w::KERNEL,
     moe_gate_up_prefill_f16_mf4w::KERNEL,
     moe_gate_up_prefill_f32_mf4w::KERNEL,

@@ -165,54 +165,23 @@ impl Builder<'_> {
             out: &d.x,
         };
         let route = &d.route;
-        let coop = decode_on_coop(gpu, &shape);
         for experts in &lw.gate_up.parts() {
-            let limit = c.swiglu_limit;
-            plan.push(if coop {
-                let gate_up = moe_gate_up_f16_mf4w::MoeGateUpF16 {
-                    moe,
-                    experts,
-                    limit,
-                    route,
-                };
-                gate_up.dispatch(gpu)?
-            } else {
-                let gate_up = moe_gate_up_f32_mf4w::MoeGateUp {
-                    moe,
-                    experts,
-                    limit,
-                    route,
-                };
-                gate_up.dispatch(gpu)?
-            });
+            let gate_up = moe_gate_up_f32_mf4w::MoeGateUp {
+                moe,
+                experts,
+                limit: c.swiglu_limit,
+                route,
+            };
+            plan.push(gate_up.dispatch(gpu)?);
         }
         for experts in &lw.down.parts() {
-            plan.push(if coop {
-                let down = moe_down_f16_mf4w::MoeDownF16 {
-                    moe,
-                    experts,
-                    route,
-                };
-                down.dispatch(gpu)?
-            } else {
-                let down = moe_down_f32_mf4w::MoeDown {
-                    moe,
-                    experts,
-                    route,
-                };
-                down.dispatch(gpu)?
-            });
+            let down = moe_down_f32_mf4w::MoeDown {
+                moe,
+                experts,
+                route,
+            };
+            plan.push(down.dispatch(gpu)?);
         }
         Ok(())
     }
-}
-
-/// Whether the expert matvecs of decode run on cooperative matrices: on the --coop path
-/// (where the shape allows), unless OSS_WGPU_TUNE_COOP=dense keeps the experts on f32 or
-/// OSS_WGPU_TUNE_COOP_DECODE=off keeps decode there.
-fn decode_on_coop(gpu: &Gpu, shape: &crate::kernels::moe::MoeShape) -> bool {
-    let t = gpu.tuning();
-    crate::kernels::moe::decode_coop_fits(gpu, shape)
-        && t.coop_moe_only != Some(false)
-        && !t.coop_decode_off
 }

@@ -496,11 +496,11 @@ pub fn moe_error_bounds(
             .collect();
         (w, flush)
     };
+    let rounded = |v: f64| F16_REL * v.abs() + F16_TINY;
     let shift = 2f64.powi(x_shift(&xn) as i32);
     let rounded_x = |v: f64| F16_REL * v.abs() + F16_TINY * shift;
     let mut out: Vec<(f64, f64)> = x.iter().map(|&v| (v.abs() as f64, 0.0)).collect();
     let mut act_magnitude = Vec::with_capacity(k * i);
-    let mut act_f16 = Vec::with_capacity(k * i);
     for (&e, &w) in ids.iter().zip(&weights) {
         let mut act = Vec::with_capacity(i);
         for j in 0..i {
@@ -528,14 +528,6 @@ pub fn moe_error_bounds(
             act.push((value + dg * gm + du * um, dg * gf + du * uf, value));
         }
         act_magnitude.extend(act.iter().map(|&(m, _, _)| m as f32));
-        act_f16.extend(act.iter().map(|&(_, err, _)| err as f32));
-        // Down's f16 input: act after a power of two that keeps it in f16's range (none below
-        // 2^15; the decode kernels scale the largest into [2^14, 2^15)), so the subnormal
-        // spacing F16_TINY counts at that power.
-        let act_max = act.iter().fold(0f64, |m, &(_, err, v)| m.max(v + err));
-        let act_shift =
-            2f64.powi((act_max.max(f64::MIN_POSITIVE).log2().floor() as i32 - 14).max(0));
-        let rounded = |v: f64| F16_REL * v.abs() + F16_TINY * act_shift;
         for (r, o) in out.iter_mut().enumerate() {
             let (wr, flush) = row(ex.down_blocks, ex.down_scales, e * h + r, i);
             let terms = wr.iter().zip(&act).zip(&flush);
@@ -556,7 +548,6 @@ pub fn moe_error_bounds(
     MoeBounds {
         x: out.into_iter().map(|(m, f)| (m as f32, f as f32)).collect(),
         act: act_magnitude,
-        act_f16,
     }
 }
 
@@ -566,6 +557,4 @@ pub struct MoeBounds {
     pub x: Vec<(f32, f32)>,
     /// [k, inter]: the magnitude of each slot's act (in slot order).
     pub act: Vec<f32>,
-    /// [k, inter]: the f16 bound of each slot's act (gate_up's f16 inputs and weights).
-    pub act_f16: Vec<f32>,
 }

@@ -4,13 +4,24 @@
 // keeping a running max m, sum l and output per query. The running max starts at the sink
 // logit and the sum at exp(sink - m) = 1, so the sink joins the denominator and a block with
 // every key masked changes nothing. Masked logits are a large finite negative, never -inf.
+//
+// Register tiles, so that each value read from workgroup memory feeds several multiply-adds
+// (the f32 cost of long prompts is here: BENCHMARKS.md, "Prefill at depth"): for the scores
+// an invocation holds 2 queries x 4 keys (keys sk, sk + 8, ..., so that the 8 keys one vec4
+// load phase reads sit in distinct banks: rows are LDQ floats apart), for the outputs 4
+// queries x 4 dimensions. Each row's block max and sum meet in workgroup memory (8 partial
+// values a row, read in a fixed order: the same result in every invocation that reads them).
 
 //!include attention
 //!include kv_cache
 
-const WG: u32 = 256u;
-const BQ: u32 = 16u;
+const WG: u32 = 128u;
+const BQ: u32 = 32u;
 const BK: u32 = 32u;
+// Head dimensions the tiles hold (the rest zeros), and the row strides in floats.
+const D_MAX: u32 = 64u;
+const LDQ: u32 = 68u;
+const LDP: u32 = 36u;
 const MASKED: f32 = -1.0e30;
 
 override HEAD_DIM: u32 = 64u;
@@ -21,14 +32,24 @@ const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 @group(0) @binding(5) var<storage, read> sinks: array<f32>;        // [n_heads]
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;    // [n_tokens, n_heads, D]
 
-var<workgroup> qs: array<f32, BQ * HEAD_DIM>;
-var<workgroup> ks: array<f32, BK * HEAD_DIM>;
-var<workgroup> vs: array<f32, BK * HEAD_DIM>;
-var<workgroup> s: array<f32, BQ * BK>;
+var<workgroup> qs: array<vec4<f32>, BQ * LDQ / 4u>;   // [BQ][LDQ]: the queries, scaled
+var<workgroup> ks: array<vec4<f32>, BK * LDQ / 4u>;   // [BK][LDQ]
+var<workgroup> vs: array<vec4<f32>, BK * D_MAX / 4u>; // [BK][D_MAX]
+var<workgroup> ps: array<f32, BQ * LDP>;              // [BQ][LDP]: the block's exp(s - m)
+var<workgroup> red_m: array<f32, BQ * 8u>;            // [BQ][8]: partial row maxima
+var<workgroup> red_l: array<f32, BQ * 8u>;            // [BQ][8]: partial row sums
 var<workgroup> row_m: array<f32, BQ>;
 var<workgroup> row_l: array<f32, BQ>;
 var<workgroup> row_corr: array<f32, BQ>;
-var<workgroup> os: array<f32, BQ * HEAD_DIM>;
+
+// Row qi's new running max: the old one and the block's 8 partial maxima, in order.
+fn block_max(qi: u32) -> f32 {
+    var m = row_m[qi];
+    for (var t = 0u; t < 8u; t++) {
+        m = max(m, red_m[qi * 8u + t]);
+    }
+    return m;
+}
 
 @compute @workgroup_size(WG)
 fn attention_prefill_f32(@builtin(local_invocation_index) lid: u32,
@@ -42,69 +63,99 @@ fn attention_prefill_f32(@builtin(local_invocation_index) lid: u32,
     let kvh = h / (params.n_heads / params.n_kv_heads);
     let pos_first = step.pos0 + q0;
     let pos_last = pos_first + nq - 1u;
+    let d4n = (HEAD_DIM + 3u) / 4u;
 
-    for (var i = lid; i < BQ * HEAD_DIM; i += WG) {
-        let qi = i / HEAD_DIM;
-        var v = 0.0;
+    for (var i = lid; i < BQ * D_MAX / 4u; i += WG) {
+        let qi = i / (D_MAX / 4u);
+        let d4 = i % (D_MAX / 4u);
+        var v = vec4<f32>(0.0);
         if qi < nq {
-            v = qkv[(q0 + qi) * params.qkv_stride + h * HEAD_DIM + i % HEAD_DIM] * params.scale;
+            for (var c = 0u; c < 4u; c++) {
+                let d = 4u * d4 + c;
+                if d < HEAD_DIM {
+                    v[c] = qkv[(q0 + qi) * params.qkv_stride + h * HEAD_DIM + d] * params.scale;
+                }
+            }
         }
-        qs[i] = v;
-        os[i] = 0.0;
+        qs[qi * (LDQ / 4u) + d4] = v;
     }
     if lid < BQ {
         row_m[lid] = sinks[h];
         row_l[lid] = 1.0;
     }
+    // Score tile: queries 2 sq, 2 sq + 1 by keys sk + 8 c. Output tile: queries 4 oq + r by
+    // dimensions 4 od ..< 4 od + 4.
+    let sq = lid / 8u;
+    let sk = lid % 8u;
+    let oq = lid / 16u;
+    let od = lid % 16u;
+    var o: array<vec4<f32>, 4>;
     workgroupBarrier();
 
-    let k_lo = first_visible(pos_first);
-    for (var kb = k_lo; kb <= pos_last; kb += BK) {
+    for (var kb = first_visible(pos_first); kb <= pos_last; kb += BK) {
         let nk = min(BK, pos_last + 1u - kb);
-        for (var i = lid; i < BK * HEAD_DIM / 2u; i += WG) {
-            let j = (2u * i) / HEAD_DIM;
-            let d = (2u * i) % HEAD_DIM;
-            var kv = vec2<f32>(0.0);
-            var vv = vec2<f32>(0.0);
-            if j < nk {
+        for (var i = lid; i < BK * D_MAX / 4u; i += WG) {
+            let j = i / (D_MAX / 4u);
+            let d = (i % (D_MAX / 4u)) * 4u;
+            var kv = vec4<f32>(0.0);
+            var vv = vec4<f32>(0.0);
+            if j < nk && d < HEAD_DIM {
                 let e = (kvh * params.capacity + (kb + j) % params.capacity) * HEAD_DIM + d;
-                kv = load_k(e);
-                vv = load_v(e);
-            }
-            ks[j * HEAD_DIM + d] = kv.x;
-            ks[j * HEAD_DIM + d + 1u] = kv.y;
-            vs[j * HEAD_DIM + d] = vv.x;
-            vs[j * HEAD_DIM + d + 1u] = vv.y;
-        }
-        workgroupBarrier();
-        // Scores, masked where the key is in the future or outside the window.
-        for (var i = lid; i < BQ * BK; i += WG) {
-            let qi = i / BK;
-            let j = i % BK;
-            let pos = pos_first + qi;
-            let key = kb + j;
-            var v = MASKED;
-            if qi < nq && j < nk && key <= pos && key >= first_visible(pos) {
-                var dot = 0.0;
-                for (var d = 0u; d < HEAD_DIM; d++) {
-                    dot += qs[qi * HEAD_DIM + d] * ks[j * HEAD_DIM + d];
+                kv = vec4<f32>(load_k(e), 0.0, 0.0);
+                vv = vec4<f32>(load_v(e), 0.0, 0.0);
+                if d + 2u < HEAD_DIM {
+                    kv = vec4<f32>(kv.xy, load_k(e + 2u));
+                    vv = vec4<f32>(vv.xy, load_v(e + 2u));
                 }
-                v = dot;
             }
-            s[i] = v;
+            ks[j * (LDQ / 4u) + d / 4u] = kv;
+            vs[j * (D_MAX / 4u) + d / 4u] = vv;
         }
         workgroupBarrier();
-        // Online softmax update, one invocation per query row.
-        if lid < BQ {
-            var m = row_m[lid];
-            for (var j = 0u; j < BK; j++) {
-                m = max(m, s[lid * BK + j]);
+
+        // Scores, masked where the key is in the future or outside the window.
+        var sc: array<vec4<f32>, 2>;
+        for (var d4 = 0u; d4 < d4n; d4++) {
+            let qa = qs[(2u * sq) * (LDQ / 4u) + d4];
+            let qb = qs[(2u * sq + 1u) * (LDQ / 4u) + d4];
+            for (var c = 0u; c < 4u; c++) {
+                let kk = ks[(sk + 8u * c) * (LDQ / 4u) + d4];
+                sc[0][c] += dot(qa, kk);
+                sc[1][c] += dot(qb, kk);
             }
+        }
+        for (var r = 0u; r < 2u; r++) {
+            let qi = 2u * sq + r;
+            let pos = pos_first + qi;
+            var m = MASKED;
+            for (var c = 0u; c < 4u; c++) {
+                let j = sk + 8u * c;
+                let key = kb + j;
+                let visible = qi < nq && j < nk && key <= pos && key >= first_visible(pos);
+                sc[r][c] = select(MASKED, sc[r][c], visible);
+                m = max(m, sc[r][c]);
+            }
+            red_m[qi * 8u + sk] = m;
+        }
+        workgroupBarrier();
+        for (var r = 0u; r < 2u; r++) {
+            let qi = 2u * sq + r;
+            let m = block_max(qi);
             var sum = 0.0;
-            for (var j = 0u; j < BK; j++) {
-                let p = exp(s[lid * BK + j] - m);
-                s[lid * BK + j] = p;
+            for (var c = 0u; c < 4u; c++) {
+                let p = exp(sc[r][c] - m);
+                ps[qi * LDP + sk + 8u * c] = p;
                 sum += p;
+            }
+            red_l[qi * 8u + sk] = sum;
+        }
+        workgroupBarrier();
+        // Each row's running state, by one invocation (block_max again, before row_m moves).
+        if lid < BQ {
+            let m = block_max(lid);
+            var sum = 0.0;
+            for (var t = 0u; t < 8u; t++) {
+                sum += red_l[lid * 8u + t];
             }
             let corr = exp(row_m[lid] - m);
             row_corr[lid] = corr;
@@ -112,19 +163,26 @@ fn attention_prefill_f32(@builtin(local_invocation_index) lid: u32,
             row_m[lid] = m;
         }
         workgroupBarrier();
-        for (var i = lid; i < BQ * HEAD_DIM; i += WG) {
-            let qi = i / HEAD_DIM;
-            let d = i % HEAD_DIM;
-            var acc = os[i] * row_corr[qi];
-            for (var j = 0u; j < BK; j++) {
-                acc += s[qi * BK + j] * vs[j * HEAD_DIM + d];
+        for (var r = 0u; r < 4u; r++) {
+            o[r] *= row_corr[4u * oq + r];
+        }
+        for (var j = 0u; j < nk; j++) {
+            let v = vs[j * (D_MAX / 4u) + od];
+            for (var r = 0u; r < 4u; r++) {
+                o[r] += ps[(4u * oq + r) * LDP + j] * v;
             }
-            os[i] = acc;
         }
         workgroupBarrier();
     }
-    for (var i = lid; i < nq * HEAD_DIM; i += WG) {
-        let qi = i / HEAD_DIM;
-        out[((q0 + qi) * params.n_heads + h) * HEAD_DIM + i % HEAD_DIM] = os[i] / row_l[qi];
+    for (var r = 0u; r < 4u; r++) {
+        let qi = 4u * oq + r;
+        if qi < nq {
+            for (var c = 0u; c < 4u; c++) {
+                let d = 4u * od + c;
+                if d < HEAD_DIM {
+                    out[((q0 + qi) * params.n_heads + h) * HEAD_DIM + d] = o[r][c] / row_l[qi];
+                }
+            }
+        }
     }
 }

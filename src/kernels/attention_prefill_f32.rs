@@ -16,9 +16,13 @@ kernel! {
     }
 }
 
-const BQ: u32 = 16;
-/// Largest head_dim that fits the kernel's workgroup memory on every adapter (32 KiB).
+/// Queries per workgroup (the shader's BQ).
+const BQ: u32 = 32;
+/// Largest head_dim the kernel's tiles hold (the shader's D_MAX).
 pub const MAX_HEAD_DIM: u32 = 64;
+/// The shader's workgroup memory: the query, key and value tiles, the block's probabilities,
+/// the partial row maxima and sums, and the rows' running state (32,640 bytes).
+const WORKGROUP_BYTES: u32 = 4 * (2 * 32 * 68 + 32 * 64 + 32 * 36 + 2 * 32 * 8 + 3 * 32);
 
 /// `out` [n_tokens, heads, head_dim] for the step's queries (q already rotated, in `qkv`).
 pub struct AttentionPrefill<'a> {
@@ -43,6 +47,14 @@ impl AttentionPrefill<'_> {
                     "even head_dim up to {MAX_HEAD_DIM}, heads a multiple of KV heads"
                 ),
                 actual: format!("{d} / {} / {}", sh.n_heads, sh.n_kv_heads),
+            });
+        }
+        let room = gpu.limits().max_compute_workgroup_storage_size;
+        if WORKGROUP_BYTES > room {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: workgroup memory"),
+                expected: format!("at most the device's {room} bytes"),
+                actual: WORKGROUP_BYTES.to_string(),
             });
         }
         let [step, qkv, k_cache, v_cache] = a.bind(gpu, SHADER, self.max_tokens)?;

@@ -180,6 +180,118 @@ fn coop_accumulation() {
     }
 }
 
+/// Whether a cooperative-matrix load takes an f16 tile through a pointer to another element
+/// type: the tile (row stride 32 halfs) stored in workgroup memory as `layout` (f16, vec2<f16>,
+/// vec4<f16>, u32 pairs or vec4<u32> octets), loaded as an f16 A fragment with the stride in
+/// the pointer's own units, multiplied by the identity. SPIR-V lets such a load reinterpret
+/// the data and naga's validator accepts the pointer; whether the driver compiles it is what
+/// this asks (on the H200 a failed compile loses the device, hence one layout per process).
+/// `cargo bench --bench kernels -- coop-layout LAYOUT`.
+fn coop_layout(layout: &str) {
+    let opts = GpuOptions {
+        coop: true,
+        ..GpuOptions::from_env().expect("OSS_WGPU_* variables")
+    };
+    let gpu = Gpu::new(&opts).expect("a GPU adapter");
+    if !gpu.precision().coop {
+        println!("{}: no cooperative matrices", gpu.info.name);
+        return;
+    }
+    // (element type, halfs per element, how element i is built from value(j)).
+    let (ty, per, build) = match layout {
+        "f16" => ("f16", 1, "f16(value(i))"),
+        "vec2" => ("vec2<f16>", 2, "vec2<f16>(vec2<f32>(value(2u * i), value(2u * i + 1u)))"),
+        "vec4" => ("vec4<f16>", 4, "vec4<f16>(vec4<f32>(value(4u * i), value(4u * i + 1u), value(4u * i + 2u), value(4u * i + 3u)))"),
+        "u32" => ("u32", 2, "pair(2u * i)"),
+        "u32x4" => ("vec4<u32>", 8, "vec4<u32>(pair(8u * i), pair(8u * i + 2u), pair(8u * i + 4u), pair(8u * i + 6u))"),
+        other => {
+            println!("coop-layout: unknown layout '{other}' (f16, vec2, vec4, u32, u32x4)");
+            return;
+        }
+    };
+    let src = format!(
+        r#"
+enable f16;
+enable wgpu_cooperative_matrix;
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+var<workgroup> tile: array<{ty}, {n}>;
+var<workgroup> bs: array<f16, 256>;
+fn value(i: u32) -> f32 {{
+    return f32(i) * 0.25 - 64.0;
+}}
+fn pair(i: u32) -> u32 {{
+    return pack2x16float(vec2<f32>(value(i), value(i + 1u)));
+}}
+@compute @workgroup_size(32)
+fn probe(@builtin(local_invocation_index) lid: u32) {{
+    for (var i = lid; i < {n}u; i += 32u) {{
+        tile[i] = {build};
+    }}
+    for (var i = lid; i < 256u; i += 32u) {{
+        bs[i] = f16(select(0.0, 1.0, i / 16u == i % 16u));
+    }}
+    workgroupBarrier();
+    let b = coopLoad<coop_mat16x16<f16, B>>(&bs[0], 16u);
+    var c: coop_mat16x16<f32, C>;
+    let a = coopLoadT<coop_mat16x16<f16, A>>(&tile[0], {stride}u);
+    coopStoreT(coopMultiplyAdd(a, b, c), &out[0], 16u);
+}}
+"#,
+        n = 512 / per,
+        stride = 32 / per,
+    );
+    let device = &gpu.device;
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("coop-layout"),
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("coop-layout"),
+        layout: None,
+        module: &module,
+        entry_point: Some("probe"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let out = gpu.storage("probe.out", 256 * 4).unwrap();
+    let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("coop-layout"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: out.binding(),
+        }],
+    });
+    let mut encoder = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    gpu.queue.submit([encoder.finish()]);
+    let got = match gpu.read_f32(&out) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("{layout}: {e}");
+            return;
+        }
+    };
+    let want = (0..256).map(|i| (((i / 16) * 32 + i % 16) as f32) * 0.25 - 64.0);
+    let wrong = got.iter().zip(want).filter(|&(&g, w)| g != w).count();
+    println!(
+        "{} ({}, {}): an f16 A fragment through array<{ty}>: {}",
+        gpu.info.name,
+        gpu.info.backend.to_str(),
+        gpu.info.driver_info,
+        if wrong == 0 {
+            "the f16 values".to_string()
+        } else {
+            format!("{wrong} of 256 differ; row 0 reads {:?}", &got[..16])
+        }
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -187,6 +299,10 @@ fn main() {
         .collect();
     if args.iter().any(|a| a == "coop-accumulation") {
         coop_accumulation();
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "coop-layout") {
+        coop_layout(args.get(i + 1).map_or("f16", String::as_str));
         return;
     }
     let presets: Vec<&str> = ["20b", "120b", "tiny"]

@@ -32,9 +32,13 @@ const N_SG: u32 = 8u;
 // flow, and a step's loads are a fixed few per invocation.
 override WG: u32 = 256u;
 
-var<workgroup> xs: array<f16, TM * LDS>;          // [TM][LDS]: entry m, column k (hi)
-var<workgroup> xs_lo: array<f16, TM * LDS>;       // the same, what hi leaves over
-var<workgroup> ws: array<f16, TN * LDS>;          // [TN][LDS]: weight row n, column k
+// The tiles hold four halfs an element: a store writes 8 bytes (the fragment loads take
+// vec4<f16> pointers, their strides in vec4s; packed u32 words do not compile on NVIDIA:
+// `cargo bench --bench kernels -- coop-layout`).
+const LDS4: u32 = LDS / 4u;
+var<workgroup> xs: array<vec4<f16>, TM * LDS4>;     // [TM][LDS]: entry m, column k (hi)
+var<workgroup> xs_lo: array<vec4<f16>, TM * LDS4>;  // the same, what hi leaves over
+var<workgroup> ws: array<vec4<f16>, TN * LDS4>;     // [TN][LDS]: weight row n, column k
 var<workgroup> staged: array<f32, N_SG * 256u>;  // one 16 x 16 result fragment per subgroup
 
 // The including kernel's entry point takes `ids: CoopIds`.
@@ -51,16 +55,17 @@ struct CoopIds {
 fn coop_mma(am: u32, bn: u32, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>) {
     for (var kk = 0u; kk < KB; kk += 16u) {
         // xs is row-major in (m, k); ws holds B = W^T column by column.
-        let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[bn * LDS + kk], LDS);
-        let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(bn + 16u) * LDS + kk], LDS);
-        let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[am * LDS + kk], LDS);
-        let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(am + 16u) * LDS + kk], LDS);
+        let k4 = kk / 4u;
+        let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[bn * LDS4 + k4], LDS4);
+        let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(bn + 16u) * LDS4 + k4], LDS4);
+        let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[am * LDS4 + k4], LDS4);
+        let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(am + 16u) * LDS4 + k4], LDS4);
         (*c)[0] = coopMultiplyAdd(a0, b0, (*c)[0]);
         (*c)[1] = coopMultiplyAdd(a0, b1, (*c)[1]);
         (*c)[2] = coopMultiplyAdd(a1, b0, (*c)[2]);
         (*c)[3] = coopMultiplyAdd(a1, b1, (*c)[3]);
-        let l0 = coopLoadT<coop_mat16x16<f16, A>>(&xs_lo[am * LDS + kk], LDS);
-        let l1 = coopLoadT<coop_mat16x16<f16, A>>(&xs_lo[(am + 16u) * LDS + kk], LDS);
+        let l0 = coopLoadT<coop_mat16x16<f16, A>>(&xs_lo[am * LDS4 + k4], LDS4);
+        let l1 = coopLoadT<coop_mat16x16<f16, A>>(&xs_lo[(am + 16u) * LDS4 + k4], LDS4);
         (*c)[4] = coopMultiplyAdd(l0, b0, (*c)[4]);
         (*c)[5] = coopMultiplyAdd(l0, b1, (*c)[5]);
         (*c)[6] = coopMultiplyAdd(l1, b0, (*c)[6]);
@@ -68,7 +73,7 @@ fn coop_mma(am: u32, bn: u32, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>)
     }
 }
 
-// Four activations at xs[o..o + 4] as hi and lo parts (v already within f16's range). hi is
+// Four activations at halfs o..o + 4 (o a multiple of 4) of xs as hi and lo parts (v already within f16's range). hi is
 // v cut to f16's 10 fraction bits with integer masks (exact in f16 for |v| >= 2^-14), so the
 // remainder v - hi is exact in f32 and no compiler can fold it away; lo is that remainder
 // times 2^11, which keeps it out of f16's subnormals (some drivers flush them) for any v
@@ -76,10 +81,14 @@ fn coop_mma(am: u32, bn: u32, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>)
 fn coop_put_x4(o: u32, v: vec4<f32>) {
     let hi = bitcast<vec4<f32>>(bitcast<vec4<u32>>(v) & vec4<u32>(0xffffe000u));
     let lo = (v - hi) * 2048.0;
-    for (var i = 0u; i < 4u; i++) {
-        xs[o + i] = f16(hi[i]);
-        xs_lo[o + i] = f16(lo[i]);
-    }
+    xs[o / 4u] = vec4<f16>(hi);
+    xs_lo[o / 4u] = vec4<f16>(lo);
+}
+
+// Eight weights at halfs o..o + 8 (o a multiple of 8) of ws: a then b.
+fn coop_put_w8(o: u32, a: vec4<f32>, b: vec4<f32>) {
+    ws[o / 4u] = vec4<f16>(a);
+    ws[o / 4u + 1u] = vec4<f16>(b);
 }
 
 // The subgroup's four results (hi products plus lo products / 2^11) through its staging slot

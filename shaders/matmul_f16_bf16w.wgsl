@@ -120,11 +120,10 @@ fn store(lid: u32, r: Fetch) {
             let n = i / (KB / 8u);
             let o = n * LDS + (i % (KB / 8u)) * 8u;
             let f = pow2(-w_shift[n]);
-            for (var p = 0u; p < 4u; p++) {
-                let q = r.w[j][p];
-                ws[o + 2u * p] = f16(bitcast<f32>(q << 16u) * f);
-                ws[o + 2u * p + 1u] = f16(bitcast<f32>(q & 0xffff0000u) * f);
-            }
+            let q = r.w[j];
+            let lo = bitcast<vec4<f32>>(q << vec4<u32>(16u));
+            let hi = bitcast<vec4<f32>>(q & vec4<u32>(0xffff0000u));
+            coop_put_w8(o, vec4<f32>(lo.x, hi.x, lo.y, hi.y) * f, vec4<f32>(lo.z, hi.z, lo.w, hi.w) * f);
         }
     }
 }

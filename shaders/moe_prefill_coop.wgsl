@@ -114,11 +114,12 @@ fn coop_store(lid: u32, r: CoopFetch) {
         }
         if i < TN * 8u {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;
-            for (var p = 0u; p < 4u; p++) {
-                let v = mxfp4_pairs[(r.q[j] >> (8u * p)) & 0xffu] * r.f[j];
-                ws[o + 2u * p] = f16(v.x);
-                ws[o + 2u * p + 1u] = f16(v.y);
-            }
+            let q = r.q[j];
+            let v0 = mxfp4_pairs[q & 0xffu];
+            let v1 = mxfp4_pairs[(q >> 8u) & 0xffu];
+            let v2 = mxfp4_pairs[(q >> 16u) & 0xffu];
+            let v3 = mxfp4_pairs[q >> 24u];
+            coop_put_w8(o, vec4<f32>(v0, v1) * r.f[j], vec4<f32>(v2, v3) * r.f[j]);
         }
     }
 }

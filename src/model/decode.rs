@@ -29,8 +29,6 @@ activations! {
         partials: "attn_partials",
         /// The MLP-normalised token, written by the router for the expert kernels.
         xn: "xn",
-        /// The router's logits [n_experts], between its two dispatches.
-        router_logits: "router_logits",
         /// The router's choice: expert ids [k] then weights [k] (f32 bits).
         route: "route",
         act: "act",
@@ -53,7 +51,6 @@ impl Buffers<u64> {
             attn: f(c.q_dim()),
             partials: 4 * partials,
             xn: f(h),
-            router_logits: f(c.num_experts),
             route: f(2 * k),
             act: f(k * c.intermediate_size),
         }
@@ -158,12 +155,9 @@ impl Builder<'_> {
             eps: c.rms_norm_eps,
             bias: &lw.router_bias.buffer,
             xn: &d.xn,
-            logits: &d.router_logits,
             route: &d.route,
         };
-        for d in router.dispatches(gpu)? {
-            plan.push(d);
-        }
+        plan.push(router.dispatch(gpu)?);
         let moe = MoeBuffers {
             shape,
             xn: &d.xn,

@@ -92,13 +92,8 @@ fn prefill_flops(c: &ModelConfig, name: &str, t: usize, window: bool) -> Option<
     })
 }
 
-/// How the cooperative-matrix matmul (matmul_f16_bf16w) accumulates, for deriving its error
-/// bound: rows of one 1.0 and K - 1 terms of +-2^-e (all exact in f16 after the kernel's row
-/// shift) times an all-ones token. Prints each row's result in units of 2^-24 beside the
-/// exact sum and what a sequential round-to-nearest f32 sum gives. `cargo bench --bench
-/// kernels -- coop-accumulation`.
-fn coop_accumulation() {
-    use oss_wgpu::kernels::{matmul_f16_bf16w, row_shift_f32, Bf16Rows};
+/// The device with cooperative matrices on, for the probes; None (said so) where it has none.
+fn coop_gpu() -> Option<Gpu> {
     let opts = GpuOptions {
         coop: true,
         ..GpuOptions::from_env().expect("OSS_WGPU_* variables")
@@ -106,8 +101,21 @@ fn coop_accumulation() {
     let gpu = Gpu::new(&opts).expect("a GPU adapter");
     if !gpu.precision().coop {
         println!("{}: no cooperative matrices", gpu.info.name);
-        return;
+        return None;
     }
+    Some(gpu)
+}
+
+/// How the cooperative-matrix matmul (matmul_f16_bf16w) accumulates, for deriving its error
+/// bound: rows of one 1.0 and K - 1 terms of +-2^-e (all exact in f16 after the kernel's row
+/// shift) times an all-ones token. Prints each row's result in units of 2^-24 beside the
+/// exact sum and what a sequential round-to-nearest f32 sum gives. `cargo bench --bench
+/// kernels -- coop-accumulation`.
+fn coop_accumulation() {
+    use oss_wgpu::kernels::{matmul_f16_bf16w, row_shift_f32, Bf16Rows};
+    let Some(gpu) = coop_gpu() else {
+        return;
+    };
     let k = 256usize;
     let mut rows: Vec<(u32, bool, f32)> = Vec::new();
     for e in [20u32, 22, 23, 24, 25, 26, 27, 28] {
@@ -188,15 +196,9 @@ fn coop_accumulation() {
 /// this asks (on the H200 a failed compile loses the device, hence one layout per process).
 /// `cargo bench --bench kernels -- coop-layout LAYOUT`.
 fn coop_layout(layout: &str) {
-    let opts = GpuOptions {
-        coop: true,
-        ..GpuOptions::from_env().expect("OSS_WGPU_* variables")
-    };
-    let gpu = Gpu::new(&opts).expect("a GPU adapter");
-    if !gpu.precision().coop {
-        println!("{}: no cooperative matrices", gpu.info.name);
+    let Some(gpu) = coop_gpu() else {
         return;
-    }
+    };
     // (element type, halfs per element, how element i is built from value(j)).
     let (ty, per, build) = match layout {
         "f16" => ("f16", 1, "f16(value(i))"),

@@ -47,16 +47,3 @@ fn router_topk(t: u32, n_experts: u32, k: u32) -> TopK {
     }
     return r;
 }
-
-// Single-token kernels share one selection through workgroup memory.
-var<workgroup> topk_ids: array<u32, TOPK_MAX>;
-var<workgroup> topk_weights: array<f32, TOPK_MAX>;
-
-// Run by one invocation; barrier before others read topk_ids / topk_weights.
-fn topk_select(t: u32, n_experts: u32, k: u32) {
-    let r = router_topk(t, n_experts, k);
-    for (var j = 0u; j < k; j++) {
-        topk_ids[j] = r.ids[j];
-        topk_weights[j] = r.weights[j];
-    }
-}

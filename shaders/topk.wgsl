@@ -1,6 +1,7 @@
-// Router top-k and softmax over the selected logits, shared by the MoE kernels. The including
-// kernel binds the router logits [tokens, n_experts] at binding 1. Ties go to the lowest expert
-// index; the softmax runs over the k selected logits only (gpt-oss: top-k, then softmax).
+// Router top-k and softmax over the selected logits, for moe_route_prefill (the decode
+// router, router_f32_bf16w, ranks its own). The including kernel binds the router logits
+// [tokens, n_experts] at binding 1. Ties go to the lowest expert index; the softmax runs over
+// the k selected logits only (gpt-oss: top-k, then softmax).
 
 @group(0) @binding(1) var<storage, read> router_logits: array<f32>;
 

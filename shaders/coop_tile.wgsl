@@ -73,10 +73,11 @@ fn coop_mma(am: u32, bn: u32, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>)
     }
 }
 
-// Four activations at halfs o..o + 4 (o a multiple of 4) of xs as hi and lo parts (v already within f16's range). hi is
-// v cut to f16's 10 fraction bits with integer masks (exact in f16 for |v| >= 2^-14), so the
-// remainder v - hi is exact in f32 and no compiler can fold it away; lo is that remainder
-// times 2^11, which keeps it out of f16's subnormals (some drivers flush them) for any v
+// Four activations at halfs o..o + 4 (o a multiple of 4) of xs as hi and lo parts (v already
+// within f16's range). hi is v cut to f16's 10 fraction bits with integer masks (exact in f16
+// for |v| >= 2^-14), so the remainder v - hi is exact in f32 and no compiler can fold it
+// away; lo is that remainder times 2^11, which keeps it out of f16's subnormals (some drivers
+// flush them) for any v
 // whose hi is normal.
 fn coop_put_x4(o: u32, v: vec4<f32>) {
     let hi = bitcast<vec4<f32>>(bitcast<vec4<u32>>(v) & vec4<u32>(0xffffe000u));

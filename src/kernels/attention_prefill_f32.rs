@@ -16,13 +16,18 @@ kernel! {
     }
 }
 
-/// Queries per workgroup (the shader's BQ).
+/// Queries and keys per block (the shader's BQ and BK).
 const BQ: u32 = 32;
+const BK: u32 = 32;
 /// Largest head_dim the kernel's tiles hold (the shader's D_MAX).
 pub const MAX_HEAD_DIM: u32 = 64;
+/// The shader's row strides in floats: the query and key tiles (LDQ), the probabilities (LDP).
+const LDQ: u32 = MAX_HEAD_DIM + 4;
+const LDP: u32 = BK + 4;
 /// The shader's workgroup memory: the query, key and value tiles, the block's probabilities,
-/// the partial row maxima and sums, and the rows' running state (32,640 bytes).
-const WORKGROUP_BYTES: u32 = 4 * (2 * 32 * 68 + 32 * 64 + 32 * 36 + 2 * 32 * 8 + 3 * 32);
+/// the 8 partial row maxima and sums a row, and the rows' running state (32,640 bytes).
+const WORKGROUP_BYTES: u32 =
+    4 * (BQ * LDQ + BK * LDQ + BK * MAX_HEAD_DIM + BQ * LDP + 2 * BQ * 8 + 3 * BQ);
 
 /// `out` [n_tokens, heads, head_dim] for the step's queries (q already rotated, in `qkv`).
 pub struct AttentionPrefill<'a> {

@@ -476,8 +476,9 @@ fn router_matches_reference() {
                 up(&gpu, "bias", &bias),
             );
             let xn = out(&gpu, "xn", h);
+            let logits = out(&gpu, "logits", e);
             let route = out(&gpu, "route", 2 * k);
-            let d = router_f32_bf16w::Router {
+            let [d, topk] = router_f32_bf16w::Router {
                 w: Bf16Rows {
                     buffer: &wb,
                     rows: e as u32,
@@ -490,11 +491,12 @@ fn router_matches_reference() {
                 eps: 1e-5,
                 bias: &bb,
                 xn: &xn,
+                logits: &logits,
                 route: &route,
             }
-            .dispatch(&gpu)
+            .dispatches(&gpu)
             .unwrap();
-            gpu.run("router", &[&d]).unwrap();
+            gpu.run("router", &[&d, &topk]).unwrap();
             let what = format!("router E={e} H={h} k={k}");
             let got = gpu.read_u32(&route).unwrap();
             let ids: Vec<usize> = got[..k].iter().map(|&v| v as usize).collect();
@@ -530,8 +532,9 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let gb = up(gpu, "gain", gain);
     let xn = out(gpu, "xn", h);
     let route = gpu.storage("route", (2 * k * 4) as u64).unwrap();
+    let router_logits = out(gpu, "router logits", e);
     let act = out(gpu, "act", k * i);
-    let router = router_f32_bf16w::Router {
+    let [router, topk] = router_f32_bf16w::Router {
         w: Bf16Rows {
             buffer: &zero_router,
             rows: e as u32,
@@ -544,9 +547,10 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
         eps: 1e-5,
         bias: &lb,
         xn: &xn,
+        logits: &router_logits,
         route: &route,
     }
-    .dispatch(gpu)
+    .dispatches(gpu)
     .unwrap();
     let moe = MoeBuffers {
         shape: c.shape(),
@@ -554,7 +558,7 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
         act: &act,
         out: &xb,
     };
-    let mut gate_up = vec![router];
+    let mut gate_up = vec![router, topk];
     let mut down = Vec::new();
     for part in &ExpertPartBuffers::upload_all(gpu, &experts, &c.parts) {
         let gu = part.gate_up();

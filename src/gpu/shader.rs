@@ -61,6 +61,7 @@ shader_table![
     "moe_down_prefill_f16_mf4w",
     "fill_random",
     "router_f32_bf16w",
+    "router_topk_f32",
     "bandwidth_read",
 ];
 

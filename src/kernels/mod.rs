@@ -157,6 +157,7 @@ pub mod moe_route_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod router_f32_bf16w;
+pub mod router_topk_f32;
 pub mod row_shift_f32;
 pub mod sample_f32;
 
@@ -229,6 +230,7 @@ pub const KERNELS: &[Kernel] = &[
     rmsnorm_f32::KERNEL,
     rope_kv_append_f32::KERNEL,
     router_f32_bf16w::KERNEL,
+    router_topk_f32::KERNEL,
     sample_f32::KERNEL,
 ];
 

@@ -1,19 +1,25 @@
-//! The MoE router of one token in one dispatch: the MLP RMSNorm (xn, the experts' input), the
-//! logits, their top-k and the softmax over the k: route = [ids[k], weights[k]].
+//! The MoE router of one token in two dispatches: this kernel's RMSNorm (xn, the experts'
+//! input) and logits over many workgroups, then router_topk_f32's top-k and the softmax over
+//! the k: route = [ids[k], weights[k]].
 
 use super::moe::check_routing;
+use super::router_topk_f32::RouterTopK;
 use super::Bf16Rows;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
     shader: "router_f32_bf16w",
-    params { n_experts: u32, k8: u32, k: u32, eps: f32 }
-    bindings { w: Read, x: Read, gain: Read, bias: Read, xn: ReadWrite, route: ReadWrite }
+    params { n_experts: u32, k8: u32, _pad0: u32, eps: f32 }
+    bindings { w: Read, x: Read, gain: Read, bias: Read, xn: ReadWrite, logits: ReadWrite }
 }
 
-/// Workgroup memory besides the staged x and the reduction scratch: logits and the chosen k.
-const RESERVE_BYTES: u64 = 2048;
+/// Invocations per workgroup: four groups of 32.
+const WG: u32 = 128;
+/// Router rows (experts) per workgroup: gpt-oss-20b's 32 on 8 workgroups, 120b's 128 on 32.
+const ROWS_PER_WG: u32 = 4;
+/// Workgroup memory besides the staged x: the reduction scratch, with room to spare.
+const RESERVE_BYTES: u64 = 1024;
 
 /// `route` from `x` through RMSNorm (`gain`, `eps`) and the router `w` with `bias`.
 pub struct Router<'a> {
@@ -30,12 +36,15 @@ pub struct Router<'a> {
     pub bias: &'a GpuBuffer,
     /// The normalised x, f32 [hidden].
     pub xn: &'a GpuBuffer,
+    /// The logits between the two dispatches, f32 [n_experts].
+    pub logits: &'a GpuBuffer,
     /// [2 k]: ids, then weights (f32 bits).
     pub route: &'a GpuBuffer,
 }
 
 impl Router<'_> {
-    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+    /// The logits dispatch, then the top-k's.
+    pub fn dispatches(&self, gpu: &Gpu) -> Result<[Dispatch; 2]> {
         let w = &self.w;
         if w.row0 != 0 {
             return Err(Error::Shape {
@@ -54,44 +63,51 @@ impl Router<'_> {
             (self.gain, h),
             (self.bias, e as u64 * 4),
             (self.xn, h),
-            (self.route, 2 * k as u64 * 4),
+            (self.logits, e as u64 * 4),
         ])?;
-        // x * gain in workgroup memory beside the logits, the top-k and the reduction scratch.
-        let lim = gpu.limits();
-        let wg = if lim.max_compute_invocations_per_workgroup >= 512
-            && lim.max_compute_workgroup_size_x >= 512
-        {
-            512
-        } else {
-            256
-        };
+        // x * gain in workgroup memory beside the reduction scratch.
         let staged = w.k as u64 * 4;
         let room = gpu.limits().max_compute_workgroup_storage_size as u64;
-        if staged + RESERVE_BYTES + wg as u64 * 4 > room {
+        if staged + RESERVE_BYTES > room {
             return Err(Error::Shape {
                 what: format!("{SHADER}: hidden size staged in workgroup memory"),
-                expected: format!(
-                    "at most {} floats",
-                    (room - RESERVE_BYTES - wg as u64 * 4) / 4
-                ),
+                expected: format!("at most {} floats", (room - RESERVE_BYTES) / 4),
                 actual: w.k.to_string(),
             });
         }
-        let constants = [("WG", wg as f64), ("XG_LEN", w.k as f64)];
+        let constants = [
+            ("WG", WG as f64),
+            ("ROWS_PER_WG", ROWS_PER_WG as f64),
+            ("XG_LEN", w.k as f64),
+        ];
         let params = Params {
             n_experts: e,
             k8: w.k / 8,
-            k,
             eps: self.eps,
+            ..Default::default()
         };
-        Bindings {
+        let logits = Bindings {
             w: w.buffer.binding(),
             x: self.x.binding(),
             gain: self.gain.binding(),
             bias: self.bias.binding(),
             xn: self.xn.binding(),
-            route: self.route.binding(),
+            logits: self.logits.binding(),
         }
-        .build(gpu, &constants, &params, &self.route.label, [1, 1, 1])
+        .build(
+            gpu,
+            &constants,
+            &params,
+            &self.route.label,
+            [e.div_ceil(ROWS_PER_WG), 1, 1],
+        )?;
+        let topk = RouterTopK {
+            n_experts: e,
+            k,
+            logits: self.logits,
+            route: self.route,
+        }
+        .dispatch(gpu)?;
+        Ok([logits, topk])
     }
 }

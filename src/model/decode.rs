@@ -29,6 +29,8 @@ activations! {
         partials: "attn_partials",
         /// The MLP-normalised token, written by the router for the expert kernels.
         xn: "xn",
+        /// The router's logits [n_experts], between its two dispatches.
+        router_logits: "router_logits",
         /// The router's choice: expert ids [k] then weights [k] (f32 bits).
         route: "route",
         act: "act",
@@ -51,6 +53,7 @@ impl Buffers<u64> {
             attn: f(c.q_dim()),
             partials: 4 * partials,
             xn: f(h),
+            router_logits: f(c.num_experts),
             route: f(2 * k),
             act: f(k * c.intermediate_size),
         }
@@ -155,9 +158,12 @@ impl Builder<'_> {
             eps: c.rms_norm_eps,
             bias: &lw.router_bias.buffer,
             xn: &d.xn,
+            logits: &d.router_logits,
             route: &d.route,
         };
-        plan.push(router.dispatch(gpu)?);
+        for d in router.dispatches(gpu)? {
+            plan.push(d);
+        }
         let moe = MoeBuffers {
             shape,
             xn: &d.xn,

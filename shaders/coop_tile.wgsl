@@ -50,26 +50,53 @@ struct CoopIds {
     @builtin(subgroup_size) sg_size: u32,
 }
 
-// One step's products into the subgroup's accumulators: (am, bn) is its block's corner;
-// c[0..4] take the hi parts' products, c[4..8] the lo parts' (scaled by 2^11).
-fn coop_mma(am: u32, bn: u32, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>) {
+// Which block of the tile a subgroup computes. A full tile: 32 x 32 (2 x 2 fragments) at
+// block (s / 4, s % 4). A tile of at most 32 rows (an expert's last few entries, the last
+// tokens of a step): 32 x 16 (2 x 1) at column block s, so that every subgroup still works
+// and no products are made for rows that do not exist. The same in every invocation of the
+// workgroup (it depends on the tile's rows only).
+struct CoopBlock {
+    am: u32,
+    bn: u32,
+    half: bool,
+}
+
+fn coop_block(sg_id: u32, n_rows: u32) -> CoopBlock {
+    if n_rows <= TM / 2u {
+        return CoopBlock(0u, sg_id * 16u, true);
+    }
+    return CoopBlock((sg_id / 4u) * 32u, (sg_id % 4u) * 32u, false);
+}
+
+// One step's products into the subgroup's accumulators: c[0..4] take the hi parts'
+// products (fragments (0, 0), (0, 1), (1, 0), (1, 1) of its block), c[4..8] the lo parts'
+// (scaled by 2^11); a half block uses the first column only.
+fn coop_mma(blk: CoopBlock, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>) {
+    let am = blk.am;
+    let bn = blk.bn;
     for (var kk = 0u; kk < KB; kk += 16u) {
         // xs is row-major in (m, k); ws holds B = W^T column by column.
         let k4 = kk / 4u;
         let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[bn * LDS4 + k4], LDS4);
-        let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(bn + 16u) * LDS4 + k4], LDS4);
         let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[am * LDS4 + k4], LDS4);
         let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(am + 16u) * LDS4 + k4], LDS4);
         (*c)[0] = coopMultiplyAdd(a0, b0, (*c)[0]);
-        (*c)[1] = coopMultiplyAdd(a0, b1, (*c)[1]);
         (*c)[2] = coopMultiplyAdd(a1, b0, (*c)[2]);
-        (*c)[3] = coopMultiplyAdd(a1, b1, (*c)[3]);
         let l0 = coopLoadT<coop_mat16x16<f16, A>>(&xs_lo[am * LDS4 + k4], LDS4);
         let l1 = coopLoadT<coop_mat16x16<f16, A>>(&xs_lo[(am + 16u) * LDS4 + k4], LDS4);
         (*c)[4] = coopMultiplyAdd(l0, b0, (*c)[4]);
-        (*c)[5] = coopMultiplyAdd(l0, b1, (*c)[5]);
         (*c)[6] = coopMultiplyAdd(l1, b0, (*c)[6]);
-        (*c)[7] = coopMultiplyAdd(l1, b1, (*c)[7]);
+        // The second column, once for a full block and not for a half one: a loop rather
+        // than an `if`, since naga's uniformity analysis takes a function argument as
+        // varying and refuses matrix operations inside a branch on it (the block is the same
+        // in every invocation of the workgroup; a loop's exit test is not held against it).
+        for (var j = 0u; j < select(1u, 0u, blk.half); j++) {
+            let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(bn + 16u) * LDS4 + k4], LDS4);
+            (*c)[1] = coopMultiplyAdd(a0, b1, (*c)[1]);
+            (*c)[3] = coopMultiplyAdd(a1, b1, (*c)[3]);
+            (*c)[5] = coopMultiplyAdd(l0, b1, (*c)[5]);
+            (*c)[7] = coopMultiplyAdd(l1, b1, (*c)[7]);
+        }
     }
 }
 
@@ -92,15 +119,17 @@ fn coop_put_w8(o: u32, a: vec4<f32>, b: vec4<f32>) {
     ws[o / 4u + 1u] = vec4<f16>(b);
 }
 
-// The subgroup's four results (hi products plus lo products / 2^11) through its staging slot
-// to coop_out, two adjacent columns per call. Uniform control flow.
-fn coop_emit(ids: CoopIds, am: u32, bn: u32, c: array<coop_mat16x16<f32, C>, 8>) {
+// The subgroup's results (hi products plus lo products / 2^11; four fragments, two for a
+// half block) through its staging slot to coop_out, two adjacent columns per call. Uniform
+// control flow.
+fn coop_emit(ids: CoopIds, blk: CoopBlock, c: array<coop_mat16x16<f32, C>, 8>) {
     let slot = ids.sg_id * 256u;
-    for (var f = 0u; f < 4u; f++) {
+    // Fragments 0 to 3, or 0 and 2 of a half block (a loop step, not a branch: see coop_mma).
+    for (var f = 0u; f < 4u; f += select(1u, 2u, blk.half)) {
         coopStoreT(c[f] + c[f + 4u] * (1.0 / 2048.0), &staged[slot], 16u);
         workgroupBarrier();
-        let m0 = am + (f / 2u) * 16u;
-        let n0 = bn + (f % 2u) * 16u;
+        let m0 = blk.am + (f / 2u) * 16u;
+        let n0 = blk.bn + (f % 2u) * 16u;
         for (var p = ids.sg_lane; p < 128u; p += ids.sg_size) {
             let r = p / 8u;
             let col = (p % 8u) * 2u;

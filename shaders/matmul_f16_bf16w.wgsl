@@ -158,8 +158,7 @@ fn matmul_f16_bf16w(ids: CoopIds) {
     corner = vec2<u32>(t0, n0);
     row_shifts(ids.lid, t0, n0);
     workgroupBarrier();
-    let am = (ids.sg_id / 4u) * 32u;
-    let bn = (ids.sg_id % 4u) * 32u;
+    let blk = coop_block(ids.sg_id, min(TM, params.n_tokens - t0));
     var c: array<coop_mat16x16<f32, C>, 8>;
     let steps = params.k / KB;
     var next = fetch(ids.lid, t0, n0, 0u);
@@ -169,8 +168,8 @@ fn matmul_f16_bf16w(ids: CoopIds) {
         if step + 1u < steps {
             next = fetch(ids.lid, t0, n0, step + 1u);
         }
-        coop_mma(am, bn, &c);
+        coop_mma(blk, &c);
         workgroupBarrier();
     }
-    coop_emit(ids, am, bn, c);
+    coop_emit(ids, blk, c);
 }

@@ -103,11 +103,13 @@ fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
     return r;
 }
 
-// A fetched step into xs and ws as f16 (zeros where nothing was fetched).
-fn coop_store(lid: u32, r: CoopFetch) {
+// A fetched step into xs and ws as f16 (zeros where nothing was fetched). Activation rows
+// past the tile's n_rows are left as they are: their products only reach result rows that
+// coop_out drops.
+fn coop_store(lid: u32, r: CoopFetch, n_rows: u32) {
     for (var j = 0u; j < FETCH; j++) {
         let i = lid + j * WG;
-        if i < TM * KB / 4u {
+        if i < TM * KB / 4u && i / (KB / 4u) < n_rows {
             let o = (i / (KB / 4u)) * LDS + (i % (KB / 4u)) * 4u;
             let v = r.x[j];
             coop_put_x4(o, v);
@@ -131,19 +133,18 @@ fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {
     coop_t = t;
     coop_row_exponents(ids.lid, t, nb);
     workgroupBarrier();
-    let am = (ids.sg_id / 4u) * 32u;
-    let bn = (ids.sg_id % 4u) * 32u;
+    let blk = coop_block(ids.sg_id, t.n_rows);
     var c: array<coop_mat16x16<f32, C>, 8>;
     let steps = (nb + 1u) / 2u;
     var next = coop_fetch(ids.lid, t, nb, 0u);
     for (var step = 0u; step < steps; step++) {
-        coop_store(ids.lid, next);
+        coop_store(ids.lid, next, t.n_rows);
         workgroupBarrier();
         if step + 1u < steps {
             next = coop_fetch(ids.lid, t, nb, step + 1u);
         }
-        coop_mma(am, bn, &c);
+        coop_mma(blk, &c);
         workgroupBarrier();
     }
-    coop_emit(ids, am, bn, c);
+    coop_emit(ids, blk, c);
 }

@@ -1,13 +1,17 @@
-// moe_route_prefill: groups a prefill step's tokens by expert for the grouped expert matmuls.
-// Per token: top-k and softmax weights (entry t*k + j is token t's j-th choice). Then, in a
-// fixed order (one invocation per expert scanning entries in order: deterministic, no atomics):
-// per-expert counts, offsets (exclusive prefix sum), `sorted` (entries grouped by expert, in
-// entry order within an expert), `slot_pos` (where each entry landed), and the list of row
-// tiles (expert, first sorted row) that the grouped matmuls run over. One workgroup.
+// moe_route_prefill: groups a prefill step's entries (moe_topk_prefill's: entry t*k + j is
+// token t's j-th choice) by expert for the grouped expert matmuls: per-expert counts, offsets
+// (exclusive prefix sum), `sorted` (entries grouped by expert, in entry order within an
+// expert), `slot_pos` (where each entry landed), and the list of row tiles (expert, first
+// sorted row) that the grouped matmuls run over. One workgroup; deterministic.
+//
+// The tokens go in chunks through a bit mask in workgroup memory, a row of words per expert
+// with a bit per token (a token picks an expert at most once, so an expert's entries in
+// token order are its entries in entry order). Each expert's row is split into segments,
+// one an invocation: counting is popcounts, and an entry's place is its expert's start, the
+// bits before it in its row and the chunks before. Two passes: the counts, then the places.
 
-//!include topk
-
-const WG: u32 = 256u;
+const WG: u32 = 256u;           // at least MAX_EXPERTS
+const MASK_WORDS: u32 = 8192u;  // 32 KiB
 
 struct Params {
     n_tokens: u32,
@@ -17,29 +21,58 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-// binding 1: router_logits [n_tokens, n_experts] (topk.wgsl)
-@group(0) @binding(2) var<storage, read_write> weights: array<f32>;      // [n_tokens * k]
-@group(0) @binding(3) var<storage, read_write> experts: array<u32>;      // [n_tokens * k]
-@group(0) @binding(4) var<storage, read_write> offsets: array<u32>;      // [n_experts + 1]
-@group(0) @binding(5) var<storage, read_write> sorted: array<u32>;       // [n_tokens * k]
-@group(0) @binding(6) var<storage, read_write> slot_pos: array<u32>;     // [n_tokens * k]
-@group(0) @binding(7) var<storage, read_write> tiles: array<vec2<u32>>;  // [max tiles]
-@group(0) @binding(8) var<storage, read_write> tile_count: array<u32>;   // [1]
+@group(0) @binding(1) var<storage, read> experts: array<u32>;           // [n_tokens * k]
+@group(0) @binding(2) var<storage, read_write> offsets: array<u32>;     // [n_experts + 1]
+@group(0) @binding(3) var<storage, read_write> sorted: array<u32>;      // [n_tokens * k]
+@group(0) @binding(4) var<storage, read_write> slot_pos: array<u32>;    // [n_tokens * k]
+@group(0) @binding(5) var<storage, read_write> tiles: array<vec2<u32>>; // [max tiles]
+@group(0) @binding(6) var<storage, read_write> tile_count: array<u32>;  // [1]
 
-var<workgroup> counts: array<u32, WG>;
-var<workgroup> starts: array<u32, WG>;
-// Entries staged through workgroup memory, so that the per-expert scans read broadcasts from
-// workgroup memory instead of global memory.
-const STAGE: u32 = 2048u;
-var<workgroup> staged: array<u32, STAGE>;
+var<workgroup> mask: array<atomic<u32>, MASK_WORDS>;
+var<workgroup> seg_count: array<u32, WG>;  // set bits in each invocation's segment
+var<workgroup> filled: array<u32, WG>;     // per expert: entries counted (pass 1) or placed (2)
 
-// Copies entries base.. (STAGE at most) of `experts` to `staged` for every invocation to scan,
-// and returns how many. Call from uniform control flow: it ends in a barrier.
-fn stage_entries(base: u32, n_entries: u32, lid: u32) -> u32 {
-    let n = min(STAGE, n_entries - base);
-    for (var i = lid; i < n; i += WG) {
-        staged[i] = experts[base + i];
+// The invocation's part of the mask: words [w0, w1) of expert e's row (row_words each).
+struct Segment {
+    e: u32,
+    w0: u32,
+    w1: u32,
+    first: bool,   // the expert's first segment
+    in_use: bool,
+}
+
+fn segment(lid: u32, n_experts: u32, row_words: u32) -> Segment {
+    let per = WG / n_experts;  // segments per expert
+    let e = lid / per;
+    let s = lid % per;
+    return Segment(e, s * row_words / per, (s + 1u) * row_words / per, s == 0u, e < n_experts);
+}
+
+// Clears the mask and sets token (c0 + t)'s bit in the rows of its experts, for the chunk of
+// n tokens from c0; returns after a barrier. Uniform control flow.
+fn fill_mask(lid: u32, c0: u32, n: u32, row_words: u32) {
+    let k = params.k;
+    for (var i = lid; i < params.n_experts * row_words; i += WG) {
+        atomicStore(&mask[i], 0u);
     }
+    workgroupBarrier();
+    for (var i = lid; i < n * k; i += WG) {
+        let t = i / k;
+        let e = experts[c0 * k + i];
+        atomicOr(&mask[e * row_words + t / 32u], 1u << (t % 32u));
+    }
+    workgroupBarrier();
+}
+
+// Set bits in the invocation's segment; stored in seg_count, then a barrier.
+fn count_segment(lid: u32, sg: Segment, row_words: u32) -> u32 {
+    var n = 0u;
+    if sg.in_use {
+        for (var w = sg.w0; w < sg.w1; w++) {
+            n += countOneBits(atomicLoad(&mask[sg.e * row_words + w]));
+        }
+    }
+    seg_count[lid] = n;
     workgroupBarrier();
     return n;
 }
@@ -47,56 +80,78 @@ fn stage_entries(base: u32, n_entries: u32, lid: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     let k = params.k;
-    for (var t = lid; t < params.n_tokens; t += WG) {
-        let r = router_topk(t, params.n_experts, k);
-        for (var j = 0u; j < k; j++) {
-            experts[t * k + j] = r.ids[j];
-            weights[t * k + j] = r.weights[j];
-        }
-    }
-    storageBarrier();
+    let n_experts = params.n_experts;
+    let row_words = MASK_WORDS / n_experts;
+    let chunk = row_words * 32u;
+    let sg = segment(lid, n_experts, row_words);
+    let per = WG / n_experts;
+    filled[lid] = 0u;
     workgroupBarrier();
 
-    let n_entries = params.n_tokens * k;
-    var count = 0u;
-    for (var base = 0u; base < n_entries; base += STAGE) {
-        let n = stage_entries(base, n_entries, lid);
-        if lid < params.n_experts {
-            for (var i = 0u; i < n; i++) {
-                count += select(0u, 1u, staged[i] == lid);
+    // Pass 1: each expert's entries.
+    for (var c0 = 0u; c0 < params.n_tokens; c0 += chunk) {
+        fill_mask(lid, c0, min(chunk, params.n_tokens - c0), row_words);
+        count_segment(lid, sg, row_words);
+        if sg.in_use && sg.first {
+            var n = 0u;
+            for (var s = 0u; s < per; s++) {
+                n += seg_count[lid + s];
             }
+            filled[sg.e] += n;
         }
         workgroupBarrier();
     }
-    counts[lid] = count;
-    workgroupBarrier();
     if lid == 0u {
         var acc = 0u;
         var n_tiles = 0u;
-        for (var e = 0u; e < params.n_experts; e++) {
-            starts[e] = acc;
+        for (var e = 0u; e < n_experts; e++) {
+            let count = filled[e];
             offsets[e] = acc;
-            for (var s = 0u; s < counts[e]; s += params.tile_m) {
+            // From here on filled[e] is where expert e's next entry goes.
+            filled[e] = acc;
+            for (var s = 0u; s < count; s += params.tile_m) {
                 tiles[n_tiles] = vec2<u32>(e, acc + s);
                 n_tiles++;
             }
-            acc += counts[e];
+            acc += count;
         }
-        offsets[params.n_experts] = acc;
+        offsets[n_experts] = acc;
         tile_count[0] = n_tiles;
     }
     workgroupBarrier();
-    var at = starts[lid];
-    for (var base = 0u; base < n_entries; base += STAGE) {
-        let n = stage_entries(base, n_entries, lid);
-        if lid < params.n_experts {
-            for (var i = 0u; i < n; i++) {
-                if staged[i] == lid {
-                    sorted[at] = base + i;
-                    slot_pos[base + i] = at;
+
+    // Pass 2: each entry's place.
+    for (var c0 = 0u; c0 < params.n_tokens; c0 += chunk) {
+        fill_mask(lid, c0, min(chunk, params.n_tokens - c0), row_words);
+        count_segment(lid, sg, row_words);
+        if sg.in_use {
+            var at = filled[sg.e];
+            for (var s = lid - lid % per; s < lid; s++) {
+                at += seg_count[s];
+            }
+            for (var w = sg.w0; w < sg.w1; w++) {
+                var bits = atomicLoad(&mask[sg.e * row_words + w]);
+                while bits != 0u {
+                    let t = c0 + w * 32u + firstTrailingBit(bits);
+                    bits &= bits - 1u;
+                    // Which of token t's choices is this expert.
+                    var j = 0u;
+                    while j + 1u < k && experts[t * k + j] != sg.e {
+                        j++;
+                    }
+                    sorted[at] = t * k + j;
+                    slot_pos[t * k + j] = at;
                     at++;
                 }
             }
+        }
+        workgroupBarrier();
+        if sg.in_use && sg.first {
+            var n = 0u;
+            for (var s = 0u; s < per; s++) {
+                n += seg_count[lid + s];
+            }
+            filled[sg.e] += n;
         }
         workgroupBarrier();
     }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::kernels::*;
+use oss_wgpu::kernels::moe::TILE_M;
 use oss_wgpu::reference as r;
 
 /// f32 sums against f64 references (see tests/kernels.rs).
@@ -371,7 +372,8 @@ fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
         logits: &lb,
         routing: &routing,
     };
-    let mut ds = vec![norm.dispatch(gpu).unwrap(), route.dispatch(gpu).unwrap()];
+    let mut ds = vec![norm.dispatch(gpu).unwrap()];
+    ds.extend(route.dispatches(gpu).unwrap());
     if path == ExpertPath::Coop {
         let s = row_shift_f32::RowShift {
             n_tokens: t as u32,
@@ -492,7 +494,7 @@ fn grouped_moe_prefill_matches_per_token_reference() {
         MoeCase::new(70, 64, 96, 5, 2).logits(one_expert),
         MoeCase::new(33, 96, 64, 8, 3).logits(skewed),
         MoeCase::new(45, 64, 64, 6, 4).parts(&[(0, 2), (2, 3), (5, 1)]),
-        // More entries (600 tokens x 4) than the routing kernel stages at once (2048).
+        // Many entries (600 tokens x 4) for few experts.
         MoeCase::new(600, 64, 32, 5, 4),
         // Scales near zero (subnormal weights) and at or above 129 (large ones): no overflow.
         // No clamp: large values flow through to the output (as in tests/kernels.rs), where
@@ -511,5 +513,81 @@ fn grouped_moe_prefill_matches_per_token_reference() {
             }
         }
         None => eprintln!("no adapter with cooperative matrices: f32 tiles only"),
+    }
+}
+
+/// The routing (moe_topk_prefill, then moe_route_prefill) against the CPU's top-k and a
+/// stable grouping by expert, exactly. moe_route_prefill's bit mask takes 8,192 / experts
+/// words an expert, split over 256 / experts invocations: 256 experts give chunks of 1,024
+/// tokens, so 2,500 tokens take three (the last one partial); 64 experts split each row in 4
+/// segments and take 5,000 tokens in two chunks; 24 experts leave uneven segments and idle
+/// invocations. The last experts of each case get no tokens.
+#[test]
+fn routing_groups_entries_by_expert_across_chunks() {
+    for (i, &(t, e, k)) in [(2500usize, 256usize, 4usize), (5000, 64, 4), (3000, 24, 3)]
+        .iter()
+        .enumerate()
+    {
+        check_routing(t, e, k, 77 + i as u64);
+    }
+}
+
+fn check_routing(t: usize, e: usize, k: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut logits = rng.vec_sym(t * e, 4.0);
+    for tok in 0..t {
+        for ex in e - e / 32 - 1..e {
+            logits[tok * e + ex] = -100.0;
+        }
+    }
+    // The reference: each token's choices, then entries grouped by expert in entry order.
+    let mut ids = Vec::new();
+    let mut weights = Vec::new();
+    for tok in 0..t {
+        let (i, w) = r::router_topk(&logits[tok * e..(tok + 1) * e], k);
+        ids.extend(i.iter().map(|&x| x as u32));
+        weights.extend(w);
+    }
+    let mut offsets = vec![0u32];
+    let mut sorted = Vec::new();
+    let mut tiles = Vec::new();
+    for ex in 0..e as u32 {
+        let start = sorted.len() as u32;
+        sorted.extend((0..(t * k) as u32).filter(|&i| ids[i as usize] == ex));
+        let end = sorted.len() as u32;
+        tiles.extend((start..end).step_by(TILE_M as usize).flat_map(|s| [ex, s]));
+        offsets.push(end);
+    }
+    let mut slot_pos = vec![0u32; t * k];
+    for (at, &entry) in sorted.iter().enumerate() {
+        slot_pos[entry as usize] = at as u32;
+    }
+
+    for gpu in paths() {
+        let lb = up(&gpu, "logits", &logits);
+        let routing = Routing::new(&gpu, t as u32, k as u32, e as u32).unwrap();
+        let route = moe_route_prefill::MoeRoutePrefill {
+            shape: moe_shape(64, 64, e, k),
+            n_tokens: t as u32,
+            logits: &lb,
+            routing: &routing,
+        };
+        let ds = route.dispatches(&gpu).unwrap();
+        gpu.run("routing", &ds.iter().collect::<Vec<_>>()).unwrap();
+        let u = |b: &GpuBuffer, n: usize| gpu.read_u32(b).unwrap()[..n].to_vec();
+        assert_eq!(u(&routing.experts, t * k), ids, "experts");
+        assert_close(
+            "routing weights",
+            &gpu.read_f32(&routing.weights).unwrap()[..t * k],
+            &weights,
+            F32_ATOL,
+            F32_RTOL,
+        );
+        assert_eq!(u(&routing.offsets, e + 1), offsets, "offsets");
+        assert_eq!(u(&routing.sorted, t * k), sorted, "sorted");
+        assert_eq!(u(&routing.slot_pos, t * k), slot_pos, "slot_pos");
+        let n_tiles = u(&routing.tile_count, 1)[0] as usize;
+        assert_eq!(n_tiles, tiles.len() / 2, "tile count");
+        assert_eq!(u(&routing.tiles, 2 * n_tiles), tiles, "tiles");
     }
 }

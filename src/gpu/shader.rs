@@ -53,6 +53,7 @@ shader_table![
     "matmul_f16_bf16w",
     "attention_prefill_f32",
     "moe_route_prefill",
+    "moe_topk_prefill",
     "moe_gate_up_prefill_f32_mf4w",
     "moe_down_prefill_f32_mf4w",
     "moe_combine_prefill_f32",

@@ -154,6 +154,7 @@ pub mod moe_gate_up_f32_mf4w;
 pub mod moe_gate_up_prefill_f16_mf4w;
 pub mod moe_gate_up_prefill_f32_mf4w;
 pub mod moe_route_prefill;
+pub mod moe_topk_prefill;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod router_f32_bf16w;
@@ -226,6 +227,7 @@ pub const KERNELS: &[Kernel] = &[
     moe_gate_up_prefill_f16_mf4w::KERNEL,
     moe_gate_up_prefill_f32_mf4w::KERNEL,
     moe_route_prefill::KERNEL,
+    moe_topk_prefill::KERNEL,
     row_shift_f32::KERNEL,
     rmsnorm_f32::KERNEL,
     rope_kv_append_f32::KERNEL,

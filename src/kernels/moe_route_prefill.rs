@@ -1,7 +1,9 @@
-//! MoE prefill, first step: top-k of each token's router logits, and the step's (token,
-//! expert) entries sorted by expert into row tiles of [`TILE_M`] (see [`super::moe`]).
+//! MoE prefill, first step: the top-k of each token's router logits (moe_topk_prefill),
+//! then the step's (token, expert) entries sorted by expert into row tiles of [`TILE_M`]
+//! (this kernel; see [`super::moe`]).
 
 use super::moe::{check_routing, MoeShape, Routing, TILE_M};
+use super::moe_topk_prefill::MoeTopKPrefill;
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -9,8 +11,8 @@ kernel! {
     shader: "moe_route_prefill",
     params { n_tokens: u32, n_experts: u32, k: u32, tile_m: u32 }
     bindings {
-        router_logits: Read, weights: ReadWrite, experts: ReadWrite, offsets: ReadWrite,
-        sorted: ReadWrite, slot_pos: ReadWrite, tiles: ReadWrite, tile_count: ReadWrite,
+        experts: Read, offsets: ReadWrite, sorted: ReadWrite, slot_pos: ReadWrite,
+        tiles: ReadWrite, tile_count: ReadWrite,
     }
 }
 
@@ -23,10 +25,16 @@ pub struct MoeRoutePrefill<'a> {
 }
 
 impl MoeRoutePrefill<'_> {
-    pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+    /// The top-k, then the grouping (one workgroup).
+    pub fn dispatches(&self, gpu: &Gpu) -> Result<[Dispatch; 2]> {
         let MoeShape { n_experts, k, .. } = self.shape;
         check_routing(SHADER, n_experts, k)?;
-        need(&[(self.logits, self.n_tokens as u64 * n_experts as u64 * 4)])?;
+        let topk = MoeTopKPrefill {
+            shape: self.shape,
+            n_tokens: self.n_tokens,
+            logits: self.logits,
+            routing: self.routing,
+        };
         let params = Params {
             n_tokens: self.n_tokens,
             n_experts,
@@ -34,9 +42,7 @@ impl MoeRoutePrefill<'_> {
             tile_m: TILE_M,
         };
         let r = self.routing;
-        Bindings {
-            router_logits: self.logits.binding(),
-            weights: r.weights.binding(),
+        let group = Bindings {
             experts: r.experts.binding(),
             offsets: r.offsets.binding(),
             sorted: r.sorted.binding(),
@@ -44,6 +50,7 @@ impl MoeRoutePrefill<'_> {
             tiles: r.tiles.binding(),
             tile_count: r.tile_count.binding(),
         }
-        .build(gpu, &[], &params, "moe.route", [1, 1, 1])
+        .build(gpu, &[], &params, "moe.route", [1, 1, 1])?;
+        Ok([topk.dispatch(gpu)?, group])
     }
 }

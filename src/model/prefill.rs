@@ -270,7 +270,9 @@ impl Builder<'_> {
             logits: &p.router_logits,
             routing,
         };
-        plan.push(route.dispatch(gpu)?);
+        for d in route.dispatches(gpu)? {
+            plan.push(d);
+        }
         let moe = MoeBuffers {
             shape,
             xn: &p.xn,

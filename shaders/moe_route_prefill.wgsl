@@ -64,8 +64,8 @@ fn fill_mask(lid: u32, c0: u32, n: u32, row_words: u32) {
     workgroupBarrier();
 }
 
-// Set bits in the invocation's segment; stored in seg_count, then a barrier.
-fn count_segment(lid: u32, sg: Segment, row_words: u32) -> u32 {
+// Set bits in the invocation's segment into seg_count, then a barrier.
+fn count_segment(lid: u32, sg: Segment, row_words: u32) {
     var n = 0u;
     if sg.in_use {
         for (var w = sg.w0; w < sg.w1; w++) {
@@ -74,7 +74,6 @@ fn count_segment(lid: u32, sg: Segment, row_words: u32) -> u32 {
     }
     seg_count[lid] = n;
     workgroupBarrier();
-    return n;
 }
 
 @compute @workgroup_size(WG)

@@ -39,13 +39,14 @@ struct Segment {
     w1: u32,
     first: bool,   // the expert's first segment
     in_use: bool,
+    per: u32,      // segments per expert
 }
 
 fn segment(lid: u32, n_experts: u32, row_words: u32) -> Segment {
     let per = WG / n_experts;  // segments per expert
     let e = lid / per;
     let s = lid % per;
-    return Segment(e, s * row_words / per, (s + 1u) * row_words / per, s == 0u, e < n_experts);
+    return Segment(e, s * row_words / per, (s + 1u) * row_words / per, s == 0u, e < n_experts, per);
 }
 
 // Clears the mask and sets token (c0 + t)'s bit in the rows of its experts, for the chunk of
@@ -76,6 +77,19 @@ fn count_segment(lid: u32, sg: Segment, row_words: u32) {
     workgroupBarrier();
 }
 
+// The chunk's entries of each expert (its segments' seg_count) added to filled by its first
+// segment's invocation, then a barrier.
+fn add_chunk_counts(lid: u32, sg: Segment) {
+    if sg.in_use && sg.first {
+        var n = 0u;
+        for (var s = 0u; s < sg.per; s++) {
+            n += seg_count[lid + s];
+        }
+        filled[sg.e] += n;
+    }
+    workgroupBarrier();
+}
+
 @compute @workgroup_size(WG)
 fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     let k = params.k;
@@ -83,7 +97,6 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     let row_words = MASK_WORDS / n_experts;
     let chunk = row_words * 32u;
     let sg = segment(lid, n_experts, row_words);
-    let per = WG / n_experts;
     filled[lid] = 0u;
     workgroupBarrier();
 
@@ -91,14 +104,7 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     for (var c0 = 0u; c0 < params.n_tokens; c0 += chunk) {
         fill_mask(lid, c0, min(chunk, params.n_tokens - c0), row_words);
         count_segment(lid, sg, row_words);
-        if sg.in_use && sg.first {
-            var n = 0u;
-            for (var s = 0u; s < per; s++) {
-                n += seg_count[lid + s];
-            }
-            filled[sg.e] += n;
-        }
-        workgroupBarrier();
+        add_chunk_counts(lid, sg);
     }
     if lid == 0u {
         var acc = 0u;
@@ -125,7 +131,7 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
         count_segment(lid, sg, row_words);
         if sg.in_use {
             var at = filled[sg.e];
-            for (var s = lid - lid % per; s < lid; s++) {
+            for (var s = lid - lid % sg.per; s < lid; s++) {
                 at += seg_count[s];
             }
             for (var w = sg.w0; w < sg.w1; w++) {
@@ -145,13 +151,6 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
             }
         }
         workgroupBarrier();
-        if sg.in_use && sg.first {
-            var n = 0u;
-            for (var s = 0u; s < per; s++) {
-                n += seg_count[lid + s];
-            }
-            filled[sg.e] += n;
-        }
-        workgroupBarrier();
+        add_chunk_counts(lid, sg);
     }
 }

@@ -42,6 +42,35 @@ var<workgroup> row_m: array<f32, BQ>;
 var<workgroup> row_l: array<f32, BQ>;
 var<workgroup> row_corr: array<f32, BQ>;
 
+// A key block's share of one invocation: BK x D_MAX / 4 runs of 4, over WG invocations.
+const KV_FETCH: u32 = BK * D_MAX / 4u / WG;
+
+struct KvFetch {
+    k: array<vec4<f32>, KV_FETCH>,
+    v: array<vec4<f32>, KV_FETCH>,
+}
+
+// Keys and values kb ..< kb + nk of kv head kvh, invocation lid's runs (zeros past nk and
+// HEAD_DIM).
+fn fetch_kv(kvh: u32, kb: u32, nk: u32, lid: u32) -> KvFetch {
+    var r: KvFetch;
+    for (var f = 0u; f < KV_FETCH; f++) {
+        let i = lid + f * WG;
+        let j = i / (D_MAX / 4u);
+        let d = (i % (D_MAX / 4u)) * 4u;
+        if j < nk && d < HEAD_DIM {
+            let e = (kvh * params.capacity + (kb + j) % params.capacity) * HEAD_DIM + d;
+            r.k[f] = vec4<f32>(load_k(e), 0.0, 0.0);
+            r.v[f] = vec4<f32>(load_v(e), 0.0, 0.0);
+            if d + 2u < HEAD_DIM {
+                r.k[f] = vec4<f32>(r.k[f].xy, load_k(e + 2u));
+                r.v[f] = vec4<f32>(r.v[f].xy, load_v(e + 2u));
+            }
+        }
+    }
+    return r;
+}
+
 // Row qi's new running max: the old one and the block's 8 partial maxima, in order.
 fn block_max(qi: u32) -> f32 {
     var m = row_m[qi];
@@ -92,26 +121,23 @@ fn attention_prefill_f32(@builtin(local_invocation_index) lid: u32,
     var o: array<vec4<f32>, 4>;
     workgroupBarrier();
 
-    for (var kb = first_visible(pos_first); kb <= pos_last; kb += BK) {
+    // Each block's keys and values are read from the cache into registers while the block
+    // before it computes, and stored to workgroup memory at the top of its own iteration.
+    let kb0 = first_visible(pos_first);
+    var next = fetch_kv(kvh, kb0, min(BK, pos_last + 1u - kb0), lid);
+    for (var kb = kb0; kb <= pos_last; kb += BK) {
         let nk = min(BK, pos_last + 1u - kb);
-        for (var i = lid; i < BK * D_MAX / 4u; i += WG) {
+        for (var f = 0u; f < KV_FETCH; f++) {
+            let i = lid + f * WG;
             let j = i / (D_MAX / 4u);
-            let d = (i % (D_MAX / 4u)) * 4u;
-            var kv = vec4<f32>(0.0);
-            var vv = vec4<f32>(0.0);
-            if j < nk && d < HEAD_DIM {
-                let e = (kvh * params.capacity + (kb + j) % params.capacity) * HEAD_DIM + d;
-                kv = vec4<f32>(load_k(e), 0.0, 0.0);
-                vv = vec4<f32>(load_v(e), 0.0, 0.0);
-                if d + 2u < HEAD_DIM {
-                    kv = vec4<f32>(kv.xy, load_k(e + 2u));
-                    vv = vec4<f32>(vv.xy, load_v(e + 2u));
-                }
-            }
-            ks[j * (LDQ / 4u) + d / 4u] = kv;
-            vs[j * (D_MAX / 4u) + d / 4u] = vv;
+            let d4 = i % (D_MAX / 4u);
+            ks[j * (LDQ / 4u) + d4] = next.k[f];
+            vs[j * (D_MAX / 4u) + d4] = next.v[f];
         }
         workgroupBarrier();
+        if kb + BK <= pos_last {
+            next = fetch_kv(kvh, kb + BK, min(BK, pos_last + 1u - (kb + BK)), lid);
+        }
 
         // Scores, masked where the key is in the future or outside the window.
         var sc: array<vec4<f32>, 2>;

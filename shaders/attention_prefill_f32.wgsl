@@ -35,7 +35,7 @@ const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 var<workgroup> qs: array<vec4<f32>, BQ * LDQ / 4u>;   // [BQ][LDQ]: the queries, scaled
 var<workgroup> ks: array<vec4<f32>, BK * LDQ / 4u>;   // [BK][LDQ]
 var<workgroup> vs: array<vec4<f32>, BK * D_MAX / 4u>; // [BK][D_MAX]
-var<workgroup> ps: array<f32, BQ * LDP>;              // [BQ][LDP]: the block's exp(s - m)
+var<workgroup> ps: array<vec4<f32>, BQ * LDP / 4u>;   // [BQ][LDP]: the block's exp(s - m)
 var<workgroup> red_m: array<f32, BQ * 8u>;            // [BQ][8]: partial row maxima
 var<workgroup> red_l: array<f32, BQ * 8u>;            // [BQ][8]: partial row sums
 var<workgroup> row_m: array<f32, BQ>;
@@ -170,7 +170,8 @@ fn attention_prefill_f32(@builtin(local_invocation_index) lid: u32,
             var sum = 0.0;
             for (var c = 0u; c < 4u; c++) {
                 let p = exp(sc[r][c] - m);
-                ps[qi * LDP + sk + 8u * c] = p;
+                let j = sk + 8u * c;
+                ps[qi * (LDP / 4u) + j / 4u][j % 4u] = p;
                 sum += p;
             }
             red_l[qi * 8u + sk] = sum;
@@ -192,10 +193,19 @@ fn attention_prefill_f32(@builtin(local_invocation_index) lid: u32,
         for (var r = 0u; r < 4u; r++) {
             o[r] *= row_corr[4u * oq + r];
         }
-        for (var j = 0u; j < nk; j++) {
-            let v = vs[j * (D_MAX / 4u) + od];
+        // Four keys a step, their weights one vec4 load a row. Keys past nk have weight 0
+        // (masked) and zero values, so the last step's padding adds nothing.
+        for (var j4 = 0u; j4 < (nk + 3u) / 4u; j4++) {
+            let v0 = vs[(4u * j4) * (D_MAX / 4u) + od];
+            let v1 = vs[(4u * j4 + 1u) * (D_MAX / 4u) + od];
+            let v2 = vs[(4u * j4 + 2u) * (D_MAX / 4u) + od];
+            let v3 = vs[(4u * j4 + 3u) * (D_MAX / 4u) + od];
             for (var r = 0u; r < 4u; r++) {
-                o[r] += ps[(4u * oq + r) * LDP + j] * v;
+                let p = ps[(4u * oq + r) * (LDP / 4u) + j4];
+                o[r] += p.x * v0;
+                o[r] += p.y * v1;
+                o[r] += p.z * v2;
+                o[r] += p.w * v3;
             }
         }
         workgroupBarrier();

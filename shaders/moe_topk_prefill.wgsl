@@ -1,10 +1,8 @@
-// moe_topk_prefill: the router's top-k and softmax weights for each token of a prefill step
-// (entry t*k + j is token t's j-th choice), one invocation per token, for moe_route_prefill
-// to group by expert.
+// moe_topk_prefill: the router's top-k and softmax weights (topk.wgsl) for each token of a
+// prefill step, a workgroup a token (entry t*k + j is token t's j-th choice), for
+// moe_route_prefill to group by expert. Workgroup (x, y) takes token y * GRID_X + x.
 
 //!include topk
-
-const WG: u32 = 64u;
 
 struct Params {
     n_tokens: u32,
@@ -13,21 +11,29 @@ struct Params {
     _pad0: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-// binding 1: router_logits [n_tokens, n_experts] (topk.wgsl)
-@group(0) @binding(2) var<storage, read_write> weights: array<f32>;      // [n_tokens * k]
-@group(0) @binding(3) var<storage, read_write> experts: array<u32>;      // [n_tokens * k]
+// Tokens per grid row (at most 65,535 workgroups a dimension).
+const GRID_X: u32 = 32768u;
 
-@compute @workgroup_size(WG)
-fn moe_topk_prefill(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let t = gid.x;
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> router_logits: array<f32>;  // [n_tokens, n_experts]
+@group(0) @binding(2) var<storage, read_write> weights: array<f32>;  // [n_tokens * k]
+@group(0) @binding(3) var<storage, read_write> experts: array<u32>;  // [n_tokens * k]
+
+@compute @workgroup_size(TOPK_WG)
+fn moe_topk_prefill(@builtin(local_invocation_index) lid: u32,
+                    @builtin(workgroup_id) wg_id: vec3<u32>) {
+    let t = wg_id.y * GRID_X + wg_id.x;
     if t >= params.n_tokens {
         return;
     }
     let k = params.k;
-    let r = router_topk(t, params.n_experts, k);
-    for (var j = 0u; j < k; j++) {
-        experts[t * k + j] = r.ids[j];
-        weights[t * k + j] = r.weights[j];
+    var logit = 0.0;
+    if lid < params.n_experts {
+        logit = router_logits[t * params.n_experts + lid];
+    }
+    topk_rank(lid, params.n_experts, k, logit);
+    if lid < k {
+        experts[t * k + lid] = topk_i[lid];
+        weights[t * k + lid] = topk_weight(lid, k);
     }
 }

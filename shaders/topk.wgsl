@@ -1,50 +1,52 @@
-// Router top-k and softmax over the selected logits, for moe_route_prefill (the decode
-// router, router_f32_bf16w, ranks its own). The including kernel binds the router logits
-// [tokens, n_experts] at binding 1. Ties go to the lowest expert index; the softmax runs over
-// the k selected logits only (gpt-oss: top-k, then softmax).
+// The router's top-k by rank, for one token in one workgroup, shared by router_topk_f32
+// (decode) and moe_topk_prefill: the top k of n_experts logits (ties to the lowest expert,
+// NaN as the lowest) and the softmax over those k. An invocation per expert: expert i's rank
+// is the number of experts ahead of it (a larger logit, or an equal one at a lower index), a
+// total order once NaN reads as -huge; the experts of rank below k write themselves to their
+// places (one barrier instead of k rounds of a tree). The including kernel's workgroup has
+// TOPK_WG invocations.
 
-@group(0) @binding(1) var<storage, read> router_logits: array<f32>;
+const TOPK_WG: u32 = 256u;       // MAX_EXPERTS
+const TOPK_MAX: u32 = 32u;       // MAX_K
+const NEG_HUGE: f32 = -3.0e38;
 
-const TOPK_MAX: u32 = 32u;
+var<workgroup> topk_staged: array<f32, TOPK_WG>;
+var<workgroup> topk_v: array<f32, TOPK_MAX>;   // the chosen logits, by rank
+var<workgroup> topk_i: array<u32, TOPK_MAX>;   // the chosen experts, by rank
 
-struct TopK {
-    ids: array<u32, TOPK_MAX>,
-    weights: array<f32, TOPK_MAX>,
+// A logit in the top-k's order: NaN as the lowest.
+fn topk_ordered(v: f32) -> f32 {
+    return select(NEG_HUGE, v, v == v);
 }
 
-// The top `k` of token `t`'s `n_experts` logits, in descending order, with softmax weights.
-fn router_topk(t: u32, n_experts: u32, k: u32) -> TopK {
-    var r: TopK;
-    let base = t * n_experts;
-    for (var j = 0u; j < k; j++) {
-        var best = 0u;
-        var best_v = 0.0;
-        var found = false;
-        for (var e = 0u; e < n_experts; e++) {
-            var taken = false;
-            for (var i = 0u; i < j; i++) {
-                taken = taken || r.ids[i] == e;
-            }
-            let v = router_logits[base + e];
-            if !taken && (!found || v > best_v) {
-                best = e;
-                best_v = v;
-                found = true;
-            }
+// Ranks the token's logits (invocation lid passes expert lid's; the others any value) into
+// topk_v and topk_i. Call from uniform control flow: it ends in a barrier.
+fn topk_rank(lid: u32, n_experts: u32, k: u32, logit: f32) {
+    if lid < n_experts {
+        topk_staged[lid] = topk_ordered(logit);
+    }
+    workgroupBarrier();
+    if lid < n_experts {
+        let v = topk_staged[lid];
+        var rank = 0u;
+        for (var j = 0u; j < n_experts; j++) {
+            let o = topk_staged[j];
+            rank += u32(o > v || (o == v && j < lid));
         }
-        r.ids[j] = best;
-        r.weights[j] = best_v;
+        if rank < k {
+            topk_v[rank] = v;
+            topk_i[rank] = lid;
+        }
     }
-    // Softmax over the selected logits; the first is the largest.
-    let m = r.weights[0];
+    workgroupBarrier();
+}
+
+// The softmax weight of the expert of rank j, after topk_rank (the first is the largest).
+fn topk_weight(j: u32, k: u32) -> f32 {
+    let m = topk_v[0];
     var sum = 0.0;
-    for (var j = 0u; j < k; j++) {
-        let e = exp(r.weights[j] - m);
-        r.weights[j] = e;
-        sum += e;
+    for (var i = 0u; i < k; i++) {
+        sum += exp(topk_v[i] - m);
     }
-    for (var j = 0u; j < k; j++) {
-        r.weights[j] = r.weights[j] / sum;
-    }
-    return r;
+    return exp(topk_v[j] - m) / sum;
 }

@@ -1,5 +1,5 @@
 //! MoE prefill, first step: each token's top-k of its router logits and their softmax
-//! weights, one invocation a token (moe_route_prefill then groups them by expert).
+//! weights, a workgroup a token (moe_route_prefill then groups them by expert).
 
 use super::moe::{check_routing, MoeShape, Routing};
 use crate::error::Result;
@@ -11,8 +11,8 @@ kernel! {
     bindings { router_logits: Read, weights: ReadWrite, experts: ReadWrite }
 }
 
-/// Invocations per workgroup (WG in the shader).
-const WG: u32 = 64;
+/// Tokens per grid row (GRID_X in the shader).
+const GRID_X: u32 = 32768;
 
 /// `routing.experts` and `routing.weights` [n_tokens * k] from `logits` [n_tokens, n_experts].
 pub struct MoeTopKPrefill<'a> {
@@ -49,7 +49,7 @@ impl MoeTopKPrefill<'_> {
             &[],
             &params,
             "moe.topk",
-            [self.n_tokens.div_ceil(WG), 1, 1],
+            [self.n_tokens.min(GRID_X), self.n_tokens.div_ceil(GRID_X), 1],
         )
     }
 }

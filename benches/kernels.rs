@@ -81,7 +81,7 @@ fn prefill_flops(c: &ModelConfig, name: &str, t: usize, window: bool) -> Option<
         "matmul_f32_bf16w o_proj" => 2.0 * t_f * h * c.q_dim() as f64,
         "moe_gate_up_prefill_f32_mf4w" => 2.0 * t_f * k * 2.0 * i * h,
         "moe_down_prefill_f32_mf4w" => 2.0 * t_f * k * h * i,
-        "attention_prefill_f32" => {
+        "attention_prefill_f32" | "attention_prefill_f16" => {
             let keys: f64 = (0..t)
                 .map(|p| if window { (p + 1).min(c.sliding_window) } else { p + 1 } as f64)
                 .sum();
@@ -412,11 +412,12 @@ fn main() {
         }
         for ((nth, name), v) in samples {
             let us = median(v[1..].to_vec()) / 1e3;
-            let window = name == "attention_prefill_f32" && nth == 0;
-            if nth > 0 && name != "attention_prefill_f32" {
+            let attention = name.starts_with("attention_prefill");
+            let window = attention && nth == 0;
+            if nth > 0 && !attention {
                 continue;
             }
-            let label = if name == "attention_prefill_f32" {
+            let label = if attention {
                 format!("{name} ({})", if window { "sliding" } else { "full" })
             } else {
                 name.clone()

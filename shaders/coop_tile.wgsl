@@ -18,6 +18,8 @@
 enable f16;
 enable wgpu_cooperative_matrix;
 
+//!include f16_split
+
 const TM: u32 = 64u;
 const TN: u32 = 128u;
 // Columns per K step (two MXFP4 blocks).
@@ -100,17 +102,12 @@ fn coop_mma(blk: CoopBlock, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>) {
     }
 }
 
-// Four activations at halfs o..o + 4 (o a multiple of 4) of xs as hi and lo parts (v already
-// within f16's range). hi is v cut to f16's 10 fraction bits with integer masks (exact in f16
-// for |v| >= 2^-14), so the remainder v - hi is exact in f32 and no compiler can fold it
-// away; lo is that remainder times 2^11, which keeps it out of f16's subnormals (some drivers
-// flush them) for any v
-// whose hi is normal.
+// Four activations at halfs o..o + 4 (o a multiple of 4) of xs as hi and lo parts
+// (f16_split; v already within f16's range).
 fn coop_put_x4(o: u32, v: vec4<f32>) {
-    let hi = bitcast<vec4<f32>>(bitcast<vec4<u32>>(v) & vec4<u32>(0xffffe000u));
-    let lo = (v - hi) * 2048.0;
+    let hi = f16_hi(v);
     xs[o / 4u] = vec4<f16>(hi);
-    xs_lo[o / 4u] = vec4<f16>(lo);
+    xs_lo[o / 4u] = vec4<f16>(f16_lo(v, hi));
 }
 
 // Eight weights at halfs o..o + 8 (o a multiple of 8) of ws: a then b.
@@ -126,7 +123,7 @@ fn coop_emit(ids: CoopIds, blk: CoopBlock, c: array<coop_mat16x16<f32, C>, 8>) {
     let slot = ids.sg_id * 256u;
     // Fragments 0 to 3, or 0 and 2 of a half block (a loop step, not a branch: see coop_mma).
     for (var f = 0u; f < 4u; f += select(1u, 2u, blk.half)) {
-        coopStoreT(c[f] + c[f + 4u] * (1.0 / 2048.0), &staged[slot], 16u);
+        coopStoreT(c[f] + c[f + 4u] * (1.0 / F16_LO_SCALE), &staged[slot], 16u);
         workgroupBarrier();
         let m0 = blk.am + (f / 2u) * 16u;
         let n0 = blk.bn + (f % 2u) * 16u;

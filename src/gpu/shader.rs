@@ -35,6 +35,7 @@ shader_table![
     "moe_tile_list",
     "moe_prefill_coop",
     "coop_tile",
+    "f16_split",
     "attention",
     "moe_decode",
     "grid",
@@ -52,6 +53,7 @@ shader_table![
     "matmul_f32_bf16w",
     "matmul_f16_bf16w",
     "attention_prefill_f32",
+    "attention_prefill_f16",
     "moe_route_prefill",
     "moe_topk_prefill",
     "moe_gate_up_prefill_f32_mf4w",
@@ -159,6 +161,7 @@ pub fn is_module(name: &str) -> bool {
             | "moe_tile_list"
             | "moe_prefill_coop"
             | "coop_tile"
+            | "f16_split"
             | "attention"
             | "moe_decode"
             | "grid"
@@ -176,6 +179,7 @@ pub fn needs_coop(name: &str) -> bool {
             | "moe_gate_up_prefill_f16_mf4w"
             | "moe_down_prefill_f16_mf4w"
             | "matmul_f16_bf16w"
+            | "attention_prefill_f16"
     )
 }
 

@@ -1,6 +1,6 @@
 //! Tiled causal attention with sinks and sliding window for a prefill step, over the cache.
 
-use super::AttentionStep;
+use super::{attention_prefill_f16, AttentionStep};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -17,7 +17,7 @@ kernel! {
 }
 
 /// Queries and keys per block (the shader's BQ and BK).
-const BQ: u32 = 32;
+pub const BQ: u32 = 32;
 const BK: u32 = 32;
 /// Largest head_dim the kernel's tiles hold (the shader's D_MAX).
 pub const MAX_HEAD_DIM: u32 = 64;
@@ -29,7 +29,8 @@ const LDP: u32 = BK + 4;
 const WORKGROUP_BYTES: u32 =
     4 * (BQ * LDQ + BK * LDQ + BK * MAX_HEAD_DIM + BQ * LDP + 2 * BQ * 8 + 3 * BQ);
 
-/// `out` [n_tokens, heads, head_dim] for the step's queries (q already rotated, in `qkv`).
+/// `out` [n_tokens, heads, head_dim] for the step's queries (q already rotated, in `qkv`):
+/// attention_prefill_f16 where [`attention_prefill_f16::applies`], this kernel elsewhere.
 pub struct AttentionPrefill<'a> {
     pub attention: AttentionStep<'a>,
     /// The largest step: buffers are checked for it and the grid is set per step.
@@ -42,6 +43,9 @@ pub struct AttentionPrefill<'a> {
 
 impl AttentionPrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
+        if attention_prefill_f16::applies(gpu, &self.attention.layout) {
+            return attention_prefill_f16::dispatch(self, gpu);
+        }
         let a = &self.attention;
         let sh = &a.layout;
         let d = sh.head_dim;
@@ -87,12 +91,17 @@ impl AttentionPrefill<'_> {
             &[("HEAD_DIM", d as f64)],
             &params,
             &self.out.label,
-            self.grid(self.max_tokens),
+            [self.max_tokens.div_ceil(BQ), sh.n_heads, 1],
         )
     }
 
-    /// The grid for a step of `n_tokens` queries.
-    pub fn grid(&self, n_tokens: u32) -> [u32; 3] {
-        [n_tokens.div_ceil(BQ), self.attention.layout.n_heads, 1]
+    /// The grid for a step of `n_tokens` queries, on whichever kernel `dispatch` chose.
+    pub fn grid(&self, gpu: &Gpu, n_tokens: u32) -> [u32; 3] {
+        let bq = if attention_prefill_f16::applies(gpu, &self.attention.layout) {
+            attention_prefill_f16::BQ
+        } else {
+            BQ
+        };
+        [n_tokens.div_ceil(bq), self.attention.layout.n_heads, 1]
     }
 }

@@ -137,6 +137,7 @@ macro_rules! kernel {
 
 pub mod attention_combine_f32;
 pub mod attention_decode_f32;
+pub mod attention_prefill_f16;
 pub mod attention_prefill_f32;
 pub mod bandwidth_read;
 pub mod dequant_f32_mf4w;
@@ -211,6 +212,7 @@ pub struct Kernel {
 pub const KERNELS: &[Kernel] = &[
     attention_combine_f32::KERNEL,
     attention_decode_f32::KERNEL,
+    attention_prefill_f16::KERNEL,
     attention_prefill_f32::KERNEL,
     bandwidth_read::KERNEL,
     dequant_f32_mf4w::KERNEL,

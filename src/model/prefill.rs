@@ -242,7 +242,7 @@ impl Builder<'_> {
             out: &p.attn,
         };
         let mut d = attn.dispatch(gpu)?;
-        d.workgroups = attn.grid(n as u32);
+        d.workgroups = attn.grid(gpu, n as u32);
         plan.push(d);
         self.shift(plan, &p.attn, c.q_dim(), &p.attn_shift)?;
         let o = Product::new(&lw.o, &p.attn, &p.x)

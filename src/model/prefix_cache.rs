@@ -11,12 +11,13 @@
 //!   Such a key p is intact unless the old sequence wrote p + capacity, i.e. unless
 //!   p + capacity <= L - 1. So reuse from d is exact when max(0, d+1-window) + capacity >= L;
 //!   otherwise the prompt is prefilled from 0.
-//! - d is rounded down to a multiple of the prefill attention's query tile (BQ = 16 in
-//!   attention_prefill_f32.wgsl): a tile's first query fixes where its key blocks start, so
-//!   with tiles on the same positions as a cold prefill the result is bit-identical to it
-//!   (when the step length is a multiple of the tile too, as the default 2048 is; otherwise
-//!   later steps' tiles differ and the results agree to rounding). At least one prompt id is
-//!   always prefilled (its logits give the first sample).
+//! - d is rounded down to a multiple of the prefill attention's query tile (BQ: 32 in
+//!   attention_prefill_f32.wgsl, 64 in attention_prefill_f16.wgsl), or of the step when the
+//!   step is shorter (a step of at most BQ tokens is one tile): a tile's first query fixes
+//!   where its key blocks start, so with tiles on the same positions as a cold prefill the
+//!   result is bit-identical to it (when the step length is a multiple of the tile too, as the
+//!   default 2048 is; otherwise later steps' tiles differ and the results agree to rounding).
+//!   At least one prompt id is always prefilled (its logits give the first sample).
 //!
 //! KV written by decode steps (generated ids) is re-used too: the same function of the same
 //! inputs, though computed by the decode kernels rather than the prefill ones.
@@ -24,8 +25,14 @@
 use crate::config::ModelConfig;
 use crate::model::kv_cache;
 
-/// attention_prefill_f32's BQ: queries per workgroup.
-pub const QUERY_TILE: usize = 16;
+/// The prefill attention kernels' largest BQ (queries per workgroup), a multiple of the
+/// other's: reuse from a multiple of it keeps the tiles where a cold prefill has them on
+/// either kernel.
+pub const QUERY_TILE: usize = 64;
+const _: () = assert!(
+    QUERY_TILE as u32 == crate::kernels::attention_prefill_f16::BQ
+        && QUERY_TILE as u32 % crate::kernels::attention_prefill_f32::BQ == 0
+);
 
 /// How many leading ids of `prompt` may be taken from a cache holding `cached`.
 pub fn reusable_prefix(
@@ -40,7 +47,9 @@ pub fn reusable_prefix(
         .zip(prompt)
         .take_while(|(a, b)| a == b)
         .count();
-    let d = shared.min(prompt.len().saturating_sub(1)) / QUERY_TILE * QUERY_TILE;
+    // Steps of at most a tile (powers of two in practice) are one tile each.
+    let tile = QUERY_TILE.min(chunk);
+    let d = shared.min(prompt.len().saturating_sub(1)) / tile * tile;
     if d == 0 {
         return 0;
     }

@@ -43,6 +43,18 @@ pub fn coop_gpu() -> Option<Gpu> {
     gpu.precision().coop.then_some(gpu)
 }
 
+/// coop_gpu with an f16 KV cache: where attention_prefill_f16 runs.
+pub fn coop_f16_gpu() -> Option<Gpu> {
+    let gpu = gpu_with(GpuOptions {
+        portable: false,
+        kv: KvChoice::F16,
+        coop: true,
+        ..env_options()
+    });
+    let p = gpu.precision();
+    (p.coop && p.kv == KvChoice::F16).then_some(gpu)
+}
+
 pub fn env_options() -> GpuOptions {
     GpuOptions::from_env().expect("OSS_WGPU_* environment variables")
 }

@@ -1,0 +1,256 @@
+// attention_prefill_f16: attention_prefill_f32 (causal and sliding-window attention with
+// sinks over the KV cache for the tokens of a prefill step) with its two products on
+// cooperative matrices: f16 operands, f32 accumulation. Head dimension 64 only.
+//
+// A workgroup takes BQ = 64 queries of one head; subgroup s owns queries 16 s ..< 16 s + 16
+// and walks the visible keys in blocks of BK = 32, keeping each row's running max m and sum
+// l (m starts at the sink logit and l at exp(sink - m) = 1, as in attention_prefill_f32).
+// Per block: the scores S = Q K^T of the subgroup's 16 rows x 32 keys on matrices, through
+// workgroup memory (st) to its lanes, which mask them, move the running state and write P =
+// exp(S - m); then P V on matrices, through st again, into the output rows the lanes hold in
+// registers (o = o * exp(m_old - m) + P V: a fragment's rows cannot be scaled in place).
+//
+// Precision: the keys and values are f16 already in an f16 cache (the host runs this kernel
+// only there), so they are exact operands. The queries and P are not: each is split into two
+// f16 parts (f16_split), each multiplied with its own accumulators, so both products are
+// the f32 kernel's to within 2^-20 of each term, plus f32 rounding in another order. Range:
+// each query row is divided by a power of two that brings its largest |q| below 2^15 (the
+// scores get it back, exact); P is at most 1.
+
+enable f16;
+enable wgpu_cooperative_matrix;
+
+//!include attention
+//!include kv_cache
+//!include f16_split
+
+const BQ: u32 = 64u;
+const BK: u32 = 32u;
+const D: u32 = 64u;
+const N_SG: u32 = 4u;
+// Row stride of the f16 tiles in halfs: 64 and 8 of padding (144 bytes, a multiple of the 16
+// that fragment loads want), so that consecutive rows start in different banks.
+const LD: u32 = 72u;
+const LD4: u32 = LD / 4u;
+const MASKED: f32 = -1.0e30;
+// The host sets WG to N_SG subgroups of the adapter's fixed size (32 or 64): every subgroup
+// owns 16 query rows, and the matrix operations stay in uniform control flow.
+override WG: u32 = 128u;
+// Lanes per query row (2 or 4), each holding KPL of a block's keys and DPL of the row's
+// output dimensions (private arrays are sized for 2).
+override LANES: u32 = WG / N_SG / 16u;
+override KPL: u32 = BK / LANES;
+override DPL: u32 = D / LANES;
+const MAX_KPL: u32 = BK / 2u;
+const MAX_DPL: u32 = D / 2u;
+
+// Bindings 0-2 (params, step, qkv) are attention.wgsl's.
+const K_CACHE_BINDING: u32 = 3u;  // [kv_heads, capacity, D]
+const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
+@group(0) @binding(5) var<storage, read> sinks: array<f32>;        // [n_heads]
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;    // [n_tokens, n_heads, D]
+
+// The queries' hi and lo parts [BQ][LD] until they are in registers, then each block's P.
+var<workgroup> ph: array<vec4<f16>, BQ * LD4>;
+var<workgroup> pl: array<vec4<f16>, BQ * LD4>;
+var<workgroup> ks: array<vec4<f16>, BK * LD4>;    // [BK][LD]: key j, dimension d
+var<workgroup> vs: array<vec4<f16>, BK * LD4>;    // [BK][LD]
+var<workgroup> st: array<f32, N_SG * 16u * D>;    // per subgroup [16][D]: S, then P V
+var<workgroup> q_exp: array<f32, BQ>;             // 2^(each query row's shift)
+
+struct Ids {
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+}
+
+// A key block's share of one invocation: BK x D / 4 runs of 4, over WG >= 128 invocations.
+const KV_FETCH: u32 = 4u;
+
+struct KvFetch {
+    k: array<vec4<f32>, KV_FETCH>,
+    v: array<vec4<f32>, KV_FETCH>,
+}
+
+// Keys and values kb ..< kb + nk of kv head kvh, invocation lid's runs (zeros past nk: the
+// padding keys' P is 0, and 0 times a stale value could be NaN).
+fn fetch_kv(kvh: u32, kb: u32, nk: u32, lid: u32) -> KvFetch {
+    var r: KvFetch;
+    for (var f = 0u; f < KV_FETCH; f++) {
+        let i = lid + f * WG;
+        let j = i / (D / 4u);
+        if i < BK * D / 4u && j < nk {
+            let e = (kvh * params.capacity + (kb + j) % params.capacity) * D + (i % (D / 4u)) * 4u;
+            r.k[f] = vec4<f32>(load_k(e), load_k(e + 2u));
+            r.v[f] = vec4<f32>(load_v(e), load_v(e + 2u));
+        }
+    }
+    return r;
+}
+
+fn store_kv(r: KvFetch, lid: u32) {
+    for (var f = 0u; f < KV_FETCH; f++) {
+        let i = lid + f * WG;
+        if i < BK * D / 4u {
+            let o = (i / (D / 4u)) * LD4 + i % (D / 4u);
+            ks[o] = vec4<f16>(r.k[f]);
+            vs[o] = vec4<f16>(r.v[f]);
+        }
+    }
+}
+
+// The largest of a value over the lanes of one query row (adjacent lanes).
+fn row_max(x: f32) -> f32 {
+    var m = x;
+    for (var s = 1u; s < LANES; s *= 2u) {
+        m = max(m, subgroupShuffleXor(m, s));
+    }
+    return m;
+}
+
+fn row_sum(x: f32) -> f32 {
+    var t = x;
+    for (var s = 1u; s < LANES; s *= 2u) {
+        t += subgroupShuffleXor(t, s);
+    }
+    return t;
+}
+
+@compute @workgroup_size(WG)
+fn attention_prefill_f16(ids: Ids) {
+    let lid = ids.lid;
+    // The grid has ceil(n_tokens / BQ) columns, so q0 < n_tokens.
+    let q0 = ids.wg_id.x * BQ;
+    let h = ids.wg_id.y;
+    let nq = min(BQ, step.n_tokens - q0);
+    let kvh = h / (params.n_heads / params.n_kv_heads);
+    let pos_first = step.pos0 + q0;
+    let pos_last = pos_first + nq - 1u;
+
+    // Each query row's shift: the smallest e >= 0 with max |q scale| 2^-e < 2^15.
+    if lid < BQ {
+        var m = 0.0;
+        if lid < nq {
+            let base = (q0 + lid) * params.qkv_stride + h * D;
+            for (var d = 0u; d < D; d++) {
+                m = max(m, abs(qkv[base + d] * params.scale));
+            }
+        }
+        let e = max(i32((bitcast<u32>(m) >> 23u) & 0xffu) - 127 - 14, 0);
+        q_exp[lid] = exp2(f32(e));
+    }
+    workgroupBarrier();
+    for (var i = lid; i < BQ * D / 4u; i += WG) {
+        let qi = i / (D / 4u);
+        let d = (i % (D / 4u)) * 4u;
+        var v = vec4<f32>(0.0);
+        if qi < nq {
+            let b = (q0 + qi) * params.qkv_stride + h * D + d;
+            v = vec4<f32>(qkv[b], qkv[b + 1u], qkv[b + 2u], qkv[b + 3u]) * (params.scale / q_exp[qi]);
+        }
+        let hi = f16_hi(v);
+        ph[qi * LD4 + d / 4u] = vec4<f16>(hi);
+        pl[qi * LD4 + d / 4u] = vec4<f16>(f16_lo(v, hi));
+    }
+    workgroupBarrier();
+    let r0 = ids.sg_id * 16u;   // the subgroup's first query row
+    // Its queries as A fragments (16 rows x 16 dimensions; hi parts, then lo), for every block.
+    var qa: array<coop_mat16x16<f16, A>, 8>;
+    for (var c = 0u; c < 4u; c++) {
+        qa[c] = coopLoadT<coop_mat16x16<f16, A>>(&ph[r0 * LD4 + c * 4u], LD4);
+        qa[c + 4u] = coopLoadT<coop_mat16x16<f16, A>>(&pl[r0 * LD4 + c * 4u], LD4);
+    }
+    workgroupBarrier();
+
+    // This lane's query row (of the subgroup's 16) and its share of keys and dimensions.
+    let row = ids.sg_lane / LANES;
+    let part = ids.sg_lane % LANES;
+    let qi = r0 + row;
+    let pos = pos_first + qi;
+    let slot = ids.sg_id * 16u * D;
+    var m_run = sinks[h];
+    var l_run = 1.0;
+    var o: array<f32, MAX_DPL>;
+
+    let kb0 = first_visible(pos_first);
+    var next = fetch_kv(kvh, kb0, min(BK, pos_last + 1u - kb0), lid);
+    for (var kb = kb0; kb <= pos_last; kb += BK) {
+        let nk = min(BK, pos_last + 1u - kb);
+        store_kv(next, lid);
+        workgroupBarrier();
+        if kb + BK <= pos_last {
+            next = fetch_kv(kvh, kb + BK, min(BK, pos_last + 1u - (kb + BK)), lid);
+        }
+
+        // S for the subgroup's rows, 16 keys a fragment (ks holds K^T column by column).
+        for (var kc = 0u; kc < BK / 16u; kc++) {
+            var s_hi: coop_mat16x16<f32, C>;
+            var s_lo: coop_mat16x16<f32, C>;
+            for (var c = 0u; c < 4u; c++) {
+                let b = coopLoad<coop_mat16x16<f16, B>>(&ks[kc * 16u * LD4 + c * 4u], LD4);
+                s_hi = coopMultiplyAdd(qa[c], b, s_hi);
+                s_lo = coopMultiplyAdd(qa[c + 4u], b, s_lo);
+            }
+            coopStoreT(s_hi + s_lo * (1.0 / F16_LO_SCALE), &st[slot + kc * 16u], D);
+        }
+        workgroupBarrier();
+
+        // The lane's keys part * KPL ..: masked where in the future, outside the window or
+        // past the block; the row's new max and sum; P as two f16 parts.
+        var s: array<f32, MAX_KPL>;
+        var bm = MASKED;
+        for (var c = 0u; c < KPL; c++) {
+            let j = part * KPL + c;
+            let key = kb + j;
+            let visible = qi < nq && j < nk && key <= pos && key >= first_visible(pos);
+            s[c] = select(MASKED, st[slot + row * D + j] * q_exp[qi], visible);
+            bm = max(bm, s[c]);
+        }
+        let m_new = max(m_run, row_max(bm));
+        let corr = exp(m_run - m_new);
+        var sum = 0.0;
+        for (var c4 = 0u; c4 < KPL / 4u; c4++) {
+            var p: vec4<f32>;
+            for (var c = 0u; c < 4u; c++) {
+                p[c] = exp(s[4u * c4 + c] - m_new);
+            }
+            sum += p.x + p.y + p.z + p.w;
+            let hi = f16_hi(p);
+            let at = qi * LD4 + (part * KPL) / 4u + c4;
+            ph[at] = vec4<f16>(hi);
+            pl[at] = vec4<f16>(f16_lo(p, hi));
+        }
+        l_run = l_run * corr + row_sum(sum);
+        m_run = m_new;
+        workgroupBarrier();
+
+        // P V for the subgroup's rows, 16 dimensions a fragment, into st.
+        var pa: array<coop_mat16x16<f16, A>, 4>;
+        for (var kc = 0u; kc < BK / 16u; kc++) {
+            pa[kc] = coopLoadT<coop_mat16x16<f16, A>>(&ph[r0 * LD4 + kc * 4u], LD4);
+            pa[kc + 2u] = coopLoadT<coop_mat16x16<f16, A>>(&pl[r0 * LD4 + kc * 4u], LD4);
+        }
+        for (var dc = 0u; dc < D / 16u; dc++) {
+            var o_hi: coop_mat16x16<f32, C>;
+            var o_lo: coop_mat16x16<f32, C>;
+            for (var kc = 0u; kc < BK / 16u; kc++) {
+                let b = coopLoadT<coop_mat16x16<f16, B>>(&vs[kc * 16u * LD4 + dc * 4u], LD4);
+                o_hi = coopMultiplyAdd(pa[kc], b, o_hi);
+                o_lo = coopMultiplyAdd(pa[kc + 2u], b, o_lo);
+            }
+            coopStoreT(o_hi + o_lo * (1.0 / F16_LO_SCALE), &st[slot + dc * 16u], D);
+        }
+        workgroupBarrier();
+        for (var c = 0u; c < DPL; c++) {
+            o[c] = o[c] * corr + st[slot + row * D + part * DPL + c];
+        }
+        // The next block's first barrier keeps st and the tiles until every lane is done.
+    }
+    if qi < nq {
+        let base = ((q0 + qi) * params.n_heads + h) * D + part * DPL;
+        for (var c = 0u; c < DPL; c++) {
+            out[base + c] = o[c] / l_run;
+        }
+    }
+}

@@ -539,7 +539,7 @@ fn f16_kv_stays_within_its_rounding_at_real_widths() {
     let mut checks = Checks::default();
     runs.check_cases(&mut checks, |checks, ci, case, prompt| {
         // The returned bound (case B against A, every path) is the loosest path's.
-        let mut bound = vec![0f32; 0];
+        let mut bound: Vec<f32> = Vec::new();
         let mut refs: Vec<(Vec<u32>, Vec<f32>, Vec<f32>)> = Vec::new();
         for (name, outs) in &runs.paths {
             let ids = &outs[ci].ids;

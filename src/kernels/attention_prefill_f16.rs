@@ -88,6 +88,6 @@ pub(super) fn dispatch(a: &AttentionPrefill, gpu: &Gpu) -> Result<Dispatch> {
         &[("WG", wg as f64)],
         &params,
         &a.out.label,
-        [a.max_tokens.div_ceil(BQ), sh.n_heads, 1],
+        a.grid(gpu, a.max_tokens),
     )
 }

@@ -91,7 +91,7 @@ impl AttentionPrefill<'_> {
             &[("HEAD_DIM", d as f64)],
             &params,
             &self.out.label,
-            [self.max_tokens.div_ceil(BQ), sh.n_heads, 1],
+            self.grid(gpu, self.max_tokens),
         )
     }
 

@@ -112,8 +112,13 @@ fn coop_put_x4(o: u32, v: vec4<f32>) {
 
 // Eight weights at halfs o..o + 8 (o a multiple of 8) of ws: a then b.
 fn coop_put_w8(o: u32, a: vec4<f32>, b: vec4<f32>) {
-    ws[o / 4u] = vec4<f16>(a);
-    ws[o / 4u + 1u] = vec4<f16>(b);
+    coop_put_w8h(o, vec4<f16>(a), vec4<f16>(b));
+}
+
+// coop_put_w8 for weights already in f16.
+fn coop_put_w8h(o: u32, a: vec4<f16>, b: vec4<f16>) {
+    ws[o / 4u] = a;
+    ws[o / 4u + 1u] = b;
 }
 
 // The subgroup's results (hi products plus lo products / 2^11; four fragments, two for a

@@ -40,7 +40,7 @@ fn moe_down_prefill_f16_mf4w(ids: CoopIds) {
     if t.n_rows == 0u {
         return;
     }
-    mxfp4_init_pairs(ids.lid, WG);
+    coop_init_pairs(ids.lid);
     workgroupBarrier();
     coop_tile_matmul(ids, t, params.inter / 32u);
 }

@@ -51,7 +51,7 @@ fn moe_gate_up_prefill_f16_mf4w(ids: CoopIds) {
     if t.n_rows == 0u {
         return;
     }
-    mxfp4_init_pairs(ids.lid, WG);
+    coop_init_pairs(ids.lid);
     if ids.lid < TM {
         var tok = 0u;
         if ids.lid < t.n_rows {

@@ -6,9 +6,12 @@
 // Overflow safety: a weight is stored as E2M1 x 2^(block scale - row scale), where the row
 // scale is the largest block scale of that weight row, so |value| <= 6 and nothing becomes
 // inf; the row's 2^(row scale - 127) multiplies the f32 result (two exact steps,
-// mxfp4_scale). A block more than 2^14 below its row's largest lands on f16 subnormals: each
-// of its weights is then off by at most 2^-24 x 2^(row scale - 127). The activations are the
-// including kernel's to keep in range.
+// mxfp4_scale). The weights are decoded as f16 pairs (a byte table) times the block's
+// 2^(block scale - row scale) as an f16, one correctly rounded f16 multiply a pair. A block
+// more than 2^14 below its row's largest lands on f16 subnormals: each of its weights is then
+// off by at most 2^-25 x 2^(row scale - 127); one more than 2^24 below reads as zeros (each
+// weight off by at most 6 x 2^-25 of that). The activations are the including kernel's to
+// keep in range.
 //
 // The including kernel declares `offsets`, `tiles`, `tile_count` (moe_tile_list), `blocks`
 // ([rows, K/32, 16] u8 in u32) and `scales` ([rows, K/32] u8 in u32) of its expert part;
@@ -25,6 +28,18 @@
 const FETCH: u32 = 4u;
 
 var<workgroup> row_exp: array<u32, TN>;   // each weight row's largest block scale
+
+// Both E2M1 values of every possible byte (low nibble first) as an f16 pair, for the weight
+// tile's decode: one lookup and one f16 multiply a byte, where f32 values would take two
+// multiplies and a conversion. The values (0 to 6) are exact in f16.
+var<workgroup> coop_pairs: array<vec2<f16>, 256>;
+
+// Fills coop_pairs; call from every invocation, then barrier before use.
+fn coop_init_pairs(lid: u32) {
+    for (var b = lid; b < 256u; b += WG) {
+        coop_pairs[b] = vec2<f16>(vec2<f32>(MXFP4_LUT[b & 15u], MXFP4_LUT[b >> 4u]));
+    }
+}
 
 // A workgroup's tile: TN weight rows from n0 (of n_total per expert) of local expert
 // local_e (counted from the part's first), and the row tile of n_rows entries from start.
@@ -76,7 +91,7 @@ fn coop_row_exponents(lid: u32, t: CoopTile, nb: u32) {
 struct CoopFetch {
     x: array<vec4<f32>, FETCH>,   // activations: FETCH runs of 4
     q: array<u32, FETCH>,         // weights: FETCH words of 8 E2M1 values
-    f: array<f32, FETCH>,         // each word's 2^(block scale - row scale)
+    f: array<f32, FETCH>,         // each word's 2^(block scale - row scale), at most 1
 }
 
 // Step `step` (columns step KB ..) of the tile's activations and weights: invocation lid's
@@ -117,16 +132,18 @@ fn coop_store(lid: u32, r: CoopFetch, n_rows: u32) {
         if i < TN * 8u {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;
             let q = r.q[j];
-            let v0 = mxfp4_pairs[q & 0xffu];
-            let v1 = mxfp4_pairs[(q >> 8u) & 0xffu];
-            let v2 = mxfp4_pairs[(q >> 16u) & 0xffu];
-            let v3 = mxfp4_pairs[q >> 24u];
-            coop_put_w8(o, vec4<f32>(v0, v1) * r.f[j], vec4<f32>(v2, v3) * r.f[j]);
+            // Below 2^-24 the scale rounds to an f16 zero (the block reads as zeros).
+            let f = vec2<f16>(f16(r.f[j]));
+            let v0 = coop_pairs[q & 0xffu] * f;
+            let v1 = coop_pairs[(q >> 8u) & 0xffu] * f;
+            let v2 = coop_pairs[(q >> 16u) & 0xffu] * f;
+            let v3 = coop_pairs[q >> 24u] * f;
+            coop_put_w8h(o, vec4<f16>(v0, v1), vec4<f16>(v2, v3));
         }
     }
 }
 
-// The tile's product, handed to moe_coop_out. Call after mxfp4_init_pairs and a barrier,
+// The tile's product, handed to moe_coop_out. Call after coop_init_pairs and a barrier,
 // from uniform control flow (every invocation of the workgroup). Each step's global loads
 // are issued before the previous step's multiplies, so that they overlap.
 fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {

@@ -7,11 +7,10 @@
 // scale is the largest block scale of that weight row, so |value| <= 6 and nothing becomes
 // inf; the row's 2^(row scale - 127) multiplies the f32 result (two exact steps,
 // mxfp4_scale). The weights are decoded as f16 pairs (a byte table) times the block's
-// 2^(block scale - row scale) as an f16, one correctly rounded f16 multiply a pair. A block
-// more than 2^14 below its row's largest lands on f16 subnormals: each of its weights is then
-// off by at most 2^-25 x 2^(row scale - 127); one more than 2^24 below reads as zeros (each
-// weight off by at most 6 x 2^-25 of that). The activations are the including kernel's to
-// keep in range.
+// 2^(block scale - row scale) in f16 multiplies, each exact or rounded once, so every weight
+// is its f32 value rounded to f16. A block more than 2^14 below its row's largest lands on
+// f16 subnormals: each of its weights is then off by at most 2^-24 x 2^(row scale - 127).
+// The activations are the including kernel's to keep in range.
 //
 // The including kernel declares `offsets`, `tiles`, `tile_count` (moe_tile_list), `blocks`
 // ([rows, K/32, 16] u8 in u32) and `scales` ([rows, K/32] u8 in u32) of its expert part;
@@ -91,7 +90,7 @@ fn coop_row_exponents(lid: u32, t: CoopTile, nb: u32) {
 struct CoopFetch {
     x: array<vec4<f32>, FETCH>,   // activations: FETCH runs of 4
     q: array<u32, FETCH>,         // weights: FETCH words of 8 E2M1 values
-    f: array<f32, FETCH>,         // each word's 2^(block scale - row scale), at most 1
+    d: array<i32, FETCH>,         // each word's block scale - row scale (<= 0, >= -30)
 }
 
 // Step `step` (columns step KB ..) of the tile's activations and weights: invocation lid's
@@ -111,8 +110,8 @@ fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
             let blk = (t.local_e * t.n_total + t.n0 + n) * nb + b;
             r.q[j] = blocks[blk * 4u + i % 4u];
             let s = mxfp4_byte(scales[blk >> 2u], blk);
-            // At most 2^0; below 2^-30 every E2M1 value rounds to an f16 zero anyway.
-            r.f[j] = mxfp4_pow2(max(i32(s) - i32(row_exp[n]), -30));
+            // Below 2^-30 every E2M1 value rounds to an f16 zero anyway.
+            r.d[j] = max(i32(s) - i32(row_exp[n]), -30);
         }
     }
     return r;
@@ -132,12 +131,23 @@ fn coop_store(lid: u32, r: CoopFetch, n_rows: u32) {
         if i < TN * 8u {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;
             let q = r.q[j];
-            // Below 2^-24 the scale rounds to an f16 zero (the block reads as zeros).
-            let f = vec2<f16>(f16(r.f[j]));
-            let v0 = coop_pairs[q & 0xffu] * f;
-            let v1 = coop_pairs[(q >> 8u) & 0xffu] * f;
-            let v2 = coop_pairs[(q >> 16u) & 0xffu] * f;
-            let v3 = coop_pairs[q >> 24u] * f;
+            let d = r.d[j];
+            // 2^max(d, -14), a normal f16, in both halves (exponent field d + 15): the
+            // products are exact (E2M1 values have two significant bits).
+            let f = bitcast<vec2<f16>>(u32(max(d, -14) + 15) * 0x04000400u);
+            var v0 = coop_pairs[q & 0xffu] * f;
+            var v1 = coop_pairs[(q >> 8u) & 0xffu] * f;
+            var v2 = coop_pairs[(q >> 16u) & 0xffu] * f;
+            var v3 = coop_pairs[q >> 24u] * f;
+            if d < -14 {
+                // The rest of the scale, 2^(d + 14) >= 2^-16 (exact in f16): one rounding, to
+                // f16's subnormals.
+                let g = vec2<f16>(f16(mxfp4_pow2(d + 14)));
+                v0 *= g;
+                v1 *= g;
+                v2 *= g;
+                v3 *= g;
+            }
             coop_put_w8h(o, vec4<f16>(v0, v1), vec4<f16>(v2, v3));
         }
     }

@@ -132,9 +132,9 @@ fn coop_store(lid: u32, r: CoopFetch, n_rows: u32) {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;
             let q = r.q[j];
             let d = r.d[j];
-            // 2^max(d, -14), a normal f16, in both halves (exponent field d + 15): the
-            // products are exact (E2M1 values have two significant bits).
-            let f = bitcast<vec2<f16>>(u32(max(d, -14) + 15) * 0x04000400u);
+            // 2^max(d, -14), a normal f16: the products are exact (E2M1 values have two
+            // significant bits).
+            let f = vec2<f16>(f16(mxfp4_pow2(max(d, -14))));
             var v0 = coop_pairs[q & 0xffu] * f;
             var v1 = coop_pairs[(q >> 8u) & 0xffu] * f;
             var v2 = coop_pairs[(q >> 16u) & 0xffu] * f;

@@ -112,7 +112,7 @@ fn coop_gpu() -> Option<Gpu> {
 /// exact sum and what a sequential round-to-nearest f32 sum gives. `cargo bench --bench
 /// kernels -- coop-accumulation`.
 fn coop_accumulation() {
-    use oss_wgpu::kernels::{matmul_f16_bf16w, row_shift_f32, Bf16Rows};
+    use oss_wgpu::kernels::{matmul_f16_bf16w, row_shift_f32, weight_shift_bf16w, Bf16Rows};
     let Some(gpu) = coop_gpu() else {
         return;
     };
@@ -146,13 +146,22 @@ fn coop_accumulation() {
     }
     .dispatch(&gpu)
     .unwrap();
+    let rows_w = Bf16Rows {
+        buffer: &wb,
+        rows: rows.len() as u32,
+        k: k as u32,
+        row0: 0,
+    };
+    let w_shift = gpu.storage("probe.w_shift", rows.len() as u64 * 4).unwrap();
+    let ws = weight_shift_bf16w::WeightShift {
+        w: rows_w,
+        w_shift: &w_shift,
+    }
+    .dispatch(&gpu)
+    .unwrap();
     let m = matmul_f16_bf16w::MatmulF16 {
-        w: Bf16Rows {
-            buffer: &wb,
-            rows: rows.len() as u32,
-            k: k as u32,
-            row0: 0,
-        },
+        w: rows_w,
+        w_shift: &w_shift,
         n_tokens: 1,
         x: &xb,
         shift: &shift,
@@ -163,7 +172,7 @@ fn coop_accumulation() {
     }
     .dispatch(&gpu)
     .unwrap();
-    gpu.run("probe", &[&s, &m]).unwrap();
+    gpu.run("probe", &[&s, &ws, &m]).unwrap();
     let got = gpu.read_f32(&out).unwrap();
     println!(
         "{} ({}, {}): matmul_f16_bf16w, K = {k}, results as (sum - 1) / 2^-24",

@@ -4,9 +4,9 @@
 // K must be a multiple of KB.
 //
 // Range: bf16 carries f32's exponent range and f16 does not. Each token row of x is divided
-// by 2^shift[t] (row_shift_f32) on its way to f16; each weight row by 2^w_shift[n], chosen
-// here so that its largest |w| lands in [2^14, 2^15). Both come back as exact powers of two
-// in f32. Nothing becomes inf; a weight more than 2^28 below its row's largest lands on f16
+// by 2^shift[t] (row_shift_f32) on its way to f16; each weight row by 2^w_shift[n]
+// (weight_shift_bf16w, computed once per model), which puts its largest |w| in [2^14, 2^15).
+// Both come back as exact powers of two in f32. Nothing becomes inf; a weight more than 2^28 below its row's largest lands on f16
 // subnormals (off by at most 2^-24 x 2^w_shift[n]).
 
 //!include coop_tile
@@ -31,13 +31,13 @@ struct Params {
 @group(0) @binding(3) var<storage, read> shift: array<u32>;        // [n_tokens]
 @group(0) @binding(4) var<storage, read> bias: array<f32>;         // [out_offset + rows]
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;    // [n_tokens, out_stride]
+@group(0) @binding(6) var<storage, read> w_shift: array<i32>;      // [rows]
 
 // A step's loads per invocation: TM x KB / 4 runs of x and TN x KB / 8 runs of W, over
 // WG >= 256 invocations.
 const FETCH: u32 = 4u;
 
-var<workgroup> w_shift: array<i32, TN>;
-var<workgroup> w_emax: array<atomic<u32>, TN>;
+var<workgroup> tile_w_shift: array<i32, TN>;   // w_shift of the tile's weight rows
 var<workgroup> x_shift: array<u32, TM>;
 // The workgroup's first token and first weight row, for coop_out.
 var<private> corner: vec2<u32>;
@@ -47,40 +47,17 @@ fn pow2(e: i32) -> f32 {
     return bitcast<f32>(u32(e + 127) << 23u);
 }
 
-// The largest exponent field of the 8 bf16 in `q`.
-fn bf16_emax(q: vec4<u32>) -> u32 {
-    let lo = (q >> vec4<u32>(7u)) & vec4<u32>(0xffu);
-    let hi = (q >> vec4<u32>(23u)) & vec4<u32>(0xffu);
-    let m = max(lo, hi);
-    return max(max(m.x, m.y), max(m.z, m.w));
-}
-
-// Fills w_shift for the tile's weight rows (two invocations per row, each half of it) and
-// x_shift for its tokens.
+// Fills tile_w_shift for the tile's weight rows and x_shift for its tokens.
 fn row_shifts(lid: u32, t0: u32, n0: u32) {
     if lid < TN {
-        atomicStore(&w_emax[lid], 0u);
+        var s = 0;
+        if n0 + lid < params.rows {
+            s = w_shift[n0 + lid];
+        }
+        tile_w_shift[lid] = s;
     }
     if lid < TM {
         x_shift[lid] = select(0u, shift[t0 + lid], t0 + lid < params.n_tokens);
-    }
-    workgroupBarrier();
-    let k8 = params.k / 8u;
-    for (var i = lid; i < 2u * TN; i += WG) {
-        let n = i / 2u;
-        if n0 + n < params.rows {
-            var m = 0u;
-            let row = (n0 + n) * k8;
-            for (var j = (i % 2u) * (k8 / 2u); j < select(k8 / 2u, k8, i % 2u == 1u); j++) {
-                m = max(m, bf16_emax(w[row + j]));
-            }
-            atomicMax(&w_emax[n], m);
-        }
-    }
-    workgroupBarrier();
-    if lid < TN {
-        // max|w| < 2^(emax - 126): divided by 2^(emax - 141) it is below 2^15.
-        w_shift[lid] = clamp(i32(atomicLoad(&w_emax[lid])) - 141, -100, 113);
     }
 }
 
@@ -119,7 +96,7 @@ fn store(lid: u32, r: Fetch) {
         if i < TN * KB / 8u {
             let n = i / (KB / 8u);
             let o = n * LDS + (i % (KB / 8u)) * 8u;
-            let f = pow2(-w_shift[n]);
+            let f = pow2(-tile_w_shift[n]);
             let q = r.w[j];
             let lo = bitcast<vec4<f32>>(q << vec4<u32>(16u));
             let hi = bitcast<vec4<f32>>(q & vec4<u32>(0xffff0000u));
@@ -138,7 +115,7 @@ fn coop_out(m: u32, n: u32, v: vec2<f32>) {
         let nn = n + i;
         if corner.y + nn < params.rows {
             let col = params.out_offset + corner.y + nn;
-            var y = v[i] * pow2(w_shift[nn]) * s;
+            var y = v[i] * pow2(tile_w_shift[nn]) * s;
             if BIAS {
                 y += bias[col];
             }

@@ -124,8 +124,15 @@ fn f16_matmul_matches_f64_within_its_bound() {
         let bb = up(&gpu, "bias", &bias);
         let o = up(&gpu, "resid", &resid);
         run_row_parts(&gpu, "matmul f16", &w, k, &[(0, 64), (64, 36)], |w| {
+            let w_shift = gpu.storage("w_shift", w.rows as u64 * 4)?;
+            let s = weight_shift_bf16w::WeightShift {
+                w,
+                w_shift: &w_shift,
+            };
+            gpu.run("w shift", &[&s.dispatch(&gpu)?])?;
             matmul_f16_bf16w::MatmulF16 {
                 w,
+                w_shift: &w_shift,
                 n_tokens: t as u32,
                 x: &xb,
                 shift: &shift,
@@ -570,6 +577,56 @@ fn x_shift_brings_rows_into_f16_range() {
         gpu.run("x shift", &[&d.dispatch(&gpu).unwrap()]).unwrap();
         let got = gpu.read_u32(&shift).unwrap();
         assert_eq!(got, want, "{}", gpu.adapter_name());
+    }
+}
+
+/// weight_shift_bf16w puts each bf16 row's largest |w| in [2^14, 2^15) once divided by
+/// 2^w_shift, for rows from 2^-80 to 2^90 (and at the clamp: an all-zero row, one beyond
+/// 2^113 + 15), on every path; the matmul's f16 operands rely on it.
+#[test]
+fn weight_shift_brings_rows_into_f16_range() {
+    let mut rng = Rng::new(23);
+    let k = 136;
+    let exps = [-80i32, -40, -14, -1, 0, 1, 14, 15, 16, 40, 90];
+    let mut wf = Vec::new();
+    for &e in &exps {
+        let mut row = rng.vec_sym(k, 1.0);
+        row[rng.below(k as u32) as usize] = if e % 2 == 0 { 1.5 } else { -1.75 };
+        wf.extend(row.iter().map(|v| v * 2f32.powi(e)));
+    }
+    wf.extend(vec![0f32; k]);
+    wf.extend(vec![3.0e38f32; k]);
+    let rows = exps.len() + 2;
+    let w = oss_wgpu::reference::f32_to_bf16(&wf);
+    let wv = oss_wgpu::reference::bf16_to_f32(&w);
+    for gpu in paths() {
+        let wb = gpu.upload("w", &w).unwrap();
+        let w_shift = out(&gpu, "w_shift", rows);
+        let d = weight_shift_bf16w::WeightShift {
+            w: Bf16Rows {
+                buffer: &wb,
+                rows: rows as u32,
+                k: k as u32,
+                row0: 0,
+            },
+            w_shift: &w_shift,
+        };
+        gpu.run("w shift", &[&d.dispatch(&gpu).unwrap()]).unwrap();
+        let got = gpu.read_u32(&w_shift).unwrap();
+        for (r, &s) in got.iter().enumerate() {
+            let s = s as i32;
+            let row = &wv[r * k..(r + 1) * k];
+            let max = row.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+            let what = format!("{}: row {r} (max |w| {max:e}), shift {s}", gpu.adapter_name());
+            if r < exps.len() {
+                let scaled = max / 2f64.powi(s);
+                assert!((16384.0..32768.0).contains(&scaled), "{what}: {scaled}");
+            } else {
+                // The clamp: 2^+-shift stays a normal f32.
+                let want = if max == 0.0 { -100 } else { 113 };
+                assert_eq!(s, want, "{what}");
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ kernel! {
         n_tokens: u32, rows: u32, k: u32, out_offset: u32, out_stride: u32,
         _pad0: u32, _pad1: u32, _pad2: u32,
     }
-    bindings { w: Read, x: Read, shift: Read, bias: Read, out: ReadWrite }
+    bindings { w: Read, x: Read, shift: Read, bias: Read, out: ReadWrite, w_shift: Read }
 }
 
 /// coop_tile's TM x TN tile and K step.
@@ -24,6 +24,8 @@ pub const KB: u32 = 64;
 pub struct MatmulF16<'a> {
     /// Its `row0` is also the part's first column in `out` and row in `bias`.
     pub w: Bf16Rows<'a>,
+    /// i32 [rows]: each of the part's rows' f16 shift (weight_shift_bf16w of `w`).
+    pub w_shift: &'a GpuBuffer,
     pub n_tokens: u32,
     /// f32 [n_tokens, k].
     pub x: &'a GpuBuffer,
@@ -46,6 +48,7 @@ impl MatmulF16<'_> {
         need(&[
             (self.x, t * k * 4),
             (self.shift, t * 4),
+            (self.w_shift, w.rows as u64 * 4),
             (self.out, t * self.out_stride as u64 * 4),
         ])?;
         let bias_bytes = (w.row0 + w.rows) as u64 * 4;
@@ -71,6 +74,7 @@ impl MatmulF16<'_> {
             shift: self.shift.binding(),
             bias: bias.binding(),
             out: self.out.binding(),
+            w_shift: self.w_shift.binding(),
         }
         .build(gpu, &constants, &params, &w.buffer.label, grid)
     }

@@ -162,6 +162,7 @@ pub mod router_f32_bf16w;
 pub mod router_topk_f32;
 pub mod row_shift_f32;
 pub mod sample_f32;
+pub mod weight_shift_bf16w;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
@@ -236,6 +237,7 @@ pub const KERNELS: &[Kernel] = &[
     router_f32_bf16w::KERNEL,
     router_topk_f32::KERNEL,
     sample_f32::KERNEL,
+    weight_shift_bf16w::KERNEL,
 ];
 
 uniform! {

@@ -121,7 +121,7 @@ impl Forward {
             SamplingParams::default(),
         )?;
         Ok(Forward {
-            prefill: Prefill::new(gpu, &c, chunk)?,
+            prefill: Prefill::new(gpu, &c, weights, chunk)?,
             config: c,
             ctx,
             chunk,

@@ -24,9 +24,10 @@ pub struct Product<'a> {
     normed_out: Option<&'a GpuBuffer>,
     /// Decode only: per-workgroup (max, id) pairs, indexed across parts.
     argmax: Option<&'a GpuBuffer>,
-    /// Prefill only: the tokens' f16 shifts (row_shift_f32 of x), which let the matmul run on
-    /// cooperative matrices where the device has them.
-    shift: Option<&'a GpuBuffer>,
+    /// Prefill only: the tokens' f16 shifts (row_shift_f32 of x) and the weight rows' (one
+    /// buffer per part, weight_shift_bf16w), which let the matmul run on cooperative matrices
+    /// where the device has them.
+    shift: Option<(&'a GpuBuffer, &'a [GpuBuffer])>,
 }
 
 impl<'a> Product<'a> {
@@ -44,8 +45,8 @@ impl<'a> Product<'a> {
         }
     }
 
-    pub fn f16_shift(self, buf: &'a GpuBuffer) -> Self {
-        let shift = Some(buf);
+    pub fn f16_shifts(self, x_shift: &'a GpuBuffer, w_shifts: &'a [GpuBuffer]) -> Self {
+        let shift = Some((x_shift, w_shifts));
         Product { shift, ..self }
     }
 
@@ -83,7 +84,7 @@ impl<'a> Product<'a> {
         (self.m.parts.iter().enumerate())
             .map(|(i, p)| {
                 let d = matvec_f32_bf16w::Matvec {
-                    w: rows(p, self.m.cols),
+                    w: part_rows(p, self.m.cols),
                     x: self.x,
                     norm: self.norm,
                     bias: self.bias,
@@ -100,7 +101,7 @@ impl<'a> Product<'a> {
     }
 
     /// `n_tokens` tokens: a tiled matmul per part, on cooperative matrices where the device
-    /// has them, `f16_shift` gave the shifts and the row length suits the kernel. The batched
+    /// has them, `f16_shifts` gave the shifts and the row length suits the kernel. The batched
     /// kernels have no fused norm or extra outputs; asking for them is a programming error,
     /// reported rather than ignored.
     pub fn matmul(&self, gpu: &Gpu, n_tokens: usize) -> Result<Vec<Dispatch>> {
@@ -116,11 +117,21 @@ impl<'a> Product<'a> {
         let coop = self
             .shift
             .filter(|_| gpu.precision().coop && fits && wanted);
-        (self.m.parts.iter())
-            .map(|p| {
-                if let Some(shift) = coop {
+        if let Some((_, w_shifts)) = coop {
+            if w_shifts.len() != self.m.parts.len() {
+                return Err(Error::Shape {
+                    what: format!("{}: weight shift buffers", self.out.label),
+                    expected: format!("{} (one per part)", self.m.parts.len()),
+                    actual: w_shifts.len().to_string(),
+                });
+            }
+        }
+        (self.m.parts.iter().enumerate())
+            .map(|(i, p)| {
+                if let Some((shift, w_shifts)) = coop {
                     return matmul_f16_bf16w::MatmulF16 {
-                        w: rows(p, self.m.cols),
+                        w: part_rows(p, self.m.cols),
+                        w_shift: &w_shifts[i],
                         n_tokens: n_tokens as u32,
                         x: self.x,
                         shift,
@@ -132,7 +143,7 @@ impl<'a> Product<'a> {
                     .dispatch(gpu);
                 }
                 matmul_f32_bf16w::Matmul {
-                    w: rows(p, self.m.cols),
+                    w: part_rows(p, self.m.cols),
                     n_tokens: n_tokens as u32,
                     x: self.x,
                     bias: self.bias,
@@ -158,7 +169,7 @@ pub fn embed<'a>(
 ) -> impl Iterator<Item = Result<Dispatch>> + 'a {
     w.embedding.parts.iter().map(move |p| {
         embed_f32_bf16w::Embed {
-            table: rows(p, c.hidden_size),
+            table: part_rows(p, c.hidden_size),
             ids,
             n_tokens,
             out,
@@ -171,7 +182,7 @@ pub fn embed<'a>(
 /// router: its top-k sees all logits); an error naming the matrix if it was split.
 pub fn whole(m: &Bf16Matrix) -> Result<Bf16Rows<'_>> {
     match m.parts.as_slice() {
-        [p] => Ok(rows(p, m.cols)),
+        [p] => Ok(part_rows(p, m.cols)),
         parts => Err(Error::Shape {
             what: format!(
                 "'{}': buffers holding the matrix",
@@ -184,7 +195,7 @@ pub fn whole(m: &Bf16Matrix) -> Result<Bf16Rows<'_>> {
 }
 
 /// Part `p` of a matrix with `cols` columns, as the bf16 kernels read it.
-fn rows(p: &MatrixPart, cols: usize) -> Bf16Rows<'_> {
+pub(crate) fn part_rows(p: &MatrixPart, cols: usize) -> Bf16Rows<'_> {
     Bf16Rows {
         buffer: &p.buffer,
         rows: p.rows as u32,

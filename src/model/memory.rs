@@ -48,6 +48,7 @@ impl MemoryPlan {
         let activations = rope
             + decode::Buffers::sizes(c, ctx).total()
             + prefill::Buffers::sizes(c, chunk).total()
+            + prefill::weight_shift_bytes(c)
             + Routing::bytes(
                 chunk as u32,
                 c.experts_per_token as u32,

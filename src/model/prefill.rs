@@ -17,9 +17,9 @@ use crate::kernels::moe::{MoeBuffers, Routing};
 use crate::kernels::*;
 use crate::model::activations::activations;
 use crate::model::forward::{moe_shape, qkv_stride, State};
-use crate::model::matrix::{embed, Product};
+use crate::model::matrix::{embed, part_rows, Product};
 use crate::model::plan::Plan;
-use crate::model::weights::{LayerWeights, Weights};
+use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
 
 /// Tokens per prefill step unless the caller or the binding limit asks for fewer. Large steps
 /// keep the grouped expert matmuls' row tiles full (gpt-oss-120b routes 2048 x 4 entries over
@@ -87,21 +87,73 @@ impl Buffers<u64> {
     }
 }
 
+/// One layer's weight shifts (weight_shift_bf16w): for each bf16 matrix that prefill
+/// multiplies on cooperative matrices, the f16 shift of every row, one buffer per stored part.
+struct LayerShifts {
+    qkv: Vec<GpuBuffer>,
+    o: Vec<GpuBuffer>,
+    router: Vec<GpuBuffer>,
+}
+
+/// Bytes of every layer's weight shifts: an i32 per row of qkv, o and the router. They are
+/// allocated on every device, since the memory plan does not know the adapter, and computed
+/// only where the matmuls read them.
+pub fn weight_shift_bytes(c: &ModelConfig) -> u64 {
+    (c.num_hidden_layers * (qkv_stride(c) + c.hidden_size + c.num_experts)) as u64 * 4
+}
+
+/// The weight shifts of every layer, computed (where the device has cooperative matrices) in
+/// one submission: the weights do not change, so no step or workgroup computes them again.
+fn weight_shifts(gpu: &Gpu, w: &Weights) -> Result<Vec<LayerShifts>> {
+    let mut dispatches = Vec::new();
+    let mut shifts = |m: &Bf16Matrix| -> Result<Vec<GpuBuffer>> {
+        (m.parts.iter())
+            .map(|p| {
+                let label = format!("{}.w_shift", p.buffer.label);
+                let w_shift = gpu.storage(&label, p.rows as u64 * 4)?;
+                if gpu.precision().coop {
+                    let d = weight_shift_bf16w::WeightShift {
+                        w: part_rows(p, m.cols),
+                        w_shift: &w_shift,
+                    };
+                    dispatches.push(d.dispatch(gpu)?);
+                }
+                Ok(w_shift)
+            })
+            .collect()
+    };
+    let layers = (w.layers.iter())
+        .map(|lw| {
+            Ok(LayerShifts {
+                qkv: shifts(&lw.qkv)?,
+                o: shifts(&lw.o)?,
+                router: shifts(&lw.router)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if !dispatches.is_empty() {
+        gpu.run("weight shifts", &dispatches.iter().collect::<Vec<_>>())?;
+    }
+    Ok(layers)
+}
+
 /// The prefill path: its buffers and a plan per step size.
 pub struct Prefill {
     pub chunk: usize,
     pub buf: Buffers<GpuBuffer>,
     routing: Routing,
+    shifts: Vec<LayerShifts>,
     plans: HashMap<usize, Plan>,
 }
 
 impl Prefill {
-    pub fn new(gpu: &Gpu, c: &ModelConfig, chunk: usize) -> Result<Self> {
+    pub fn new(gpu: &Gpu, c: &ModelConfig, w: &Weights, chunk: usize) -> Result<Self> {
         let (k, e) = (c.experts_per_token as u32, c.num_experts as u32);
         Ok(Prefill {
             chunk,
             buf: Buffers::sizes(c, chunk).allocate(gpu, "prefill")?,
             routing: Routing::new(gpu, chunk as u32, k, e)?,
+            shifts: weight_shifts(gpu, w)?,
             plans: HashMap::new(),
         })
     }
@@ -126,6 +178,7 @@ impl Prefill {
                 state,
                 buf: &self.buf,
                 routing: &self.routing,
+                shifts: &self.shifts,
                 chunk: self.chunk,
                 n,
             };
@@ -180,6 +233,7 @@ struct Builder<'a> {
     state: &'a State,
     buf: &'a Buffers<GpuBuffer>,
     routing: &'a Routing,
+    shifts: &'a [LayerShifts],
     /// The largest step (the size the rope and attention kernels index the qkv rows by).
     chunk: usize,
     n: usize,
@@ -194,7 +248,7 @@ impl Builder<'_> {
         }
         for (l, lw) in w.layers.iter().enumerate() {
             self.attention(&mut plan, l, lw)?;
-            self.moe(&mut plan, lw)?;
+            self.moe(&mut plan, l, lw)?;
         }
         Ok(plan)
     }
@@ -223,8 +277,9 @@ impl Builder<'_> {
         let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n);
         plan.push(self.rmsnorm(&lw.attn_norm.buffer)?);
         self.shift(plan, &p.xn, c.hidden_size, &p.shift)?;
-        let qkv =
-            (Product::new(&lw.qkv, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer)).f16_shift(&p.shift);
+        let s = &self.shifts[l];
+        let qkv = (Product::new(&lw.qkv, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer))
+            .f16_shifts(&p.shift, &s.qkv);
         plan.push_matrix("qkv_proj", qkv.matmul(gpu, n)?);
         let attention = self.state.attention(c, l, &p.qkv);
         let rope = rope_kv_append_f32::RopeKvAppend {
@@ -248,21 +303,21 @@ impl Builder<'_> {
         let o = Product::new(&lw.o, &p.attn, &p.x)
             .bias(&lw.o_bias.buffer)
             .residual()
-            .f16_shift(&p.attn_shift);
+            .f16_shifts(&p.attn_shift, &s.o);
         plan.push_matrix("o_proj", o.matmul(gpu, n)?);
         Ok(())
     }
 
     /// `x += sum over each token's top-k experts of weight * down(swiglu(gate_up(norm(x))))`,
     /// grouped by expert.
-    fn moe(&self, plan: &mut Plan, lw: &LayerWeights) -> Result<()> {
+    fn moe(&self, plan: &mut Plan, l: usize, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, p, n) = (self.gpu, self.c, self.buf, self.n as u32);
         let (shape, routing) = (moe_shape(c), self.routing);
         plan.push(self.rmsnorm(&lw.mlp_norm.buffer)?);
         self.shift(plan, &p.xn, c.hidden_size, &p.shift)?;
         let router = (Product::new(&lw.router, &p.xn, &p.router_logits))
             .bias(&lw.router_bias.buffer)
-            .f16_shift(&p.shift);
+            .f16_shifts(&p.shift, &self.shifts[l].router);
         plan.push_matrix("router", router.matmul(gpu, self.n)?);
         let route = moe_route_prefill::MoeRoutePrefill {
             shape,

@@ -617,7 +617,10 @@ fn weight_shift_brings_rows_into_f16_range() {
             let s = s as i32;
             let row = &wv[r * k..(r + 1) * k];
             let max = row.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
-            let what = format!("{}: row {r} (max |w| {max:e}), shift {s}", gpu.adapter_name());
+            let what = format!(
+                "{}: row {r} (max |w| {max:e}), shift {s}",
+                gpu.adapter_name()
+            );
             if r < exps.len() {
                 let scaled = max / 2f64.powi(s);
                 assert!((16384.0..32768.0).contains(&scaled), "{what}: {scaled}");

@@ -137,12 +137,14 @@ fn coop_accumulation() {
         .unwrap();
     let xb = gpu.upload("probe.x", bytemuck::cast_slice(&x)).unwrap();
     let shift = gpu.storage("probe.shift", 4).unwrap();
+    let x16 = gpu.storage("probe.x16", k as u64 * 4).unwrap();
     let out = gpu.storage("probe.out", rows.len() as u64 * 4).unwrap();
     let s = row_shift_f32::RowShift {
         n_tokens: 1,
         hidden: k as u32,
         x: &xb,
         shift: &shift,
+        x16: &x16,
     }
     .dispatch(&gpu)
     .unwrap();
@@ -163,7 +165,7 @@ fn coop_accumulation() {
         w: rows_w,
         w_shift: &w_shift,
         n_tokens: 1,
-        x: &xb,
+        x16: &x16,
         shift: &shift,
         bias: None,
         residual: false,

@@ -102,12 +102,22 @@ fn coop_mma(blk: CoopBlock, c: ptr<function, array<coop_mat16x16<f32, C>, 8>>) {
     }
 }
 
-// Four activations at halfs o..o + 4 (o a multiple of 4) of xs as hi and lo parts
-// (f16_split; v already within f16's range).
-fn coop_put_x4(o: u32, v: vec4<f32>) {
+// Four activations as f16_split's two parts, for xs and xs_lo.
+struct CoopX4 {
+    hi: vec4<f16>,
+    lo: vec4<f16>,
+}
+
+// v (already within f16's range) as its two parts.
+fn coop_split_x4(v: vec4<f32>) -> CoopX4 {
     let hi = f16_hi(v);
-    xs[o / 4u] = vec4<f16>(hi);
-    xs_lo[o / 4u] = vec4<f16>(f16_lo(v, hi));
+    return CoopX4(vec4<f16>(hi), vec4<f16>(f16_lo(v, hi)));
+}
+
+// Four activations at halfs o..o + 4 (o a multiple of 4) of xs and xs_lo.
+fn coop_put_x4(o: u32, v: CoopX4) {
+    xs[o / 4u] = v.hi;
+    xs_lo[o / 4u] = v.lo;
 }
 
 // Eight weights at halfs o..o + 8 (o a multiple of 8) of ws: a then b.

@@ -3,8 +3,8 @@
 // [rows, K] (one row-part of a possibly split matrix), f16 operands and f32 accumulation.
 // K must be a multiple of KB.
 //
-// Range: bf16 carries f32's exponent range and f16 does not. Each token row of x is divided
-// by 2^shift[t] (row_shift_f32) on its way to f16; each weight row by 2^w_shift[n]
+// Range: bf16 carries f32's exponent range and f16 does not. Each token row of x comes
+// divided by 2^shift[t] and split into two f16 parts (row_shift_f32's x16); each weight row by 2^w_shift[n]
 // (weight_shift_bf16w, computed once per model), which puts its largest |w| in [2^14, 2^15).
 // Both come back as exact powers of two in f32. Nothing becomes inf; a weight more than 2^28 below its row's largest lands on f16
 // subnormals (off by at most 2^-24 x 2^w_shift[n]).
@@ -27,7 +27,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;      // [rows, K/8] 8 bf16 each
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // [n_tokens, K]
+@group(0) @binding(2) var<storage, read> x16: array<vec4<f16>>;    // [n_tokens, K/4, 2]: hi, lo
 @group(0) @binding(3) var<storage, read> shift: array<u32>;        // [n_tokens]
 @group(0) @binding(4) var<storage, read> bias: array<f32>;         // [out_offset + rows]
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;    // [n_tokens, out_stride]
@@ -62,7 +62,7 @@ fn row_shifts(lid: u32, t0: u32, n0: u32) {
 }
 
 struct Fetch {
-    x: array<vec4<f32>, FETCH>,
+    x: array<CoopX4, FETCH>,
     w: array<vec4<u32>, FETCH>,
 }
 
@@ -74,7 +74,8 @@ fn fetch(lid: u32, t0: u32, n0: u32, step: u32) -> Fetch {
         let i = lid + j * WG;
         let m = i / (KB / 4u);
         if i < TM * KB / 4u && t0 + m < params.n_tokens {
-            r.x[j] = x[(t0 + m) * k4 + step * (KB / 4u) + i % (KB / 4u)];
+            let run = (t0 + m) * k4 + step * (KB / 4u) + i % (KB / 4u);
+            r.x[j] = CoopX4(x16[2u * run], x16[2u * run + 1u]);
         }
         let n = i / (KB / 8u);
         if i < TN * KB / 8u && n0 + n < params.rows {
@@ -90,8 +91,7 @@ fn store(lid: u32, r: Fetch) {
         if i < TM * KB / 4u {
             let m = i / (KB / 4u);
             let o = m * LDS + (i % (KB / 4u)) * 4u;
-            let v = r.x[j] * pow2(-i32(x_shift[m]));
-            coop_put_x4(o, v);
+            coop_put_x4(o, r.x[j]);
         }
         if i < TN * KB / 8u {
             let n = i / (KB / 8u);

@@ -1,8 +1,9 @@
 // moe_gate_up_prefill_f16_mf4w: moe_gate_up_prefill_f32_mf4w on cooperative matrices (f16
 // operands, f32 accumulation; moe_prefill_coop's tile): grouped MXFP4 gate_up and clamped
 // SwiGLU over (tile of TN gate_up rows, row tile of moe_route_prefill's list). The
-// activations are gathered by token and divided by 2^shift[token] (row_shift_f32) on
-// their way to f16, so that none exceeds f16's range; the result is multiplied back in f32.
+// activations are gathered by token from row_shift_f32's x16: divided by 2^shift[token], so
+// that none exceeds f16's range, and split into two f16 parts; the result is multiplied back
+// in f32.
 
 //!include moe_prefill_coop
 
@@ -18,7 +19,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> xn: array<vec4<f32>>;       // [n_tokens, hidden] normalised
+@group(0) @binding(1) var<storage, read> x16: array<vec4<f16>>;      // [n_tokens, hidden/4, 2] normalised
 @group(0) @binding(2) var<storage, read> shift: array<u32>;          // [n_tokens]
 @group(0) @binding(3) var<storage, read> offsets: array<u32>;        // [n_experts + 1]
 @group(0) @binding(4) var<storage, read> sorted: array<u32>;         // [n_tokens * k]
@@ -32,8 +33,9 @@ struct Params {
 var<workgroup> tokens: array<u32, TM>;
 var<workgroup> token_shift: array<u32, TM>;
 
-fn moe_coop_x4(start: u32, m: u32, k: u32) -> vec4<f32> {
-    return xn[(tokens[m] * params.hidden + k) / 4u] * mxfp4_pow2(-i32(token_shift[m]));
+fn moe_coop_x4(start: u32, m: u32, k: u32) -> CoopX4 {
+    let run = (tokens[m] * params.hidden + k) / 4u;
+    return CoopX4(x16[2u * run], x16[2u * run + 1u]);
 }
 
 fn moe_coop_out(t: CoopTile, m: u32, n: u32, v: vec2<f32>) {

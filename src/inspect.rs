@@ -255,6 +255,8 @@ pub fn inspect_with(
         KV_ELEMENT_BYTES,
         max_binding,
         &Tuning::default(),
+        // The default path, as the f32 cache is: prefill without cooperative matrices.
+        false,
     )?;
     let split_tensors = plans
         .iter()

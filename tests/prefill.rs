@@ -114,11 +114,13 @@ fn f16_matmul_matches_f64_within_its_bound() {
     {
         let xb = up(&gpu, "x", &x);
         let shift = out(&gpu, "shift", t);
+        let x16 = out(&gpu, "x16", t * k);
         let s = row_shift_f32::RowShift {
             n_tokens: t as u32,
             hidden: k as u32,
             x: &xb,
             shift: &shift,
+            x16: &x16,
         };
         gpu.run("shift", &[&s.dispatch(&gpu).unwrap()]).unwrap();
         let bb = up(&gpu, "bias", &bias);
@@ -134,7 +136,7 @@ fn f16_matmul_matches_f64_within_its_bound() {
                 w,
                 w_shift: &w_shift,
                 n_tokens: t as u32,
-                x: &xb,
+                x16: &x16,
                 shift: &shift,
                 bias: Some(&bb),
                 residual: true,
@@ -380,7 +382,7 @@ fn expert_dispatches(
     moe: MoeBuffers,
     part: &ExpertPartBuffers,
     routing: &Routing,
-    shift: &GpuBuffer,
+    (x16, shift): (&GpuBuffer, &GpuBuffer),
     path: ExpertPath,
 ) -> Vec<Dispatch> {
     let (max_tokens, limit) = (c.tokens as u32, c.limit);
@@ -394,6 +396,7 @@ fn expert_dispatches(
                 limit,
                 max_tokens,
                 routing,
+                x16,
                 shift,
             }
             .dispatch(gpu)
@@ -464,6 +467,7 @@ fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
     let act = out(gpu, "act", t * k * i);
     let y = out(gpu, "y", t * k * h);
     let shift = out(gpu, "shift", t);
+    let x16 = out(gpu, "x16", t * h);
     let routing = Routing::new(gpu, t as u32, k as u32, e as u32).unwrap();
     let shape = c.shape();
     let norm = rmsnorm_f32::RmsNorm {
@@ -488,6 +492,7 @@ fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
             hidden: h as u32,
             x: &xn,
             shift: &shift,
+            x16: &x16,
         };
         ds.push(s.dispatch(gpu).unwrap());
     }
@@ -499,7 +504,10 @@ fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
         out: &y,
     };
     for part in &parts {
-        ds.extend(expert_dispatches(gpu, c, moe, part, &routing, &shift, path));
+        let shifted = (&x16, &shift);
+        ds.extend(expert_dispatches(
+            gpu, c, moe, part, &routing, shifted, path,
+        ));
     }
     let combine = moe_combine_prefill_f32::MoeCombinePrefill {
         shape,
@@ -550,8 +558,9 @@ fn check_moe_prefill_on(gpu: &Gpu, c: &MoeCase, seed: u64, path: ExpertPath) {
     );
 }
 
-/// The power of two row_shift_f32 should pick for a row: the smallest s >= 0 with
-/// max|x| 2^-s < 2^15, counted up one at a time.
+/// The power of two row_shift_f32 should pick for a row (the smallest s >= 0 with
+/// max|x| 2^-s < 2^15, counted up one at a time), and the shifted row's two f16 parts, where
+/// the device has cooperative matrices.
 #[test]
 fn x_shift_brings_rows_into_f16_range() {
     let mut rng = Rng::new(21);
@@ -565,18 +574,39 @@ fn x_shift_brings_rows_into_f16_range() {
         x.extend(row);
     }
     let want: Vec<u32> = x.chunks(h).map(x_shift).collect();
-    for gpu in paths() {
+    // Built only where the device has cooperative matrices, the kernel's only readers.
+    if let Some(gpu) = common::coop_gpu() {
         let xb = up(&gpu, "x", &x);
         let shift = out(&gpu, "shift", scales.len());
+        let x16 = out(&gpu, "x16", x.len());
         let d = row_shift_f32::RowShift {
             n_tokens: scales.len() as u32,
             hidden: h as u32,
             x: &xb,
             shift: &shift,
+            x16: &x16,
         };
         gpu.run("x shift", &[&d.dispatch(&gpu).unwrap()]).unwrap();
         let got = gpu.read_u32(&shift).unwrap();
-        assert_eq!(got, want, "{}", gpu.adapter_name());
+        let name = gpu.adapter_name();
+        assert_eq!(got, want, "{name}");
+        // x16: per run of 4, four hi f16 then four lo f16 (lo scaled by 2^11); hi + lo / 2^11
+        // is x 2^-shift to within 2^-20 of it, 2^-24 absolute below f16's normals.
+        let parts: Vec<f64> = (gpu.read(&x16).unwrap().chunks_exact(2))
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f64())
+            .collect();
+        for (i, &v) in x.iter().enumerate() {
+            let (run, lane) = (i / 4, i % 4);
+            let hi = parts[8 * run + lane];
+            let lo = parts[8 * run + 4 + lane];
+            let scaled = v as f64 / 2f64.powi(want[i / h] as i32);
+            let split = hi + lo / 2048.0;
+            let tol = scaled.abs() / 1_048_576.0 + 1.0 / 16_777_216.0;
+            assert!(
+                (split - scaled).abs() <= tol && hi.abs() < 65504.0,
+                "{name}: x[{i}] = {v}: hi {hi} + lo {lo} / 2^11 = {split}, want {scaled}"
+            );
+        }
     }
 }
 

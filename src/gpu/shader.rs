@@ -181,6 +181,7 @@ pub fn needs_coop(name: &str) -> bool {
             | "moe_down_prefill_f16_mf4w"
             | "matmul_f16_bf16w"
             | "attention_prefill_f16"
+            | "row_shift_f32"
     )
 }
 

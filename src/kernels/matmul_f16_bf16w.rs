@@ -12,7 +12,7 @@ kernel! {
         n_tokens: u32, rows: u32, k: u32, out_offset: u32, out_stride: u32,
         _pad0: u32, _pad1: u32, _pad2: u32,
     }
-    bindings { w: Read, x: Read, shift: Read, bias: Read, out: ReadWrite, w_shift: Read }
+    bindings { w: Read, x16: Read, shift: Read, bias: Read, out: ReadWrite, w_shift: Read }
 }
 
 /// coop_tile's TM x TN tile and K step.
@@ -27,9 +27,10 @@ pub struct MatmulF16<'a> {
     /// i32 [rows]: each of the part's rows' f16 shift (weight_shift_bf16w of `w`).
     pub w_shift: &'a GpuBuffer,
     pub n_tokens: u32,
-    /// f32 [n_tokens, k].
-    pub x: &'a GpuBuffer,
-    /// u32 [n_tokens]: each token's f16 shift (row_shift_f32 of `x`).
+    /// The tokens' activations [n_tokens, k] as two f16 parts after each token's shift
+    /// (row_shift_f32's x16), 4 bytes a value.
+    pub x16: &'a GpuBuffer,
+    /// u32 [n_tokens]: each token's f16 shift (row_shift_f32).
     pub shift: &'a GpuBuffer,
     /// f32 [row0 + rows].
     pub bias: Option<&'a GpuBuffer>,
@@ -46,7 +47,7 @@ impl MatmulF16<'_> {
         w.need(SHADER)?;
         let (t, k) = (self.n_tokens as u64, w.k as u64);
         need(&[
-            (self.x, t * k * 4),
+            (self.x16, t * k * 4),
             (self.shift, t * 4),
             (self.w_shift, w.rows as u64 * 4),
             (self.out, t * self.out_stride as u64 * 4),
@@ -70,7 +71,7 @@ impl MatmulF16<'_> {
         let grid = [w.rows.div_ceil(TN), self.n_tokens.div_ceil(TM), 1];
         Bindings {
             w: w.buffer.binding(),
-            x: self.x.binding(),
+            x16: self.x16.binding(),
             shift: self.shift.binding(),
             bias: bias.binding(),
             out: self.out.binding(),

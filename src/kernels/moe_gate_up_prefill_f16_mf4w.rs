@@ -11,14 +11,13 @@ kernel! {
     shader: "moe_gate_up_prefill_f16_mf4w",
     params { hidden: u32, inter: u32, k: u32, e0: u32, n_part: u32, limit: f32, _pad0: u32, _pad1: u32 }
     bindings {
-        xn: Read, shift: Read, offsets: Read, sorted: Read, tiles: Read, tile_count: Read,
+        x16: Read, shift: Read, offsets: Read, sorted: Read, tiles: Read, tile_count: Read,
         blocks: Read, scales: Read, bias: Read, act: ReadWrite,
     }
 }
 
-/// `moe.act` [entries (sorted), inter] from `moe.xn` [max_tokens, hidden] for the tiles whose
-/// expert is in `experts`, each token's activations divided by 2^`shift` (from
-/// row_shift_f32) while they are f16.
+/// `moe.act` [entries (sorted), inter] from the normalised activations as row_shift_f32 left
+/// them (`x16`, `shift`) for the tiles whose expert is in `experts`.
 pub struct MoeGateUpPrefillF16<'a> {
     pub moe: MoeBuffers<'a>,
     pub experts: &'a Experts<'a>,
@@ -27,6 +26,9 @@ pub struct MoeGateUpPrefillF16<'a> {
     /// The largest step: buffers are checked and the grid sized for it.
     pub max_tokens: u32,
     pub routing: &'a Routing,
+    /// `moe.xn` [max_tokens, hidden] as two f16 parts after each token's shift, 4 bytes a
+    /// value (row_shift_f32's x16).
+    pub x16: &'a GpuBuffer,
     /// u32 [max_tokens].
     pub shift: &'a GpuBuffer,
 }
@@ -39,7 +41,8 @@ impl MoeGateUpPrefillF16<'_> {
         let ex = self
             .moe
             .bind(SHADER, self.experts, Projection::GateUp, self.max_tokens)?;
-        need(&[(self.shift, self.max_tokens as u64 * 4)])?;
+        let t = self.max_tokens as u64;
+        need(&[(self.shift, t * 4), (self.x16, t * hidden as u64 * 4)])?;
         let params = Params {
             hidden,
             inter,
@@ -53,7 +56,7 @@ impl MoeGateUpPrefillF16<'_> {
         let r = self.routing;
         let grid = prefill_grid(&ex, &self.moe.shape, self.max_tokens, COOP_TILE_N);
         Bindings {
-            xn: ex.input,
+            x16: self.x16.binding(),
             shift: self.shift.binding(),
             offsets: r.offsets.binding(),
             sorted: r.sorted.binding(),

@@ -11,6 +11,14 @@ use crate::kernels::{
 };
 use crate::model::weights::{Bf16Matrix, MatrixPart, Weights};
 
+/// What the cooperative-matrix matmul reads besides the weights: see [`Product::f16_shifts`].
+#[derive(Clone, Copy)]
+struct F16Shifts<'a> {
+    x16: &'a GpuBuffer,
+    x_shift: &'a GpuBuffer,
+    w_shifts: &'a [GpuBuffer],
+}
+
 /// `out = m norm(x) + bias` (added to `out` with `residual`), built up with the methods below.
 pub struct Product<'a> {
     m: &'a Bf16Matrix,
@@ -24,10 +32,11 @@ pub struct Product<'a> {
     normed_out: Option<&'a GpuBuffer>,
     /// Decode only: per-workgroup (max, id) pairs, indexed across parts.
     argmax: Option<&'a GpuBuffer>,
-    /// Prefill only: the tokens' f16 shifts (row_shift_f32 of x) and the weight rows' (one
-    /// buffer per part, weight_shift_bf16w), which let the matmul run on cooperative matrices
-    /// where the device has them.
-    shift: Option<(&'a GpuBuffer, &'a [GpuBuffer])>,
+    /// Prefill only: x as two f16 parts after each token's shift and the shifts
+    /// (row_shift_f32's x16 and shift), and the weight rows' shifts (one buffer per part,
+    /// weight_shift_bf16w), which let the matmul run on cooperative matrices where the
+    /// device has them.
+    shift: Option<F16Shifts<'a>>,
 }
 
 impl<'a> Product<'a> {
@@ -45,8 +54,17 @@ impl<'a> Product<'a> {
         }
     }
 
-    pub fn f16_shifts(self, x_shift: &'a GpuBuffer, w_shifts: &'a [GpuBuffer]) -> Self {
-        let shift = Some((x_shift, w_shifts));
+    pub fn f16_shifts(
+        self,
+        x16: &'a GpuBuffer,
+        x_shift: &'a GpuBuffer,
+        w_shifts: &'a [GpuBuffer],
+    ) -> Self {
+        let shift = Some(F16Shifts {
+            x16,
+            x_shift,
+            w_shifts,
+        });
         Product { shift, ..self }
     }
 
@@ -117,7 +135,7 @@ impl<'a> Product<'a> {
         let coop = self
             .shift
             .filter(|_| gpu.precision().coop && fits && wanted);
-        if let Some((_, w_shifts)) = coop {
+        if let Some(F16Shifts { w_shifts, .. }) = coop {
             if w_shifts.len() != self.m.parts.len() {
                 return Err(Error::Shape {
                     what: format!("{}: weight shift buffers", self.out.label),
@@ -128,13 +146,13 @@ impl<'a> Product<'a> {
         }
         (self.m.parts.iter().enumerate())
             .map(|(i, p)| {
-                if let Some((shift, w_shifts)) = coop {
+                if let Some(s) = coop {
                     return matmul_f16_bf16w::MatmulF16 {
                         w: part_rows(p, self.m.cols),
-                        w_shift: &w_shifts[i],
+                        w_shift: &s.w_shifts[i],
                         n_tokens: n_tokens as u32,
-                        x: self.x,
-                        shift,
+                        x16: s.x16,
+                        shift: s.x_shift,
                         bias: self.bias,
                         residual: self.residual,
                         out: self.out,

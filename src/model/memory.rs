@@ -24,7 +24,8 @@ pub struct MemoryPlan {
 
 impl MemoryPlan {
     /// For a context of `ctx`, prefill steps of `chunk` tokens, `kv_element_bytes` per KV
-    /// element, buffers of at most `max_binding` bytes and the matvec split of `tuning`.
+    /// element, buffers of at most `max_binding` bytes, the matvec split of `tuning`, and
+    /// prefill on cooperative matrices (`coop`) or not.
     pub fn new(
         c: &ModelConfig,
         ctx: usize,
@@ -32,6 +33,7 @@ impl MemoryPlan {
         kv_element_bytes: u64,
         max_binding: u64,
         tuning: &Tuning,
+        coop: bool,
     ) -> Result<MemoryPlan> {
         let plans = weights::plan(c, max_binding)?;
         let weights = plans.iter().map(|p| p.gpu_bytes()).sum();
@@ -47,7 +49,7 @@ impl MemoryPlan {
         let rope = ctx as u64 * c.head_dim as u64 * 4;
         let activations = rope
             + decode::Buffers::sizes(c, ctx).total()
-            + prefill::Buffers::sizes(c, chunk).total()
+            + prefill::Buffers::sizes(c, chunk, coop).total()
             + prefill::weight_shift_bytes(c)
             + Routing::bytes(
                 chunk as u32,
@@ -62,11 +64,14 @@ impl MemoryPlan {
         })
     }
 
-    /// For `gpu`'s KV element type, binding limit and tuning, at the default prefill step.
+    /// For `gpu`'s KV element type, binding limit, tuning and prefill path, at the default
+    /// prefill step.
     pub fn on(gpu: &Gpu, c: &ModelConfig, ctx: usize) -> Result<MemoryPlan> {
-        let kv = gpu.precision().kv.element_bytes();
+        let p = gpu.precision();
+        let kv = p.kv.element_bytes();
         let limit = gpu.max_binding().min(gpu.max_buffer());
-        MemoryPlan::new(c, ctx, prefill::DEFAULT_CHUNK, kv, limit, &gpu.tuning())
+        let (chunk, tuning) = (prefill::DEFAULT_CHUNK, gpu.tuning());
+        MemoryPlan::new(c, ctx, chunk, kv, limit, &tuning, p.coop)
     }
 
     pub fn total(&self) -> u64 {

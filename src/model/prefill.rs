@@ -64,12 +64,17 @@ activations! {
         shift: "xn_shift",
         /// The same for attn, the input of o_proj.
         attn_shift: "attn_shift",
+        /// Where the device has cooperative matrices: the input of the next f16 matmuls (xn
+        /// or attn) as two f16 parts after each token's shift (row_shift_f32), 4 bytes a value;
+        /// elsewhere a placeholder word.
+        x16: "x16",
     }
 }
 
 impl Buffers<u64> {
-    /// Bytes of each buffer for steps of up to `chunk` tokens.
-    pub fn sizes(c: &ModelConfig, chunk: usize) -> Self {
+    /// Bytes of each buffer for steps of up to `chunk` tokens, on a device with (`coop`) or
+    /// without cooperative matrices.
+    pub fn sizes(c: &ModelConfig, chunk: usize, coop: bool) -> Self {
         let f = |n: usize| (chunk * n) as u64 * 4;
         let (h, k) = (c.hidden_size, c.experts_per_token);
         Buffers {
@@ -83,6 +88,7 @@ impl Buffers<u64> {
             y: f(k * h),
             shift: f(1),
             attn_shift: f(1),
+            x16: if coop { f(h.max(c.q_dim())) } else { 4 },
         }
     }
 }
@@ -151,7 +157,7 @@ impl Prefill {
         let (k, e) = (c.experts_per_token as u32, c.num_experts as u32);
         Ok(Prefill {
             chunk,
-            buf: Buffers::sizes(c, chunk).allocate(gpu, "prefill")?,
+            buf: Buffers::sizes(c, chunk, gpu.precision().coop).allocate(gpu, "prefill")?,
             routing: Routing::new(gpu, chunk as u32, k, e)?,
             shifts: weight_shifts(gpu, w)?,
             plans: HashMap::new(),
@@ -266,6 +272,7 @@ impl Builder<'_> {
                 hidden: width as u32,
                 x,
                 shift,
+                x16: &self.buf.x16,
             };
             plan.push(d.dispatch(self.gpu)?);
         }
@@ -279,7 +286,7 @@ impl Builder<'_> {
         self.shift(plan, &p.xn, c.hidden_size, &p.shift)?;
         let s = &self.shifts[l];
         let qkv = (Product::new(&lw.qkv, &p.xn, &p.qkv).bias(&lw.qkv_bias.buffer))
-            .f16_shifts(&p.shift, &s.qkv);
+            .f16_shifts(&p.x16, &p.shift, &s.qkv);
         plan.push_matrix("qkv_proj", qkv.matmul(gpu, n)?);
         let attention = self.state.attention(c, l, &p.qkv);
         let rope = rope_kv_append_f32::RopeKvAppend {
@@ -303,7 +310,7 @@ impl Builder<'_> {
         let o = Product::new(&lw.o, &p.attn, &p.x)
             .bias(&lw.o_bias.buffer)
             .residual()
-            .f16_shifts(&p.attn_shift, &s.o);
+            .f16_shifts(&p.x16, &p.attn_shift, &s.o);
         plan.push_matrix("o_proj", o.matmul(gpu, n)?);
         Ok(())
     }
@@ -317,7 +324,7 @@ impl Builder<'_> {
         self.shift(plan, &p.xn, c.hidden_size, &p.shift)?;
         let router = (Product::new(&lw.router, &p.xn, &p.router_logits))
             .bias(&lw.router_bias.buffer)
-            .f16_shifts(&p.shift, &self.shifts[l].router);
+            .f16_shifts(&p.x16, &p.shift, &self.shifts[l].router);
         plan.push_matrix("router", router.matmul(gpu, self.n)?);
         let route = moe_route_prefill::MoeRoutePrefill {
             shape,
@@ -355,14 +362,14 @@ impl Builder<'_> {
         let coop = gpu.precision().coop && gpu.tuning().coop_moe_only != Some(false);
         for experts in &lw.gate_up.parts() {
             let d = if coop {
-                let shift = &p.shift;
                 moe_gate_up_prefill_f16_mf4w::MoeGateUpPrefillF16 {
                     moe,
                     experts,
                     limit,
                     max_tokens,
                     routing,
-                    shift,
+                    x16: &p.x16,
+                    shift: &p.shift,
                 }
                 .dispatch(gpu)?
             } else {

@@ -33,9 +33,15 @@ struct Params {
 var<workgroup> tokens: array<u32, TM>;
 var<workgroup> token_shift: array<u32, TM>;
 
+alias MoeX = CoopX4;
+
 fn moe_coop_x4(start: u32, m: u32, k: u32) -> CoopX4 {
     let run = (tokens[m] * params.hidden + k) / 4u;
     return CoopX4(x16[2u * run], x16[2u * run + 1u]);
+}
+
+fn moe_coop_parts(v: CoopX4) -> CoopX4 {
+    return v;
 }
 
 fn moe_coop_out(t: CoopTile, m: u32, n: u32, v: vec2<f32>) {

@@ -14,8 +14,10 @@
 //
 // The including kernel declares `offsets`, `tiles`, `tile_count` (moe_tile_list), `blocks`
 // ([rows, K/32, 16] u8 in u32) and `scales` ([rows, K/32] u8 in u32) of its expert part;
-// `moe_coop_x4(start, m, k)`: activations k..k + 3 of sorted entry start + m, within f16's
-// range, as CoopX4; and `moe_coop_out(tile, m, n, v)`: the results of entry m and weight rows n, n + 1
+// `MoeX`, the type its activations are loaded as, with `moe_coop_x4(start, m, k) -> MoeX`:
+// activations k..k + 3 of sorted entry start + m, within f16's range, and
+// `moe_coop_parts(v: MoeX) -> CoopX4`: them as the tile stores them (called only after the
+// step's products, so that the loads stay in flight during them); and `moe_coop_out(tile, m, n, v)`: the results of entry m and weight rows n, n + 1
 // of the tile (n even), row scales applied.
 
 //!include coop_tile
@@ -88,7 +90,7 @@ fn coop_row_exponents(lid: u32, t: CoopTile, nb: u32) {
 
 // One K step's global loads, held in registers while the previous step multiplies.
 struct CoopFetch {
-    x: array<CoopX4, FETCH>,      // activations: FETCH runs of 4
+    x: array<MoeX, FETCH>,        // activations: FETCH runs of 4
     q: array<u32, FETCH>,         // weights: FETCH words of 8 E2M1 values
     d: array<i32, FETCH>,         // each word's block scale - row scale (<= 0, >= -30)
 }
@@ -125,7 +127,7 @@ fn coop_store(lid: u32, r: CoopFetch, n_rows: u32) {
         let i = lid + j * WG;
         if i < TM * KB / 4u && i / (KB / 4u) < n_rows {
             let o = (i / (KB / 4u)) * LDS + (i % (KB / 4u)) * 4u;
-            coop_put_x4(o, r.x[j]);
+            coop_put_x4(o, moe_coop_parts(r.x[j]));
         }
         if i < TN * 8u {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;

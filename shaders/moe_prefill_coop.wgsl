@@ -92,7 +92,7 @@ fn coop_row_exponents(lid: u32, t: CoopTile, nb: u32) {
 struct CoopFetch {
     x: array<MoeX, FETCH>,        // activations: FETCH runs of 4
     q: array<u32, FETCH>,         // weights: FETCH words of 8 E2M1 values
-    d: array<i32, FETCH>,         // each word's block scale - row scale (<= 0, >= -30)
+    s: array<u32, FETCH>,         // the scale word holding each weight word's block scale
 }
 
 // Step `step` (columns step KB ..) of the tile's activations and weights: invocation lid's
@@ -111,28 +111,33 @@ fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
         if n < TN && t.n0 + n < t.n_total && b < nb {
             let blk = (t.local_e * t.n_total + t.n0 + n) * nb + b;
             r.q[j] = blocks[blk * 4u + i % 4u];
-            let s = mxfp4_byte(scales[blk >> 2u], blk);
-            // Below 2^-30 every E2M1 value rounds to an f16 zero anyway.
-            r.d[j] = max(i32(s) - i32(row_exp[n]), -30);
+            // As loaded: taking the byte here would wait for the load before the step's
+            // products (coop_store takes it).
+            r.s[j] = scales[blk >> 2u];
         }
     }
     return r;
 }
 
-// A fetched step into xs and ws as f16 (zeros where nothing was fetched). Activation rows
-// past the tile's n_rows are left as they are: their products only reach result rows that
-// coop_out drops.
-fn coop_store(lid: u32, r: CoopFetch, n_rows: u32) {
+// A fetched step (coop_fetch's `step`) into xs and ws as f16 (zeros where nothing was
+// fetched). Activation rows past the tile's n_rows are left as they are: their products only
+// reach result rows that coop_out drops.
+fn coop_store(lid: u32, r: CoopFetch, t: CoopTile, nb: u32, step: u32) {
     for (var j = 0u; j < FETCH; j++) {
         let i = lid + j * WG;
-        if i < TM * KB / 4u && i / (KB / 4u) < n_rows {
+        if i < TM * KB / 4u && i / (KB / 4u) < t.n_rows {
             let o = (i / (KB / 4u)) * LDS + (i % (KB / 4u)) * 4u;
             coop_put_x4(o, moe_coop_parts(r.x[j]));
         }
         if i < TN * 8u {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;
             let q = r.q[j];
-            let d = r.d[j];
+            // The word's block scale less its row's (a word past the end holds zeros and
+            // scale 0: any d decodes it to zeros). Below 2^-30 every E2M1 value rounds to an
+            // f16 zero anyway.
+            let n = i / 8u;
+            let blk = (t.local_e * t.n_total + t.n0 + n) * nb + step * 2u + (i % 8u) / 4u;
+            let d = max(i32(mxfp4_byte(r.s[j], blk)) - i32(row_exp[n]), -30);
             // 2^max(d, -14), a normal f16: the products are exact (E2M1 values have two
             // significant bits).
             let f = vec2<f16>(f16(mxfp4_pow2(max(d, -14))));
@@ -166,7 +171,7 @@ fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {
     let steps = (nb + 1u) / 2u;
     var next = coop_fetch(ids.lid, t, nb, 0u);
     for (var step = 0u; step < steps; step++) {
-        coop_store(ids.lid, next, t.n_rows);
+        coop_store(ids.lid, next, t, nb, step);
         workgroupBarrier();
         if step + 1u < steps {
             next = coop_fetch(ids.lid, t, nb, step + 1u);

@@ -22,6 +22,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read> scales: array<u32>;         // [n_part, hidden, inter/32] u8
 @group(0) @binding(7) var<storage, read> bias: array<f32>;           // [n_part, hidden]
 @group(0) @binding(8) var<storage, read_write> y: array<f32>;        // [n_entries (sorted), hidden]
+@group(0) @binding(9) var<storage, read> row_exps: array<u32>;       // [n_part, hidden] u8 (row_exp_mf4w)
 
 // Loaded as f32 and split only when stored: a split at the load would wait for it before
 // the step's products (BENCHMARKS.md, change 27: down 54 -> 90 ms a step).

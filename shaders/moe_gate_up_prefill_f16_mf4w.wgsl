@@ -29,6 +29,7 @@ struct Params {
 @group(0) @binding(8) var<storage, read> scales: array<u32>;         // [n_part, 2 inter, hidden/32] u8
 @group(0) @binding(9) var<storage, read> bias: array<f32>;           // [n_part, 2 inter]
 @group(0) @binding(10) var<storage, read_write> act: array<f32>;     // [n_tokens * k (sorted), inter]
+@group(0) @binding(11) var<storage, read> row_exps: array<u32>;      // [n_part, 2 inter] u8 (row_exp_mf4w)
 
 var<workgroup> tokens: array<u32, TM>;
 var<workgroup> token_shift: array<u32, TM>;

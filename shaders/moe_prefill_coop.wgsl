@@ -13,7 +13,8 @@
 // The activations are the including kernel's to keep in range.
 //
 // The including kernel declares `offsets`, `tiles`, `tile_count` (moe_tile_list), `blocks`
-// ([rows, K/32, 16] u8 in u32) and `scales` ([rows, K/32] u8 in u32) of its expert part;
+// ([rows, K/32, 16] u8 in u32), `scales` ([rows, K/32] u8 in u32) and `row_exps` ([rows] u8
+// in u32: each row's largest scale byte, row_exp_mf4w's) of its expert part;
 // `MoeX`, the type its activations are loaded as, with `moe_coop_x4(start, m, k) -> MoeX`:
 // activations k..k + 3 of sorted entry start + m, within f16's range, and
 // `moe_coop_parts(v: MoeX) -> CoopX4`: them as the tile stores them (called only after the
@@ -67,22 +68,15 @@ fn coop_tile(ids: CoopIds, e0: u32, n_part: u32, n_total: u32) -> CoopTile {
     return CoopTile(rows.x - e0, rows.y, rows.z, ids.wg_id.x * TN, n_total);
 }
 
-// Fills row_exp: the largest scale byte of each of the tile's weight rows (nb blocks each,
-// read a word at a time: a row's bytes are contiguous).
-fn coop_row_exponents(lid: u32, t: CoopTile, nb: u32) {
+// Fills row_exp: the largest scale byte of each of the tile's weight rows, which
+// row_exp_mf4w computed once per model (a scan here, before every tile's first product,
+// cost more than the byte; BENCHMARKS.md, changes 28 and 31).
+fn coop_row_exponents(lid: u32, t: CoopTile) {
     for (var n = lid; n < TN; n += WG) {
         var m = 0u;
         if t.n0 + n < t.n_total {
-            let first = (t.local_e * t.n_total + t.n0 + n) * nb;
-            for (var w = first >> 2u; w <= (first + nb - 1u) >> 2u; w++) {
-                let word = scales[w];
-                for (var j = 0u; j < 4u; j++) {
-                    let i = 4u * w + j;
-                    if i >= first && i < first + nb {
-                        m = max(m, (word >> (8u * j)) & 0xffu);
-                    }
-                }
-            }
+            let row = t.local_e * t.n_total + t.n0 + n;
+            m = mxfp4_byte(row_exps[row >> 2u], row);
         }
         row_exp[n] = m;
     }
@@ -164,7 +158,7 @@ fn coop_store(lid: u32, r: CoopFetch, t: CoopTile, nb: u32, step: u32) {
 // are issued before the previous step's multiplies, so that they overlap.
 fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {
     coop_t = t;
-    coop_row_exponents(ids.lid, t, nb);
+    coop_row_exponents(ids.lid, t);
     workgroupBarrier();
     let blk = coop_block(ids.sg_id, t.n_rows);
     var c: array<coop_mat16x16<f32, C>, 8>;

@@ -398,6 +398,7 @@ fn expert_dispatches(
                 routing,
                 x16,
                 shift,
+                row_exps: part.gate_up_row_exps(),
             }
             .dispatch(gpu)
             .unwrap(),
@@ -423,6 +424,7 @@ fn expert_dispatches(
                 limit,
                 max_tokens,
                 routing,
+                row_exps: part.down_row_exps(),
             }
             .dispatch(gpu)
             .unwrap(),
@@ -660,6 +662,47 @@ fn weight_shift_brings_rows_into_f16_range() {
                 assert_eq!(s, want, "{what}");
             }
         }
+    }
+}
+
+/// row_exp_mf4w gives each expert row its largest scale byte, on every path: rows of 3 blocks
+/// (so rows start mid-word), 4k + 3 rows (a partial last word), bytes from 0 to 254 with one
+/// row's largest at each position of the row.
+#[test]
+fn row_exp_is_each_rows_largest_scale() {
+    let mut rng = Rng::new(29);
+    let (rows, nb) = (4 * 17 + 3, 3);
+    let mut bytes: Vec<u8> = (0..rows * nb).map(|_| (rng.below(255)) as u8).collect();
+    bytes[0] = 254;
+    bytes[nb + 2] = 254;
+    bytes[2 * nb..3 * nb].fill(0);
+    let want: Vec<u8> = bytes.chunks(nb).map(|r| *r.iter().max().unwrap()).collect();
+    let mut padded = bytes.clone();
+    padded.resize(bytes.len().div_ceil(4) * 4, 0);
+    for gpu in paths() {
+        let scales = gpu.upload("scales", &padded).unwrap();
+        let row_exp = out(&gpu, "row_exp", rows.div_ceil(4));
+        let d = row_exp_mf4w::RowExp {
+            scales: &scales,
+            rows: rows as u32,
+            cols: 32 * nb as u32,
+            row_exp: &row_exp,
+        };
+        gpu.run("row exp", &[&d.dispatch(&gpu).unwrap()]).unwrap();
+        let words = gpu.read_u32(&row_exp).unwrap();
+        let got: Vec<u8> = words
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .take(rows)
+            .collect();
+        assert_eq!(got, want, "{}", gpu.adapter_name());
+        // The last word's bytes past the rows stay zero (nothing reads them).
+        assert_eq!(
+            words[rows / 4] >> (8 * (rows % 4)),
+            0,
+            "{}",
+            gpu.adapter_name()
+        );
     }
 }
 

@@ -61,6 +61,7 @@ shader_table![
     "moe_combine_prefill_f32",
     "row_shift_f32",
     "weight_shift_bf16w",
+    "row_exp_mf4w",
     "moe_gate_up_prefill_f16_mf4w",
     "moe_down_prefill_f16_mf4w",
     "fill_random",

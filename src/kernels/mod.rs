@@ -160,6 +160,7 @@ pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod router_f32_bf16w;
 pub mod router_topk_f32;
+pub mod row_exp_mf4w;
 pub mod row_shift_f32;
 pub mod sample_f32;
 pub mod weight_shift_bf16w;
@@ -231,6 +232,7 @@ pub const KERNELS: &[Kernel] = &[
     moe_gate_up_prefill_f32_mf4w::KERNEL,
     moe_route_prefill::KERNEL,
     moe_topk_prefill::KERNEL,
+    row_exp_mf4w::KERNEL,
     row_shift_f32::KERNEL,
     rmsnorm_f32::KERNEL,
     rope_kv_append_f32::KERNEL,

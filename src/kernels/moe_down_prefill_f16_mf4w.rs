@@ -5,14 +5,14 @@ use super::moe::{
     coop_constants, prefill_grid, Experts, MoeBuffers, MoeShape, Projection, Routing, COOP_TILE_N,
 };
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
     shader: "moe_down_prefill_f16_mf4w",
     params { hidden: u32, inter: u32, e0: u32, n_part: u32 }
     bindings {
         act: Read, offsets: Read, tiles: Read, tile_count: Read,
-        blocks: Read, scales: Read, bias: Read, y: ReadWrite,
+        blocks: Read, scales: Read, bias: Read, y: ReadWrite, row_exps: Read,
     }
 }
 
@@ -37,6 +37,8 @@ pub struct MoeDownPrefillF16<'a> {
     /// The largest step: buffers are checked and the grid sized for it.
     pub max_tokens: u32,
     pub routing: &'a Routing,
+    /// Each expert row's largest scale byte, u8 [n_part, rows] in words (row_exp_mf4w).
+    pub row_exps: &'a GpuBuffer,
 }
 
 impl MoeDownPrefillF16<'_> {
@@ -52,6 +54,8 @@ impl MoeDownPrefillF16<'_> {
         let ex = self
             .moe
             .bind(SHADER, self.experts, Projection::Down, self.max_tokens)?;
+        let rows = ex.n_part as u64 * ex.rows as u64;
+        need(&[(self.row_exps, super::row_exp_mf4w::bytes(rows))])?;
         let params = Params {
             hidden,
             inter,
@@ -69,6 +73,7 @@ impl MoeDownPrefillF16<'_> {
             scales: ex.scales,
             bias: ex.bias,
             y: ex.output,
+            row_exps: self.row_exps.binding(),
         }
         .build(gpu, &coop_constants(gpu), &params, ex.label, grid)
     }

@@ -12,7 +12,7 @@ kernel! {
     params { hidden: u32, inter: u32, k: u32, e0: u32, n_part: u32, limit: f32, _pad0: u32, _pad1: u32 }
     bindings {
         x16: Read, shift: Read, offsets: Read, sorted: Read, tiles: Read, tile_count: Read,
-        blocks: Read, scales: Read, bias: Read, act: ReadWrite,
+        blocks: Read, scales: Read, bias: Read, act: ReadWrite, row_exps: Read,
     }
 }
 
@@ -26,6 +26,8 @@ pub struct MoeGateUpPrefillF16<'a> {
     /// The largest step: buffers are checked and the grid sized for it.
     pub max_tokens: u32,
     pub routing: &'a Routing,
+    /// Each expert row's largest scale byte, u8 [n_part, rows] in words (row_exp_mf4w).
+    pub row_exps: &'a GpuBuffer,
     /// `moe.xn` [max_tokens, hidden] as two f16 parts after each token's shift, 4 bytes a
     /// value (row_shift_f32's x16).
     pub x16: &'a GpuBuffer,
@@ -41,6 +43,8 @@ impl MoeGateUpPrefillF16<'_> {
         let ex = self
             .moe
             .bind(SHADER, self.experts, Projection::GateUp, self.max_tokens)?;
+        let rows = ex.n_part as u64 * ex.rows as u64;
+        need(&[(self.row_exps, super::row_exp_mf4w::bytes(rows))])?;
         let t = self.max_tokens as u64;
         need(&[(self.shift, t * 4), (self.x16, t * hidden as u64 * 4)])?;
         let params = Params {
@@ -66,6 +70,7 @@ impl MoeGateUpPrefillF16<'_> {
             scales: ex.scales,
             bias: ex.bias,
             act: ex.output,
+            row_exps: self.row_exps.binding(),
         }
         .build(gpu, &coop_constants(gpu), &params, ex.label, grid)
     }

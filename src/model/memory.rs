@@ -50,7 +50,7 @@ impl MemoryPlan {
         let activations = rope
             + decode::Buffers::sizes(c, ctx).total()
             + prefill::Buffers::sizes(c, chunk, coop).total()
-            + prefill::weight_shift_bytes(c)
+            + prefill::weight_shift_bytes(c, coop)
             + Routing::bytes(
                 chunk as u32,
                 c.experts_per_token as u32,

@@ -19,7 +19,7 @@ use crate::model::activations::activations;
 use crate::model::forward::{moe_shape, qkv_stride, State};
 use crate::model::matrix::{embed, part_rows, Product};
 use crate::model::plan::Plan;
-use crate::model::weights::{Bf16Matrix, LayerWeights, Weights};
+use crate::model::weights::{Bf16Matrix, ExpertWeights, LayerWeights, Weights};
 
 /// Tokens per prefill step unless the caller or the binding limit asks for fewer. Large steps
 /// keep the grouped expert matmuls' row tiles full (gpt-oss-120b routes 2048 x 4 entries over
@@ -93,47 +93,75 @@ impl Buffers<u64> {
     }
 }
 
-/// One layer's weight shifts (weight_shift_bf16w): for each bf16 matrix that prefill
-/// multiplies on cooperative matrices, the f16 shift of every row, one buffer per stored part.
+/// One layer's weight-row scales for the cooperative-matrix kernels, one buffer per stored
+/// part of each matrix: for each bf16 matrix, the f16 shift of every row
+/// (weight_shift_bf16w); for each MXFP4 expert matrix, every row's largest block scale
+/// (row_exp_mf4w). Empty where the device has no cooperative matrices.
 struct LayerShifts {
     qkv: Vec<GpuBuffer>,
     o: Vec<GpuBuffer>,
     router: Vec<GpuBuffer>,
+    gate_up: Vec<GpuBuffer>,
+    down: Vec<GpuBuffer>,
 }
 
-/// Bytes of every layer's weight shifts: an i32 per row of qkv, o and the router. They are
-/// allocated on every device (about 0.8 MB for 20b) and computed only where the matmuls read
-/// them; allocating them only there too is on branch `row-exp`, not yet run on a GPU.
-pub fn weight_shift_bytes(c: &ModelConfig) -> u64 {
-    (c.num_hidden_layers * (qkv_stride(c) + c.hidden_size + c.num_experts)) as u64 * 4
+/// Bytes of every layer's weight-row scales where the device computes on cooperative
+/// matrices (`coop`; none elsewhere): an i32 per row of qkv, o and the router, a byte per
+/// expert row of gate_up and down (about 7.4 MB for 20b, 42 MB for 120b).
+pub fn weight_shift_bytes(c: &ModelConfig, coop: bool) -> u64 {
+    if !coop {
+        return 0;
+    }
+    let bf16_rows = (qkv_stride(c) + c.hidden_size + c.num_experts) as u64;
+    let expert_rows = (c.num_experts * (2 * c.intermediate_size + c.hidden_size)) as u64;
+    c.num_hidden_layers as u64 * (bf16_rows * 4 + row_exp_mf4w::bytes(expert_rows))
 }
 
-/// The weight shifts of every layer, computed (where the device has cooperative matrices) in
-/// one submission: the weights do not change, so no step or workgroup computes them again.
+/// The weight-row scales of every layer, computed (where the device has cooperative
+/// matrices) in one submission: the weights do not change, so no step or workgroup computes
+/// them again.
 fn weight_shifts(gpu: &Gpu, w: &Weights) -> Result<Vec<LayerShifts>> {
+    let coop = gpu.precision().coop;
     let mut dispatches = Vec::new();
-    let mut shifts = |m: &Bf16Matrix| -> Result<Vec<GpuBuffer>> {
-        (m.parts.iter())
+    let shifts = |m: &Bf16Matrix, dispatches: &mut Vec<Dispatch>| -> Result<Vec<GpuBuffer>> {
+        (m.parts.iter().filter(|_| coop))
             .map(|p| {
                 let label = format!("{}.w_shift", p.buffer.label);
                 let w_shift = gpu.storage(&label, p.rows as u64 * 4)?;
-                if gpu.precision().coop {
-                    let d = weight_shift_bf16w::WeightShift {
-                        w: part_rows(p, m.cols),
-                        w_shift: &w_shift,
-                    };
-                    dispatches.push(d.dispatch(gpu)?);
-                }
+                let d = weight_shift_bf16w::WeightShift {
+                    w: part_rows(p, m.cols),
+                    w_shift: &w_shift,
+                };
+                dispatches.push(d.dispatch(gpu)?);
                 Ok(w_shift)
+            })
+            .collect()
+    };
+    let row_exps = |m: &ExpertWeights, dispatches: &mut Vec<Dispatch>| -> Result<Vec<GpuBuffer>> {
+        (m.scales.parts.iter().filter(|_| coop))
+            .map(|p| {
+                let rows = (p.n_experts * m.rows) as u32;
+                let label = format!("{}.row_exp", p.buffer.label);
+                let row_exp = gpu.storage(&label, row_exp_mf4w::bytes(rows as u64))?;
+                let d = row_exp_mf4w::RowExp {
+                    scales: &p.buffer,
+                    rows,
+                    cols: m.cols as u32,
+                    row_exp: &row_exp,
+                };
+                dispatches.push(d.dispatch(gpu)?);
+                Ok(row_exp)
             })
             .collect()
     };
     let layers = (w.layers.iter())
         .map(|lw| {
             Ok(LayerShifts {
-                qkv: shifts(&lw.qkv)?,
-                o: shifts(&lw.o)?,
-                router: shifts(&lw.router)?,
+                qkv: shifts(&lw.qkv, &mut dispatches)?,
+                o: shifts(&lw.o, &mut dispatches)?,
+                router: shifts(&lw.router, &mut dispatches)?,
+                gate_up: row_exps(&lw.gate_up, &mut dispatches)?,
+                down: row_exps(&lw.down, &mut dispatches)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -341,7 +369,7 @@ impl Builder<'_> {
             act: &p.act,
             out: &p.y,
         };
-        self.experts(plan, lw, moe)?;
+        self.experts(plan, l, lw, moe)?;
         let combine = moe_combine_prefill_f32::MoeCombinePrefill {
             shape,
             n_tokens: n,
@@ -356,11 +384,12 @@ impl Builder<'_> {
     /// gate_up then down over every expert part: on cooperative matrices where the device
     /// has them (down only while the SwiGLU clamp keeps its input within f16's range), the
     /// f32 tiles otherwise.
-    fn experts(&self, plan: &mut Plan, lw: &LayerWeights, moe: MoeBuffers) -> Result<()> {
+    fn experts(&self, plan: &mut Plan, l: usize, lw: &LayerWeights, moe: MoeBuffers) -> Result<()> {
         let (gpu, p, routing, max_tokens) = (self.gpu, self.buf, self.routing, self.n as u32);
         let limit = self.c.swiglu_limit;
         let coop = gpu.precision().coop && gpu.tuning().coop_moe_only != Some(false);
-        for experts in &lw.gate_up.parts() {
+        let s = &self.shifts[l];
+        for (i, experts) in lw.gate_up.parts().iter().enumerate() {
             let d = if coop {
                 moe_gate_up_prefill_f16_mf4w::MoeGateUpPrefillF16 {
                     moe,
@@ -370,6 +399,7 @@ impl Builder<'_> {
                     routing,
                     x16: &p.x16,
                     shift: &p.shift,
+                    row_exps: &s.gate_up[i],
                 }
                 .dispatch(gpu)?
             } else {
@@ -384,7 +414,7 @@ impl Builder<'_> {
             };
             plan.push(d);
         }
-        for experts in &lw.down.parts() {
+        for (i, experts) in lw.down.parts().iter().enumerate() {
             let d = if coop && moe_down_prefill_f16_mf4w::fits(limit) {
                 moe_down_prefill_f16_mf4w::MoeDownPrefillF16 {
                     moe,
@@ -392,6 +422,7 @@ impl Builder<'_> {
                     limit,
                     max_tokens,
                     routing,
+                    row_exps: &s.down[i],
                 }
                 .dispatch(gpu)?
             } else {

@@ -352,9 +352,10 @@ pub fn moe_shape(hidden: usize, inter: usize, n_experts: usize, k: usize) -> Moe
 pub struct ExpertPartBuffers {
     e0: u32,
     n: u32,
-    /// Blocks, scales, bias.
-    gate_up: [GpuBuffer; 3],
-    down: [GpuBuffer; 3],
+    /// Blocks, scales, bias, and each row's largest scale byte (computed here, for the
+    /// cooperative-matrix kernels: row_exp_mf4w's output, tested on its own).
+    gate_up: [GpuBuffer; 4],
+    down: [GpuBuffer; 4],
 }
 
 impl ExpertPartBuffers {
@@ -369,22 +370,24 @@ impl ExpertPartBuffers {
         let matrix =
             |name: &str, blocks: &[u8], scales: &[u8], bias: &[f32], rows: usize, cols: usize| {
                 let per = rows * cols;
+                let part_scales = &scales[e0 * per / 32..(e0 + n) * per / 32];
+                let mut row_exp: Vec<u8> = (part_scales.chunks(cols / 32))
+                    .map(|r| *r.iter().max().unwrap())
+                    .collect();
+                row_exp.resize(row_exp.len().div_ceil(4) * 4, 0);
                 [
                     gpu.upload(
                         &format!("{name}.blocks"),
                         &blocks[e0 * per / 2..(e0 + n) * per / 2],
                     )
                     .unwrap(),
-                    gpu.upload(
-                        &format!("{name}.scales"),
-                        &scales[e0 * per / 32..(e0 + n) * per / 32],
-                    )
-                    .unwrap(),
+                    gpu.upload(&format!("{name}.scales"), part_scales).unwrap(),
                     up(
                         gpu,
                         &format!("{name}.bias"),
                         &bias[e0 * rows..(e0 + n) * rows],
                     ),
+                    gpu.upload(&format!("{name}.row_exp"), &row_exp).unwrap(),
                 ]
             };
         ExpertPartBuffers {
@@ -410,7 +413,17 @@ impl ExpertPartBuffers {
         self.experts(&self.down)
     }
 
-    fn experts<'a>(&self, [blocks, scales, bias]: &'a [GpuBuffer; 3]) -> Experts<'a> {
+    /// Each gate_up row's largest scale byte, u8 in words.
+    pub fn gate_up_row_exps(&self) -> &GpuBuffer {
+        &self.gate_up[3]
+    }
+
+    /// Each down row's largest scale byte, u8 in words.
+    pub fn down_row_exps(&self) -> &GpuBuffer {
+        &self.down[3]
+    }
+
+    fn experts<'a>(&self, [blocks, scales, bias, _]: &'a [GpuBuffer; 4]) -> Experts<'a> {
         Experts {
             blocks,
             scales,

@@ -19,7 +19,6 @@ use std::ffi::CStr;
 /// The kernel's SPIR-V as wgpu's Vulkan backend writes it for our unchecked modules, and its
 /// bindings (number, whether a uniform).
 fn spirv(kernel: &str, consts: &HashMap<String, f64>) -> (Vec<u32>, Vec<(u32, bool)>) {
-    let entry = kernel;
     let variant = ShaderVariant {
         subgroups: true,
         f16_kv: std::env::var("OSS_WGPU_STATS_F32_KV").is_err(),
@@ -36,7 +35,7 @@ fn spirv(kernel: &str, consts: &HashMap<String, f64>) -> (Vec<u32>, Vec<(u32, bo
     let (module, info) = naga::back::pipeline_constants::process_overrides(
         &module,
         &info,
-        Some((naga::ShaderStage::Compute, entry)),
+        Some((naga::ShaderStage::Compute, kernel)),
         &consts
             .iter()
             .map(|(k, v)| (k.clone(), *v))
@@ -84,7 +83,7 @@ fn spirv(kernel: &str, consts: &HashMap<String, f64>) -> (Vec<u32>, Vec<(u32, bo
     };
     let po = naga::back::spv::PipelineOptions {
         shader_stage: naga::ShaderStage::Compute,
-        entry_point: entry.to_string(),
+        entry_point: kernel.to_string(),
     };
     let words = naga::back::spv::write_vec(&module, &info, &opts, Some(&po)).expect("spirv");
     (words, bindings)
@@ -133,30 +132,18 @@ fn main() {
             .iter()
             .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE))
             .unwrap() as u32;
-        let mut f11 = vk::PhysicalDeviceVulkan11Features::default();
-        let mut f12 = vk::PhysicalDeviceVulkan12Features::default();
-        let mut f13 = vk::PhysicalDeviceVulkan13Features::default();
-        let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default();
-        let mut fpe = vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default();
-        let mut f2 = vk::PhysicalDeviceFeatures2::default()
-            .push_next(&mut f11)
-            .push_next(&mut f12)
-            .push_next(&mut f13)
-            .push_next(&mut fcm)
-            .push_next(&mut fpe);
-        instance.get_physical_device_features2(pd, &mut f2);
-        let features = f2.features;
+        // Every feature the device has, enabled (as wgpu enables what our kernels need).
         let mut f11 = vk::PhysicalDeviceVulkan11Features::default();
         let mut f12b = vk::PhysicalDeviceVulkan12Features::default();
         let mut f13b = vk::PhysicalDeviceVulkan13Features::default();
-        // copy what is supported
-        instance.get_physical_device_features2(
-            pd,
-            &mut vk::PhysicalDeviceFeatures2::default()
+        let features = {
+            let mut f2 = vk::PhysicalDeviceFeatures2::default()
                 .push_next(&mut f11)
                 .push_next(&mut f12b)
-                .push_next(&mut f13b),
-        );
+                .push_next(&mut f13b);
+            instance.get_physical_device_features2(pd, &mut f2);
+            f2.features
+        };
         let mut fcm2 =
             vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default().cooperative_matrix(true);
         let mut fpe2 = vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default()
@@ -216,7 +203,6 @@ unsafe fn stats(
     kernel: &str,
     consts: &[String],
 ) {
-    let entry = kernel;
     let values: HashMap<String, f64> = (consts.iter())
         .map(|a| {
             let (k, v) = a.split_once('=').expect("NAME=VALUE");
@@ -255,7 +241,7 @@ unsafe fn stats(
                 None,
             )
             .unwrap();
-        let name = std::ffi::CString::new(entry).unwrap();
+        let name = std::ffi::CString::new(kernel).unwrap();
         let stage = vk::PipelineShaderStageCreateInfo::default()
             .stage(vk::ShaderStageFlags::COMPUTE)
             .module(sm)
@@ -288,15 +274,6 @@ unsafe fn stats(
                     _ => format!("{}", s.value.f64),
                 };
                 print!(" [{n}={v}]");
-            }
-            if std::env::var("REGTOOL_IR").is_ok() {
-                let irs = pep
-                    .get_pipeline_executable_internal_representations(&info)
-                    .unwrap();
-                for ir in &irs {
-                    let n = CStr::from_ptr(ir.name.as_ptr()).to_string_lossy();
-                    eprintln!("\nIR {n}: {} bytes text={}", ir.data_size, ir.is_text);
-                }
             }
         }
         println!();

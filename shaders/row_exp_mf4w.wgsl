@@ -5,6 +5,8 @@
 // once when a model's prefill is set up (model::prefill) rather than at the start of every
 // tile. One invocation per 4 rows (one output word of 4 bytes).
 
+//!include mxfp4
+
 const WG: u32 = 64u;
 
 struct Params {
@@ -31,7 +33,7 @@ fn row_exp_mf4w(@builtin(global_invocation_id) gid: vec3<u32>,
         if row < params.rows {
             var m = 0u;
             for (var i = row * params.nb; i < (row + 1u) * params.nb; i++) {
-                m = max(m, (scales[i / 4u] >> ((i % 4u) * 8u)) & 0xffu);
+                m = max(m, mxfp4_byte(scales[i >> 2u], i));
             }
             word |= m << (8u * r);
         }

@@ -24,6 +24,14 @@ override X_VEC4: u32 = 720u;     // the staged input's floats / 4
 
 var<workgroup> xs: array<vec4<f32>, X_VEC4>;
 
+// Where the input's vec4 i sits in xs: each 32-block's 8 vec4 rotated by the block's number.
+// A group's lanes each read their own block, 128 bytes apart: in the plain layout all of them
+// hit the same 4 of the 32 banks (an 8-way conflict on every 16-byte load); rotated, the 8
+// lanes of a quarter-group read 8 different bank quads.
+fn moe_xs_index(i: u32) -> u32 {
+    return i ^ ((i >> 3u) & 7u);
+}
+
 // The partial dot products of R weight rows (block-row numbers `rows`, nb blocks each) with
 // the input from vec4 x0 on, over this lane's blocks lane, lane + lanes, ...; each step
 // issues the R rows' loads before the arithmetic, then goes word by word, each word's 8

@@ -45,7 +45,7 @@ fn moe_x(i: u32) -> vec4<f32> {
     if X_GLOBAL {
         return act[i];
     }
-    return xs[i];
+    return xs[moe_xs_index(i)];
 }
 
 @compute @workgroup_size(WG)
@@ -58,7 +58,7 @@ fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
     let inter4 = params.inter / 4u;
     if !X_GLOBAL {
         for (var i = ids.lid; i < params.k * inter4; i += WG) {
-            xs[i] = act[i];
+            xs[moe_xs_index(i)] = act[i];
         }
     }
     workgroupBarrier();

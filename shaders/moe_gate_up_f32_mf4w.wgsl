@@ -37,7 +37,7 @@ fn moe_x(i: u32) -> vec4<f32> {
     if X_GLOBAL {
         return xn[i];
     }
-    return xs[i];
+    return xs[moe_xs_index(i)];
 }
 
 @compute @workgroup_size(WG)
@@ -52,7 +52,7 @@ fn moe_gate_up_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>)
     mxfp4_init_lut(ids.lid);
     if !X_GLOBAL {
         for (var i = ids.lid; i < params.hidden / 4u; i += WG) {
-            xs[i] = xn[i];
+            xs[moe_xs_index(i)] = xn[i];
         }
     }
     workgroupBarrier();

@@ -96,7 +96,7 @@ const DEFAULT_KERNELS: &[&str] = &[
     "moe_down_prefill_f16_mf4w WG=256",
     "matmul_f16_bf16w WG=256 BIAS=1 RESIDUAL=0",
     "attention_prefill_f16",
-    "moe_gate_up_f32_mf4w ROWS_PER_WG=64 R=8 X_VEC4=720 X_GLOBAL=0",
+    "moe_gate_up_f32_mf4w ROWS_PER_WG=32 R=4 X_VEC4=720 X_GLOBAL=0",
     "moe_down_f32_mf4w ROWS_PER_WG=8 R=4 X_VEC4=2880 X_GLOBAL=0",
     "matvec_f32_bf16w ROWS_PER_WG=16 R=4",
 ];

@@ -15,10 +15,13 @@ kernel! {
 
 /// gate_up rows per workgroup (the ROWS_PER_WG override; a multiple of ROWS_STEP).
 /// [`crate::gpu::Tuning::moe_rows`] overrides it for experiments.
-pub const ROWS_PER_WG: u32 = 64;
-/// Rows (4 gate/up pairs) a group takes at once: on the H200 32.4 us a layer against 35.4 at
-/// 4 rows.
-pub const ROWS_STEP: u32 = 8;
+/// On the H200, with 4 rows a step: 27.1 us a layer at 32 rows, 28.4 at 64, 36.6 at 128
+/// (BENCHMARKS.md, change 35).
+pub const ROWS_PER_WG: u32 = 32;
+/// Rows (2 gate/up pairs) a group takes at once. On the H200 4 rows were slower than 8
+/// (35.4 us against 32.4) while the staged input's reads conflicted on banks; with
+/// moe_xs_index's rotation 4 are the faster (28.4 against 30.2 at 64 rows a workgroup).
+pub const ROWS_STEP: u32 = 4;
 
 /// `moe.act` [k, inter] from `moe.xn` [hidden] for the slots whose expert (in `route`) lies in
 /// `experts`.

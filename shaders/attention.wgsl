@@ -12,7 +12,7 @@ struct Params {
     window: u32,      // 0: full causal attention
     qkv_stride: u32,
     scale: f32,       // 1 / sqrt(head_dim)
-    _pad0: u32,
+    keep_reads: u32,  // 0 (decode's prefetch_keep; unused elsewhere)
     _pad1: u32,
 }
 

@@ -10,9 +10,11 @@
 // its partial with the sink (combine's arithmetic for one chunk) and writes the heads' outputs,
 // so the plan leaves the combine out. Sliding layers see positions pos-W+1..pos only.
 // Output: partials [chunks, n_heads, D + 2] = (o[0..D], m, l); out [n_heads, D] (one chunk).
+// Workgroups at z > 0 only prefetch o_proj's weights into L2 (prefetch.wgsl).
 
 //!include attention
 //!include kv_cache
+//!include prefetch
 
 const WG: u32 = 256u;
 const MAX_GROUP: u32 = 16u;
@@ -34,6 +36,7 @@ const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 @group(0) @binding(6) var<storage, read> rope: array<vec2<f32>>;      // [positions, D/2] (cos, sin)
 @group(0) @binding(7) var<storage, read> sinks: array<f32>;           // [n_heads]
 @group(0) @binding(8) var<storage, read_write> out: array<f32>;       // [n_heads, D]
+@group(0) @binding(9) var<storage, read> prefetch_src: array<u32>;    // the next matvec's weights
 
 // q rows padded by one float, so that the heads' reads of one dim fall in different banks.
 const Q_STRIDE_PAD: u32 = 1u;
@@ -58,7 +61,17 @@ fn visible(pos: u32) -> vec2<u32> {
 
 @compute @workgroup_size(WG)
 fn attention_decode_f32(@builtin(local_invocation_index) lid: u32,
-                        @builtin(workgroup_id) wg_id: vec3<u32>) {
+                        @builtin(workgroup_id) wg_id: vec3<u32>,
+                        @builtin(num_workgroups) n_wg: vec3<u32>) {
+    if wg_id.z > 0u {
+        let plane = n_wg.x * n_wg.y;
+        let part = (wg_id.z - 1u) * plane + wg_id.y * n_wg.x + wg_id.x;
+        let acc = prefetch(part, plane * (n_wg.z - 1u), lid, WG);
+        if prefetch_keep(acc, params.keep_reads) {
+            out[0] = f32(acc);
+        }
+        return;
+    }
     let chunk = wg_id.x;
     let head0 = wg_id.y * GROUP;
     let kvh = head0 / KV_GROUP;

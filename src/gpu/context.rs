@@ -198,8 +198,8 @@ pub struct Precision {
 
 /// Kernel splits for experiments, read once when the device opens from
 /// OSS_WGPU_TUNE_MATVEC="ROWS,R", OSS_WGPU_TUNE_MOE=global,lut (either or both),
-/// OSS_WGPU_TUNE_MOE_R and OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN"; the defaults are
-/// what ships.
+/// OSS_WGPU_TUNE_MOE_R, OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" and
+/// OSS_WGPU_TUNE_PREFETCH=off; the defaults are what ships.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
     /// matvec_f32_bf16w: (rows per workgroup, rows a group takes at once) for every matrix.
@@ -218,6 +218,8 @@ pub struct Tuning {
     /// multiple of 4 in 4..=256; each kernel also asks for a multiple of its rows per group
     /// step (gate_up 8, down 4, or OSS_WGPU_TUNE_MOE_R) and says so otherwise.
     pub moe_rows: Option<(u32, u32)>,
+    /// The decode kernels do not prefetch the next matvec's weights (OSS_WGPU_TUNE_PREFETCH=off).
+    pub no_prefetch: bool,
 }
 
 impl Tuning {
@@ -247,6 +249,7 @@ impl Tuning {
             moe_rows: std::env::var("OSS_WGPU_TUNE_MOE_ROWS")
                 .ok()
                 .and_then(|v| parse_moe_rows(&v)),
+            no_prefetch: std::env::var("OSS_WGPU_TUNE_PREFETCH").is_ok_and(|v| v.trim() == "off"),
         }
     }
 }

@@ -39,6 +39,7 @@ shader_table![
     "attention",
     "moe_decode",
     "grid",
+    "prefetch",
     // kernels
     "dequant_f32_mf4w",
     "embed_f32_bf16w",
@@ -167,6 +168,7 @@ pub fn is_module(name: &str) -> bool {
             | "attention"
             | "moe_decode"
             | "grid"
+            | "prefetch"
     )
 }
 

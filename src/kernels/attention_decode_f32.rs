@@ -1,7 +1,7 @@
 //! Split-K attention for one query position (flash-decoding): per-chunk softmax partials,
 //! with the step's RoPE and KV-cache append folded in (q, k and v come unrotated in `qkv`).
 
-use super::AttentionStep;
+use super::{prefetch, AttentionStep};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -15,12 +15,13 @@ kernel! {
         window: u32,
         qkv_stride: u32,
         scale: f32,
-        _pad0: u32,
+        /// Always 0 (prefetch.wgsl's prefetch_keep).
+        keep_reads: u32,
         _pad1: u32,
     }
     bindings {
         step: Uniform, qkv: Read, k_cache: ReadWrite, v_cache: ReadWrite,
-        partials: ReadWrite, rope: Read, sinks: Read, out: ReadWrite,
+        partials: ReadWrite, rope: Read, sinks: Read, out: ReadWrite, prefetch_src: Read,
     }
 }
 
@@ -101,6 +102,8 @@ pub struct AttentionDecode<'a> {
     pub sinks: &'a GpuBuffer,
     /// f32 [n_heads, head_dim], written when one chunk covers the visible positions.
     pub out: &'a GpuBuffer,
+    /// The next matvec's weights (o_proj's), read into L2 by extra workgroups.
+    pub prefetch: Option<&'a GpuBuffer>,
 }
 
 impl AttentionDecode<'_> {
@@ -156,6 +159,9 @@ impl AttentionDecode<'_> {
             rope: self.rope.binding(),
             sinks: self.sinks.binding(),
             out: self.out.binding(),
+            prefetch_src: prefetch::source(gpu, self.prefetch)
+                .unwrap_or(self.sinks)
+                .binding(),
         }
         .build(
             gpu,
@@ -167,13 +173,14 @@ impl AttentionDecode<'_> {
     }
 
     /// What the per-step grid depends on.
-    pub fn grid_shape(&self, split: HeadSplit) -> Grid {
+    pub fn grid_shape(&self, gpu: &Gpu, split: HeadSplit) -> Grid {
         let sh = &self.attention.layout;
         let group = sh.n_heads / sh.n_kv_heads.max(1);
         Grid {
             window: sh.window,
             head_blocks: sh.n_heads / heads_per_workgroup(group, split).max(1),
             split,
+            prefetch: prefetch::source(gpu, self.prefetch).is_some(),
         }
     }
 }
@@ -184,6 +191,8 @@ pub struct Grid {
     window: u32,
     head_blocks: u32,
     split: HeadSplit,
+    /// Planes of prefetching workgroups (z > 0) follow the attention's own.
+    prefetch: bool,
 }
 
 impl Grid {
@@ -196,8 +205,15 @@ impl Grid {
     }
 
     /// The grid this split needs for a query at `pos`, whether or not it is the one used
-    /// there (tests run both).
+    /// there (tests run both): the attention's workgroups at z = 0, and with prefetching as
+    /// many planes more as give at least prefetch::WORKGROUPS.
     pub fn workgroups(&self, pos: u32) -> [u32; 3] {
-        [chunks(pos, self.window), self.head_blocks, 1]
+        let plane = chunks(pos, self.window) * self.head_blocks;
+        let planes = if self.prefetch {
+            prefetch::WORKGROUPS.div_ceil(plane.max(1))
+        } else {
+            0
+        };
+        [chunks(pos, self.window), self.head_blocks, 1 + planes]
     }
 }

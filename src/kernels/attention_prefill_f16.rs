@@ -12,7 +12,7 @@ kernel! {
     shader: "attention_prefill_f16",
     params {
         n_heads: u32, n_kv_heads: u32, capacity: u32, window: u32, qkv_stride: u32, scale: f32,
-        _pad0: u32, _pad1: u32,
+        keep_reads: u32, _pad1: u32,
     }
     bindings {
         step: Uniform, qkv: Read, k_cache: ReadWrite, v_cache: ReadWrite,

@@ -156,6 +156,7 @@ pub mod moe_gate_up_prefill_f16_mf4w;
 pub mod moe_gate_up_prefill_f32_mf4w;
 pub mod moe_route_prefill;
 pub mod moe_topk_prefill;
+pub mod prefetch;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod router_f32_bf16w;

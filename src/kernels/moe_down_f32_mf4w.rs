@@ -2,6 +2,7 @@
 //! routing weight and added to the residual stream (the slots summed in order).
 
 use super::moe::{decode_constants, Experts, MoeBuffers, MoeShape, Projection};
+use super::prefetch;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -9,9 +10,14 @@ kernel! {
     shader: "moe_down_f32_mf4w",
     params {
         hidden: u32, inter: u32, k: u32, e0: u32, n_part: u32,
-        _pad0: u32, _pad1: u32, _pad2: u32,
+        /// Always 0 (prefetch.wgsl's prefetch_keep).
+        keep_reads: u32,
+        _pad1: u32, _pad2: u32,
     }
-    bindings { route: Read, act: Read, blocks: Read, scales: Read, bias: Read, x: ReadWrite }
+    bindings {
+        route: Read, act: Read, blocks: Read, scales: Read, bias: Read, x: ReadWrite,
+        prefetch_src: Read,
+    }
 }
 
 /// Output rows per workgroup, each computed for every slot (the ROWS_PER_WG override, a
@@ -29,6 +35,8 @@ pub struct MoeDown<'a> {
     pub experts: &'a Experts<'a>,
     /// [2 k]: ids, then weights.
     pub route: &'a GpuBuffer,
+    /// The next matvec's weights (the next layer's qkv), read into L2 by extra workgroups.
+    pub prefetch: Option<&'a GpuBuffer>,
 }
 
 impl MoeDown<'_> {
@@ -58,6 +66,10 @@ impl MoeDown<'_> {
             ..Default::default()
         };
         let y_len = k * rows;
+        let extra = match prefetch::source(gpu, self.prefetch) {
+            Some(_) => prefetch::WORKGROUPS,
+            None => 0,
+        };
         let mut constants = decode_constants(gpu, rows, step, k * inter, y_len as u64 * 4).to_vec();
         constants.push(("Y_LEN", y_len as f64));
         Bindings {
@@ -67,13 +79,16 @@ impl MoeDown<'_> {
             scales: ex.scales,
             bias: ex.bias,
             x: ex.output,
+            prefetch_src: prefetch::source(gpu, self.prefetch)
+                .unwrap_or(self.route)
+                .binding(),
         }
         .build(
             gpu,
             &constants,
             &params,
             ex.label,
-            [ex.rows.div_ceil(rows), 1, 1],
+            [ex.rows.div_ceil(rows) + extra, 1, 1],
         )
     }
 }

@@ -1,0 +1,38 @@
+// prefetch: workgroups of a latency-bound decode kernel that only read the weights of a
+// later dispatch (the next matvec), so that they are in L2 when it starts. A matvec of a few
+// tens of MB starts cold from DRAM and ramps up (qkv and o_proj run at about half the
+// bandwidth); the kernels before them (attention, the expert down projection) leave most of
+// the memory system idle. The host appends these workgroups after the kernel's own (they run
+// in its tail) and tells them apart by workgroup id.
+// The includer declares `prefetch_src: array<u32>` (the weights) and a uniform `keep_reads`
+// that the host always sets to 0.
+
+// 4-byte words per 32-byte L2 sector: one load a sector brings the sector in.
+const PREFETCH_SECTOR_WORDS: u32 = 8u;
+// Loads a lane issues before it uses any of them.
+const PREFETCH_UNROLL: u32 = 8u;
+
+// Reads one word of every sector of prefetch_src that part `part` of `n_parts` covers
+// (interleaved by invocation), and returns their XOR for prefetch_keep.
+fn prefetch(part: u32, n_parts: u32, lid: u32, wg: u32) -> u32 {
+    let sectors = arrayLength(&prefetch_src) / PREFETCH_SECTOR_WORDS;
+    let stride = n_parts * wg;
+    var acc = 0u;
+    for (var i = part * wg + lid; i < sectors; i += PREFETCH_UNROLL * stride) {
+        var w: array<u32, PREFETCH_UNROLL>;
+        for (var u = 0u; u < PREFETCH_UNROLL; u++) {
+            let j = min(i + u * stride, sectors - 1u);
+            w[u] = prefetch_src[j * PREFETCH_SECTOR_WORDS];
+        }
+        for (var u = 0u; u < PREFETCH_UNROLL; u++) {
+            acc ^= w[u];
+        }
+    }
+    return acc;
+}
+
+// Whether the reads' XOR must be stored: never (keep_reads is 0), but the compiler cannot
+// know, so it keeps the loads.
+fn prefetch_keep(acc: u32, keep_reads: u32) -> bool {
+    return keep_reads != 0u && acc == keep_reads;
+}

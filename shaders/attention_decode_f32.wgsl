@@ -36,7 +36,7 @@ const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
 @group(0) @binding(6) var<storage, read> rope: array<vec2<f32>>;      // [positions, D/2] (cos, sin)
 @group(0) @binding(7) var<storage, read> sinks: array<f32>;           // [n_heads]
 @group(0) @binding(8) var<storage, read_write> out: array<f32>;       // [n_heads, D]
-@group(0) @binding(9) var<storage, read> prefetch_src: array<u32>;    // the next matvec's weights
+@group(0) @binding(9) var<storage, read> prefetch_src: array<vec4<u32>>;    // the next matvec's weights
 
 // q rows padded by one float, so that the heads' reads of one dim fall in different banks.
 const Q_STRIDE_PAD: u32 = 1u;

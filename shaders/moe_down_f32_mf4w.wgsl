@@ -36,7 +36,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;   // [n_part, hidden, inter/32]
 @group(0) @binding(4) var<storage, read> scales: array<u32>;         // [n_part, hidden, inter/32] u8
 @group(0) @binding(6) var<storage, read_write> x: array<f32>;        // [hidden]
-@group(0) @binding(7) var<storage, read> prefetch_src: array<u32>;   // the next matvec's weights
+@group(0) @binding(7) var<storage, read> prefetch_src: array<vec4<u32>>;   // the next matvec's weights
 
 var<workgroup> ys: array<f32, Y_LEN>;                                 // [k, ROWS_PER_WG]
 

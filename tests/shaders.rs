@@ -23,7 +23,7 @@ fn weights_prelude(module: &str) -> &'static str {
             "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n",
             "fn moe_x(i: u32) -> vec4<f32> { return vec4<f32>(f32(i)); }\n",
         ),
-        "prefetch" => "@group(0) @binding(0) var<storage, read> prefetch_src: array<u32>;\n",
+        "prefetch" => "@group(0) @binding(0) var<storage, read> prefetch_src: array<vec4<u32>>;\n",
         _ => MOE_TILE_PRELUDE,
     }
 }

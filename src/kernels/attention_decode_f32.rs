@@ -1,7 +1,8 @@
 //! Split-K attention for one query position (flash-decoding): per-chunk softmax partials,
 //! with the step's RoPE and KV-cache append folded in (q, k and v come unrotated in `qkv`).
 
-use super::{prefetch, AttentionStep};
+use super::prefetch::{self, Site};
+use super::AttentionStep;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -144,11 +145,13 @@ impl AttentionDecode<'_> {
             ..Default::default()
         };
         let per_wg = heads_per_workgroup(group, split);
+        let [prefetch_all] = prefetch::constants(gpu);
         let constants = [
             ("CHUNK", CHUNK as f64),
             ("GROUP", per_wg as f64),
             ("KV_GROUP", group as f64),
             ("HEAD_DIM", d as f64),
+            prefetch_all,
         ];
         Bindings {
             step,
@@ -159,8 +162,9 @@ impl AttentionDecode<'_> {
             rope: self.rope.binding(),
             sinks: self.sinks.binding(),
             out: self.out.binding(),
-            prefetch_src: prefetch::source(gpu, self.prefetch)
-                .unwrap_or(self.sinks)
+            // Bound whether or not it prefetches: then any buffer serves.
+            prefetch_src: prefetch::source(gpu, Site::Attention, self.prefetch)
+                .unwrap_or(a.qkv)
                 .binding(),
         }
         .build(
@@ -180,7 +184,8 @@ impl AttentionDecode<'_> {
             window: sh.window,
             head_blocks: sh.n_heads / heads_per_workgroup(group, split).max(1),
             split,
-            prefetch: prefetch::source(gpu, self.prefetch).is_some(),
+            prefetch: prefetch::source(gpu, Site::Attention, self.prefetch)
+                .map(|_| prefetch::workgroups(gpu)),
         }
     }
 }
@@ -191,8 +196,8 @@ pub struct Grid {
     window: u32,
     head_blocks: u32,
     split: HeadSplit,
-    /// Planes of prefetching workgroups (z > 0) follow the attention's own.
-    prefetch: bool,
+    /// Planes of prefetching workgroups (z > 0), at least this many, follow the attention's own.
+    prefetch: Option<u32>,
 }
 
 impl Grid {
@@ -206,14 +211,10 @@ impl Grid {
 
     /// The grid this split needs for a query at `pos`, whether or not it is the one used
     /// there (tests run both): the attention's workgroups at z = 0, and with prefetching as
-    /// many planes more as give at least prefetch::WORKGROUPS.
+    /// many planes more as give at least its workgroups.
     pub fn workgroups(&self, pos: u32) -> [u32; 3] {
         let plane = chunks(pos, self.window) * self.head_blocks;
-        let planes = if self.prefetch {
-            prefetch::WORKGROUPS.div_ceil(plane.max(1))
-        } else {
-            0
-        };
+        let planes = self.prefetch.map_or(0, |n| n.div_ceil(plane.max(1)));
         [chunks(pos, self.window), self.head_blocks, 1 + planes]
     }
 }

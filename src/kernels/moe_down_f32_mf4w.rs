@@ -2,7 +2,7 @@
 //! routing weight and added to the residual stream (the slots summed in order).
 
 use super::moe::{decode_constants, Experts, MoeBuffers, MoeShape, Projection};
-use super::prefetch;
+use super::prefetch::{self, Site};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -66,12 +66,11 @@ impl MoeDown<'_> {
             ..Default::default()
         };
         let y_len = k * rows;
-        let extra = match prefetch::source(gpu, self.prefetch) {
-            Some(_) => prefetch::WORKGROUPS,
-            None => 0,
-        };
+        let src = prefetch::source(gpu, Site::Down, self.prefetch);
+        let extra = src.map_or(0, |_| prefetch::workgroups(gpu));
         let mut constants = decode_constants(gpu, rows, step, k * inter, y_len as u64 * 4).to_vec();
         constants.push(("Y_LEN", y_len as f64));
+        constants.extend(prefetch::constants(gpu));
         Bindings {
             route: self.route.binding(),
             act: ex.input,
@@ -79,9 +78,8 @@ impl MoeDown<'_> {
             scales: ex.scales,
             bias: ex.bias,
             x: ex.output,
-            prefetch_src: prefetch::source(gpu, self.prefetch)
-                .unwrap_or(self.route)
-                .binding(),
+            // Bound whether or not it prefetches: then any buffer serves.
+            prefetch_src: src.unwrap_or(self.experts.blocks).binding(),
         }
         .build(
             gpu,

@@ -7,12 +7,10 @@
 // row adds the slots in order. act is staged in workgroup memory unless X_GLOBAL. Experts may
 // be split over parts: a part's dispatch adds only the slots whose expert it holds (dispatches
 // are ordered, so the parts' read-modify-writes of x follow one another).
-// Workgroups past the rows' only prefetch the next layer's qkv weights into L2 (prefetch.wgsl).
 
 //!include mxfp4
 //!include reduce
 //!include moe_decode
-//!include prefetch
 
 const REDUCE_SIZE: u32 = WG;
 
@@ -25,7 +23,7 @@ struct Params {
     k: u32,
     e0: u32,
     n_part: u32,
-    keep_reads: u32,  // 0 (prefetch_keep)
+    _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -36,7 +34,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;   // [n_part, hidden, inter/32]
 @group(0) @binding(4) var<storage, read> scales: array<u32>;         // [n_part, hidden, inter/32] u8
 @group(0) @binding(6) var<storage, read_write> x: array<f32>;        // [hidden]
-@group(0) @binding(7) var<storage, read> prefetch_src: array<vec4<u32>>;   // the next matvec's weights
 
 var<workgroup> ys: array<f32, Y_LEN>;                                 // [k, ROWS_PER_WG]
 
@@ -52,15 +49,9 @@ fn moe_x(i: u32) -> vec4<f32> {
 }
 
 @compute @workgroup_size(WG)
-fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>,
-                     @builtin(num_workgroups) n_wg: vec3<u32>) {
+fn moe_down_f32_mf4w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
     let row0 = wg_id.x * ROWS_PER_WG;
     if row0 >= params.hidden {
-        let own = (params.hidden + ROWS_PER_WG - 1u) / ROWS_PER_WG;
-        let acc = prefetch(wg_id.x - own, n_wg.x - own, ids.lid, WG);
-        if prefetch_keep(acc, params.keep_reads) {
-            x[0] = f32(acc);
-        }
         return;
     }
     mxfp4_init_lut(ids.lid);

@@ -307,7 +307,7 @@ fn check_attention(gpu: &Gpu, c: &AttnCase, seed: u64) {
     use attention_decode_f32::HeadSplit;
     for split in [HeadSplit::One, HeadSplit::Grouped] {
         let mut dec = attn.dispatch(gpu, split).unwrap();
-        dec.workgroups = attn.grid_shape(gpu, split).workgroups((n - 1) as u32);
+        dec.workgroups = attn.grid_shape(split).workgroups((n - 1) as u32);
         let what = format!("{what} {split:?}");
         gpu.poison(&o);
         // One chunk: the decode kernel's own output, which the plan uses without the combine.
@@ -576,8 +576,6 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
             moe,
             experts: &dn,
             route: &route,
-            // Its extra workgroups must leave x alone (any buffer serves).
-            prefetch: Some(&route),
         };
         down.push(down_d.dispatch(gpu).unwrap());
     }

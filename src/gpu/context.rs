@@ -218,36 +218,8 @@ pub struct Tuning {
     /// multiple of 4 in 4..=256; each kernel also asks for a multiple of its rows per group
     /// step (gate_up 8, down 4, or OSS_WGPU_TUNE_MOE_R) and says so otherwise.
     pub moe_rows: Option<(u32, u32)>,
-    /// Which decode kernels prefetch the next matvec's weights, and how
-    /// (OSS_WGPU_TUNE_PREFETCH=off|attn|down, OSS_WGPU_TUNE_PREFETCH_ALL=1,
-    /// OSS_WGPU_TUNE_PREFETCH_WG=N).
-    pub prefetch: PrefetchTuning,
-}
-
-/// See [`Tuning::prefetch`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PrefetchTuning {
-    pub no_attention: bool,
-    pub no_down: bool,
-    /// Read every byte, not one word a sector.
-    pub all: bool,
-    pub workgroups: Option<u32>,
-}
-
-impl PrefetchTuning {
-    fn from_env() -> Self {
-        let only = std::env::var("OSS_WGPU_TUNE_PREFETCH").unwrap_or_default();
-        let only = only.trim();
-        PrefetchTuning {
-            no_attention: only == "off" || only == "down",
-            no_down: only == "off" || only == "attn",
-            all: std::env::var("OSS_WGPU_TUNE_PREFETCH_ALL").is_ok_and(|v| v.trim() == "1"),
-            workgroups: std::env::var("OSS_WGPU_TUNE_PREFETCH_WG")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|&n: &u32| (1..=4096).contains(&n)),
-        }
-    }
+    /// Decode attention does not prefetch o_proj's weights (OSS_WGPU_TUNE_PREFETCH=off).
+    pub no_prefetch: bool,
 }
 
 impl Tuning {
@@ -277,7 +249,7 @@ impl Tuning {
             moe_rows: std::env::var("OSS_WGPU_TUNE_MOE_ROWS")
                 .ok()
                 .and_then(|v| parse_moe_rows(&v)),
-            prefetch: PrefetchTuning::from_env(),
+            no_prefetch: std::env::var("OSS_WGPU_TUNE_PREFETCH").is_ok_and(|v| v.trim() == "off"),
         }
     }
 }

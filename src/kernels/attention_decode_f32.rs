@@ -1,8 +1,7 @@
 //! Split-K attention for one query position (flash-decoding): per-chunk softmax partials,
 //! with the step's RoPE and KV-cache append folded in (q, k and v come unrotated in `qkv`).
 
-use super::prefetch::{self, Site};
-use super::AttentionStep;
+use super::{prefetch, AttentionStep};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -103,7 +102,8 @@ pub struct AttentionDecode<'a> {
     pub sinks: &'a GpuBuffer,
     /// f32 [n_heads, head_dim], written when one chunk covers the visible positions.
     pub out: &'a GpuBuffer,
-    /// The next matvec's weights (o_proj's), read into L2 by extra workgroups.
+    /// The next matvec's weights (o_proj's), read into L2 by extra workgroups (see
+    /// [`prefetch::worth_it`]).
     pub prefetch: Option<&'a GpuBuffer>,
 }
 
@@ -145,13 +145,11 @@ impl AttentionDecode<'_> {
             ..Default::default()
         };
         let per_wg = heads_per_workgroup(group, split);
-        let [prefetch_all] = prefetch::constants(gpu);
         let constants = [
             ("CHUNK", CHUNK as f64),
             ("GROUP", per_wg as f64),
             ("KV_GROUP", group as f64),
             ("HEAD_DIM", d as f64),
-            prefetch_all,
         ];
         Bindings {
             step,
@@ -163,9 +161,7 @@ impl AttentionDecode<'_> {
             sinks: self.sinks.binding(),
             out: self.out.binding(),
             // Bound whether or not it prefetches: then any buffer serves.
-            prefetch_src: prefetch::source(gpu, Site::Attention, self.prefetch)
-                .unwrap_or(a.qkv)
-                .binding(),
+            prefetch_src: self.prefetch.unwrap_or(a.qkv).binding(),
         }
         .build(
             gpu,
@@ -177,15 +173,14 @@ impl AttentionDecode<'_> {
     }
 
     /// What the per-step grid depends on.
-    pub fn grid_shape(&self, gpu: &Gpu, split: HeadSplit) -> Grid {
+    pub fn grid_shape(&self, split: HeadSplit) -> Grid {
         let sh = &self.attention.layout;
         let group = sh.n_heads / sh.n_kv_heads.max(1);
         Grid {
             window: sh.window,
             head_blocks: sh.n_heads / heads_per_workgroup(group, split).max(1),
             split,
-            prefetch: prefetch::source(gpu, Site::Attention, self.prefetch)
-                .map(|_| prefetch::workgroups(gpu)),
+            prefetch: self.prefetch.map(|_| prefetch::WORKGROUPS),
         }
     }
 }

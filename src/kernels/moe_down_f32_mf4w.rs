@@ -2,7 +2,6 @@
 //! routing weight and added to the residual stream (the slots summed in order).
 
 use super::moe::{decode_constants, Experts, MoeBuffers, MoeShape, Projection};
-use super::prefetch::{self, Site};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
@@ -10,14 +9,9 @@ kernel! {
     shader: "moe_down_f32_mf4w",
     params {
         hidden: u32, inter: u32, k: u32, e0: u32, n_part: u32,
-        /// Always 0 (prefetch.wgsl's prefetch_keep).
-        keep_reads: u32,
-        _pad1: u32, _pad2: u32,
+        _pad0: u32, _pad1: u32, _pad2: u32,
     }
-    bindings {
-        route: Read, act: Read, blocks: Read, scales: Read, bias: Read, x: ReadWrite,
-        prefetch_src: Read,
-    }
+    bindings { route: Read, act: Read, blocks: Read, scales: Read, bias: Read, x: ReadWrite }
 }
 
 /// Output rows per workgroup, each computed for every slot (the ROWS_PER_WG override, a
@@ -35,8 +29,6 @@ pub struct MoeDown<'a> {
     pub experts: &'a Experts<'a>,
     /// [2 k]: ids, then weights.
     pub route: &'a GpuBuffer,
-    /// The next matvec's weights (the next layer's qkv), read into L2 by extra workgroups.
-    pub prefetch: Option<&'a GpuBuffer>,
 }
 
 impl MoeDown<'_> {
@@ -66,11 +58,8 @@ impl MoeDown<'_> {
             ..Default::default()
         };
         let y_len = k * rows;
-        let src = prefetch::source(gpu, Site::Down, self.prefetch);
-        let extra = src.map_or(0, |_| prefetch::workgroups(gpu));
         let mut constants = decode_constants(gpu, rows, step, k * inter, y_len as u64 * 4).to_vec();
         constants.push(("Y_LEN", y_len as f64));
-        constants.extend(prefetch::constants(gpu));
         Bindings {
             route: self.route.binding(),
             act: ex.input,
@@ -78,15 +67,13 @@ impl MoeDown<'_> {
             scales: ex.scales,
             bias: ex.bias,
             x: ex.output,
-            // Bound whether or not it prefetches: then any buffer serves.
-            prefetch_src: src.unwrap_or(self.experts.blocks).binding(),
         }
         .build(
             gpu,
             &constants,
             &params,
             ex.label,
-            [ex.rows.div_ceil(rows) + extra, 1, 1],
+            [ex.rows.div_ceil(rows), 1, 1],
         )
     }
 }

@@ -91,8 +91,7 @@ pub fn build(
     }
     for (l, lw) in w.layers.iter().enumerate() {
         b.attention(&mut plan, l, lw)?;
-        let next_qkv = w.layers.get(l + 1).map(|next| &next.qkv.parts[0].buffer);
-        b.moe(&mut plan, lw, next_qkv)?;
+        b.moe(&mut plan, lw)?;
     }
     Ok(plan)
 }
@@ -111,7 +110,7 @@ impl Builder<'_> {
             rope: &self.state.rope,
             sinks: &lw.sinks.buffer,
             out: &d.attn,
-            prefetch: Some(&lw.o.parts[0].buffer),
+            prefetch: Some(&lw.o.parts[0].buffer).filter(|o| prefetch::worth_it(gpu, o.bytes)),
         };
         // Short contexts take one query head per workgroup, long ones a KV head's group: the
         // split not used at a position gets no workgroups.
@@ -119,7 +118,7 @@ impl Builder<'_> {
         use attention_decode_f32::HeadSplit;
         for split in [HeadSplit::One, HeadSplit::Grouped] {
             if attention_decode_f32::split_used(split, window) {
-                let grid = attn.grid_shape(gpu, split);
+                let grid = attn.grid_shape(split);
                 plan.push_per_position(attn.dispatch(gpu, split)?, move |pos| grid.at(pos));
             }
         }
@@ -148,9 +147,8 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// `x += sum over the top-k experts of weight * down(swiglu(gate_up(norm(x))))`; the last
-    /// down dispatch prefetches `next_qkv` (the next layer's first qkv part).
-    fn moe(&self, plan: &mut Plan, lw: &LayerWeights, next_qkv: Option<&GpuBuffer>) -> Result<()> {
+    /// `x += sum over the top-k experts of weight * down(swiglu(gate_up(norm(x))))`.
+    fn moe(&self, plan: &mut Plan, lw: &LayerWeights) -> Result<()> {
         let (gpu, c, d) = (self.gpu, self.c, self.buf);
         let shape = moe_shape(c);
         let router = router_f32_bf16w::Router {
@@ -183,13 +181,11 @@ impl Builder<'_> {
             };
             plan.push(gate_up.dispatch(gpu)?);
         }
-        let parts = lw.down.parts();
-        for (i, experts) in parts.iter().enumerate() {
+        for experts in &lw.down.parts() {
             let down = moe_down_f32_mf4w::MoeDown {
                 moe,
                 experts,
                 route,
-                prefetch: next_qkv.filter(|_| i + 1 == parts.len()),
             };
             plan.push(down.dispatch(gpu)?);
         }

@@ -478,9 +478,10 @@ fn router_matches_reference() {
                 up(&gpu, "bias", &bias),
             );
             let xn = out(&gpu, "xn", h);
-            let logits = out(&gpu, "logits", e);
+            // The logits and the workgroups' counter, which starts at 0 (a new buffer).
+            let logits = gpu.storage("logits", (e as u64 + 1) * 4).unwrap();
             let route = out(&gpu, "route", 2 * k);
-            let [d, topk] = router_f32_bf16w::Router {
+            let ds = router_f32_bf16w::Router {
                 w: Bf16Rows {
                     buffer: &wb,
                     rows: e as u32,
@@ -498,9 +499,14 @@ fn router_matches_reference() {
             }
             .dispatches(&gpu)
             .unwrap();
-            gpu.run("router", &[&d, &topk]).unwrap();
+            let ds: Vec<_> = ds.iter().collect();
+            gpu.run("router", &ds).unwrap();
             let what = format!("router E={e} H={h} k={k}");
             let got = gpu.read_u32(&route).unwrap();
+            // Again, on a poisoned route: the last workgroup must have reset the counter.
+            gpu.poison(&route);
+            gpu.run("router again", &ds).unwrap();
+            assert_eq!(gpu.read_u32(&route).unwrap(), got, "{what}: run twice");
             let ids: Vec<usize> = got[..k].iter().map(|&v| v as usize).collect();
             assert_eq!(ids, want_ids, "{what}: top-k");
             let got_w: Vec<f32> = got[k..].iter().map(|&b| f32::from_bits(b)).collect();
@@ -534,9 +540,10 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let gb = up(gpu, "gain", gain);
     let xn = out(gpu, "xn", h);
     let route = gpu.storage("route", (2 * k * 4) as u64).unwrap();
-    let router_logits = out(gpu, "router logits", e);
+    // The logits and the router's workgroup counter, which must start at 0 (a new buffer).
+    let router_logits = gpu.storage("router logits", (e as u64 + 1) * 4).unwrap();
     let act = out(gpu, "act", k * i);
-    let [router, topk] = router_f32_bf16w::Router {
+    let router = router_f32_bf16w::Router {
         w: Bf16Rows {
             buffer: &zero_router,
             rows: e as u32,
@@ -560,7 +567,8 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
         act: &act,
         out: &xb,
     };
-    let mut gate_up = vec![router, topk];
+    let n_router = router.len();
+    let mut gate_up = router;
     let mut down = Vec::new();
     for part in &ExpertPartBuffers::upload_all(gpu, &experts, &c.parts) {
         let gu = part.gate_up();
@@ -586,6 +594,15 @@ fn check_moe(gpu: &Gpu, c: &MoeCase, seed: u64) {
     let got_route = gpu.read_u32(&route).unwrap();
     let got_ids: Vec<usize> = got_route[..k].iter().map(|&v| v as usize).collect();
     assert_eq!(got_ids, want_ids, "{what}: router top-k");
+    // Again, on a poisoned route: the last workgroup must have reset the counter.
+    gpu.poison(&route);
+    let again: Vec<_> = gate_up[..n_router].iter().collect();
+    gpu.run("router again", &again).unwrap();
+    assert_eq!(
+        gpu.read_u32(&route).unwrap(),
+        got_route,
+        "{what}: router run twice"
+    );
     let got_w: Vec<f32> = got_route[k..].iter().map(|&b| f32::from_bits(b)).collect();
     assert_close(
         &format!("{what} routing weights"),

@@ -199,7 +199,7 @@ pub struct Precision {
 /// Kernel splits for experiments, read once when the device opens from
 /// OSS_WGPU_TUNE_MATVEC="ROWS,R", OSS_WGPU_TUNE_MOE=global,lut (either or both),
 /// OSS_WGPU_TUNE_MOE_R, OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" and
-/// OSS_WGPU_TUNE_PREFETCH=off; the defaults are what ships.
+/// OSS_WGPU_TUNE_PREFETCH=off and OSS_WGPU_TUNE_ROUTER=split; the defaults are what ships.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
     /// matvec_f32_bf16w: (rows per workgroup, rows a group takes at once) for every matrix.
@@ -220,6 +220,8 @@ pub struct Tuning {
     pub moe_rows: Option<(u32, u32)>,
     /// Decode attention does not prefetch o_proj's weights (OSS_WGPU_TUNE_PREFETCH=off).
     pub no_prefetch: bool,
+    /// The decode router ranks its logits in a dispatch of its own (OSS_WGPU_TUNE_ROUTER=split).
+    pub router_split: bool,
 }
 
 impl Tuning {
@@ -250,6 +252,7 @@ impl Tuning {
                 .ok()
                 .and_then(|v| parse_moe_rows(&v)),
             no_prefetch: std::env::var("OSS_WGPU_TUNE_PREFETCH").is_ok_and(|v| v.trim() == "off"),
+            router_split: std::env::var("OSS_WGPU_TUNE_ROUTER").is_ok_and(|v| v.trim() == "split"),
         }
     }
 }

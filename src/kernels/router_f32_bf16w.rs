@@ -1,6 +1,7 @@
-//! The MoE router of one token in two dispatches: this kernel's RMSNorm (xn, the experts'
-//! input) and logits over many workgroups, then router_topk_f32's top-k and the softmax over
-//! the k: route = [ids[k], weights[k]].
+//! The MoE router of one token in one dispatch: the RMSNorm (xn, the experts' input) and the
+//! logits over many workgroups, then, in the workgroup that finishes last, the top-k and the
+//! softmax over the k: route = [ids[k], weights[k]]. (OSS_WGPU_TUNE_ROUTER=split ranks them in
+//! router_topk_f32's dispatch instead, as before change 37.)
 
 use super::moe::check_routing;
 use super::router_topk_f32::RouterTopK;
@@ -10,8 +11,11 @@ use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
     shader: "router_f32_bf16w",
-    params { n_experts: u32, k8: u32, _pad0: u32, eps: f32 }
-    bindings { w: Read, x: Read, gain: Read, bias: Read, xn: ReadWrite, logits: ReadWrite }
+    params { n_experts: u32, k8: u32, k: u32, eps: f32 }
+    bindings {
+        w: Read, x: Read, gain: Read, bias: Read, xn: ReadWrite, logits: ReadWrite,
+        route: ReadWrite,
+    }
 }
 
 /// Invocations per workgroup: four groups of 32.
@@ -36,15 +40,17 @@ pub struct Router<'a> {
     pub bias: &'a GpuBuffer,
     /// The normalised x, f32 [hidden].
     pub xn: &'a GpuBuffer,
-    /// The logits between the two dispatches, f32 [n_experts].
+    /// [n_experts + 1]: the logits (f32), then the workgroups' counter (u32, 0 between
+    /// dispatches: a new buffer is zeroed).
     pub logits: &'a GpuBuffer,
     /// [2 k]: ids, then weights (f32 bits).
     pub route: &'a GpuBuffer,
 }
 
 impl Router<'_> {
-    /// The logits dispatch, then the top-k's.
-    pub fn dispatches(&self, gpu: &Gpu) -> Result<[Dispatch; 2]> {
+    /// The router's dispatch (two with OSS_WGPU_TUNE_ROUTER=split: the logits, then the
+    /// top-k's).
+    pub fn dispatches(&self, gpu: &Gpu) -> Result<Vec<Dispatch>> {
         let w = &self.w;
         if w.row0 != 0 {
             return Err(Error::Shape {
@@ -55,6 +61,13 @@ impl Router<'_> {
         }
         let (e, k) = (w.rows, self.k);
         check_routing(SHADER, e, k)?;
+        if e > WG {
+            return Err(Error::Shape {
+                what: format!("{SHADER}: experts"),
+                expected: format!("at most {WG} (an invocation each in the top-k)"),
+                actual: e.to_string(),
+            });
+        }
         w.need_k_multiple(SHADER, 8)?;
         w.need(SHADER)?;
         let h = w.k as u64 * 4;
@@ -63,8 +76,10 @@ impl Router<'_> {
             (self.gain, h),
             (self.bias, e as u64 * 4),
             (self.xn, h),
-            (self.logits, e as u64 * 4),
+            (self.logits, (e as u64 + 1) * 4),
+            (self.route, 2 * k as u64 * 4),
         ])?;
+        let split = gpu.tuning().router_split;
         // x * gain in workgroup memory beside the reduction scratch.
         let staged = w.k as u64 * 4;
         let room = gpu.limits().max_compute_workgroup_storage_size as u64;
@@ -79,12 +94,13 @@ impl Router<'_> {
             ("WG", WG as f64),
             ("ROWS_PER_WG", ROWS_PER_WG as f64),
             ("XG_LEN", w.k as f64),
+            ("TOPK", if split { 0.0 } else { 1.0 }),
         ];
         let params = Params {
             n_experts: e,
             k8: w.k / 8,
+            k,
             eps: self.eps,
-            ..Default::default()
         };
         let logits = Bindings {
             w: w.buffer.binding(),
@@ -93,6 +109,7 @@ impl Router<'_> {
             bias: self.bias.binding(),
             xn: self.xn.binding(),
             logits: self.logits.binding(),
+            route: self.route.binding(),
         }
         .build(
             gpu,
@@ -101,6 +118,9 @@ impl Router<'_> {
             &self.route.label,
             [e.div_ceil(ROWS_PER_WG), 1, 1],
         )?;
+        if !split {
+            return Ok(vec![logits]);
+        }
         let topk = RouterTopK {
             n_experts: e,
             k,
@@ -108,6 +128,6 @@ impl Router<'_> {
             route: self.route,
         }
         .dispatch(gpu)?;
-        Ok([logits, topk])
+        Ok(vec![logits, topk])
     }
 }

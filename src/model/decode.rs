@@ -29,7 +29,7 @@ activations! {
         partials: "attn_partials",
         /// The MLP-normalised token, written by the router for the expert kernels.
         xn: "xn",
-        /// The router's logits [n_experts], between its two dispatches.
+        /// The router's logits [n_experts] and its workgroups' counter (router_f32_bf16w).
         router_logits: "router_logits",
         /// The router's choice: expert ids [k] then weights [k] (f32 bits).
         route: "route",
@@ -53,7 +53,7 @@ impl Buffers<u64> {
             attn: f(c.q_dim()),
             partials: 4 * partials,
             xn: f(h),
-            router_logits: f(c.num_experts),
+            router_logits: f(c.num_experts + 1),
             route: f(2 * k),
             act: f(k * c.intermediate_size),
         }

@@ -76,6 +76,43 @@ impl Probe<'_> {
         bytemuck::pod_read_unaligned(&view[..4])
     }
 
+    /// Seconds for `dispatches` dispatches of `pipe` over `n_wg` workgroups in one pass, with
+    /// `bindings` (binding number, buffer).
+    fn time(
+        &self,
+        pipe: &wgpu::ComputePipeline,
+        bindings: &[(u32, &wgpu::Buffer)],
+        n_wg: u32,
+        dispatches: u32,
+    ) -> f64 {
+        let dev = &self.gpu.device;
+        let entries: Vec<_> = bindings
+            .iter()
+            .map(|&(binding, b)| wgpu::BindGroupEntry {
+                binding,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("grid_barrier"),
+            layout: &pipe.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut enc = dev.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(pipe);
+            pass.set_bind_group(0, &bind, &[]);
+            for _ in 0..dispatches {
+                pass.dispatch_workgroups(n_wg, 1, 1);
+            }
+        }
+        let start = Instant::now();
+        self.gpu.queue.submit([enc.finish()]);
+        self.gpu.wait("grid_barrier").expect("grid_barrier");
+        start.elapsed().as_secs_f64()
+    }
+
     /// Seconds a round and stale words seen, for `rounds` rounds in one dispatch.
     fn in_kernel(&self, n_wg: u32, rounds: u32, atomic_read: bool) -> (f64, u32) {
         let [arrived, words, stale, words_a] = self.buffers(n_wg);
@@ -85,34 +122,14 @@ impl Probe<'_> {
             atomic_read: atomic_read as u32,
             _pad: 0,
         });
-        let layout = self.rounds_pipe.get_bind_group_layout(0);
-        let entries: Vec<_> = [&params, &arrived, &words, &stale, &words_a]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let bind = self
-            .gpu
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("rounds"),
-                layout: &layout,
-                entries: &entries,
-            });
-        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.rounds_pipe);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(n_wg, 1, 1);
-        }
-        let start = Instant::now();
-        self.gpu.queue.submit([enc.finish()]);
-        self.gpu.wait("rounds").expect("rounds");
-        let secs = start.elapsed().as_secs_f64();
+        let bindings = [
+            (0, &params),
+            (1, &arrived),
+            (2, &words),
+            (3, &stale),
+            (4, &words_a),
+        ];
+        let secs = self.time(&self.rounds_pipe, &bindings, n_wg, 1);
         (secs / rounds.max(1) as f64, self.read_word(&stale))
     }
 
@@ -125,32 +142,8 @@ impl Probe<'_> {
             atomic_read: 0,
             _pad: 0,
         });
-        let layout = self.dispatch_pipe.get_bind_group_layout(0);
-        let entries = [(0, &params), (2, &words), (3, &stale)].map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i,
-            resource: b.as_entire_binding(),
-        });
-        let bind = self
-            .gpu
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("dispatches"),
-                layout: &layout,
-                entries: &entries,
-            });
-        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.dispatch_pipe);
-            pass.set_bind_group(0, &bind, &[]);
-            for _ in 0..rounds {
-                pass.dispatch_workgroups(n_wg, 1, 1);
-            }
-        }
-        let start = Instant::now();
-        self.gpu.queue.submit([enc.finish()]);
-        self.gpu.wait("dispatches").expect("dispatches");
-        let secs = start.elapsed().as_secs_f64();
+        let bindings = [(0, &params), (2, &words), (3, &stale)];
+        let secs = self.time(&self.dispatch_pipe, &bindings, n_wg, rounds);
         (secs / rounds.max(1) as f64, self.read_word(&stale))
     }
 }

@@ -198,7 +198,7 @@ pub struct Precision {
 
 /// Kernel splits for experiments, read once when the device opens from
 /// OSS_WGPU_TUNE_MATVEC="ROWS,R", OSS_WGPU_TUNE_MOE=global,lut (either or both),
-/// OSS_WGPU_TUNE_MOE_R, OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN" and
+/// OSS_WGPU_TUNE_MOE_R, OSS_WGPU_TUNE_MOE_ROWS="N" or "GATE_UP,DOWN",
 /// OSS_WGPU_TUNE_PREFETCH=off and OSS_WGPU_TUNE_ROUTER=split; the defaults are what ships.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {

@@ -208,8 +208,9 @@ impl Grid {
     /// there (tests run both): the attention's workgroups at z = 0, and with prefetching as
     /// many planes more as give at least its workgroups.
     pub fn workgroups(&self, pos: u32) -> [u32; 3] {
-        let plane = chunks(pos, self.window) * self.head_blocks;
+        let chunks = chunks(pos, self.window);
+        let plane = chunks * self.head_blocks;
         let planes = self.prefetch.map_or(0, |n| n.div_ceil(plane.max(1)));
-        [chunks(pos, self.window), self.head_blocks, 1 + planes]
+        [chunks, self.head_blocks, 1 + planes]
     }
 }

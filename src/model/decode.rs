@@ -110,6 +110,7 @@ impl Builder<'_> {
             rope: &self.state.rope,
             sinks: &lw.sinks.buffer,
             out: &d.attn,
+            // o_proj's first part: all of it unless the matrix is split over buffers.
             prefetch: Some(&lw.o.parts[0].buffer).filter(|o| prefetch::worth_it(gpu, o.bytes)),
         };
         // Short contexts take one query head per workgroup, long ones a KV head's group: the

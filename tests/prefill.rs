@@ -60,6 +60,47 @@ fn matmul_matches_per_token_matvec() {
         );
     }
 }
+/// The prefill router's logits (f32, a workgroup per few tokens) against the per-token
+/// reference: token counts that leave a workgroup partly filled, expert counts that leave a
+/// group's rows partly filled (and more rows than one pass of the groups takes), K not a
+/// multiple of a group's lanes.
+#[test]
+fn router_prefill_matches_per_token_matvec() {
+    let mut rng = Rng::new(12);
+    for (t, e, k) in [(13usize, 7usize, 200usize), (1, 32, 96), (40, 130, 64)] {
+        let w = bf16_matrix(&mut rng, e, k, 0.5);
+        let x = rng.vec_sym(t * k, 2.0);
+        let bias = rng.vec_sym(e, 1.0);
+        let mut want = Vec::new();
+        for tok in 0..t {
+            want.extend(r::matvec_f32_bf16w(
+                &w,
+                &x[tok * k..(tok + 1) * k],
+                None,
+                Some(&bias),
+                None,
+            ));
+        }
+        for gpu in paths() {
+            let xb = up(&gpu, "xn", &x);
+            let bb = up(&gpu, "bias", &bias);
+            let o = out(&gpu, "logits", t * e);
+            run_row_parts(&gpu, "router", &w, k, &[(0, e)], |w| {
+                router_prefill_f32_bf16w::RouterPrefill {
+                    w,
+                    n_tokens: t as u32,
+                    xn: &xb,
+                    bias: &bb,
+                    logits: &o,
+                }
+                .dispatch(&gpu)
+            });
+            let what = format!("router {t} tokens x {e} experts, K {k}");
+            assert_close(&what, &gpu.read_f32(&o).unwrap(), &want, F32_ATOL, F32_RTOL);
+        }
+    }
+}
+
 /// The cooperative-matrix matmul (f16 operands) against an f64 product, where the device
 /// has cooperative matrices: partial tiles both ways, two row parts, bias and residual, and
 /// rows and tokens far outside f16's range (weights up to 2^40, activations up to 2^30; both

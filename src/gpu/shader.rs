@@ -68,6 +68,7 @@ shader_table![
     "fill_random",
     "router_f32_bf16w",
     "router_topk_f32",
+    "router_prefill_f32_bf16w",
     "bandwidth_read",
 ];
 

@@ -160,6 +160,7 @@ pub mod prefetch;
 pub mod rmsnorm_f32;
 pub mod rope_kv_append_f32;
 pub mod router_f32_bf16w;
+pub mod router_prefill_f32_bf16w;
 pub mod router_topk_f32;
 pub mod row_exp_mf4w;
 pub mod row_shift_f32;
@@ -238,6 +239,7 @@ pub const KERNELS: &[Kernel] = &[
     rmsnorm_f32::KERNEL,
     rope_kv_append_f32::KERNEL,
     router_f32_bf16w::KERNEL,
+    router_prefill_f32_bf16w::KERNEL,
     router_topk_f32::KERNEL,
     sample_f32::KERNEL,
     weight_shift_bf16w::KERNEL,

@@ -17,7 +17,7 @@ use crate::kernels::moe::{MoeBuffers, Routing};
 use crate::kernels::*;
 use crate::model::activations::activations;
 use crate::model::forward::{moe_shape, qkv_stride, State};
-use crate::model::matrix::{embed, part_rows, Product};
+use crate::model::matrix::{embed, part_rows, whole, Product};
 use crate::model::plan::Plan;
 use crate::model::weights::{Bf16Matrix, ExpertWeights, LayerWeights, Weights};
 
@@ -100,19 +100,18 @@ impl Buffers<u64> {
 struct LayerShifts {
     qkv: Vec<GpuBuffer>,
     o: Vec<GpuBuffer>,
-    router: Vec<GpuBuffer>,
     gate_up: Vec<GpuBuffer>,
     down: Vec<GpuBuffer>,
 }
 
 /// Bytes of every layer's weight-row scales where the device computes on cooperative
-/// matrices (`coop`; none elsewhere): an i32 per row of qkv, o and the router, a byte per
+/// matrices (`coop`; none elsewhere): an i32 per row of qkv and o, a byte per
 /// expert row of gate_up and down (about 7.4 MB for 20b, 42 MB for 120b).
 pub fn weight_shift_bytes(c: &ModelConfig, coop: bool) -> u64 {
     if !coop {
         return 0;
     }
-    let bf16_rows = (qkv_stride(c) + c.hidden_size + c.num_experts) as u64;
+    let bf16_rows = (qkv_stride(c) + c.hidden_size) as u64;
     let expert_rows = (c.num_experts * (2 * c.intermediate_size + c.hidden_size)) as u64;
     c.num_hidden_layers as u64 * (bf16_rows * 4 + row_exp_mf4w::bytes(expert_rows))
 }
@@ -159,7 +158,6 @@ fn weight_shifts(gpu: &Gpu, w: &Weights) -> Result<Vec<LayerShifts>> {
             Ok(LayerShifts {
                 qkv: shifts(&lw.qkv, &mut dispatches)?,
                 o: shifts(&lw.o, &mut dispatches)?,
-                router: shifts(&lw.router, &mut dispatches)?,
                 gate_up: row_exps(&lw.gate_up, &mut dispatches)?,
                 down: row_exps(&lw.down, &mut dispatches)?,
             })
@@ -350,10 +348,14 @@ impl Builder<'_> {
         let (shape, routing) = (moe_shape(c), self.routing);
         plan.push(self.rmsnorm(&lw.mlp_norm.buffer)?);
         self.shift(plan, &p.xn, c.hidden_size, &p.shift)?;
-        let router = (Product::new(&lw.router, &p.xn, &p.router_logits))
-            .bias(&lw.router_bias.buffer)
-            .f16_shifts(&p.x16, &p.shift, &self.shifts[l].router);
-        plan.push_matrix("router", router.matmul(gpu, self.n)?);
+        let router = router_prefill_f32_bf16w::RouterPrefill {
+            w: whole(&lw.router)?,
+            n_tokens: n,
+            xn: &p.xn,
+            bias: &lw.router_bias.buffer,
+            logits: &p.router_logits,
+        };
+        plan.push(router.dispatch(gpu)?);
         let route = moe_route_prefill::MoeRoutePrefill {
             shape,
             n_tokens: n,

@@ -33,9 +33,6 @@ const N_SG: u32 = 8u;
 // least 32, so every subgroup owns a block, the matrix operations stay in uniform control
 // flow, and a step's loads are a fixed few per invocation.
 override WG: u32 = 256u;
-// K steps whose global loads are in flight while a step multiplies: 1 (the next step's) or 2
-// (the next two; more registers, still one tile a multiprocessor).
-override AHEAD: u32 = 1u;
 
 // The tiles hold four halfs an element: a store writes 8 bytes (the fragment loads take
 // vec4<f16> pointers, their strides in vec4s; packed u32 words do not compile on NVIDIA:

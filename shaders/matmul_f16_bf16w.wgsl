@@ -139,19 +139,10 @@ fn matmul_f16_bf16w(ids: CoopIds) {
     var c: array<coop_mat16x16<f32, C>, 8>;
     let steps = params.k / KB;
     var next = fetch(ids.lid, t0, n0, 0u);
-    var after = next;
-    if AHEAD > 1u && steps > 1u {
-        after = fetch(ids.lid, t0, n0, 1u);
-    }
     for (var step = 0u; step < steps; step++) {
         store(ids.lid, next);
         workgroupBarrier();
-        if AHEAD > 1u {
-            next = after;
-            if step + 2u < steps {
-                after = fetch(ids.lid, t0, n0, step + 2u);
-            }
-        } else if step + 1u < steps {
+        if step + 1u < steps {
             next = fetch(ids.lid, t0, n0, step + 1u);
         }
         coop_mma(blk, &c);

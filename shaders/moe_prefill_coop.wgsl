@@ -164,19 +164,10 @@ fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {
     var c: array<coop_mat16x16<f32, C>, 8>;
     let steps = (nb + 1u) / 2u;
     var next = coop_fetch(ids.lid, t, nb, 0u);
-    var after = next;
-    if AHEAD > 1u && steps > 1u {
-        after = coop_fetch(ids.lid, t, nb, 1u);
-    }
     for (var step = 0u; step < steps; step++) {
         coop_store(ids.lid, next, t, nb, step);
         workgroupBarrier();
-        if AHEAD > 1u {
-            next = after;
-            if step + 2u < steps {
-                after = coop_fetch(ids.lid, t, nb, step + 2u);
-            }
-        } else if step + 1u < steps {
+        if step + 1u < steps {
             next = coop_fetch(ids.lid, t, nb, step + 1u);
         }
         coop_mma(blk, &c);

@@ -1,11 +1,14 @@
 // router_prefill_f32_bf16w: the MoE router's logits for a prefill step, in f32 as the decode
 // router computes them: logits[t, e] = W[e] . xn[t] + bias[e], bf16 W [n_experts, hidden],
 // xn the step's normalised tokens. The matrix is small (gpt-oss-20b: 32 x 2,880, 184 KB) and
-// every token needs all of it, so a workgroup takes T tokens and every row: a group (a
-// subgroup, or 32 invocations on the portable path) takes R rows at a time, its lanes striding
-// over 8-element chunks of K, each weight chunk loaded once for the T tokens and each token
-// chunk once for the R rows. A tile kernel (the matmuls' 64 x 128) would give a 512-token step
-// 8 workgroups walking K in series: ~95 us a layer on the H200 against this one's few.
+// every token needs all of it, so a workgroup takes T tokens and every row. K goes in pieces,
+// the T tokens' piece staged in workgroup memory; a group (a subgroup, or 32 invocations on
+// the portable path) takes R rows at a time, its lanes PER_LANE 8-element chunks of the
+// piece each: each weight chunk is loaded once a workgroup, each token chunk once from L2.
+// (A tile of the matmuls, 64 x 128, gives a 512-token step 8 workgroups walking K in series:
+// ~95 us a layer on the H200. A first version of this kernel, in which every group read the
+// tokens from global memory itself, took ~69 us a layer at 2,048 tokens: by my count ~900 KB
+// a workgroup through L1, more than it holds.)
 // A token's sums do not depend on which workgroup or step holds it: each lane adds its own
 // chunks in order, then group_sum: the same logits whatever the step size.
 
@@ -17,6 +20,11 @@ const REDUCE_SIZE: u32 = WG;
 // Tokens per workgroup and rows a group takes at once: T R accumulators a lane.
 const T: u32 = 8u;
 const R: u32 = 4u;
+// A lane takes PER_LANE 8-element chunks of each staged piece of K; a piece is PER_LANE
+// chunks for each of a group's first MAX_ACTIVE lanes (wider groups leave the rest idle).
+const PER_LANE: u32 = 2u;
+const MAX_ACTIVE: u32 = 32u;
+const PIECE_MAX: u32 = PER_LANE * MAX_ACTIVE;
 
 struct Params {
     n_tokens: u32,
@@ -31,6 +39,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;          // [n_experts]
 @group(0) @binding(4) var<storage, read_write> logits: array<f32>;  // [n_tokens, n_experts]
 
+// The piece's tokens: [T][2][PIECE_MAX] vec4, each chunk's first four elements, then its last
+// four, so that a group's lanes read consecutive vec4s (no bank conflicts).
+var<workgroup> xs: array<vec4<f32>, T * 2u * PIECE_MAX>;
+
 fn bf16x4(v: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
 }
@@ -43,26 +55,56 @@ fn router_prefill_f32_bf16w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u
     }
     let g = group_id(ids);
     let lane = group_lane(ids);
-    let lanes = group_lanes(ids);
     let ng = n_groups(ids);
+    let n_active = min(group_lanes(ids), MAX_ACTIVE);
+    let piece = n_active * PER_LANE;
     let k4 = 2u * params.k8;
+    let pieces = (params.k8 + piece - 1u) / piece;
     // Every group runs every pass (group_sum may hold barriers): rows past the end load the
-    // last row again, tokens past the end the last token, and neither is written.
+    // last row again and are not written; tokens past the end are staged as zeros.
     let passes = (params.n_experts + ng * R - 1u) / (ng * R);
     for (var p = 0u; p < passes; p++) {
         let e0 = (p * ng + g) * R;
         var acc = array<f32, T * R>();
-        for (var c = lane; c < params.k8; c += lanes) {
-            var q: array<vec4<u32>, R>;
-            for (var r = 0u; r < R; r++) {
-                q[r] = w[min(e0 + r, params.n_experts - 1u) * params.k8 + c];
+        for (var pc = 0u; pc < pieces; pc++) {
+            let c0 = pc * piece;
+            // This lane's weight chunks of the piece, loaded before the barriers that stage
+            // the tokens' piece, so that both loads are in flight together.
+            var q: array<vec4<u32>, PER_LANE * R>;
+            if lane < n_active {
+                for (var j = 0u; j < PER_LANE; j++) {
+                    let gc = min(c0 + lane + j * n_active, params.k8 - 1u);
+                    for (var r = 0u; r < R; r++) {
+                        q[j * R + r] = w[min(e0 + r, params.n_experts - 1u) * params.k8 + gc];
+                    }
+                }
             }
-            for (var t = 0u; t < T; t++) {
-                let x0 = min(t0 + t, params.n_tokens - 1u) * k4 + 2u * c;
-                let xa = xn[x0];
-                let xb = xn[x0 + 1u];
-                for (var r = 0u; r < R; r++) {
-                    acc[t * R + r] += dot(xa, bf16x4(q[r].xy)) + dot(xb, bf16x4(q[r].zw));
+            workgroupBarrier();
+            for (var i = ids.lid; i < T * 2u * piece; i += WG) {
+                let t = i / (2u * piece);
+                let v = i % (2u * piece);
+                let kk = 2u * c0 + v;
+                var x = vec4<f32>(0.0);
+                if t0 + t < params.n_tokens && kk < k4 {
+                    x = xn[(t0 + t) * k4 + kk];
+                }
+                xs[(t * 2u + v % 2u) * PIECE_MAX + v / 2u] = x;
+            }
+            workgroupBarrier();
+            if lane < n_active {
+                for (var j = 0u; j < PER_LANE; j++) {
+                    let c = lane + j * n_active;
+                    if c0 + c < params.k8 {
+                        for (var r = 0u; r < R; r++) {
+                            let qa = bf16x4(q[j * R + r].xy);
+                            let qb = bf16x4(q[j * R + r].zw);
+                            for (var t = 0u; t < T; t++) {
+                                let xa = xs[t * 2u * PIECE_MAX + c];
+                                let xb = xs[(t * 2u + 1u) * PIECE_MAX + c];
+                                acc[t * R + r] += dot(xa, qa) + dot(xb, qb);
+                            }
+                        }
+                    }
                 }
             }
         }

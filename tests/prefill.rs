@@ -63,11 +63,11 @@ fn matmul_matches_per_token_matvec() {
 /// The prefill router's logits (f32, a workgroup per few tokens) against the per-token
 /// reference: token counts that leave a workgroup partly filled, expert counts that leave a
 /// group's rows partly filled (and more rows than one pass of the groups takes), K not a
-/// multiple of a group's lanes.
+/// multiple of a group's lanes nor of a staged piece, K over several pieces.
 #[test]
 fn router_prefill_matches_per_token_matvec() {
     let mut rng = Rng::new(12);
-    for (t, e, k) in [(13usize, 7usize, 200usize), (1, 32, 96), (40, 130, 64)] {
+    for (t, e, k) in [(13usize, 7usize, 200usize), (1, 32, 96), (40, 130, 64), (9, 20, 1040)] {
         let w = bf16_matrix(&mut rng, e, k, 0.5);
         let x = rng.vec_sym(t * k, 2.0);
         let bias = rng.vec_sym(e, 1.0);

@@ -222,9 +222,6 @@ pub struct Tuning {
     pub no_prefetch: bool,
     /// The decode router ranks its logits in a dispatch of its own (OSS_WGPU_TUNE_ROUTER=split).
     pub router_split: bool,
-    /// K steps of global loads the cooperative-matrix prefill tiles keep in flight, 1 or 2
-    /// (OSS_WGPU_TUNE_AHEAD).
-    pub coop_ahead: Option<u32>,
 }
 
 impl Tuning {
@@ -256,10 +253,6 @@ impl Tuning {
                 .and_then(|v| parse_moe_rows(&v)),
             no_prefetch: std::env::var("OSS_WGPU_TUNE_PREFETCH").is_ok_and(|v| v.trim() == "off"),
             router_split: std::env::var("OSS_WGPU_TUNE_ROUTER").is_ok_and(|v| v.trim() == "split"),
-            coop_ahead: std::env::var("OSS_WGPU_TUNE_AHEAD")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|n| [1, 2].contains(n)),
         }
     }
 }

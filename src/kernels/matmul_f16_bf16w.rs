@@ -62,10 +62,9 @@ impl MatmulF16<'_> {
             out_stride: self.out_stride,
             ..Default::default()
         };
-        let [wg, ahead] = coop_constants(gpu);
+        let [wg] = coop_constants(gpu);
         let constants = [
             wg,
-            ahead,
             ("BIAS", self.bias.is_some() as u32 as f64),
             ("RESIDUAL", self.residual as u32 as f64),
         ];

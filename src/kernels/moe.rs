@@ -202,16 +202,12 @@ const COOP_SUBGROUPS: u32 = 8;
 
 /// The override constants of the cooperative-matrix prefill kernels: the workgroup size, 8
 /// subgroups of the adapter's size (the kernels assume it is fixed, which
-/// [`crate::gpu::Precision::coop`] checked), and the K steps of loads in flight (coop_tile's
-/// AHEAD).
-pub(crate) fn coop_constants(gpu: &Gpu) -> [(&'static str, f64); 2] {
-    [
-        (
-            "WG",
-            (COOP_SUBGROUPS * gpu.features().subgroup_max_size) as f64,
-        ),
-        ("AHEAD", gpu.tuning().coop_ahead.unwrap_or(1) as f64),
-    ]
+/// [`crate::gpu::Precision::coop`] checked).
+pub(crate) fn coop_constants(gpu: &Gpu) -> [(&'static str, f64); 1] {
+    [(
+        "WG",
+        (COOP_SUBGROUPS * gpu.features().subgroup_max_size) as f64,
+    )]
 }
 
 /// Upper bound on the row tiles for `n_tokens` tokens: every expert may leave a partial tile.

@@ -15,6 +15,23 @@ const F32_ATOL: f32 = 1e-5;
 /// Attention's absolute bound: outputs are weighted means of values of up to 2.
 const ATTENTION_ATOL: f32 = 2e-5;
 
+/// The reference matvec of every token row of `x` [_, k] (with its row of `resid`, if any).
+fn per_token_matvec(
+    w: &[u8],
+    x: &[f32],
+    k: usize,
+    bias: &[f32],
+    resid: Option<&[f32]>,
+) -> Vec<f32> {
+    let rows = bias.len();
+    (0..x.len() / k)
+        .flat_map(|tok| {
+            let res = resid.map(|r| &r[tok * rows..(tok + 1) * rows]);
+            r::matvec_f32_bf16w(w, &x[tok * k..(tok + 1) * k], None, Some(bias), res)
+        })
+        .collect()
+}
+
 #[test]
 fn matmul_matches_per_token_matvec() {
     let mut rng = Rng::new(11);
@@ -24,16 +41,7 @@ fn matmul_matches_per_token_matvec() {
     let x = rng.vec_sym(t * k, 2.0);
     let bias = rng.vec_sym(rows, 1.0);
     let resid = rng.vec_sym(t * rows, 3.0);
-    let mut want = Vec::new();
-    for tok in 0..t {
-        want.extend(r::matvec_f32_bf16w(
-            &w,
-            &x[tok * k..(tok + 1) * k],
-            None,
-            Some(&bias),
-            Some(&resid[tok * rows..(tok + 1) * rows]),
-        ));
-    }
+    let want = per_token_matvec(&w, &x, k, &bias, Some(&resid));
     for gpu in paths() {
         let xb = up(&gpu, "x", &x);
         let bb = up(&gpu, "bias", &bias);
@@ -67,20 +75,16 @@ fn matmul_matches_per_token_matvec() {
 #[test]
 fn router_prefill_matches_per_token_matvec() {
     let mut rng = Rng::new(12);
-    for (t, e, k) in [(13usize, 7usize, 200usize), (1, 32, 96), (40, 130, 64), (9, 20, 1040)] {
+    for (t, e, k) in [
+        (13usize, 7usize, 200usize),
+        (1, 32, 96),
+        (40, 130, 64),
+        (9, 20, 1040),
+    ] {
         let w = bf16_matrix(&mut rng, e, k, 0.5);
         let x = rng.vec_sym(t * k, 2.0);
         let bias = rng.vec_sym(e, 1.0);
-        let mut want = Vec::new();
-        for tok in 0..t {
-            want.extend(r::matvec_f32_bf16w(
-                &w,
-                &x[tok * k..(tok + 1) * k],
-                None,
-                Some(&bias),
-                None,
-            ));
-        }
+        let want = per_token_matvec(&w, &x, k, &bias, None);
         for gpu in paths() {
             let xb = up(&gpu, "xn", &x);
             let bb = up(&gpu, "bias", &bias);

@@ -371,6 +371,19 @@ impl Bf16Rows<'_> {
         )
     }
 
+    /// Checks that this part is the whole matrix from its first row (the routers, whose
+    /// rows are the experts, take the matrix in one buffer).
+    pub(crate) fn need_whole(&self, kernel: &str) -> Result<()> {
+        if self.row0 != 0 {
+            return Err(Error::Shape {
+                what: format!("{kernel}: '{}' first row", self.buffer.label),
+                expected: "0 (the whole router matrix in one buffer)".into(),
+                actual: self.row0.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that `k` is a multiple of `multiple` (the kernel's step along a row).
     pub(crate) fn need_k_multiple(&self, kernel: &str, multiple: u32) -> Result<()> {
         if self.k % multiple != 0 {

@@ -52,13 +52,7 @@ impl Router<'_> {
     /// top-k's).
     pub fn dispatches(&self, gpu: &Gpu) -> Result<Vec<Dispatch>> {
         let w = &self.w;
-        if w.row0 != 0 {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: '{}' first row", w.buffer.label),
-                expected: "0 (the whole router matrix in one buffer)".into(),
-                actual: w.row0.to_string(),
-            });
-        }
+        w.need_whole(SHADER)?;
         let (e, k) = (w.rows, self.k);
         check_routing(SHADER, e, k)?;
         if e > WG {

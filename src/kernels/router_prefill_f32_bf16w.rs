@@ -33,13 +33,7 @@ pub struct RouterPrefill<'a> {
 impl RouterPrefill<'_> {
     pub fn dispatch(&self, gpu: &Gpu) -> Result<Dispatch> {
         let w = &self.w;
-        if w.row0 != 0 {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: '{}' first row", w.buffer.label),
-                expected: "0 (the whole router matrix in one buffer)".into(),
-                actual: w.row0.to_string(),
-            });
-        }
+        w.need_whole(SHADER)?;
         w.need_k_multiple(SHADER, 8)?;
         w.need(SHADER)?;
         let groups = self.n_tokens.div_ceil(TOKENS_PER_WG);

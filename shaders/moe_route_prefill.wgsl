@@ -11,7 +11,9 @@
 // bits before it in its row and the chunks before. Two passes: the counts, then the places.
 
 const WG: u32 = 256u;           // at least MAX_EXPERTS
-const MASK_WORDS: u32 = 8192u;  // 32 KiB
+// The mask's words: 8192 (32 KiB) where the device allows, fewer where its workgroup memory
+// is smaller (the host sizes it; a token chunk is then shorter).
+override MASK_WORDS: u32 = 8192u;
 
 struct Params {
     n_tokens: u32,

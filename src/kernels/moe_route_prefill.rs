@@ -4,7 +4,7 @@
 
 use super::moe::{check_routing, MoeShape, Routing, TILE_M};
 use super::moe_topk_prefill::MoeTopKPrefill;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -41,6 +41,7 @@ impl MoeRoutePrefill<'_> {
             k,
             tile_m: TILE_M,
         };
+        let mask_words = mask_words(gpu, n_experts)?;
         let r = self.routing;
         let group = Bindings {
             experts: r.experts.binding(),
@@ -50,7 +51,34 @@ impl MoeRoutePrefill<'_> {
             tiles: r.tiles.binding(),
             tile_count: r.tile_count.binding(),
         }
-        .build(gpu, &[], &params, "moe.route", [1, 1, 1])?;
+        .build(
+            gpu,
+            &[("MASK_WORDS", mask_words as f64)],
+            &params,
+            "moe.route",
+            [1, 1, 1],
+        )?;
         Ok([topk.dispatch(gpu)?, group])
     }
+}
+
+/// The shader's WG: invocations, and words of each of its two per-invocation arrays.
+const WG: u32 = 256;
+/// The mask's words where workgroup memory allows (32 KiB).
+const MASK_WORDS_MAX: u32 = 8192;
+
+/// Words of the token mask: MASK_WORDS_MAX, or what fits the device's workgroup memory beside
+/// the two per-invocation arrays (some adapters offer 32 KiB in all, or 16). At least a word
+/// a row (expert).
+fn mask_words(gpu: &Gpu, n_experts: u32) -> Result<u32> {
+    let room = gpu.limits().max_compute_workgroup_storage_size;
+    let words = (room.saturating_sub(2 * WG * 4) / 4).min(MASK_WORDS_MAX);
+    if words < n_experts {
+        return Err(Error::Shape {
+            what: format!("{SHADER}: workgroup memory"),
+            expected: format!("at least {} bytes", (n_experts + 2 * WG) * 4),
+            actual: format!("{room} bytes on this adapter"),
+        });
+    }
+    Ok(words)
 }

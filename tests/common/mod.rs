@@ -43,8 +43,11 @@ pub fn coop_gpu() -> Option<Gpu> {
     gpu.precision().coop.then_some(gpu)
 }
 
-/// coop_gpu with an f16 KV cache: where attention_prefill_f16 runs.
+/// coop_gpu with an f16 KV cache: where attention_prefill_f16 runs. Asked for only where
+/// the adapter has cooperative matrices (which need SHADER_F16): elsewhere an f16 cache may
+/// be refused, and there is no such path to test.
 pub fn coop_f16_gpu() -> Option<Gpu> {
+    coop_gpu()?;
     let gpu = gpu_with(GpuOptions {
         portable: false,
         kv: KvChoice::F16,

@@ -48,8 +48,11 @@ fn bf16x4(v: vec2<u32>) -> vec4<f32> {
 }
 
 @compute @workgroup_size(WG)
-fn router_prefill_f32_bf16w(ids: ReduceIds, @builtin(workgroup_id) wg_id: vec3<u32>) {
-    let t0 = wg_id.x * T;
+fn router_prefill_f32_bf16w(ids: ReduceIds,
+                            @builtin(workgroup_id) wg_id: vec3<u32>,
+                            @builtin(num_workgroups) n_wg: vec3<u32>) {
+    // The host's grid may be 2-D (Gpu::grid); workgroups past the tokens have nothing to do.
+    let t0 = (wg_id.x + wg_id.y * n_wg.x) * T;
     if t0 >= params.n_tokens {
         return;
     }

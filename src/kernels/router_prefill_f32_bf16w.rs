@@ -3,7 +3,7 @@
 //! ranks them.
 
 use super::Bf16Rows;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 
 kernel! {
@@ -14,8 +14,6 @@ kernel! {
 
 /// Tokens per workgroup (the shader's T).
 const TOKENS_PER_WG: u32 = 8;
-/// Workgroups the grid's one dimension takes (wgpu's default limit).
-const MAX_WORKGROUPS: u32 = 65535;
 
 /// `logits` from the step's normalised tokens `xn` through the router `w` and `bias`.
 pub struct RouterPrefill<'a> {
@@ -36,14 +34,6 @@ impl RouterPrefill<'_> {
         w.need_whole(SHADER)?;
         w.need_k_multiple(SHADER, 8)?;
         w.need(SHADER)?;
-        let groups = self.n_tokens.div_ceil(TOKENS_PER_WG);
-        if groups > MAX_WORKGROUPS {
-            return Err(Error::Shape {
-                what: format!("{SHADER}: tokens in one step"),
-                expected: format!("at most {}", MAX_WORKGROUPS * TOKENS_PER_WG),
-                actual: self.n_tokens.to_string(),
-            });
-        }
         let (t, e) = (self.n_tokens as u64, w.rows as u64);
         need(&[
             (self.xn, t * w.k as u64 * 4),
@@ -56,12 +46,13 @@ impl RouterPrefill<'_> {
             k8: w.k / 8,
             _pad0: 0,
         };
+        let grid = gpu.grid(self.n_tokens.div_ceil(TOKENS_PER_WG));
         Bindings {
             w: w.buffer.binding(),
             xn: self.xn.binding(),
             bias: self.bias.binding(),
             logits: self.logits.binding(),
         }
-        .build(gpu, &[], &params, &self.logits.label, [groups, 1, 1])
+        .build(gpu, &[], &params, &self.logits.label, grid)
     }
 }

@@ -21,7 +21,6 @@ enable f16;
 enable wgpu_cooperative_matrix;
 
 //!include attention
-//!include kv_cache
 //!include f16_split
 
 const BQ: u32 = 64u;
@@ -44,9 +43,11 @@ override DPL: u32 = D / LANES;
 const MAX_KPL: u32 = BK / 2u;
 const MAX_DPL: u32 = D / 2u;
 
-// Bindings 0-2 (params, step, qkv) are attention.wgsl's.
-const K_CACHE_BINDING: u32 = 3u;  // [kv_heads, capacity, D]
-const V_CACHE_BINDING: u32 = 4u;  // [kv_heads, capacity, D]
+// Bindings 0-2 (params, step, qkv) are attention.wgsl's. The f16 cache (kv_cache_f16.wgsl's
+// words, element 2i in word i's low half) read as the halfs it holds: the host runs this
+// kernel only on such a cache.
+@group(0) @binding(3) var<storage, read> k_cache: array<vec4<f16>>;  // [kv_heads, capacity, D]
+@group(0) @binding(4) var<storage, read> v_cache: array<vec4<f16>>;  // [kv_heads, capacity, D]
 @group(0) @binding(5) var<storage, read> sinks: array<f32>;        // [n_heads]
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;    // [n_tokens, n_heads, D]
 
@@ -61,6 +62,7 @@ var<workgroup> q_exp: array<f32, BQ>;             // 2^(each query row's shift)
 struct Ids {
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) n_wg: vec3<u32>,
     @builtin(subgroup_id) sg_id: u32,
     @builtin(subgroup_invocation_id) sg_lane: u32,
 }
@@ -68,9 +70,11 @@ struct Ids {
 // A key block's share of one invocation: BK x D / 4 runs of 4, over WG >= 128 invocations.
 const KV_FETCH: u32 = 4u;
 
+// Held as the cache's halfs (two registers a run of 4, not four f32): fewer registers while
+// the block before computes, and so room for more workgroups on a multiprocessor.
 struct KvFetch {
-    k: array<vec4<f32>, KV_FETCH>,
-    v: array<vec4<f32>, KV_FETCH>,
+    k: array<vec4<f16>, KV_FETCH>,
+    v: array<vec4<f16>, KV_FETCH>,
 }
 
 // Keys and values kb ..< kb + nk of kv head kvh, invocation lid's runs (zeros past nk: the
@@ -82,8 +86,8 @@ fn fetch_kv(kvh: u32, kb: u32, nk: u32, lid: u32) -> KvFetch {
         let j = i / (D / 4u);
         if i < BK * D / 4u && j < nk {
             let e = (kvh * params.capacity + (kb + j) % params.capacity) * D + (i % (D / 4u)) * 4u;
-            r.k[f] = vec4<f32>(load_k(e), load_k(e + 2u));
-            r.v[f] = vec4<f32>(load_v(e), load_v(e + 2u));
+            r.k[f] = k_cache[e / 4u];
+            r.v[f] = v_cache[e / 4u];
         }
     }
     return r;
@@ -94,8 +98,8 @@ fn store_kv(r: KvFetch, lid: u32) {
         let i = lid + f * WG;
         if i < BK * D / 4u {
             let o = (i / (D / 4u)) * LD4 + i % (D / 4u);
-            ks[o] = vec4<f16>(r.k[f]);
-            vs[o] = vec4<f16>(r.v[f]);
+            ks[o] = r.k[f];
+            vs[o] = r.v[f];
         }
     }
 }
@@ -120,9 +124,10 @@ fn row_sum(x: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn attention_prefill_f16(ids: Ids) {
     let lid = ids.lid;
-    // The grid has ceil(n_tokens / BQ) columns, so q0 < n_tokens.
-    let q0 = ids.wg_id.x * BQ;
-    let h = ids.wg_id.y;
+    // Heads along x, query blocks along y with the last block first (attention_prefill_f32
+    // says why). The grid has ceil(n_tokens / BQ) rows, so q0 < n_tokens.
+    let h = ids.wg_id.x;
+    let q0 = (ids.n_wg.y - 1u - ids.wg_id.y) * BQ;
     let nq = min(BQ, step.n_tokens - q0);
     let kvh = h / (params.n_heads / params.n_kv_heads);
     let pos_first = step.pos0 + q0;

@@ -82,9 +82,13 @@ fn block_max(qi: u32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn attention_prefill_f32(@builtin(local_invocation_index) lid: u32,
-                         @builtin(workgroup_id) wg_id: vec3<u32>) {
-    let q0 = wg_id.x * BQ;          // first query (token index within the step)
-    let h = wg_id.y;
+                         @builtin(workgroup_id) wg_id: vec3<u32>,
+                         @builtin(num_workgroups) n_wg: vec3<u32>) {
+    // Heads along x and query blocks along y, the last block first: workgroups start in
+    // order, x fastest, so every head's longest causal walk starts before any shorter one and
+    // the dispatch ends on the shortest, not on a late long one.
+    let h = wg_id.x;
+    let q0 = (n_wg.y - 1u - wg_id.y) * BQ;   // first query (token index within the step)
     if q0 >= step.n_tokens {
         return;
     }

@@ -4,15 +4,15 @@
 // expert), `slot_pos` (where each entry landed), and the list of row tiles (expert, first
 // sorted row) that the grouped matmuls run over. One workgroup; deterministic.
 //
-// The tokens go in chunks through a bit mask in workgroup memory, a row of words per expert
-// with a bit per token (a token picks an expert at most once, so an expert's entries in
-// token order are its entries in entry order). Each expert's row is split into segments,
-// one an invocation: counting is popcounts, and an entry's place is its expert's start, the
-// bits before it in its row and the chunks before. Two passes: the counts, then the places.
+// The entries go in chunks through a bit mask in workgroup memory, a row of words per expert
+// with a bit per entry of the chunk, so that a set bit is its entry's number and placing an
+// entry reads nothing from memory. Each expert's row is split into segments, one an
+// invocation: counting is popcounts, and an entry's place is its expert's start, the bits
+// before it in its row and the chunks before. Two passes: the counts, then the places.
 
 const WG: u32 = 256u;           // at least MAX_EXPERTS
 // The mask's words: 8192 (32 KiB) where the device allows, fewer where its workgroup memory
-// is smaller (the host sizes it; a token chunk is then shorter).
+// is smaller (the host sizes it; a chunk of entries is then shorter).
 override MASK_WORDS: u32 = 8192u;
 
 struct Params {
@@ -51,18 +51,16 @@ fn segment(lid: u32, n_experts: u32, row_words: u32) -> Segment {
     return Segment(e, s * row_words / per, (s + 1u) * row_words / per, s == 0u, e < n_experts, per);
 }
 
-// Clears the mask and sets token (c0 + t)'s bit in the rows of its experts, for the chunk of
-// n tokens from c0; returns after a barrier. Uniform control flow.
+// Clears the mask and sets entry (c0 + i)'s bit i in the row of its expert, for the chunk of
+// n entries from c0; returns after a barrier. Uniform control flow.
 fn fill_mask(lid: u32, c0: u32, n: u32, row_words: u32) {
-    let k = params.k;
     for (var i = lid; i < params.n_experts * row_words; i += WG) {
         atomicStore(&mask[i], 0u);
     }
     workgroupBarrier();
-    for (var i = lid; i < n * k; i += WG) {
-        let t = i / k;
-        let e = experts[c0 * k + i];
-        atomicOr(&mask[e * row_words + t / 32u], 1u << (t % 32u));
+    for (var i = lid; i < n; i += WG) {
+        let e = experts[c0 + i];
+        atomicOr(&mask[e * row_words + i / 32u], 1u << (i % 32u));
     }
     workgroupBarrier();
 }
@@ -94,7 +92,7 @@ fn add_chunk_counts(lid: u32, sg: Segment) {
 
 @compute @workgroup_size(WG)
 fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
-    let k = params.k;
+    let n_entries = params.n_tokens * params.k;
     let n_experts = params.n_experts;
     let row_words = MASK_WORDS / n_experts;
     let chunk = row_words * 32u;
@@ -103,8 +101,8 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
 
     // Pass 1: each expert's entries.
-    for (var c0 = 0u; c0 < params.n_tokens; c0 += chunk) {
-        fill_mask(lid, c0, min(chunk, params.n_tokens - c0), row_words);
+    for (var c0 = 0u; c0 < n_entries; c0 += chunk) {
+        fill_mask(lid, c0, min(chunk, n_entries - c0), row_words);
         count_segment(lid, sg, row_words);
         add_chunk_counts(lid, sg);
     }
@@ -128,8 +126,8 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
 
     // Pass 2: each entry's place.
-    for (var c0 = 0u; c0 < params.n_tokens; c0 += chunk) {
-        fill_mask(lid, c0, min(chunk, params.n_tokens - c0), row_words);
+    for (var c0 = 0u; c0 < n_entries; c0 += chunk) {
+        fill_mask(lid, c0, min(chunk, n_entries - c0), row_words);
         count_segment(lid, sg, row_words);
         if sg.in_use {
             var at = filled[sg.e];
@@ -139,15 +137,10 @@ fn moe_route_prefill(@builtin(local_invocation_index) lid: u32) {
             for (var w = sg.w0; w < sg.w1; w++) {
                 var bits = atomicLoad(&mask[sg.e * row_words + w]);
                 while bits != 0u {
-                    let t = c0 + w * 32u + firstTrailingBit(bits);
+                    let entry = c0 + w * 32u + firstTrailingBit(bits);
                     bits &= bits - 1u;
-                    // Which of token t's choices is this expert.
-                    var j = 0u;
-                    while j + 1u < k && experts[t * k + j] != sg.e {
-                        j++;
-                    }
-                    sorted[at] = t * k + j;
-                    slot_pos[t * k + j] = at;
+                    sorted[at] = entry;
+                    slot_pos[entry] = at;
                     at++;
                 }
             }

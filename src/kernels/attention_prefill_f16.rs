@@ -15,7 +15,7 @@ kernel! {
         keep_reads: u32, _pad1: u32,
     }
     bindings {
-        step: Uniform, qkv: Read, k_cache: ReadWrite, v_cache: ReadWrite,
+        step: Uniform, qkv: Read, k_cache: Read, v_cache: Read,
         sinks: Read, out: ReadWrite,
     }
 }

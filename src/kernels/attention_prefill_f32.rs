@@ -102,6 +102,7 @@ impl AttentionPrefill<'_> {
         } else {
             BQ
         };
-        [n_tokens.div_ceil(bq), self.attention.layout.n_heads, 1]
+        // Heads along x, query blocks along y: the kernels take the blocks last first.
+        [self.attention.layout.n_heads, n_tokens.div_ceil(bq), 1]
     }
 }

@@ -67,7 +67,7 @@ const WG: u32 = 256;
 /// The mask's words where workgroup memory allows (32 KiB).
 const MASK_WORDS_MAX: u32 = 8192;
 
-/// Words of the token mask: MASK_WORDS_MAX, or what fits the device's workgroup memory beside
+/// Words of the entry mask: MASK_WORDS_MAX, or what fits the device's workgroup memory beside
 /// the two per-invocation arrays (some adapters offer 32 KiB in all, or 16). At least a word
 /// a row (expert).
 fn mask_words(gpu: &Gpu, n_experts: u32) -> Result<u32> {

@@ -49,7 +49,7 @@ fn moe_down_prefill_f16_mf4w(ids: CoopIds) {
     if t.n_rows == 0u {
         return;
     }
-    coop_init_pairs(ids.lid);
+    coop_init_weights(ids.lid);
     workgroupBarrier();
     coop_tile_matmul(ids, t, params.inter / 32u);
 }

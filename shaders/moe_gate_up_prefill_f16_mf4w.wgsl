@@ -60,7 +60,7 @@ fn moe_gate_up_prefill_f16_mf4w(ids: CoopIds) {
     if t.n_rows == 0u {
         return;
     }
-    coop_init_pairs(ids.lid);
+    coop_init_weights(ids.lid);
     if ids.lid < TM {
         var tok = 0u;
         if ids.lid < t.n_rows {

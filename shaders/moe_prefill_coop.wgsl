@@ -24,24 +24,13 @@
 //!include coop_tile
 //!include mxfp4
 //!include moe_tile_list
+//!include coop_weights
 
 // A step's loads per invocation (TM x KB / 4 runs of activations, TN x 8 weight words, over
 // WG >= 256 invocations).
 const FETCH: u32 = 4u;
 
 var<workgroup> row_exp: array<u32, TN>;   // each weight row's largest block scale
-
-// Both E2M1 values of every possible byte (low nibble first) as an f16 pair, for the weight
-// tile's decode: one lookup and one f16 multiply a byte, where f32 values would take two
-// multiplies and a conversion. The values (0 to 6) are exact in f16.
-var<workgroup> coop_pairs: array<vec2<f16>, 256>;
-
-// Fills coop_pairs; call from every invocation, then barrier before use.
-fn coop_init_pairs(lid: u32) {
-    for (var b = lid; b < 256u; b += WG) {
-        coop_pairs[b] = vec2<f16>(vec2<f32>(MXFP4_LUT[b & 15u], MXFP4_LUT[b >> 4u]));
-    }
-}
 
 // A workgroup's tile: TN weight rows from n0 (of n_total per expert) of local expert
 // local_e (counted from the part's first), and the row tile of n_rows entries from start.
@@ -125,35 +114,18 @@ fn coop_store(lid: u32, r: CoopFetch, t: CoopTile, nb: u32, step: u32) {
         }
         if i < TN * 8u {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;
-            let q = r.q[j];
             // The word's block scale less its row's (a word past the end holds zeros and
             // scale 0: any d decodes it to zeros). Below 2^-30 every E2M1 value rounds to an
             // f16 zero anyway.
             let n = i / 8u;
             let blk = (t.local_e * t.n_total + t.n0 + n) * nb + step * 2u + (i % 8u) / 4u;
             let d = max(i32(mxfp4_byte(r.s[j], blk)) - i32(row_exp[n]), -30);
-            // 2^max(d, -14), a normal f16: the products are exact (E2M1 values have two
-            // significant bits).
-            let f = vec2<f16>(f16(mxfp4_pow2(max(d, -14))));
-            var v0 = coop_pairs[q & 0xffu] * f;
-            var v1 = coop_pairs[(q >> 8u) & 0xffu] * f;
-            var v2 = coop_pairs[(q >> 16u) & 0xffu] * f;
-            var v3 = coop_pairs[q >> 24u] * f;
-            if d < -14 {
-                // The rest of the scale, 2^(d + 14) >= 2^-16 (exact in f16): one rounding, to
-                // f16's subnormals.
-                let g = vec2<f16>(f16(mxfp4_pow2(d + 14)));
-                v0 *= g;
-                v1 *= g;
-                v2 *= g;
-                v3 *= g;
-            }
-            coop_put_w8h(o, vec4<f16>(v0, v1), vec4<f16>(v2, v3));
+            coop_put_weights(o, r.q[j], d);
         }
     }
 }
 
-// The tile's product, handed to moe_coop_out. Call after coop_init_pairs and a barrier,
+// The tile's product, handed to moe_coop_out. Call after coop_init_weights and a barrier,
 // from uniform control flow (every invocation of the workgroup). Each step's global loads
 // are issued before the previous step's multiplies, so that they overlap.
 fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {

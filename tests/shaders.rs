@@ -42,7 +42,9 @@ const MOE_TILE_PRELUDE: &str = concat!(
 /// lines).
 fn coop_prelude(module: &str) -> &'static str {
     match module {
-        "coop_tile" => "fn coop_out(m: u32, n: u32, v: vec2<f32>) {}\n",
+        "coop_tile" | "coop_weights_lut" | "coop_weights_f16bits" => {
+            "fn coop_out(m: u32, n: u32, v: vec2<f32>) {}\n"
+        }
         "moe_prefill_coop" => concat!(
             "@group(0) @binding(5) var<storage, read> row_exps: array<u32>;\n",
             "alias MoeX = vec4<f32>;\n",

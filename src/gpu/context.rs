@@ -190,9 +190,10 @@ pub struct Precision {
     /// f16 x f16 -> f32, subgroups are in use at one fixed size, and the path is not
     /// portable.
     pub coop: bool,
-    /// The MoE decode kernels decode E2M1 pairs into f16 bits with unpack2x16float (the
-    /// adapter's DownlevelFlags::SHADER_F16_IN_F32), not through a table in workgroup memory:
-    /// not on the portable path, nor with OSS_WGPU_TUNE_MOE=lut.
+    /// The MoE decode kernels and the cooperative-matrix expert tiles decode E2M1 pairs into
+    /// f16 bits with unpack2x16float (the adapter's DownlevelFlags::SHADER_F16_IN_F32), not
+    /// through a table in workgroup memory: not on the portable path, nor with
+    /// OSS_WGPU_TUNE_MOE=lut.
     pub f16_bits: bool,
 }
 
@@ -206,8 +207,8 @@ pub struct Tuning {
     pub matvec: Option<(u32, u32)>,
     /// The MoE decode kernels read activations from global memory, not a workgroup tile.
     pub moe_x_global: bool,
-    /// The MoE decode kernels look E2M1 nibbles up in a workgroup-memory table (as the
-    /// portable path does) instead of decoding pairs into f16 bits (OSS_WGPU_TUNE_MOE=lut).
+    /// The MoE kernels look E2M1 values up in a workgroup-memory table (as the portable path
+    /// does) instead of decoding pairs into f16 bits (OSS_WGPU_TUNE_MOE=lut).
     pub moe_lut: bool,
     /// Rows a group of the MoE decode kernels takes at once: 2, 4 or 8 (OSS_WGPU_TUNE_MOE_R).
     pub moe_r: Option<u32>,

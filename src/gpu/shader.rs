@@ -4,7 +4,8 @@
 //! `//!include mxfp4`, and [`compose`] pastes that module in once. Where a module has variants
 //! by device feature, the name resolves to one of them: `reduce` becomes `reduce_subgroup` when
 //! subgroups are in use and `reduce_workgroup` otherwise; `kv_cache` becomes `kv_cache_f16`
-//! or `kv_cache_f32`; `mxfp4_decode` becomes `mxfp4_decode_f16bits` or `mxfp4_decode_lut`.
+//! or `kv_cache_f32`; `mxfp4_decode` becomes `mxfp4_decode_f16bits` or `mxfp4_decode_lut`, and
+//! `coop_weights` `coop_weights_f16bits` or `coop_weights_lut`.
 //! Nothing else is rewritten: kernels are
 //! specialised with WGSL `override` constants.
 
@@ -35,6 +36,8 @@ shader_table![
     "moe_tile_list",
     "moe_prefill_coop",
     "coop_tile",
+    "coop_weights_f16bits",
+    "coop_weights_lut",
     "f16_split",
     "attention",
     "moe_decode",
@@ -78,8 +81,8 @@ pub struct ShaderVariant {
     pub subgroups: bool,
     /// KV cache stored as f16 (needs SHADER_F16 on some drivers for pack2x16float).
     pub f16_kv: bool,
-    /// MXFP4 blocks decoded into f16 bits with unpack2x16float (mxfp4_decode_f16bits), not
-    /// through the nibble table (mxfp4_decode_lut).
+    /// MXFP4 blocks decoded into f16 bits with unpack2x16float (mxfp4_decode_f16bits and
+    /// coop_weights_f16bits), not through a table (mxfp4_decode_lut, coop_weights_lut).
     pub f16_bits: bool,
 }
 
@@ -138,6 +141,8 @@ impl ShaderVariant {
             "kv_cache" => "kv_cache_f32".into(),
             "mxfp4_decode" if self.f16_bits => "mxfp4_decode_f16bits".into(),
             "mxfp4_decode" => "mxfp4_decode_lut".into(),
+            "coop_weights" if self.f16_bits => "coop_weights_f16bits".into(),
+            "coop_weights" => "coop_weights_lut".into(),
             m => m.into(),
         }
     }
@@ -165,6 +170,8 @@ pub fn is_module(name: &str) -> bool {
             | "moe_tile_list"
             | "moe_prefill_coop"
             | "coop_tile"
+            | "coop_weights_f16bits"
+            | "coop_weights_lut"
             | "f16_split"
             | "attention"
             | "moe_decode"
@@ -180,6 +187,8 @@ pub fn needs_coop(name: &str) -> bool {
     matches!(
         name,
         "coop_tile"
+            | "coop_weights_f16bits"
+            | "coop_weights_lut"
             | "moe_prefill_coop"
             | "moe_gate_up_prefill_f16_mf4w"
             | "moe_down_prefill_f16_mf4w"

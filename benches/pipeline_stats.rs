@@ -1,6 +1,7 @@
 //! The driver's statistics for one of our kernels (registers, workgroup memory, stack, ...),
 //! which wgpu does not report: the kernel composed as the crate composes it (subgroups, f16
-//! bits and cache; OSS_WGPU_STATS_F32_KV=1 for the f32 cache), written to SPIR-V as wgpu's
+//! bits and cache; OSS_WGPU_STATS_F32_KV=1 for the f32 cache, OSS_WGPU_STATS_LUT=1 for the
+//! table variants of the MXFP4 decode), written to SPIR-V as wgpu's
 //! Vulkan backend writes our unchecked modules (no bounds checks, no loop counters), with the
 //! override values given, then built into a Vulkan compute pipeline with
 //! VK_KHR_pipeline_executable_properties' statistics captured. Compiles only: nothing runs.
@@ -22,7 +23,7 @@ fn spirv(kernel: &str, consts: &HashMap<String, f64>) -> (Vec<u32>, Vec<(u32, bo
     let variant = ShaderVariant {
         subgroups: true,
         f16_kv: std::env::var("OSS_WGPU_STATS_F32_KV").is_err(),
-        f16_bits: true,
+        f16_bits: std::env::var("OSS_WGPU_STATS_LUT").is_err(),
     };
     let src = shader::compose(kernel, variant).unwrap_or_else(|e| panic!("{kernel}: {e}"));
     let module =

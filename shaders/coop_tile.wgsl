@@ -125,16 +125,10 @@ fn coop_put_w8(o: u32, a: vec4<f32>, b: vec4<f32>) {
     coop_put_w8h(o, vec4<f16>(a), vec4<f16>(b));
 }
 
-// coop_put_w8 for weights already in f16. Callers store a row's 64 halfs from 8 consecutive
-// invocations, so the 16 of a half-warp (which one 8-byte store serves at a time) cover two
-// rows, 144 bytes = 36 banks apart: with a first in both, the two rows' stores fall on the
-// same 16 banks (two addresses a bank). Odd rows store b first, on the other 16. No branch:
-// the rows of a half-warp differ, and divergent stores would each serve half the lanes.
+// coop_put_w8 for weights already in f16.
 fn coop_put_w8h(o: u32, a: vec4<f16>, b: vec4<f16>) {
-    let odd = ((o / LDS) & 1u) == 1u;
-    let i = o / 4u + u32(odd);
-    ws[i] = select(a, b, odd);
-    ws[i ^ 1u] = select(b, a, odd);
+    ws[o / 4u] = a;
+    ws[o / 4u + 1u] = b;
 }
 
 // The subgroup's results (hi products plus lo products / 2^11; four fragments, two for a

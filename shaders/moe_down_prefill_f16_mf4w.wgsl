@@ -28,12 +28,8 @@ struct Params {
 // the step's products (BENCHMARKS.md, change 27: down 54 -> 90 ms a step).
 alias MoeX = vec4<f32>;
 
-fn moe_coop_row(start: u32, m: u32) -> u32 {
-    return (start + m) * params.inter;
-}
-
-fn moe_coop_x4(row: u32, k: u32) -> vec4<f32> {
-    return act[(row + k) / 4u];
+fn moe_coop_x4(start: u32, m: u32, k: u32) -> vec4<f32> {
+    return act[((start + m) * params.inter + k) / 4u];
 }
 
 fn moe_coop_parts(v: vec4<f32>) -> CoopX4 {

@@ -36,12 +36,8 @@ var<workgroup> token_shift: array<u32, TM>;
 
 alias MoeX = CoopX4;
 
-fn moe_coop_row(start: u32, m: u32) -> u32 {
-    return tokens[m] * params.hidden;
-}
-
-fn moe_coop_x4(row: u32, k: u32) -> CoopX4 {
-    let run = (row + k) / 4u;
+fn moe_coop_x4(start: u32, m: u32, k: u32) -> CoopX4 {
+    let run = (tokens[m] * params.hidden + k) / 4u;
     return CoopX4(x16[2u * run], x16[2u * run + 1u]);
 }
 

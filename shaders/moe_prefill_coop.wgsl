@@ -15,9 +15,8 @@
 // The including kernel declares `offsets`, `tiles`, `tile_count` (moe_tile_list), `blocks`
 // ([rows, K/32, 16] u8 in u32), `scales` ([rows, K/32] u8 in u32) and `row_exps` ([rows] u8
 // in u32: each row's largest scale byte, row_exp_mf4w's) of its expert part;
-// `MoeX`, the type its activations are loaded as, with `moe_coop_row(start, m) -> u32`: where
-// sorted entry start + m's activations are (any handle; read once per tile), and
-// `moe_coop_x4(row, k) -> MoeX`: activations k..k + 3 of that entry, within f16's range, and
+// `MoeX`, the type its activations are loaded as, with `moe_coop_x4(start, m, k) -> MoeX`:
+// activations k..k + 3 of sorted entry start + m, within f16's range, and
 // `moe_coop_parts(v: MoeX) -> CoopX4`: them as the tile stores them (called only after the
 // step's products, so that the loads stay in flight during them); and `moe_coop_out(tile, m, n, v)`: the results of entry m and weight rows n, n + 1
 // of the tile (n even), row scales applied.
@@ -72,39 +71,6 @@ fn coop_row_exponents(lid: u32, t: CoopTile) {
     }
 }
 
-// What an invocation's loads of a tile are, the same at every step: computed once, before
-// the steps, since the reads behind them (the entry's token, the row's exponent) are
-// workgroup memory, which no compiler may carry across the steps' barriers.
-struct CoopLanes {
-    x_row: array<u32, FETCH>,   // moe_coop_row of activation load j's entry; COOP_NONE: none
-    w_blk: array<u32, FETCH>,   // the block weight load j reads at step 0 (+ 2 a step); COOP_NONE: none
-    w_exp: array<i32, FETCH>,   // its row's largest scale byte (row_exp)
-}
-
-const COOP_NONE: u32 = 0xffffffffu;
-
-fn coop_lanes(lid: u32, t: CoopTile, nb: u32) -> CoopLanes {
-    var l: CoopLanes;
-    for (var j = 0u; j < FETCH; j++) {
-        let i = lid + j * WG;
-        l.x_row[j] = COOP_NONE;
-        let m = i / (KB / 4u);
-        if i < TM * KB / 4u && m < t.n_rows {
-            l.x_row[j] = moe_coop_row(t.start, m);
-        }
-        // TN rows x 8 words (two blocks of 4).
-        let n = i / 8u;
-        l.w_blk[j] = COOP_NONE;
-        if n < TN {
-            l.w_exp[j] = i32(row_exp[n]);
-            if t.n0 + n < t.n_total {
-                l.w_blk[j] = (t.local_e * t.n_total + t.n0 + n) * nb + (i % 8u) / 4u;
-            }
-        }
-    }
-    return l;
-}
-
 // One K step's global loads, held in registers while the previous step multiplies.
 struct CoopFetch {
     x: array<MoeX, FETCH>,        // activations: FETCH runs of 4
@@ -114,16 +80,19 @@ struct CoopFetch {
 
 // Step `step` (columns step KB ..) of the tile's activations and weights: invocation lid's
 // share, as coop_store places it.
-fn coop_fetch(lid: u32, l: CoopLanes, nb: u32, step: u32) -> CoopFetch {
+fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
     var r: CoopFetch;
     for (var j = 0u; j < FETCH; j++) {
         let i = lid + j * WG;
-        if l.x_row[j] != COOP_NONE {
-            r.x[j] = moe_coop_x4(l.x_row[j], step * KB + (i % (KB / 4u)) * 4u);
+        let m = i / (KB / 4u);
+        if m < t.n_rows && i < TM * KB / 4u {
+            r.x[j] = moe_coop_x4(t.start, m, step * KB + (i % (KB / 4u)) * 4u);
         }
-        // A block past the end of K (odd nb, last step) reads as zeros.
-        if l.w_blk[j] != COOP_NONE && step * 2u + (i % 8u) / 4u < nb {
-            let blk = l.w_blk[j] + step * 2u;
+        // TN rows x 8 words (two blocks of 4).
+        let n = i / 8u;
+        let b = step * 2u + (i % 8u) / 4u;
+        if n < TN && t.n0 + n < t.n_total && b < nb {
+            let blk = (t.local_e * t.n_total + t.n0 + n) * nb + b;
             r.q[j] = blocks[blk * 4u + i % 4u];
             // As loaded: taking the byte here would wait for the load before the step's
             // products (coop_store takes it).
@@ -136,10 +105,10 @@ fn coop_fetch(lid: u32, l: CoopLanes, nb: u32, step: u32) -> CoopFetch {
 // A fetched step (coop_fetch's `step`) into xs and ws as f16 (zeros where nothing was
 // fetched). Activation rows past the tile's n_rows are left as they are: their products only
 // reach result rows that coop_out drops.
-fn coop_store(lid: u32, r: CoopFetch, l: CoopLanes, step: u32) {
+fn coop_store(lid: u32, r: CoopFetch, t: CoopTile, nb: u32, step: u32) {
     for (var j = 0u; j < FETCH; j++) {
         let i = lid + j * WG;
-        if l.x_row[j] != COOP_NONE {
+        if i < TM * KB / 4u && i / (KB / 4u) < t.n_rows {
             let o = (i / (KB / 4u)) * LDS + (i % (KB / 4u)) * 4u;
             coop_put_x4(o, moe_coop_parts(r.x[j]));
         }
@@ -147,10 +116,10 @@ fn coop_store(lid: u32, r: CoopFetch, l: CoopLanes, step: u32) {
             let o = (i / 8u) * LDS + (i % 8u) * 8u;
             // The word's block scale less its row's (a word past the end holds zeros and
             // scale 0: any d decodes it to zeros). Below 2^-30 every E2M1 value rounds to an
-            // f16 zero anyway. The byte's place in its word is the block's, which a step (2
-            // blocks) moves by 2 in every lane alike, and a row past the end never reads it.
-            let blk = l.w_blk[j] + step * 2u;
-            let d = max(i32(mxfp4_byte(r.s[j], blk)) - l.w_exp[j], -30);
+            // f16 zero anyway.
+            let n = i / 8u;
+            let blk = (t.local_e * t.n_total + t.n0 + n) * nb + step * 2u + (i % 8u) / 4u;
+            let d = max(i32(mxfp4_byte(r.s[j], blk)) - i32(row_exp[n]), -30);
             coop_put_weights(o, r.q[j], d);
         }
     }
@@ -164,15 +133,14 @@ fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {
     coop_row_exponents(ids.lid, t);
     workgroupBarrier();
     let blk = coop_block(ids.sg_id, t.n_rows);
-    let lanes = coop_lanes(ids.lid, t, nb);
     var c: array<coop_mat16x16<f32, C>, 8>;
     let steps = (nb + 1u) / 2u;
-    var next = coop_fetch(ids.lid, lanes, nb, 0u);
+    var next = coop_fetch(ids.lid, t, nb, 0u);
     for (var step = 0u; step < steps; step++) {
-        coop_store(ids.lid, next, lanes, step);
+        coop_store(ids.lid, next, t, nb, step);
         workgroupBarrier();
         if step + 1u < steps {
-            next = coop_fetch(ids.lid, lanes, nb, step + 1u);
+            next = coop_fetch(ids.lid, t, nb, step + 1u);
         }
         coop_mma(blk, &c);
         workgroupBarrier();

@@ -48,8 +48,7 @@ fn coop_prelude(module: &str) -> &'static str {
         "moe_prefill_coop" => concat!(
             "@group(0) @binding(5) var<storage, read> row_exps: array<u32>;\n",
             "alias MoeX = vec4<f32>;\n",
-            "fn moe_coop_row(start: u32, m: u32) -> u32 { return start + m; }\n",
-            "fn moe_coop_x4(row: u32, k: u32) -> vec4<f32> { return vec4<f32>(f32(row + k)); }\n",
+            "fn moe_coop_x4(start: u32, m: u32, k: u32) -> vec4<f32> { return vec4<f32>(f32(start + m + k)); }\n",
             "fn moe_coop_parts(v: vec4<f32>) -> CoopX4 { return coop_split_x4(v); }\n",
             "fn moe_coop_out(t: CoopTile, m: u32, n: u32, v: vec2<f32>) {}\n",
         ),

@@ -61,73 +61,48 @@ fn row_shifts(lid: u32, t0: u32, n0: u32) {
     }
 }
 
-// One load of a K step (an invocation makes FETCH of them), named rather than an array
-// indexed by a loop counter, which the driver would keep in local memory
-// (moe_prefill_coop's CoopFetch).
-struct Load {
-    x: CoopX4,
-    w: vec4<u32>,
-}
-
 struct Fetch {
-    l0: Load,
-    l1: Load,
-    l2: Load,
-    l3: Load,
+    x: array<CoopX4, FETCH>,
+    w: array<vec4<u32>, FETCH>,
 }
 
-// fetch's and store's four calls.
-const_assert FETCH == 4u;
-
-fn fetch_one(lid: u32, t0: u32, n0: u32, step: u32, j: u32) -> Load {
-    var r: Load;
+fn fetch(lid: u32, t0: u32, n0: u32, step: u32) -> Fetch {
+    var r: Fetch;
     let k4 = params.k / 4u;
     let k8 = params.k / 8u;
-    let i = lid + j * WG;
-    let m = i / (KB / 4u);
-    if i < TM * KB / 4u && t0 + m < params.n_tokens {
-        let run = (t0 + m) * k4 + step * (KB / 4u) + i % (KB / 4u);
-        r.x = CoopX4(x16[2u * run], x16[2u * run + 1u]);
-    }
-    let n = i / (KB / 8u);
-    if i < TN * KB / 8u && n0 + n < params.rows {
-        r.w = w[(n0 + n) * k8 + step * (KB / 8u) + i % (KB / 8u)];
+    for (var j = 0u; j < FETCH; j++) {
+        let i = lid + j * WG;
+        let m = i / (KB / 4u);
+        if i < TM * KB / 4u && t0 + m < params.n_tokens {
+            let run = (t0 + m) * k4 + step * (KB / 4u) + i % (KB / 4u);
+            r.x[j] = CoopX4(x16[2u * run], x16[2u * run + 1u]);
+        }
+        let n = i / (KB / 8u);
+        if i < TN * KB / 8u && n0 + n < params.rows {
+            r.w[j] = w[(n0 + n) * k8 + step * (KB / 8u) + i % (KB / 8u)];
+        }
     }
     return r;
 }
 
-fn fetch(lid: u32, t0: u32, n0: u32, step: u32) -> Fetch {
-    return Fetch(
-        fetch_one(lid, t0, n0, step, 0u),
-        fetch_one(lid, t0, n0, step, 1u),
-        fetch_one(lid, t0, n0, step, 2u),
-        fetch_one(lid, t0, n0, step, 3u),
-    );
-}
-
-fn store_one(lid: u32, r: Load, j: u32) {
-    let i = lid + j * WG;
-    if i < TM * KB / 4u {
-        let m = i / (KB / 4u);
-        let o = m * LDS + (i % (KB / 4u)) * 4u;
-        coop_put_x4(o, r.x);
-    }
-    if i < TN * KB / 8u {
-        let n = i / (KB / 8u);
-        let o = n * LDS + (i % (KB / 8u)) * 8u;
-        let f = pow2(-tile_w_shift[n]);
-        let q = r.w;
-        let lo = bitcast<vec4<f32>>(q << vec4<u32>(16u));
-        let hi = bitcast<vec4<f32>>(q & vec4<u32>(0xffff0000u));
-        coop_put_w8(o, vec4<f32>(lo.x, hi.x, lo.y, hi.y) * f, vec4<f32>(lo.z, hi.z, lo.w, hi.w) * f);
-    }
-}
-
 fn store(lid: u32, r: Fetch) {
-    store_one(lid, r.l0, 0u);
-    store_one(lid, r.l1, 1u);
-    store_one(lid, r.l2, 2u);
-    store_one(lid, r.l3, 3u);
+    for (var j = 0u; j < FETCH; j++) {
+        let i = lid + j * WG;
+        if i < TM * KB / 4u {
+            let m = i / (KB / 4u);
+            let o = m * LDS + (i % (KB / 4u)) * 4u;
+            coop_put_x4(o, r.x[j]);
+        }
+        if i < TN * KB / 8u {
+            let n = i / (KB / 8u);
+            let o = n * LDS + (i % (KB / 8u)) * 8u;
+            let f = pow2(-tile_w_shift[n]);
+            let q = r.w[j];
+            let lo = bitcast<vec4<f32>>(q << vec4<u32>(16u));
+            let hi = bitcast<vec4<f32>>(q & vec4<u32>(0xffff0000u));
+            coop_put_w8(o, vec4<f32>(lo.x, hi.x, lo.y, hi.y) * f, vec4<f32>(lo.z, hi.z, lo.w, hi.w) * f);
+        }
+    }
 }
 
 fn coop_out(m: u32, n: u32, v: vec2<f32>) {

@@ -71,84 +71,58 @@ fn coop_row_exponents(lid: u32, t: CoopTile) {
     }
 }
 
-// One load of a K step (an invocation makes FETCH of them), held in registers while the
-// previous step multiplies. Four named loads, not an array indexed by a loop counter: the
-// driver keeps such an array in local memory (pipeline_stats' "Local Memory Size"), so
-// every step would write its fetched words there, waiting for the loads, and read them back
-// (BENCHMARKS.md, change 48).
-struct CoopLoad {
-    x: MoeX,   // activations: a run of 4
-    q: u32,    // weights: a word of 8 E2M1 values
-    s: u32,    // the scale word holding the weight word's block scale
-}
-
+// One K step's global loads, held in registers while the previous step multiplies.
 struct CoopFetch {
-    l0: CoopLoad,
-    l1: CoopLoad,
-    l2: CoopLoad,
-    l3: CoopLoad,
+    x: array<MoeX, FETCH>,        // activations: FETCH runs of 4
+    q: array<u32, FETCH>,         // weights: FETCH words of 8 E2M1 values
+    s: array<u32, FETCH>,         // the scale word holding each weight word's block scale
 }
 
-// coop_fetch's and coop_store's four calls.
-const_assert FETCH == 4u;
-
-// Load j of step `step` (columns step KB ..) of the tile's activations and weights:
-// invocation lid's share, as coop_store_one places it.
-fn coop_fetch_one(lid: u32, t: CoopTile, nb: u32, step: u32, j: u32) -> CoopLoad {
-    var r: CoopLoad;
-    let i = lid + j * WG;
-    let m = i / (KB / 4u);
-    if m < t.n_rows && i < TM * KB / 4u {
-        r.x = moe_coop_x4(t.start, m, step * KB + (i % (KB / 4u)) * 4u);
-    }
-    // TN rows x 8 words (two blocks of 4).
-    let n = i / 8u;
-    let b = step * 2u + (i % 8u) / 4u;
-    if n < TN && t.n0 + n < t.n_total && b < nb {
-        let blk = (t.local_e * t.n_total + t.n0 + n) * nb + b;
-        r.q = blocks[blk * 4u + i % 4u];
-        // As loaded: taking the byte here would wait for the load before the step's
-        // products (coop_store_one takes it).
-        r.s = scales[blk >> 2u];
+// Step `step` (columns step KB ..) of the tile's activations and weights: invocation lid's
+// share, as coop_store places it.
+fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
+    var r: CoopFetch;
+    for (var j = 0u; j < FETCH; j++) {
+        let i = lid + j * WG;
+        let m = i / (KB / 4u);
+        if m < t.n_rows && i < TM * KB / 4u {
+            r.x[j] = moe_coop_x4(t.start, m, step * KB + (i % (KB / 4u)) * 4u);
+        }
+        // TN rows x 8 words (two blocks of 4).
+        let n = i / 8u;
+        let b = step * 2u + (i % 8u) / 4u;
+        if n < TN && t.n0 + n < t.n_total && b < nb {
+            let blk = (t.local_e * t.n_total + t.n0 + n) * nb + b;
+            r.q[j] = blocks[blk * 4u + i % 4u];
+            // As loaded: taking the byte here would wait for the load before the step's
+            // products (coop_store takes it).
+            r.s[j] = scales[blk >> 2u];
+        }
     }
     return r;
 }
 
-fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
-    return CoopFetch(
-        coop_fetch_one(lid, t, nb, step, 0u),
-        coop_fetch_one(lid, t, nb, step, 1u),
-        coop_fetch_one(lid, t, nb, step, 2u),
-        coop_fetch_one(lid, t, nb, step, 3u),
-    );
-}
-
-// Load j of a fetched step (coop_fetch's `step`) into xs and ws as f16 (zeros where nothing
-// was fetched). Activation rows past the tile's n_rows are left as they are: their products
-// only reach result rows that coop_out drops.
-fn coop_store_one(lid: u32, r: CoopLoad, t: CoopTile, nb: u32, step: u32, j: u32) {
-    let i = lid + j * WG;
-    if i < TM * KB / 4u && i / (KB / 4u) < t.n_rows {
-        let o = (i / (KB / 4u)) * LDS + (i % (KB / 4u)) * 4u;
-        coop_put_x4(o, moe_coop_parts(r.x));
-    }
-    if i < TN * 8u {
-        let o = (i / 8u) * LDS + (i % 8u) * 8u;
-        // The word's block scale less its row's (a word past the end holds zeros and scale
-        // 0: any d decodes it to zeros). Below 2^-30 every E2M1 value rounds to an f16 zero
-        // anyway.
-        let n = i / 8u;
-        let blk = (t.local_e * t.n_total + t.n0 + n) * nb + step * 2u + (i % 8u) / 4u;
-        let d = max(i32(mxfp4_byte(r.s, blk)) - i32(row_exp[n]), -30);
-        coop_put_weights(o, r.q, d);
-    }
-}
-
+// A fetched step (coop_fetch's `step`) into xs and ws as f16 (zeros where nothing was
+// fetched). Activation rows past the tile's n_rows are left as they are: their products only
+// reach result rows that coop_out drops.
 fn coop_store(lid: u32, r: CoopFetch, t: CoopTile, nb: u32, step: u32) {
-    coop_store_one(lid, r.l0, t, nb, step, 0u);
-    coop_store_one(lid, r.l1, t, nb, step, 1u);
-    coop_store_one(lid, r.l2, t, nb, step, 2u);
-    coop_store_one(lid, r.l3, t, nb, step, 3u);
+    for (var j = 0u; j < FETCH; j++) {
+        let i = lid + j * WG;
+        if i < TM * KB / 4u && i / (KB / 4u) < t.n_rows {
+            let o = (i / (KB / 4u)) * LDS + (i % (KB / 4u)) * 4u;
+            coop_put_x4(o, moe_coop_parts(r.x[j]));
+        }
+        if i < TN * 8u {
+            let o = (i / 8u) * LDS + (i % 8u) * 8u;
+            // The word's block scale less its row's (a word past the end holds zeros and
+            // scale 0: any d decodes it to zeros). Below 2^-30 every E2M1 value rounds to an
+            // f16 zero anyway.
+            let n = i / 8u;
+            let blk = (t.local_e * t.n_total + t.n0 + n) * nb + step * 2u + (i % 8u) / 4u;
+            let d = max(i32(mxfp4_byte(r.s[j], blk)) - i32(row_exp[n]), -30);
+            coop_put_weights(o, r.q[j], d);
+        }
+    }
 }
 
 // The tile's product, handed to moe_coop_out. Call after coop_init_weights and a barrier,

@@ -131,10 +131,44 @@ fn coop_put_w8h(o: u32, a: vec4<f16>, b: vec4<f16>) {
     ws[o / 4u + 1u] = b;
 }
 
+// One result fragment of the subgroup (hi products plus lo products / 2^11), tile rows m0 ..
+// m0 + 16 and columns n0 .. n0 + 16, through its staging slot to coop_out, two adjacent
+// columns per call. Uniform control flow.
+fn coop_emit_one(ids: CoopIds, m0: u32, n0: u32, v: coop_mat16x16<f32, C>) {
+    let slot = ids.sg_id * 256u;
+    coopStoreT(v, &staged[slot], 16u);
+    workgroupBarrier();
+    for (var p = ids.sg_lane; p < 128u; p += ids.sg_size) {
+        let r = p / 8u;
+        let col = (p % 8u) * 2u;
+        let pair = vec2<f32>(staged[slot + r * 16u + col], staged[slot + r * 16u + col + 1u]);
+        coop_out(m0 + r, n0 + col, pair);
+    }
+    workgroupBarrier();
+}
+
+// The subgroup's four fragments (two for a half block: its first column), each by a constant
+// index: an accumulator array indexed by a loop counter lives in local memory. The bf16
+// tiles and moe_gate_up_prefill_f16_mf4w are faster so (BENCHMARKS.md, change 50). The
+// second column is a loop step, not a branch (see coop_mma).
+fn coop_emit(ids: CoopIds, blk: CoopBlock, c: array<coop_mat16x16<f32, C>, 8>) {
+    let lo = 1.0 / F16_LO_SCALE;
+    coop_emit_one(ids, blk.am, blk.bn, c[0] + c[4] * lo);
+    for (var j = 0u; j < select(1u, 0u, blk.half); j++) {
+        coop_emit_one(ids, blk.am, blk.bn + 16u, c[1] + c[5] * lo);
+    }
+    coop_emit_one(ids, blk.am + 16u, blk.bn, c[2] + c[6] * lo);
+    for (var j = 0u; j < select(1u, 0u, blk.half); j++) {
+        coop_emit_one(ids, blk.am + 16u, blk.bn + 16u, c[3] + c[7] * lo);
+    }
+}
+
+// coop_emit with the fragments in a loop (the accumulators then indexed by its counter, in
+// local memory): moe_down_prefill_f16_mf4w's fastest (moe_prefill_coop's coop_tile_matmul).
 // The subgroup's results (hi products plus lo products / 2^11; four fragments, two for a
 // half block) through its staging slot to coop_out, two adjacent columns per call. Uniform
 // control flow.
-fn coop_emit(ids: CoopIds, blk: CoopBlock, c: array<coop_mat16x16<f32, C>, 8>) {
+fn coop_emit_looped(ids: CoopIds, blk: CoopBlock, c: array<coop_mat16x16<f32, C>, 8>) {
     let slot = ids.sg_id * 256u;
     // Fragments 0 to 3, or 0 and 2 of a half block (a loop step, not a branch: see coop_mma).
     for (var f = 0u; f < 4u; f += select(1u, 2u, blk.half)) {

@@ -51,5 +51,5 @@ fn moe_down_prefill_f16_mf4w(ids: CoopIds) {
     }
     coop_init_weights(ids.lid);
     workgroupBarrier();
-    coop_tile_matmul(ids, t, params.inter / 32u);
+    coop_tile_matmul_indexed(ids, t, params.inter / 32u);
 }

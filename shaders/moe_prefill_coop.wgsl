@@ -71,8 +71,89 @@ fn coop_row_exponents(lid: u32, t: CoopTile) {
     }
 }
 
-// One K step's global loads, held in registers while the previous step multiplies.
+// One load of a K step (an invocation makes FETCH of them), held in registers while the
+// previous step multiplies. Four named loads, not an array indexed by a loop counter: the
+// driver keeps such an array in local memory (pipeline_stats' "Local Memory Size"), so
+// every step would write its fetched words there, waiting for the loads, and read them back
+// (BENCHMARKS.md, change 48).
+struct CoopLoad {
+    x: MoeX,   // activations: a run of 4
+    q: u32,    // weights: a word of 8 E2M1 values
+    s: u32,    // the scale word holding the weight word's block scale
+}
+
 struct CoopFetch {
+    l0: CoopLoad,
+    l1: CoopLoad,
+    l2: CoopLoad,
+    l3: CoopLoad,
+}
+
+// coop_fetch's and coop_store's four calls.
+const_assert FETCH == 4u;
+
+// Load j of step `step` (columns step KB ..) of the tile's activations and weights:
+// invocation lid's share, as coop_store_one places it.
+fn coop_fetch_one(lid: u32, t: CoopTile, nb: u32, step: u32, j: u32) -> CoopLoad {
+    var r: CoopLoad;
+    let i = lid + j * WG;
+    let m = i / (KB / 4u);
+    if m < t.n_rows && i < TM * KB / 4u {
+        r.x = moe_coop_x4(t.start, m, step * KB + (i % (KB / 4u)) * 4u);
+    }
+    // TN rows x 8 words (two blocks of 4).
+    let n = i / 8u;
+    let b = step * 2u + (i % 8u) / 4u;
+    if n < TN && t.n0 + n < t.n_total && b < nb {
+        let blk = (t.local_e * t.n_total + t.n0 + n) * nb + b;
+        r.q = blocks[blk * 4u + i % 4u];
+        // As loaded: taking the byte here would wait for the load before the step's
+        // products (coop_store_one takes it).
+        r.s = scales[blk >> 2u];
+    }
+    return r;
+}
+
+fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
+    return CoopFetch(
+        coop_fetch_one(lid, t, nb, step, 0u),
+        coop_fetch_one(lid, t, nb, step, 1u),
+        coop_fetch_one(lid, t, nb, step, 2u),
+        coop_fetch_one(lid, t, nb, step, 3u),
+    );
+}
+
+// Load j of a fetched step (coop_fetch's `step`) into xs and ws as f16 (zeros where nothing
+// was fetched). Activation rows past the tile's n_rows are left as they are: their products
+// only reach result rows that coop_out drops.
+fn coop_store_one(lid: u32, r: CoopLoad, t: CoopTile, nb: u32, step: u32, j: u32) {
+    let i = lid + j * WG;
+    if i < TM * KB / 4u && i / (KB / 4u) < t.n_rows {
+        let o = (i / (KB / 4u)) * LDS + (i % (KB / 4u)) * 4u;
+        coop_put_x4(o, moe_coop_parts(r.x));
+    }
+    if i < TN * 8u {
+        let o = (i / 8u) * LDS + (i % 8u) * 8u;
+        // The word's block scale less its row's (a word past the end holds zeros and scale
+        // 0: any d decodes it to zeros). Below 2^-30 every E2M1 value rounds to an f16 zero
+        // anyway.
+        let n = i / 8u;
+        let blk = (t.local_e * t.n_total + t.n0 + n) * nb + step * 2u + (i % 8u) / 4u;
+        let d = max(i32(mxfp4_byte(r.s, blk)) - i32(row_exp[n]), -30);
+        coop_put_weights(o, r.q, d);
+    }
+}
+
+fn coop_store(lid: u32, r: CoopFetch, t: CoopTile, nb: u32, step: u32) {
+    coop_store_one(lid, r.l0, t, nb, step, 0u);
+    coop_store_one(lid, r.l1, t, nb, step, 1u);
+    coop_store_one(lid, r.l2, t, nb, step, 2u);
+    coop_store_one(lid, r.l3, t, nb, step, 3u);
+}
+
+// coop_tile_matmul_indexed's step: its loads as arrays indexed by the FETCH loop's counter,
+// which the driver keeps in local memory (coop_tile_matmul says which kernel takes which).
+struct CoopFetchIndexed {
     x: array<MoeX, FETCH>,        // activations: FETCH runs of 4
     q: array<u32, FETCH>,         // weights: FETCH words of 8 E2M1 values
     s: array<u32, FETCH>,         // the scale word holding each weight word's block scale
@@ -80,8 +161,8 @@ struct CoopFetch {
 
 // Step `step` (columns step KB ..) of the tile's activations and weights: invocation lid's
 // share, as coop_store places it.
-fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
-    var r: CoopFetch;
+fn coop_fetch_indexed(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetchIndexed {
+    var r: CoopFetchIndexed;
     for (var j = 0u; j < FETCH; j++) {
         let i = lid + j * WG;
         let m = i / (KB / 4u);
@@ -105,7 +186,7 @@ fn coop_fetch(lid: u32, t: CoopTile, nb: u32, step: u32) -> CoopFetch {
 // A fetched step (coop_fetch's `step`) into xs and ws as f16 (zeros where nothing was
 // fetched). Activation rows past the tile's n_rows are left as they are: their products only
 // reach result rows that coop_out drops.
-fn coop_store(lid: u32, r: CoopFetch, t: CoopTile, nb: u32, step: u32) {
+fn coop_store_indexed(lid: u32, r: CoopFetchIndexed, t: CoopTile, nb: u32, step: u32) {
     for (var j = 0u; j < FETCH; j++) {
         let i = lid + j * WG;
         if i < TM * KB / 4u && i / (KB / 4u) < t.n_rows {
@@ -125,9 +206,16 @@ fn coop_store(lid: u32, r: CoopFetch, t: CoopTile, nb: u32, step: u32) {
     }
 }
 
+
 // The tile's product, handed to moe_coop_out. Call after coop_init_weights and a barrier,
 // from uniform control flow (every invocation of the workgroup). Each step's global loads
 // are issued before the previous step's multiplies, so that they overlap.
+//
+// Two compositions of the same arithmetic, with bit-identical results, because the
+// driver's compiler times them differently in each kernel and no rule from the source
+// predicts which (BENCHMARKS.md, changes 48-50): coop_tile_matmul (named loads, fragments
+// emitted by constant index: nothing in local memory) is gate_up's fastest (-16%) and
+// costs down 8%; coop_tile_matmul_indexed (the loads as arrays, the emit's loop) is down's.
 fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {
     coop_t = t;
     coop_row_exponents(ids.lid, t);
@@ -146,4 +234,25 @@ fn coop_tile_matmul(ids: CoopIds, t: CoopTile, nb: u32) {
         workgroupBarrier();
     }
     coop_emit(ids, blk, c);
+}
+
+// coop_tile_matmul with the indexed loads and the looped emit.
+fn coop_tile_matmul_indexed(ids: CoopIds, t: CoopTile, nb: u32) {
+    coop_t = t;
+    coop_row_exponents(ids.lid, t);
+    workgroupBarrier();
+    let blk = coop_block(ids.sg_id, t.n_rows);
+    var c: array<coop_mat16x16<f32, C>, 8>;
+    let steps = (nb + 1u) / 2u;
+    var next = coop_fetch_indexed(ids.lid, t, nb, 0u);
+    for (var step = 0u; step < steps; step++) {
+        coop_store_indexed(ids.lid, next, t, nb, step);
+        workgroupBarrier();
+        if step + 1u < steps {
+            next = coop_fetch_indexed(ids.lid, t, nb, step + 1u);
+        }
+        coop_mma(blk, &c);
+        workgroupBarrier();
+    }
+    coop_emit_looped(ids, blk, c);
 }

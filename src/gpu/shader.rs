@@ -8,6 +8,11 @@
 //! `coop_weights` `coop_weights_f16bits` or `coop_weights_lut`.
 //! Nothing else is rewritten: kernels are
 //! specialised with WGSL `override` constants.
+//!
+//! For measuring a variant of a kernel without a rebuild, `OSS_WGPU_SHADER_DIR=DIR` makes a
+//! file `DIR/NAME.wgsl` take the place of the embedded `NAME` (modules included); names
+//! without such a file stay embedded. A development switch: it is logged, and a file that
+//! cannot be read is an error naming it.
 
 use std::collections::HashSet;
 
@@ -152,6 +157,38 @@ pub fn raw_source(name: &str) -> Option<&'static str> {
     SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
 
+/// `name`'s source: `OSS_WGPU_SHADER_DIR`'s file of that name where there is one, else the
+/// embedded one. Each file is read once a process (and kept for it).
+fn source(name: &str) -> Result<&'static str, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static READ: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let embedded = raw_source(name).ok_or_else(|| format!("unknown shader '{name}'"))?;
+    let Some(dir) = std::env::var_os("OSS_WGPU_SHADER_DIR") else {
+        return Ok(embedded);
+    };
+    let path = std::path::Path::new(&dir).join(format!("{name}.wgsl"));
+    let mut read = READ
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = read.get(name) {
+        return Ok(s);
+    }
+    if !path.exists() {
+        return Ok(embedded);
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("OSS_WGPU_SHADER_DIR: {}: {e}", path.display()))?;
+    log::warn!(
+        "shader {name} from {} (OSS_WGPU_SHADER_DIR)",
+        path.display()
+    );
+    let text: &'static str = Box::leak(text.into_boxed_str());
+    read.insert(name.to_string(), text);
+    Ok(text)
+}
+
 /// Whether `name` is a shared module (included by kernels) rather than a kernel.
 pub fn is_module(name: &str) -> bool {
     matches!(
@@ -216,7 +253,7 @@ fn append(
     if !seen.insert(resolved.clone()) {
         return Ok(());
     }
-    let src = raw_source(&resolved).ok_or_else(|| format!("unknown shader '{resolved}'"))?;
+    let src = source(&resolved)?;
     for line in src.lines() {
         if let Some(module) = line.trim().strip_prefix("//!include ") {
             append(module.trim(), variant, out, seen)

@@ -56,7 +56,12 @@ var<workgroup> ph: array<vec4<f16>, BQ * LD4>;
 var<workgroup> pl: array<vec4<f16>, BQ * LD4>;
 var<workgroup> ks: array<vec4<f16>, BK * LD4>;    // [BK][LD]: key j, dimension d
 var<workgroup> vs: array<vec4<f16>, BK * LD4>;    // [BK][LD]
-var<workgroup> st: array<f32, N_SG * 16u * D>;    // per subgroup [16][D]: S, then P V
+// st's row stride in floats: D and 4 of padding. A lane reads its row's runs of 4 as vec4s,
+// and with 17 vec4s a row the 8 lanes of a quarter warp (4 rows, 2 parts) fall in 8
+// different bank groups, where a stride of D put them in 2 (S) or 1 (P V).
+const SST: u32 = D + 4u;
+const SST4: u32 = SST / 4u;
+var<workgroup> st: array<vec4<f32>, N_SG * 16u * SST4>;    // per subgroup [16][SST]: S, then P V
 var<workgroup> q_exp: array<f32, BQ>;             // 2^(each query row's shift)
 
 struct Ids {
@@ -173,7 +178,7 @@ fn attention_prefill_f16(ids: Ids) {
     let part = ids.sg_lane % LANES;
     let qi = r0 + row;
     let pos = pos_first + qi;
-    let slot = ids.sg_id * 16u * D;
+    let slot = ids.sg_id * 16u * SST4;
     var m_run = sinks[h];
     var l_run = 1.0;
     var o: array<f32, MAX_DPL>;
@@ -197,7 +202,7 @@ fn attention_prefill_f16(ids: Ids) {
                 s_hi = coopMultiplyAdd(qa[c], b, s_hi);
                 s_lo = coopMultiplyAdd(qa[c + 4u], b, s_lo);
             }
-            coopStoreT(s_hi + s_lo * (1.0 / F16_LO_SCALE), &st[slot + kc * 16u], D);
+            coopStoreT(s_hi + s_lo * (1.0 / F16_LO_SCALE), &st[slot + kc * 4u], SST4);
         }
         workgroupBarrier();
 
@@ -205,12 +210,15 @@ fn attention_prefill_f16(ids: Ids) {
         // past the block; the row's new max and sum; P as two f16 parts.
         var s: array<f32, MAX_KPL>;
         var bm = MASKED;
-        for (var c = 0u; c < KPL; c++) {
-            let j = part * KPL + c;
-            let key = kb + j;
-            let visible = qi < nq && j < nk && key <= pos && key >= first_visible(pos);
-            s[c] = select(MASKED, st[slot + row * D + j] * q_exp[qi], visible);
-            bm = max(bm, s[c]);
+        for (var c4 = 0u; c4 < KPL / 4u; c4++) {
+            let s4 = st[slot + row * SST4 + (part * KPL) / 4u + c4] * q_exp[qi];
+            for (var c = 0u; c < 4u; c++) {
+                let j = part * KPL + 4u * c4 + c;
+                let key = kb + j;
+                let visible = qi < nq && j < nk && key <= pos && key >= first_visible(pos);
+                s[4u * c4 + c] = select(MASKED, s4[c], visible);
+                bm = max(bm, s[4u * c4 + c]);
+            }
         }
         let m_new = max(m_run, row_max(bm));
         let corr = exp(m_run - m_new);
@@ -244,11 +252,14 @@ fn attention_prefill_f16(ids: Ids) {
                 o_hi = coopMultiplyAdd(pa[kc], b, o_hi);
                 o_lo = coopMultiplyAdd(pa[kc + 2u], b, o_lo);
             }
-            coopStoreT(o_hi + o_lo * (1.0 / F16_LO_SCALE), &st[slot + dc * 16u], D);
+            coopStoreT(o_hi + o_lo * (1.0 / F16_LO_SCALE), &st[slot + dc * 4u], SST4);
         }
         workgroupBarrier();
-        for (var c = 0u; c < DPL; c++) {
-            o[c] = o[c] * corr + st[slot + row * D + part * DPL + c];
+        for (var c4 = 0u; c4 < DPL / 4u; c4++) {
+            let pv = st[slot + row * SST4 + (part * DPL) / 4u + c4];
+            for (var c = 0u; c < 4u; c++) {
+                o[4u * c4 + c] = o[4u * c4 + c] * corr + pv[c];
+            }
         }
         // The next block's first barrier keeps st and the tiles until every lane is done.
     }

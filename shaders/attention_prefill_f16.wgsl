@@ -126,6 +126,13 @@ fn row_sum(x: f32) -> f32 {
     return t;
 }
 
+// Which of its row's DPL / 4 runs of output dimensions a lane holds as its c4-th: rotated by
+// half of them in odd parts, so that the two parts of a row read st in different bank groups
+// (with 17 vec4s a row, runs 8 apart share one).
+fn dim_run(c4: u32, part: u32) -> u32 {
+    return (c4 + (part % 2u) * (DPL / 8u)) % (DPL / 4u);
+}
+
 @compute @workgroup_size(WG)
 fn attention_prefill_f16(ids: Ids) {
     let lid = ids.lid;
@@ -256,7 +263,7 @@ fn attention_prefill_f16(ids: Ids) {
         }
         workgroupBarrier();
         for (var c4 = 0u; c4 < DPL / 4u; c4++) {
-            let pv = st[slot + row * SST4 + (part * DPL) / 4u + c4];
+            let pv = st[slot + row * SST4 + (part * DPL) / 4u + dim_run(c4, part)];
             for (var c = 0u; c < 4u; c++) {
                 o[4u * c4 + c] = o[4u * c4 + c] * corr + pv[c];
             }
@@ -265,8 +272,10 @@ fn attention_prefill_f16(ids: Ids) {
     }
     if qi < nq {
         let base = ((q0 + qi) * params.n_heads + h) * D + part * DPL;
-        for (var c = 0u; c < DPL; c++) {
-            out[base + c] = o[c] / l_run;
+        for (var c4 = 0u; c4 < DPL / 4u; c4++) {
+            for (var c = 0u; c < 4u; c++) {
+                out[base + 4u * dim_run(c4, part) + c] = o[4u * c4 + c] / l_run;
+            }
         }
     }
 }

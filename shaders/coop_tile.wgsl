@@ -41,7 +41,10 @@ const LDS4: u32 = LDS / 4u;
 var<workgroup> xs: array<vec4<f16>, TM * LDS4>;     // [TM][LDS]: entry m, column k (hi)
 var<workgroup> xs_lo: array<vec4<f16>, TM * LDS4>;  // the same, what hi leaves over
 var<workgroup> ws: array<vec4<f16>, TN * LDS4>;     // [TN][LDS]: weight row n, column k
-var<workgroup> staged: array<f32, N_SG * 256u>;  // one 16 x 16 result fragment per subgroup
+// One 16 x 16 result fragment per subgroup, rows of 20 floats: with 16, a fragment store's
+// lanes of one column pair fall 4 to a bank.
+const STAGED_LD: u32 = 20u;
+var<workgroup> staged: array<f32, N_SG * 16u * STAGED_LD>;
 
 // The including kernel's entry point takes `ids: CoopIds`.
 struct CoopIds {
@@ -135,13 +138,13 @@ fn coop_put_w8h(o: u32, a: vec4<f16>, b: vec4<f16>) {
 // m0 + 16 and columns n0 .. n0 + 16, through its staging slot to coop_out, two adjacent
 // columns per call. Uniform control flow.
 fn coop_emit_one(ids: CoopIds, m0: u32, n0: u32, v: coop_mat16x16<f32, C>) {
-    let slot = ids.sg_id * 256u;
-    coopStoreT(v, &staged[slot], 16u);
+    let slot = ids.sg_id * 16u * STAGED_LD;
+    coopStoreT(v, &staged[slot], STAGED_LD);
     workgroupBarrier();
     for (var p = ids.sg_lane; p < 128u; p += ids.sg_size) {
         let r = p / 8u;
         let col = (p % 8u) * 2u;
-        let pair = vec2<f32>(staged[slot + r * 16u + col], staged[slot + r * 16u + col + 1u]);
+        let pair = vec2<f32>(staged[slot + r * STAGED_LD + col], staged[slot + r * STAGED_LD + col + 1u]);
         coop_out(m0 + r, n0 + col, pair);
     }
     workgroupBarrier();
@@ -169,17 +172,17 @@ fn coop_emit(ids: CoopIds, blk: CoopBlock, c: array<coop_mat16x16<f32, C>, 8>) {
 // half block) through its staging slot to coop_out, two adjacent columns per call. Uniform
 // control flow.
 fn coop_emit_looped(ids: CoopIds, blk: CoopBlock, c: array<coop_mat16x16<f32, C>, 8>) {
-    let slot = ids.sg_id * 256u;
+    let slot = ids.sg_id * 16u * STAGED_LD;
     // Fragments 0 to 3, or 0 and 2 of a half block (a loop step, not a branch: see coop_mma).
     for (var f = 0u; f < 4u; f += select(1u, 2u, blk.half)) {
-        coopStoreT(c[f] + c[f + 4u] * (1.0 / F16_LO_SCALE), &staged[slot], 16u);
+        coopStoreT(c[f] + c[f + 4u] * (1.0 / F16_LO_SCALE), &staged[slot], STAGED_LD);
         workgroupBarrier();
         let m0 = blk.am + (f / 2u) * 16u;
         let n0 = blk.bn + (f % 2u) * 16u;
         for (var p = ids.sg_lane; p < 128u; p += ids.sg_size) {
             let r = p / 8u;
             let col = (p % 8u) * 2u;
-            let v = vec2<f32>(staged[slot + r * 16u + col], staged[slot + r * 16u + col + 1u]);
+            let v = vec2<f32>(staged[slot + r * STAGED_LD + col], staged[slot + r * STAGED_LD + col + 1u]);
             coop_out(m0 + r, n0 + col, v);
         }
         workgroupBarrier();

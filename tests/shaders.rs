@@ -373,3 +373,33 @@ fn every_kernel_shader_is_declared_once() {
         "kernels::KERNELS and the kernel shaders disagree"
     );
 }
+
+/// OSS_WGPU_SHADER_DIR's files stand in for the embedded sources they name, modules included,
+/// and the rest stay embedded; a file that cannot be read is an error naming it.
+#[test]
+fn a_shader_dir_replaces_only_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rmsnorm_f32.wgsl"),
+        "// the variant\n//!include bf16\n",
+    )
+    .unwrap();
+    let v = ShaderVariant::PORTABLE;
+    let got = shader::compose_from(Some(dir.path()), "rmsnorm_f32", v).unwrap();
+    let bf16 = shader::raw_source("bf16").unwrap();
+    assert_eq!(got, format!("// the variant\n{}", lines(bf16)));
+    // A kernel the folder does not hold composes as without it.
+    assert_eq!(
+        shader::compose_from(Some(dir.path()), "sample_f32", v).unwrap(),
+        shader::compose_from(None, "sample_f32", v).unwrap()
+    );
+    // A name the folder holds but cannot read (here a folder): an error with its path.
+    std::fs::create_dir(dir.path().join("embed_f32_bf16w.wgsl")).unwrap();
+    let err = shader::compose_from(Some(dir.path()), "embed_f32_bf16w", v).unwrap_err();
+    assert!(err.contains("embed_f32_bf16w.wgsl"), "{err}");
+}
+
+/// `src` as compose appends it: every line with a newline.
+fn lines(src: &str) -> String {
+    src.lines().map(|l| format!("{l}\n")).collect()
+}

@@ -15,6 +15,7 @@
 //! cannot be read is an error naming it.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 macro_rules! shader_table {
     ($($name:literal),* $(,)?) => {
@@ -157,22 +158,22 @@ pub fn raw_source(name: &str) -> Option<&'static str> {
     SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
 
-/// `name`'s source: `OSS_WGPU_SHADER_DIR`'s file of that name where there is one, else the
+/// `name`'s source: `dir`'s file `name.wgsl` where `dir` is given and has one, else the
 /// embedded one. Each file is read once a process (and kept for it).
-fn source(name: &str) -> Result<&'static str, String> {
+fn source(dir: Option<&Path>, name: &str) -> Result<&'static str, String> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static READ: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    static READ: OnceLock<Mutex<HashMap<PathBuf, &'static str>>> = OnceLock::new();
     let embedded = raw_source(name).ok_or_else(|| format!("unknown shader '{name}'"))?;
-    let Some(dir) = std::env::var_os("OSS_WGPU_SHADER_DIR") else {
+    let Some(dir) = dir else {
         return Ok(embedded);
     };
-    let path = std::path::Path::new(&dir).join(format!("{name}.wgsl"));
+    let path = dir.join(format!("{name}.wgsl"));
     let mut read = READ
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = read.get(name) {
+    if let Some(s) = read.get(&path) {
         return Ok(s);
     }
     if !path.exists() {
@@ -185,7 +186,7 @@ fn source(name: &str) -> Result<&'static str, String> {
         path.display()
     );
     let text: &'static str = Box::leak(text.into_boxed_str());
-    read.insert(name.to_string(), text);
+    read.insert(path, text);
     Ok(text)
 }
 
@@ -237,13 +238,25 @@ pub fn needs_coop(name: &str) -> bool {
 
 /// The complete WGSL of kernel `name` for `variant`, includes resolved.
 pub fn compose(name: &str, variant: ShaderVariant) -> Result<String, String> {
+    let dir = std::env::var_os("OSS_WGPU_SHADER_DIR").map(PathBuf::from);
+    compose_from(dir.as_deref(), name, variant)
+}
+
+/// [`compose`] with the files of `dir` (OSS_WGPU_SHADER_DIR's role) in place of the embedded
+/// sources they name.
+pub fn compose_from(
+    dir: Option<&Path>,
+    name: &str,
+    variant: ShaderVariant,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut seen = HashSet::new();
-    append(name, variant, &mut out, &mut seen)?;
+    append(dir, name, variant, &mut out, &mut seen)?;
     Ok(out)
 }
 
 fn append(
+    dir: Option<&Path>,
     name: &str,
     variant: ShaderVariant,
     out: &mut String,
@@ -253,10 +266,10 @@ fn append(
     if !seen.insert(resolved.clone()) {
         return Ok(());
     }
-    let src = source(&resolved)?;
+    let src = source(dir, &resolved)?;
     for line in src.lines() {
         if let Some(module) = line.trim().strip_prefix("//!include ") {
-            append(module.trim(), variant, out, seen)
+            append(dir, module.trim(), variant, out, seen)
                 .map_err(|e| format!("{resolved}.wgsl: {e}"))?;
         } else {
             out.push_str(line);
